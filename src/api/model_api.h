@@ -1,0 +1,14 @@
+// JSON bodies of the listing and status routes (GET /v1/models, GET /running).
+#pragma once
+
+#include <string>
+
+#include "config/config.h"
+#include "router/scheduler.h"
+
+namespace ls::api {
+
+std::string models_json(const config::Config& cfg, long created);
+std::string running_json(const router::Scheduler& scheduler);
+
+} // namespace ls::api

@@ -1,0 +1,25 @@
+// The route table: which paths exist, with which methods, and what kind of handler serves
+// them. Built once; the per-request lookup is a small linear scan over constant strings.
+#pragma once
+
+#include <string_view>
+
+namespace ls::api {
+
+enum class RouteKind {
+    NotFound,
+    ModelJson,      // POST, model from the JSON body (or a multipart field, or ?model=)
+    ListModels,     // GET /v1/models
+    Running,        // GET /running
+    Health,         // GET /health
+};
+
+struct RouteMatch {
+    RouteKind kind = RouteKind::NotFound;
+    bool method_allowed = false;
+    const char* allow = ""; // for 405's Allow header
+};
+
+RouteMatch match_route(std::string_view method, std::string_view path);
+
+} // namespace ls::api

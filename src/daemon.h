@@ -1,0 +1,63 @@
+// The daemon: owns the loop's long-lived objects (server, scheduler, upstream pool), routes
+// requests, and runs the shutdown sequence. main.cc only parses the command line.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "http/connection.h"
+#include "http/server.h"
+#include "proxy/upstream_pool.h"
+#include "router/model_extract.h"
+#include "router/scheduler.h"
+#include "sd/listen.h"
+#include "supervisor/group_guard.h"
+#include "util/ev.h"
+#include "util/reaper.h"
+
+namespace ls {
+
+class Daemon final : public http::Application {
+public:
+    Daemon(struct ev_loop* loop, config::Config cfg, supervisor::GroupGuard* guard);
+    ~Daemon() override;
+
+    Result<void> add_listener(sd::ListenSocket sock);
+    // Runs the loop until shutdown completes; returns the exit status.
+    int run();
+
+    bool on_request_head(http::Connection& conn, http::Request& req) override;
+    void on_request(http::Connection& conn, http::Request& req) override;
+
+private:
+    static void on_terminate(struct ev_loop*, ev_signal*, int);
+    static void on_hangup(struct ev_loop*, ev_signal*, int);
+    static void on_shutdown_deadline(struct ev_loop*, ev_timer*, int);
+    void begin_shutdown(const char* why);
+    void maybe_finish_shutdown();
+    void update_status();
+    void serve_model_request(http::Connection& conn, http::Request& req);
+
+    struct ev_loop* loop_;
+    config::Config cfg_;
+    supervisor::GroupGuard* guard_;
+    Reaper reaper_;
+    router::Scheduler scheduler_;
+    proxy::UpstreamPool pool_;
+    http::Server server_;
+    long started_at_;
+
+    SignalWatcher sigterm_;
+    SignalWatcher sigint_;
+    SignalWatcher sighup_;
+    TimerWatcher shutdown_deadline_;
+    bool shutting_down_ = false;
+    bool server_drained_ = false;
+    bool forced_ = false;
+    int exit_status_ = 0;
+};
+
+} // namespace ls

@@ -1,0 +1,68 @@
+#include "http/body.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+namespace ls::http {
+
+namespace {
+Result<void> write_all(int fd, const char* data, size_t len) {
+    while (len > 0) {
+        ssize_t n = ::write(fd, data, len);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return make_error(std::string("cannot spool request body: ") + strerror(errno), errno);
+        }
+        data += n;
+        len -= static_cast<size_t>(n);
+    }
+    return {};
+}
+} // namespace
+
+Result<void> Body::spill() {
+    // Disk-backed first: a memfd lives in RAM, which is what spooling tries to avoid.
+    int fd = ::open(spool_dir_.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0) fd = memfd_create("llama-swap-body", MFD_CLOEXEC);
+    if (fd < 0) return make_error(std::string("cannot create spool file: ") + strerror(errno), errno);
+    file_.reset(fd);
+    auto r = write_all(fd, mem_.data(), mem_.size());
+    std::string().swap(mem_);
+    return r;
+}
+
+Result<void> Body::append(const char* data, size_t len) {
+    if (!file_.valid() && mem_.size() + len > memory_limit_) {
+        if (auto r = spill(); !r) return r;
+    }
+    size_ += len;
+    if (file_.valid()) return write_all(file_.get(), data, len);
+    mem_.append(data, len);
+    return {};
+}
+
+Result<size_t> Body::read_at(size_t offset, char* out, size_t len) const {
+    if (offset >= size_) return size_t{0};
+    if (len > size_ - offset) len = size_ - offset;
+    if (!file_.valid()) {
+        memcpy(out, mem_.data() + offset, len);
+        return len;
+    }
+    for (;;) {
+        ssize_t n = ::pread(file_.get(), out, len, static_cast<off_t>(offset));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return make_error(std::string("cannot read spooled body: ") + strerror(errno), errno);
+        return static_cast<size_t>(n);
+    }
+}
+
+void Body::clear() {
+    std::string().swap(mem_);
+    file_.reset();
+    size_ = 0;
+}
+
+} // namespace ls::http

@@ -1,0 +1,44 @@
+// A request body of bounded RAM: kept in memory up to a threshold, then spooled to an
+// unlinked temporary file (O_TMPFILE in the spool directory, else a memfd), so a 500 MB
+// upload never becomes a 500 MB heap buffer. Sending it upstream can then use sendfile().
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <sys/types.h>
+
+#include "util/result.h"
+#include "util/unique_fd.h"
+
+namespace ls::http {
+
+class Body {
+public:
+    Body() = default;
+    Body(size_t memory_limit, std::string spool_dir)
+        : memory_limit_(memory_limit), spool_dir_(std::move(spool_dir)) {}
+    Body(Body&&) = default;
+    Body& operator=(Body&&) = default;
+
+    Result<void> append(const char* data, size_t len);
+    size_t size() const { return size_; }
+    bool spooled() const { return file_.valid(); }
+    // In-memory bytes (only when !spooled()).
+    std::string_view memory() const { return mem_; }
+    // The spool file (only when spooled()).
+    int fd() const { return file_.get(); }
+    // Copies up to `len` bytes at `offset` into `out` (works for both storages).
+    Result<size_t> read_at(size_t offset, char* out, size_t len) const;
+    void clear();
+
+private:
+    Result<void> spill();
+
+    size_t memory_limit_ = 1024 * 1024;
+    std::string spool_dir_ = "/var/tmp";
+    std::string mem_;
+    UniqueFd file_;
+    size_t size_ = 0;
+};
+
+} // namespace ls::http

@@ -1,0 +1,543 @@
+#include "http/connection.h"
+
+#include <arpa/inet.h>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "http/error_body.h"
+#include "http/server.h"
+#include "http/status.h"
+#include "util/log.h"
+
+namespace ls::http {
+
+namespace {
+constexpr size_t kReadChunk = 64 * 1024;
+// While a response is in progress, pipelined input is buffered up to this much, then reading
+// pauses (the kernel's socket buffer takes the rest).
+constexpr size_t kMaxBufferedInput = 256 * 1024;
+
+std::string describe_peer(int fd) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "?";
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (ss.ss_family == AF_INET) {
+        auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+        return std::string(host) + ":" + std::to_string(ntohs(a->sin_port));
+    }
+    if (ss.ss_family == AF_INET6) {
+        auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+        return "[" + std::string(host) + "]:" + std::to_string(ntohs(a->sin6_port));
+    }
+    return "unix";
+}
+
+// RFC 9110 Date, cached per second.
+const std::string& http_date() {
+    static thread_local time_t cached_at = 0;
+    static thread_local std::string cached;
+    time_t now = time(nullptr);
+    if (now != cached_at) {
+        char buf[64];
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        cached = buf;
+        cached_at = now;
+    }
+    return cached;
+}
+
+Connection* from_parser(llhttp_t* p) { return static_cast<Connection*>(p->data); }
+} // namespace
+
+const llhttp_settings_t Connection::kSettings = [] {
+    llhttp_settings_t s;
+    llhttp_settings_init(&s);
+    s.on_message_begin = &Connection::cb_message_begin;
+    s.on_url = &Connection::cb_url;
+    s.on_header_field = &Connection::cb_header_field;
+    s.on_header_value = &Connection::cb_header_value;
+    s.on_headers_complete = &Connection::cb_headers_complete;
+    s.on_body = &Connection::cb_body;
+    s.on_message_complete = &Connection::cb_message_complete;
+    return s;
+}();
+
+Connection::Connection(Server& server, struct ev_loop* loop, UniqueFd fd, uint64_t id)
+    : server_(server), loop_(loop), fd_(std::move(fd)), id_(id), io_(loop, &on_io, this),
+      timer_(loop, &on_timer, this), limits_(server.limits()) {
+    peer_ = describe_peer(fd_.get());
+    llhttp_init(&parser_, HTTP_REQUEST, &kSettings);
+    parser_.data = this;
+    last_progress_ = ev_now(loop_);
+    update_io();
+    arm_timer();
+}
+
+Connection::~Connection() {
+    // Normally close() ran already; this covers teardown at exit.
+    if (exchange_) exchange_->on_client_gone();
+}
+
+// ---------------------------------------------------------------- parser callbacks
+
+int Connection::cb_message_begin(llhttp_t* p) {
+    Connection* c = from_parser(p);
+    c->state_ = State::ReadingHead;
+    c->req_ = Request();
+    c->req_.body = Body(c->limits_.body_memory_bytes, c->limits_.spool_dir);
+    c->head_bytes_ = 0;
+    c->cur_field_.clear();
+    c->in_value_ = false;
+    c->observer_.reset();
+    c->arm_timer();
+    return 0;
+}
+
+bool Connection::count_head_bytes(size_t n) {
+    head_bytes_ += n + 4; // separators and line ends, roughly
+    if (head_bytes_ <= limits_.max_header_bytes) return true;
+    reject(431, "request header fields are larger than the limit of " +
+                    std::to_string(limits_.max_header_bytes) + " bytes",
+           "header_too_large");
+    return false;
+}
+
+int Connection::cb_url(llhttp_t* p, const char* at, size_t len) {
+    Connection* c = from_parser(p);
+    if (!c->count_head_bytes(len)) return HPE_USER;
+    c->req_.target.append(at, len);
+    return 0;
+}
+
+int Connection::cb_header_field(llhttp_t* p, const char* at, size_t len) {
+    Connection* c = from_parser(p);
+    if (!c->count_head_bytes(len)) return HPE_USER;
+    if (c->in_value_) { // a new field starts after a value
+        c->cur_field_.clear();
+        c->in_value_ = false;
+    }
+    c->cur_field_.append(at, len);
+    return 0;
+}
+
+int Connection::cb_header_value(llhttp_t* p, const char* at, size_t len) {
+    Connection* c = from_parser(p);
+    if (!c->count_head_bytes(len)) return HPE_USER;
+    if (!c->in_value_) {
+        c->req_.headers.add(c->cur_field_, std::string());
+        c->in_value_ = true;
+    }
+    c->req_.headers.items().back().value.append(at, len);
+    return 0;
+}
+
+int Connection::cb_headers_complete(llhttp_t* p) {
+    Connection* c = from_parser(p);
+    Request& r = c->req_;
+    r.id = c->server_.next_request_id();
+    r.method = p->method;
+    r.method_name = llhttp_method_name(static_cast<llhttp_method_t>(p->method));
+    r.version_major = p->http_major;
+    r.version_minor = p->http_minor;
+    r.keep_alive = llhttp_should_keep_alive(p) != 0;
+    r.received_at = ev_now(c->loop_);
+    size_t q = r.target.find('?');
+    r.path = r.target.substr(0, q);
+    if (q != std::string::npos) r.query = r.target.substr(q + 1);
+    const bool chunked = (p->flags & F_CHUNKED) != 0;
+    const bool has_length = (p->flags & F_CONTENT_LENGTH) != 0;
+    r.has_body = chunked || (has_length && p->content_length > 0);
+    if (const std::string* e = r.headers.find("expect")) r.expect_continue = iequals(*e, "100-continue");
+    c->head_request_ = r.method == HTTP_HEAD;
+
+    if (has_length && p->content_length > c->limits_.max_body_bytes) {
+        c->reject(413, "request body of " + std::to_string(p->content_length) +
+                           " bytes is larger than the limit of " +
+                           std::to_string(c->limits_.max_body_bytes) + " bytes",
+                  "body_too_large");
+        return HPE_USER;
+    }
+    if (r.expect_continue && !r.has_body) r.expect_continue = false;
+
+    c->state_ = State::ReadingBody;
+    c->arm_timer();
+    c->keep_alive_ = r.keep_alive && !c->server_.shutting_down();
+    // An answer given at head time leaves the body unread: the connection closes after it.
+    c->head_phase_ = true;
+    const bool proceed = c->server_.app().on_request_head(*c, r);
+    c->head_phase_ = false;
+    if (!proceed) {
+        c->stop_parsing_ = true;
+        return HPE_USER;
+    }
+    if (r.expect_continue && r.version_minor >= 1) {
+        static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        c->queue_output(kContinue, sizeof kContinue - 1);
+    }
+    return 0;
+}
+
+int Connection::cb_body(llhttp_t* p, const char* at, size_t len) {
+    Connection* c = from_parser(p);
+    Request& r = c->req_;
+    if (r.body.size() + len > c->limits_.max_body_bytes) {
+        c->reject(413, "request body is larger than the limit of " +
+                           std::to_string(c->limits_.max_body_bytes) + " bytes",
+                  "body_too_large");
+        return HPE_USER;
+    }
+    if (auto res = r.body.append(at, len); !res) {
+        LOG_ERROR("request %llu: %s", static_cast<unsigned long long>(r.id), res.error().message.c_str());
+        c->reject(503, res.error().message, "spool_failed");
+        return HPE_USER;
+    }
+    if (c->observer_) c->observer_->on_body(at, len);
+    c->last_progress_ = ev_now(c->loop_);
+    return 0;
+}
+
+int Connection::cb_message_complete(llhttp_t* p) {
+    Connection* c = from_parser(p);
+    c->req_.keep_alive = llhttp_should_keep_alive(p) != 0;
+    c->state_ = State::Handling;
+    c->parser_paused_ = true;
+    return HPE_PAUSED; // answer this request before parsing the next (pipelining order)
+}
+
+// ---------------------------------------------------------------- I/O
+
+void Connection::on_io(struct ev_loop*, ev_io* w, int revents) {
+    auto* c = static_cast<Connection*>(w->data);
+    if (revents & EV_WRITE) c->handle_write();
+    if ((revents & EV_READ) && !c->closed()) c->handle_read();
+}
+
+void Connection::handle_read() {
+    for (;;) {
+        if (parser_paused_ && in_.size() - in_off_ >= kMaxBufferedInput) break;
+        if (in_off_ > 0 && in_off_ == in_.size()) {
+            in_.clear();
+            in_off_ = 0;
+        }
+        size_t old = in_.size();
+        in_.resize(old + kReadChunk);
+        ssize_t n = ::recv(fd_.get(), in_.data() + old, kReadChunk, 0);
+        if (n <= 0) {
+            in_.resize(old);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+            // EOF or error: the client is gone. A request still being answered is cancelled.
+            if (state_ == State::Closing && output_pending() > 0 && n == 0) {
+                io_.set(fd_.get(), EV_WRITE); // half-closed: still deliver what we owe
+                return;
+            }
+            close();
+            return;
+        }
+        in_.resize(old + static_cast<size_t>(n));
+        last_progress_ = ev_now(loop_);
+        if (static_cast<size_t>(n) < kReadChunk) break;
+    }
+    parse_input();
+    update_io();
+}
+
+void Connection::parse_input() {
+    while (!closed() && !parser_paused_ && state_ != State::Closing && in_off_ < in_.size()) {
+        const char* data = in_.data() + in_off_;
+        size_t len = in_.size() - in_off_;
+        llhttp_errno_t err = llhttp_execute(&parser_, data, len);
+        if (err == HPE_OK) {
+            in_off_ = in_.size();
+            break;
+        }
+        if (err == HPE_PAUSED) {
+            const char* pos = llhttp_get_error_pos(&parser_);
+            in_off_ += static_cast<size_t>(pos - data);
+            dispatch();
+            continue;
+        }
+        if (stop_parsing_ || state_ == State::Closing || closed()) return; // we answered already
+        // Malformed HTTP: answer 400 and close; the connection state is unknown from here.
+        std::string msg = std::string("malformed HTTP request: ") + llhttp_get_error_reason(&parser_);
+        LOG_INFO("connection %llu from %s: %s", static_cast<unsigned long long>(id_), peer_.c_str(),
+                 msg.c_str());
+        reject(400, msg, "bad_request");
+        return;
+    }
+    if (in_off_ == in_.size()) {
+        in_.clear();
+        in_off_ = 0;
+    }
+}
+
+void Connection::dispatch() {
+    keep_alive_ = req_.keep_alive && !server_.shutting_down();
+    response_started_ = false;
+    was_congested_ = false;
+    arm_timer();
+    server_.app().on_request(*this, req_);
+}
+
+void Connection::finish_request() {
+    // The response is complete: release per-request state and go on with pipelined input.
+    if (exchange_) server_.reaper().defer(std::move(exchange_));
+    observer_.reset();
+    req_.body.clear();
+    response_started_ = false;
+    if (!keep_alive_ || close_after_response_ || head_phase_) {
+        state_ = State::Closing;
+        ::shutdown(fd_.get(), SHUT_RD);
+        if (output_pending() == 0) close();
+        else update_io();
+        return;
+    }
+    state_ = State::Idle;
+    parser_paused_ = false;
+    llhttp_resume(&parser_);
+    arm_timer();
+    parse_input();
+    update_io();
+}
+
+void Connection::handle_write() {
+    flush_output();
+    if (closed()) return;
+    if (state_ == State::Closing && output_pending() == 0) {
+        close();
+        return;
+    }
+    if (was_congested_ && output_pending() <= kLowWatermark) {
+        was_congested_ = false;
+        if (exchange_) exchange_->on_client_writable();
+    }
+    update_io();
+}
+
+void Connection::flush_output() {
+    while (out_off_ < out_.size()) {
+        ssize_t n = ::send(fd_.get(), out_.data() + out_off_, out_.size() - out_off_, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            LOG_DEBUG("connection %llu: send: %s", static_cast<unsigned long long>(id_), strerror(errno));
+            close();
+            return;
+        }
+        out_off_ += static_cast<size_t>(n);
+        last_progress_ = ev_now(loop_);
+    }
+    if (out_off_ == out_.size()) {
+        out_.clear();
+        out_off_ = 0;
+    } else if (out_off_ > 1024 * 1024) {
+        out_.erase(0, out_off_);
+        out_off_ = 0;
+    }
+}
+
+void Connection::queue_output(const char* data, size_t len) {
+    if (closed()) return;
+    const bool was_empty = output_pending() == 0;
+    out_.append(data, len);
+    // Write at once when nothing is queued: saves arming EV_WRITE for most responses.
+    if (was_empty) flush_output();
+    if (closed()) return;
+    if (output_pending() >= kHighWatermark) was_congested_ = true;
+    update_io();
+}
+
+void Connection::update_io() {
+    if (closed()) return;
+    int events = 0;
+    if (output_pending() > 0) events |= EV_WRITE;
+    const bool reading_allowed =
+        state_ != State::Closing && (!parser_paused_ || in_.size() - in_off_ < kMaxBufferedInput);
+    if (reading_allowed) events |= EV_READ;
+    io_.set(fd_.get(), events);
+}
+
+void Connection::arm_timer() {
+    double timeout;
+    switch (state_) {
+    case State::Idle: timeout = limits_.idle_timeout_s; break;
+    case State::ReadingHead: timeout = limits_.header_timeout_s; break;
+    case State::ReadingBody: timeout = limits_.body_timeout_s; break;
+    case State::Handling:
+    case State::Closing: timeout = limits_.body_timeout_s; break; // stalled writes
+    default: timer_.stop(); return;
+    }
+    timer_.start(timeout);
+}
+
+void Connection::on_timer(struct ev_loop*, ev_timer* w, int) {
+    auto* c = static_cast<Connection*>(w->data);
+    const double now = ev_now(c->loop_);
+    switch (c->state_) {
+    case State::Idle: c->close(); return;
+    case State::ReadingHead:
+        c->reject(408, "timed out reading the request head", "request_timeout");
+        return;
+    case State::ReadingBody:
+        if (now - c->last_progress_ < c->limits_.body_timeout_s) break;
+        c->reject(408, "timed out reading the request body", "request_timeout");
+        return;
+    case State::Handling:
+    case State::Closing:
+        // Only a client that stops reading our output is timed out here; waiting for a model
+        // or a slow upstream is bounded elsewhere.
+        if (c->output_pending() > 0 && now - c->last_progress_ >= c->limits_.body_timeout_s) {
+            LOG_INFO("connection %llu: client stopped reading, closing",
+                     static_cast<unsigned long long>(c->id_));
+            c->close();
+            return;
+        }
+        break;
+    default: return;
+    }
+    const double base = c->limits_.body_timeout_s;
+    const double left = base - (now - c->last_progress_);
+    c->timer_.start(left > 0.05 ? left : base);
+}
+
+// ---------------------------------------------------------------- responses
+
+void Connection::reject(int status, std::string_view message, std::string_view code) {
+    // Early answer for a request we will not read to its end: close afterwards.
+    close_after_response_ = true;
+    stop_parsing_ = true;
+    keep_alive_ = false;
+    if (state_ == State::Idle) state_ = State::ReadingHead;
+    response_started_ = false;
+    respond_error(status, message, code);
+}
+
+void Connection::start_head_line(int status, const HeaderList& headers) {
+    std::string head;
+    head.reserve(256);
+    head += "HTTP/1.1 ";
+    head += std::to_string(status);
+    head += ' ';
+    head += status_text(status);
+    head += "\r\nDate: ";
+    head += http_date();
+    head += "\r\n";
+    for (const auto& h : headers.items()) {
+        head += h.name;
+        head += ": ";
+        head += h.value;
+        head += "\r\n";
+    }
+    if (!keep_alive_ || close_after_response_ || head_phase_ || server_.shutting_down())
+        head += "Connection: close\r\n";
+    out_.append(head); // flushed by the caller's queue_output
+}
+
+void Connection::respond(int status, const HeaderList& headers, std::string_view body) {
+    if (closed() || response_started_) return;
+    HeaderList h = headers;
+    h.set("Content-Length", std::to_string(body.size()));
+    start_response(status, h, Framing::None);
+    if (!head_request_ && !body.empty()) queue_output(body.data(), body.size());
+    end_response();
+}
+
+void Connection::respond_error(int status, std::string_view message, std::string_view code,
+                               const HeaderList* extra) {
+    HeaderList h;
+    if (extra) h = *extra;
+    h.set("Content-Type", "application/json");
+    respond(status, h, error_json(status, message, code));
+}
+
+void Connection::start_response(int status, const HeaderList& headers, Framing framing,
+                                uint64_t content_length) {
+    if (closed() || response_started_) return;
+    response_started_ = true;
+    if (server_.shutting_down()) keep_alive_ = false;
+    HeaderList h = headers;
+    response_chunked_ = false;
+    switch (framing) {
+    case Framing::ContentLength: h.set("Content-Length", std::to_string(content_length)); break;
+    case Framing::Chunked:
+        if (!head_request_) {
+            h.remove("Content-Length");
+            h.set("Transfer-Encoding", "chunked");
+            response_chunked_ = true;
+        }
+        break;
+    case Framing::None: break;
+    }
+    start_head_line(status, h);
+    out_.append("\r\n");
+    queue_output("", 0);
+}
+
+bool Connection::write_body(const char* data, size_t len) {
+    if (closed()) return false;
+    if (head_request_ || len == 0) return true;
+    if (response_chunked_) {
+        char size_line[24];
+        int n = snprintf(size_line, sizeof size_line, "%zx\r\n", len);
+        out_.append(size_line, static_cast<size_t>(n));
+        out_.append(data, len);
+        queue_output("\r\n", 2);
+    } else {
+        queue_output(data, len);
+    }
+    return !closed();
+}
+
+void Connection::end_response() {
+    if (closed()) return;
+    if (response_chunked_) queue_output("0\r\n\r\n", 5);
+    if (closed()) return;
+    finish_request();
+}
+
+void Connection::abort_response() {
+    if (closed()) return;
+    // Flush what was produced, then close without the terminating chunk: the client sees a
+    // broken message (chunked) or a short body (Content-Length), never a clean end.
+    response_chunked_ = false;
+    keep_alive_ = false;
+    if (exchange_) server_.reaper().defer(std::move(exchange_));
+    state_ = State::Closing;
+    ::shutdown(fd_.get(), SHUT_RD);
+    if (output_pending() == 0) close();
+    else update_io();
+}
+
+void Connection::attach_exchange(std::unique_ptr<Exchange> exchange) {
+    if (exchange_) server_.reaper().defer(std::move(exchange_));
+    exchange_ = std::move(exchange);
+}
+
+void Connection::close_when_done() {
+    close_after_response_ = true;
+    if (state_ == State::Idle && in_off_ == in_.size()) close();
+}
+
+void Connection::close() {
+    if (state_ == State::Closed) return;
+    state_ = State::Closed;
+    io_.stop();
+    timer_.stop();
+    if (exchange_) {
+        exchange_->on_client_gone();
+        server_.reaper().defer(std::move(exchange_));
+    }
+    fd_.reset();
+    server_.connection_closed(this); // defers our deletion
+}
+
+} // namespace ls::http

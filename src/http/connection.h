@@ -1,0 +1,161 @@
+// One client connection: reads requests with llhttp under limits, hands complete requests to
+// the Application, writes responses (fixed-length or chunked) with back-pressure, and keeps
+// pipelined requests in order (the parser is paused while a response is in progress).
+#pragma once
+
+#include <cstdint>
+#include <llhttp.h>
+#include <memory>
+#include <string>
+
+#include "config/config.h"
+#include "http/request.h"
+#include "util/ev.h"
+#include "util/reaper.h"
+#include "util/unique_fd.h"
+
+namespace ls::http {
+
+class Server;
+class Connection;
+
+// The application's per-request state while a response is produced asynchronously
+// (e.g. a proxied request). Owned by the connection; deleted through the Reaper.
+class Exchange : public Deferred {
+public:
+    // Output fell below the low watermark after having been above the high one.
+    virtual void on_client_writable() {}
+    // The client went away or the connection is being torn down: cancel work, drop all
+    // references to the connection. Must not delete `this`.
+    virtual void on_client_gone() = 0;
+};
+
+// Observes request body bytes as they arrive (e.g. a streaming model extractor).
+class BodyObserver {
+public:
+    virtual ~BodyObserver() = default;
+    virtual void on_body(const char* data, size_t len) = 0;
+};
+
+class Application {
+public:
+    virtual ~Application() = default;
+    // The head is parsed. Return true to read the body; false after responding (the
+    // connection then closes once the response is flushed).
+    virtual bool on_request_head(Connection& conn, Request& req) = 0;
+    // The whole request is in. Respond now or attach an Exchange that responds later.
+    virtual void on_request(Connection& conn, Request& req) = 0;
+};
+
+enum class Framing { ContentLength, Chunked, None };
+
+class Connection : public Deferred {
+public:
+    Connection(Server& server, struct ev_loop* loop, UniqueFd fd, uint64_t id);
+    ~Connection() override;
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+
+    uint64_t id() const { return id_; }
+    const std::string& peer() const { return peer_; }
+    Request& request() { return req_; }
+
+    // --- response API (one response per request, in order) ---
+    // A complete response with Content-Length.
+    void respond(int status, const HeaderList& headers, std::string_view body);
+    void respond_error(int status, std::string_view message, std::string_view code,
+                       const HeaderList* extra = nullptr);
+    // A streamed response. For ContentLength, `content_length` bytes must follow.
+    void start_response(int status, const HeaderList& headers, Framing framing,
+                        uint64_t content_length = 0);
+    // Queues body bytes; false when the client is gone (stop producing).
+    bool write_body(const char* data, size_t len);
+    // Ends the response cleanly (final chunk for chunked) and moves to the next request.
+    void end_response();
+    // Ends the response as broken: the connection closes without a clean end, so the client
+    // sees a truncated message, never a silently short success.
+    void abort_response();
+    bool response_started() const { return response_started_; }
+
+    // Back-pressure: producers pause above the high watermark and wait for
+    // Exchange::on_client_writable().
+    size_t output_pending() const { return out_.size() - out_off_; }
+    bool output_congested() const { return output_pending() >= kHighWatermark; }
+
+    void attach_exchange(std::unique_ptr<Exchange> exchange);
+    void set_body_observer(std::unique_ptr<BodyObserver> observer) { observer_ = std::move(observer); }
+    BodyObserver* body_observer() const { return observer_.get(); }
+    bool closed() const { return state_ == State::Closed; }
+    bool idle() const { return state_ == State::Idle && in_.size() == in_off_; }
+
+    // Graceful shutdown: finish the current response, then close.
+    void close_when_done();
+    // Immediate teardown (client gone, fatal error, forced shutdown).
+    void close();
+
+    static constexpr size_t kHighWatermark = 256 * 1024;
+    static constexpr size_t kLowWatermark = 64 * 1024;
+
+private:
+    enum class State { Idle, ReadingHead, ReadingBody, Handling, Closing, Closed };
+
+    static void on_io(struct ev_loop*, ev_io*, int revents);
+    static void on_timer(struct ev_loop*, ev_timer*, int);
+    static const llhttp_settings_t kSettings;
+    static int cb_message_begin(llhttp_t*);
+    static int cb_url(llhttp_t*, const char*, size_t);
+    static int cb_header_field(llhttp_t*, const char*, size_t);
+    static int cb_header_value(llhttp_t*, const char*, size_t);
+    static int cb_headers_complete(llhttp_t*);
+    static int cb_body(llhttp_t*, const char*, size_t);
+    static int cb_message_complete(llhttp_t*);
+
+    void handle_read();
+    void handle_write();
+    void parse_input();
+    void dispatch();
+    void finish_request();
+    void reject(int status, std::string_view message, std::string_view code);
+    bool count_head_bytes(size_t n);
+    void queue_output(const char* data, size_t len);
+    void flush_output();
+    void update_io();
+    void arm_timer();
+    void start_head_line(int status, const HeaderList& headers);
+
+    Server& server_;
+    struct ev_loop* loop_;
+    UniqueFd fd_;
+    uint64_t id_;
+    std::string peer_;
+    IoWatcher io_;
+    TimerWatcher timer_;
+    const config::ServerConfig& limits_;
+
+    State state_ = State::Idle;
+    llhttp_t parser_;
+    bool parser_paused_ = false;
+    bool stop_parsing_ = false;
+    std::string in_;
+    size_t in_off_ = 0;
+    size_t head_bytes_ = 0;
+    std::string cur_field_;
+    bool in_value_ = false;
+
+    Request req_;
+    std::unique_ptr<BodyObserver> observer_;
+    std::unique_ptr<Exchange> exchange_;
+    bool response_started_ = false;
+    bool response_chunked_ = false;
+    bool head_request_ = false;
+    bool keep_alive_ = true;
+    bool close_after_response_ = false;
+    bool head_phase_ = false;
+    bool was_congested_ = false;
+
+    std::string out_;
+    size_t out_off_ = 0;
+    double last_progress_ = 0;
+};
+
+} // namespace ls::http

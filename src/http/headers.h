@@ -1,0 +1,43 @@
+// HTTP header list with case-insensitive lookup (header names are ASCII).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ls::http {
+
+bool iequals(std::string_view a, std::string_view b);
+// True when the comma-separated header value contains `token` (case-insensitive).
+bool header_has_token(std::string_view value, std::string_view token);
+
+struct Header {
+    std::string name;
+    std::string value;
+};
+
+class HeaderList {
+public:
+    void add(std::string name, std::string value) { items_.push_back({std::move(name), std::move(value)}); }
+    // First value of `name`, or nullptr.
+    const std::string* find(std::string_view name) const;
+    bool has(std::string_view name) const { return find(name) != nullptr; }
+    void remove(std::string_view name);
+    void set(std::string name, std::string value) {
+        remove(name);
+        add(std::move(name), std::move(value));
+    }
+    const std::vector<Header>& items() const { return items_; }
+    std::vector<Header>& items() { return items_; }
+    void clear() { items_.clear(); }
+    bool empty() const { return items_.empty(); }
+
+private:
+    std::vector<Header> items_;
+};
+
+// Hop-by-hop headers (RFC 9110 7.6.1) that a proxy must not forward, plus any named in
+// the message's own Connection header.
+bool is_hop_by_hop(std::string_view name, const HeaderList& headers);
+
+} // namespace ls::http

@@ -1,0 +1,33 @@
+// One parsed HTTP request as the application sees it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "http/body.h"
+#include "http/headers.h"
+
+namespace ls::http {
+
+struct Request {
+    uint64_t id = 0;       // unique per daemon run, for logs
+    int method = 0;        // llhttp_method_t
+    std::string method_name;
+    std::string target;    // raw request-target, e.g. "/v1/models?x=1"
+    std::string path;      // target up to '?', not decoded
+    std::string query;     // after '?', not decoded
+    int version_major = 1;
+    int version_minor = 1;
+    HeaderList headers;
+    bool keep_alive = true;
+    bool expect_continue = false;
+    bool has_body = false; // Content-Length > 0 or chunked
+    Body body;
+    double received_at = 0; // ev_now() when the head was complete
+};
+
+// Value of query parameter `name` (percent-decoded), or false when absent.
+bool query_param(std::string_view query, std::string_view name, std::string& out);
+std::string percent_decode(std::string_view s);
+
+} // namespace ls::http

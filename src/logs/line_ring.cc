@@ -1,0 +1,25 @@
+#include "logs/line_ring.h"
+
+namespace ls::logs {
+
+void LineRing::push(std::string_view line) {
+    if (line.size() > max_bytes_) line = line.substr(0, max_bytes_);
+    lines_.emplace_back(line);
+    bytes_ += line.size();
+    while (bytes_ > max_bytes_ && !lines_.empty()) {
+        bytes_ -= lines_.front().size();
+        lines_.pop_front();
+    }
+}
+
+std::string LineRing::tail(size_t n) const {
+    std::string out;
+    size_t start = lines_.size() > n ? lines_.size() - n : 0;
+    for (size_t i = start; i < lines_.size(); ++i) {
+        if (!out.empty()) out.push_back('\n');
+        out += lines_[i];
+    }
+    return out;
+}
+
+} // namespace ls::logs

@@ -1,0 +1,119 @@
+// llama-swap: command line, configuration, listeners; everything else lives in the library.
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <getopt.h>
+#include <string>
+
+#include "build_config.h"
+#include "config/config.h"
+#include "daemon.h"
+#include "sd/listen.h"
+#include "supervisor/group_guard.h"
+#include "util/log.h"
+
+namespace {
+
+constexpr const char* kDefaultConfig = "/etc/llama-swap/config.yaml";
+
+void print_help() {
+    printf("Usage: llama-swap [OPTIONS]\n"
+           "\n"
+           "OpenAI-compatible proxy that starts, stops and swaps upstream inference servers\n"
+           "(llama-server, vLLM, ...) according to the model of each request.\n"
+           "\n"
+           "Options:\n"
+           "  -c, --config FILE     configuration file (default %s)\n"
+           "  -l, --listen ADDR     address to listen on when no socket is passed by systemd:\n"
+           "                        :PORT, HOST:PORT, [V6]:PORT or unix:PATH (default :8080)\n"
+           "  -t, --check-config    validate the configuration and exit (0 valid, 78 invalid)\n"
+           "  -v, --version         print the version and exit\n"
+           "  -h, --help            print this help and exit\n"
+           "\n"
+           "Signals: SIGTERM/SIGINT stop gracefully (a second one forces), SIGHUP is reserved for reload.\n",
+           kDefaultConfig);
+}
+
+struct Args {
+    std::string config = kDefaultConfig;
+    std::string listen = ":8080";
+    bool check_only = false;
+};
+
+// Returns -1 to go on, or an exit status.
+int parse_args(int argc, char** argv, Args& args) {
+    static const option kOptions[] = {
+        {"config", required_argument, nullptr, 'c'},  {"listen", required_argument, nullptr, 'l'},
+        {"check-config", no_argument, nullptr, 't'},  {"version", no_argument, nullptr, 'v'},
+        {"help", no_argument, nullptr, 'h'},          {nullptr, 0, nullptr, 0},
+    };
+    int c;
+    // Go's flag package (the original) also accepts single-dash long options.
+    while ((c = getopt_long_only(argc, argv, "c:l:tvh", kOptions, nullptr)) != -1) {
+        switch (c) {
+        case 'c': args.config = optarg; break;
+        case 'l': args.listen = optarg; break;
+        case 't': args.check_only = true; break;
+        case 'v': printf("llama-swap %s\n", LS_VERSION); return 0;
+        case 'h': print_help(); return 0;
+        default: fprintf(stderr, "Try 'llama-swap --help'.\n"); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "llama-swap: unexpected argument '%s'\nTry 'llama-swap --help'.\n", argv[optind]);
+        return 2;
+    }
+    return -1;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    Args args;
+    if (int rc = parse_args(argc, argv, args); rc >= 0) return rc;
+
+    auto cfg = ls::config::load_config(args.config);
+    if (!cfg) {
+        fprintf(stderr, "%s\n", cfg.error().message.c_str());
+        return ls::config::kExitConfig;
+    }
+    for (const auto& w : cfg->warnings) fprintf(stderr, "%s (warning)\n", w.render().c_str());
+    if (args.check_only) {
+        printf("%s: configuration is valid (%zu models)\n", args.config.c_str(), cfg->models.size());
+        return 0;
+    }
+    ls::LogLevel level;
+    if (ls::parse_log_level(cfg->log_level, level)) ls::set_log_level(level);
+
+    signal(SIGPIPE, SIG_IGN);
+    // The guard is forked before anything else exists, so it holds no sockets or threads.
+    ls::supervisor::GroupGuard guard;
+    if (auto r = guard.start(5); !r) LOG_WARN("cannot start the process-group guard: %s", r.error().message.c_str());
+
+    struct ev_loop* loop = ev_default_loop(EVFLAG_AUTO | EVFLAG_SIGNALFD);
+    if (!loop) {
+        fprintf(stderr, "llama-swap: cannot initialise the event loop\n");
+        return 1;
+    }
+    int status;
+    {
+        ls::Daemon daemon(loop, std::move(cfg.value()), &guard);
+        auto passed = ls::sd::passed_sockets();
+        if (passed.empty()) {
+            auto sock = ls::sd::listen_on(args.listen);
+            if (!sock) {
+                LOG_ERROR("%s", sock.error().message.c_str());
+                return 1;
+            }
+            passed.push_back(std::move(sock.value()));
+        }
+        for (auto& s : passed)
+            if (auto r = daemon.add_listener(std::move(s)); !r) {
+                LOG_ERROR("%s", r.error().message.c_str());
+                return 1;
+            }
+        status = daemon.run();
+    }
+    return status;
+}

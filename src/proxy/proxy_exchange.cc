@@ -1,0 +1,408 @@
+#include "proxy/proxy_exchange.h"
+
+#include <cerrno>
+#include <cstring>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+
+#include "util/log.h"
+
+namespace ls::proxy {
+
+namespace {
+constexpr size_t kReadChunk = 64 * 1024;
+ProxyExchange* from_parser(llhttp_t* p) { return static_cast<ProxyExchange*>(p->data); }
+} // namespace
+
+const llhttp_settings_t ProxyExchange::kSettings = [] {
+    llhttp_settings_t s;
+    llhttp_settings_init(&s);
+    s.on_header_field = &ProxyExchange::cb_header_field;
+    s.on_header_value = &ProxyExchange::cb_header_value;
+    s.on_headers_complete = &ProxyExchange::cb_headers_complete;
+    s.on_body = &ProxyExchange::cb_body;
+    s.on_message_complete = &ProxyExchange::cb_message_complete;
+    return s;
+}();
+
+ProxyExchange::ProxyExchange(struct ev_loop* loop, http::Connection& client, http::Request& req,
+                             router::Scheduler& scheduler, UpstreamPool& pool, std::string model_id,
+                             BodyRewrite rewrite)
+    : loop_(loop), client_(&client), req_(req), scheduler_(scheduler), pool_(pool),
+      model_(std::move(model_id)), rewrite_(std::move(rewrite)), io_(loop, &on_io, this) {}
+
+ProxyExchange::~ProxyExchange() {
+    scheduler_.cancel(this);
+    release_model();
+}
+
+void ProxyExchange::begin() { scheduler_.request(model_, this); }
+
+// ------------------------------------------------------------------ scheduler callbacks
+
+void ProxyExchange::on_rejected(const router::Rejection& why) {
+    if (!client_) return;
+    state_ = State::Done;
+    http::HeaderList extra;
+    if (why.retry_after_s > 0) extra.add("Retry-After", std::to_string(why.retry_after_s));
+    client_->respond_error(why.status, why.message, why.code, &extra);
+}
+
+void ProxyExchange::on_granted(supervisor::ModelProcess& process) {
+    granted_ = true;
+    if (!client_) {
+        release_model();
+        return;
+    }
+    upstream_ = process.upstream();
+    pool_key_ = upstream_.key() + "|" + std::to_string(process.pid());
+    build_request();
+    connect_upstream(true);
+}
+
+void ProxyExchange::release_model() {
+    if (granted_ && !released_) {
+        released_ = true;
+        scheduler_.release(model_);
+    }
+}
+
+// ------------------------------------------------------------------ request
+
+void ProxyExchange::build_request() {
+    head_.clear();
+    head_.reserve(512);
+    head_ += req_.method_name;
+    head_ += ' ';
+    head_ += upstream_.base_path;
+    head_ += req_.target;
+    head_ += " HTTP/1.1\r\n";
+    bool has_host = false;
+    for (const auto& h : req_.headers.items()) {
+        if (http::is_hop_by_hop(h.name, req_.headers) || http::iequals(h.name, "content-length") ||
+            http::iequals(h.name, "expect"))
+            continue;
+        if (http::iequals(h.name, "host")) has_host = true;
+        head_ += h.name;
+        head_ += ": ";
+        head_ += h.value;
+        head_ += "\r\n";
+    }
+    if (!has_host) head_ += "Host: " + upstream_.host_header + "\r\n";
+
+    size_t body_len = req_.body.size();
+    segments_.clear();
+    if (rewrite_.active && rewrite_.end <= body_len && rewrite_.begin <= rewrite_.end) {
+        body_len = body_len - (rewrite_.end - rewrite_.begin) + rewrite_.replacement.size();
+    }
+    if (req_.has_body || body_len > 0) head_ += "Content-Length: " + std::to_string(body_len) + "\r\n";
+    head_ += "Connection: keep-alive\r\n\r\n";
+
+    segments_.push_back({false, 0, head_.size()});
+    if (rewrite_.active && rewrite_.end <= req_.body.size()) {
+        segments_.push_back({true, 0, rewrite_.begin});
+        segments_.push_back({false, head_.size(), rewrite_.replacement.size()});
+        head_ += rewrite_.replacement; // text segment after the head
+        segments_.push_back({true, rewrite_.end, req_.body.size() - rewrite_.end});
+    } else if (req_.body.size() > 0) {
+        segments_.push_back({true, 0, req_.body.size()});
+    }
+    seg_index_ = 0;
+    seg_done_ = 0;
+}
+
+void ProxyExchange::connect_upstream(bool allow_reuse) {
+    close_upstream();
+    seg_index_ = 0;
+    seg_done_ = 0;
+    got_response_bytes_ = false;
+    reused_ = false;
+    if (allow_reuse) {
+        UniqueFd fd = pool_.take(pool_key_);
+        if (fd) {
+            fd_ = std::move(fd);
+            reused_ = true;
+            state_ = State::Sending;
+            send_more();
+            return;
+        }
+    }
+    int fd = ::socket(upstream_.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        upstream_failed("cannot create a socket", errno);
+        return;
+    }
+    fd_.reset(fd);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&upstream_.addr), upstream_.addr_len) != 0 &&
+        errno != EINPROGRESS) {
+        upstream_failed("cannot connect to the upstream", errno);
+        return;
+    }
+    state_ = State::Connecting;
+    io_.set(fd_.get(), EV_WRITE);
+}
+
+void ProxyExchange::on_io(struct ev_loop*, ev_io* w, int revents) {
+    static_cast<ProxyExchange*>(w->data)->handle_io(revents);
+}
+
+void ProxyExchange::handle_io(int revents) {
+    if (state_ == State::Connecting && (revents & EV_WRITE)) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err != 0) {
+            upstream_failed("cannot connect to the upstream", err);
+            return;
+        }
+        state_ = State::Sending;
+    }
+    if (state_ == State::Sending && (revents & EV_WRITE)) {
+        send_more();
+        return;
+    }
+    if ((revents & EV_READ) && (state_ == State::ReadingHead || state_ == State::Relaying ||
+                                state_ == State::Sending))
+        read_response();
+}
+
+void ProxyExchange::send_more() {
+    while (seg_index_ < segments_.size()) {
+        const Segment& seg = segments_[seg_index_];
+        const size_t left = seg.length - seg_done_;
+        if (left == 0) {
+            ++seg_index_;
+            seg_done_ = 0;
+            continue;
+        }
+        ssize_t n;
+        if (!seg.from_body) {
+            n = ::send(fd_.get(), head_.data() + seg.offset + seg_done_, left, MSG_NOSIGNAL);
+        } else if (req_.body.spooled()) {
+            off_t off = static_cast<off_t>(seg.offset + seg_done_);
+            n = ::sendfile(fd_.get(), req_.body.fd(), &off, left); // zero-copy from the spool
+        } else {
+            n = ::send(fd_.get(), req_.body.memory().data() + seg.offset + seg_done_, left, MSG_NOSIGNAL);
+        }
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                // Also read while sending: an upstream may answer early (e.g. 413).
+                io_.set(fd_.get(), EV_WRITE | EV_READ);
+                return;
+            }
+            upstream_failed("cannot send the request upstream", errno);
+            return;
+        }
+        seg_done_ += static_cast<size_t>(n);
+    }
+    // The whole request is out; wait for the response.
+    if (state_ == State::Sending) {
+        state_ = State::ReadingHead;
+        llhttp_init(&parser_, HTTP_RESPONSE, &kSettings);
+        parser_.data = this;
+        resp_headers_.clear();
+        cur_field_.clear();
+        in_value_ = false;
+        message_complete_ = false;
+    }
+    update_upstream_io();
+}
+
+void ProxyExchange::update_upstream_io() {
+    if (!fd_) return;
+    if (state_ == State::Sending) return;
+    io_.set(fd_.get(), paused_for_client_ ? 0 : EV_READ);
+}
+
+void ProxyExchange::read_response() {
+    if (state_ == State::Sending) {
+        // Early response before the body was fully sent: parse it from here on.
+        state_ = State::ReadingHead;
+        llhttp_init(&parser_, HTTP_RESPONSE, &kSettings);
+        parser_.data = this;
+    }
+    char buf[kReadChunk];
+    for (;;) {
+        ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+            upstream_failed("the upstream connection failed", errno);
+            return;
+        }
+        if (n == 0) {
+            // EOF: ends a close-delimited body cleanly, anything else is a broken response.
+            if (state_ == State::Relaying && llhttp_message_needs_eof(&parser_)) {
+                llhttp_finish(&parser_);
+                upstream_keep_alive_ = false;
+                finish_ok();
+                return;
+            }
+            upstream_failed("the upstream closed the connection", 0);
+            return;
+        }
+        got_response_bytes_ = true;
+        llhttp_errno_t err = llhttp_execute(&parser_, buf, static_cast<size_t>(n));
+        if (state_ == State::Done || !client_) return;
+        if (message_complete_) {
+            finish_ok();
+            return;
+        }
+        if (err != HPE_OK) {
+            LOG_WARN("model %s: malformed upstream response: %s", model_.c_str(), llhttp_get_error_reason(&parser_));
+            upstream_failed("the upstream sent a malformed response", 0);
+            return;
+        }
+        if (paused_for_client_) {
+            update_upstream_io();
+            return;
+        }
+        if (static_cast<size_t>(n) < sizeof buf) return;
+    }
+}
+
+// ------------------------------------------------------------------ response parsing
+
+int ProxyExchange::cb_header_field(llhttp_t* p, const char* at, size_t len) {
+    ProxyExchange* x = from_parser(p);
+    if (x->in_value_) {
+        x->cur_field_.clear();
+        x->in_value_ = false;
+    }
+    x->cur_field_.append(at, len);
+    return 0;
+}
+
+int ProxyExchange::cb_header_value(llhttp_t* p, const char* at, size_t len) {
+    ProxyExchange* x = from_parser(p);
+    if (!x->in_value_) {
+        x->resp_headers_.add(x->cur_field_, std::string());
+        x->in_value_ = true;
+    }
+    x->resp_headers_.items().back().value.append(at, len);
+    return 0;
+}
+
+int ProxyExchange::cb_headers_complete(llhttp_t* p) {
+    ProxyExchange* x = from_parser(p);
+    const int status = p->status_code;
+    if (status >= 100 && status < 200) { // interim response: forget it, the real one follows
+        x->resp_headers_.clear();
+        x->cur_field_.clear();
+        x->in_value_ = false;
+        return 0;
+    }
+    x->upstream_keep_alive_ = llhttp_should_keep_alive(p) != 0;
+    http::HeaderList out;
+    bool sse = false;
+    for (const auto& h : x->resp_headers_.items()) {
+        if (http::is_hop_by_hop(h.name, x->resp_headers_) || http::iequals(h.name, "content-length"))
+            continue;
+        if (http::iequals(h.name, "content-type") && h.value.find("text/event-stream") != std::string::npos)
+            sse = true;
+        out.add(h.name, h.value);
+    }
+    // nginx and other buffering proxies must pass events through as they come.
+    if (sse && !out.has("X-Accel-Buffering")) out.add("X-Accel-Buffering", "no");
+
+    const bool head = x->req_.method == HTTP_HEAD;
+    const bool no_body = head || status == 204 || status == 304;
+    http::Framing framing;
+    uint64_t length = 0;
+    if (no_body) {
+        framing = http::Framing::None;
+        if (const std::string* cl = x->resp_headers_.find("content-length")) out.set("Content-Length", *cl);
+    } else if ((p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED)) {
+        framing = http::Framing::ContentLength;
+        length = p->content_length;
+    } else {
+        framing = http::Framing::Chunked;
+    }
+    x->state_ = State::Relaying;
+    x->client_->start_response(status, out, framing, length);
+    return head ? 1 : 0; // 1: a response to HEAD has no body
+}
+
+int ProxyExchange::cb_body(llhttp_t* p, const char* at, size_t len) {
+    ProxyExchange* x = from_parser(p);
+    if (!x->client_ || !x->client_->write_body(at, len)) return HPE_USER;
+    if (x->client_->output_congested()) x->paused_for_client_ = true;
+    return 0;
+}
+
+int ProxyExchange::cb_message_complete(llhttp_t* p) {
+    ProxyExchange* x = from_parser(p);
+    if (x->state_ != State::Relaying) return 0; // end of an interim 1xx message
+    x->message_complete_ = true;
+    return HPE_PAUSED;
+}
+
+// ------------------------------------------------------------------ endings
+
+void ProxyExchange::finish_ok() {
+    state_ = State::Done;
+    io_.stop();
+    // A clean, keep-alive response leaves a reusable connection (unless more bytes followed).
+    if (upstream_keep_alive_ && message_complete_) pool_.put(pool_key_, std::move(fd_));
+    close_upstream();
+    release_model();
+    if (client_) {
+        http::Connection* c = client_;
+        client_ = nullptr;
+        c->end_response(); // may defer our deletion
+    }
+}
+
+void ProxyExchange::upstream_failed(const std::string& what, int err) {
+    const bool retryable = reused_ && !got_response_bytes_ && state_ != State::Relaying;
+    close_upstream();
+    if (retryable && client_) {
+        // A pooled connection the upstream had already closed: try once on a fresh one.
+        LOG_DEBUG("model %s: stale pooled upstream connection, reconnecting", model_.c_str());
+        connect_upstream(false);
+        return;
+    }
+    const std::string detail = err ? what + ": " + strerror(err) : what;
+    release_model();
+    if (!client_) return;
+    http::Connection* c = client_;
+    client_ = nullptr;
+    if (state_ == State::Relaying) {
+        LOG_WARN("model %s: %s mid-response, aborting the client response", model_.c_str(), detail.c_str());
+        state_ = State::Done;
+        c->abort_response();
+        return;
+    }
+    state_ = State::Done;
+    LOG_WARN("model %s: %s", model_.c_str(), detail.c_str());
+    c->respond_error(502, "model '" + model_ + "': " + detail, "upstream_unreachable");
+}
+
+void ProxyExchange::close_upstream() {
+    io_.stop();
+    fd_.reset();
+}
+
+void ProxyExchange::on_client_writable() {
+    if (!paused_for_client_) return;
+    paused_for_client_ = false;
+    update_upstream_io();
+}
+
+void ProxyExchange::on_client_gone() {
+    // The client disconnected: cancel the upstream request by closing its connection.
+    client_ = nullptr;
+    scheduler_.cancel(this);
+    if (state_ != State::Done && state_ != State::Waiting)
+        LOG_INFO("model %s: client went away, cancelling the upstream request", model_.c_str());
+    state_ = State::Done;
+    close_upstream();
+    release_model();
+}
+
+} // namespace ls::proxy

@@ -1,0 +1,103 @@
+// One proxied request: waits for its model (router::Waiter), sends the request upstream
+// (body from memory or, when spooled, with sendfile), relays the response as it arrives with
+// back-pressure in both directions, and releases the model when done.
+#pragma once
+
+#include <llhttp.h>
+#include <string>
+#include <vector>
+
+#include "http/connection.h"
+#include "proxy/upstream_address.h"
+#include "proxy/upstream_pool.h"
+#include "router/scheduler.h"
+#include "util/ev.h"
+#include "util/unique_fd.h"
+
+namespace ls::proxy {
+
+// A replacement of body bytes [begin, end) (useModelName).
+struct BodyRewrite {
+    bool active = false;
+    size_t begin = 0;
+    size_t end = 0;
+    std::string replacement;
+};
+
+class ProxyExchange final : public http::Exchange, public router::Waiter {
+public:
+    ProxyExchange(struct ev_loop* loop, http::Connection& client, http::Request& req,
+                  router::Scheduler& scheduler, UpstreamPool& pool, std::string model_id,
+                  BodyRewrite rewrite);
+    ~ProxyExchange() override;
+
+    // Queues for the model; everything after happens in callbacks.
+    void begin();
+
+    // router::Waiter
+    void on_granted(supervisor::ModelProcess& process) override;
+    void on_rejected(const router::Rejection& why) override;
+    // http::Exchange
+    void on_client_writable() override;
+    void on_client_gone() override;
+
+private:
+    enum class State { Waiting, Connecting, Sending, ReadingHead, Relaying, Done };
+    struct Segment {
+        bool from_body; // else: `text`
+        size_t offset;  // in the body, or in text
+        size_t length;
+    };
+
+    static void on_io(struct ev_loop*, ev_io*, int);
+    static const llhttp_settings_t kSettings;
+    static int cb_header_field(llhttp_t*, const char*, size_t);
+    static int cb_header_value(llhttp_t*, const char*, size_t);
+    static int cb_headers_complete(llhttp_t*);
+    static int cb_body(llhttp_t*, const char*, size_t);
+    static int cb_message_complete(llhttp_t*);
+
+    void connect_upstream(bool allow_reuse);
+    void build_request();
+    void handle_io(int revents);
+    void send_more();
+    void read_response();
+    void upstream_failed(const std::string& what, int err);
+    void finish_ok();
+    void release_model();
+    void close_upstream();
+    void update_upstream_io();
+
+    struct ev_loop* loop_;
+    http::Connection* client_;
+    http::Request& req_;
+    router::Scheduler& scheduler_;
+    UpstreamPool& pool_;
+    std::string model_;
+    BodyRewrite rewrite_;
+
+    State state_ = State::Waiting;
+    bool granted_ = false;
+    bool released_ = false;
+    bool reused_ = false;       // the upstream connection came from the pool
+    bool got_response_bytes_ = false;
+    std::string pool_key_;
+    UpstreamAddress upstream_;
+    UniqueFd fd_;
+    IoWatcher io_;
+
+    std::string head_; // the request head we send
+    std::vector<Segment> segments_;
+    size_t seg_index_ = 0;
+    size_t seg_done_ = 0;
+
+    llhttp_t parser_;
+    http::HeaderList resp_headers_;
+    std::string cur_field_;
+    bool in_value_ = false;
+    bool upstream_keep_alive_ = false;
+    bool paused_for_client_ = false;
+    bool message_complete_ = false;
+};
+
+} // namespace ls::proxy

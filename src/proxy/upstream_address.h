@@ -1,0 +1,25 @@
+// Where an upstream listens, parsed from a model's `proxy` URL (after ${PORT} substitution).
+#pragma once
+
+#include <string>
+#include <sys/socket.h>
+
+#include "util/result.h"
+
+namespace ls::proxy {
+
+struct UpstreamAddress {
+    sockaddr_storage addr{};
+    socklen_t addr_len = 0;
+    std::string host_header; // "host:port" as written in the URL
+    std::string base_path;   // path prefix of the URL without a trailing '/', often empty
+    std::string url;         // the URL itself, for messages
+    std::string key() const; // identity for connection pooling
+};
+
+// Accepts http://HOST[:PORT][/PATH]. HOST is an IPv4/IPv6 literal or a name; "localhost" maps
+// to 127.0.0.1 without a resolver call. Other names are resolved with getaddrinfo (blocking,
+// done once when the model starts, not per request).
+Result<UpstreamAddress> parse_upstream_url(const std::string& url);
+
+} // namespace ls::proxy

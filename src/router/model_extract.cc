@@ -1,0 +1,434 @@
+#include "router/model_extract.h"
+
+#include <cstring>
+
+#include "http/headers.h"
+
+namespace ls::router {
+
+namespace {
+bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+void append_utf8(std::string& out, unsigned cp) {
+    if (cp < 0x80) {
+        out.push_back(static_cast<char>(cp));
+    } else if (cp < 0x800) {
+        out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else if (cp < 0x10000) {
+        out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+        out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else {
+        out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+        out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+        out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    }
+}
+} // namespace
+
+// ------------------------------------------------------------------ JSON
+
+JsonModelScanner::JsonModelScanner() { stack_.reserve(16); }
+
+void JsonModelScanner::fail(const char* what) {
+    if (s_ == S::Error) return;
+    s_ = S::Error;
+    error_ = std::string("invalid JSON at byte ") + std::to_string(offset_) + ": " + what;
+}
+
+void JsonModelScanner::push(char container) {
+    if (stack_.size() >= 512) {
+        fail("nesting too deep");
+        return;
+    }
+    stack_.push_back(container);
+}
+
+void JsonModelScanner::after_value() {
+    if (stack_.empty()) {
+        s_ = S::Done;
+        return;
+    }
+    // A member of the top-level object just ended.
+    if (stack_.size() == 1 && stack_[0] == '{' && (key_is_model_ || key_is_stream_)) {
+        if (key_is_model_ && !ref_.found) {
+            if (!capture_done_string_) {
+                fail("\"model\" must be a string");
+                return;
+            }
+            ref_.found = true;
+            ref_.model = captured_;
+            ref_.value_begin = value_start_;
+            ref_.value_end = offset_ + 1;
+        }
+        key_is_model_ = key_is_stream_ = false;
+    }
+    capture_done_string_ = false;
+    s_ = S::AfterValue;
+}
+
+// Consumes one character; returns false when the character must be looked at again (it
+// ended a number or literal).
+bool JsonModelScanner::step(char c) {
+    switch (s_) {
+    case S::Value:
+    case S::ValueOrArrayEnd:
+        if (is_ws(c)) return true;
+        if (c == ']' && s_ == S::ValueOrArrayEnd) {
+            stack_.pop_back();
+            after_value();
+            return true;
+        }
+        if (stack_.empty() && c != '{') {
+            fail("the request body must be a JSON object");
+            return true;
+        }
+        if (stack_.size() == 1 && stack_[0] == '{') value_start_ = offset_;
+        if (c == '{') {
+            push('{');
+            s_ = S::ObjKeyOrEnd;
+        } else if (c == '[') {
+            push('[');
+            s_ = S::ValueOrArrayEnd;
+        } else if (c == '"') {
+            string_is_key_ = false;
+            capture_ = stack_.size() == 1 && key_is_model_;
+            captured_.clear();
+            s_ = S::String;
+        } else if (c == '-' || is_digit(c)) {
+            number_state_ = c == '-' ? 0 : (c == '0' ? 1 : 2);
+            s_ = S::Number;
+        } else if (c == 't' || c == 'f' || c == 'n') {
+            literal_want_ = c == 't' ? "true" : (c == 'f' ? "false" : "null");
+            literal_.assign(1, c);
+            s_ = S::Literal;
+        } else {
+            fail("unexpected character");
+        }
+        return true;
+    case S::ObjKeyOrEnd:
+    case S::ObjKey:
+        if (is_ws(c)) return true;
+        if (c == '}' && s_ == S::ObjKeyOrEnd) {
+            stack_.pop_back();
+            after_value();
+            return true;
+        }
+        if (c != '"') {
+            fail("expected a string key");
+            return true;
+        }
+        string_is_key_ = true;
+        capture_ = stack_.size() == 1;
+        captured_.clear();
+        s_ = S::String;
+        return true;
+    case S::Colon:
+        if (is_ws(c)) return true;
+        if (c != ':') fail("expected ':'");
+        else s_ = S::Value;
+        return true;
+    case S::AfterValue:
+        if (is_ws(c)) return true;
+        if (c == ',') {
+            s_ = stack_.back() == '{' ? S::ObjKey : S::Value;
+        } else if ((c == '}' && stack_.back() == '{') || (c == ']' && stack_.back() == '[')) {
+            stack_.pop_back();
+            after_value();
+        } else {
+            fail("expected ',' or a closing bracket");
+        }
+        return true;
+    case S::String:
+        if (c == '"') {
+            if (string_is_key_) {
+                if (stack_.size() == 1) {
+                    key_is_model_ = captured_ == "model";
+                    key_is_stream_ = captured_ == "stream";
+                }
+                s_ = S::Colon;
+            } else {
+                capture_done_string_ = true;
+                after_value();
+            }
+            capture_ = false;
+        } else if (c == '\\') {
+            s_ = S::StringEscape;
+        } else if (static_cast<unsigned char>(c) < 0x20) {
+            fail("control character in string");
+        } else if (capture_ && captured_.size() < kMaxCapture) {
+            captured_.push_back(c);
+        }
+        return true;
+    case S::StringEscape: {
+        const char* simple = strchr("\"\\/bfnrt", c);
+        if (c == 'u') {
+            hex_left_ = 4;
+            code_point_ = 0;
+            s_ = S::StringHex;
+            return true;
+        }
+        if (c == '\0' || !simple) {
+            fail("invalid escape");
+            return true;
+        }
+        if (capture_ && captured_.size() < kMaxCapture) {
+            static constexpr char kDecoded[] = "\"\\/\b\f\n\r\t";
+            captured_.push_back(kDecoded[simple - "\"\\/bfnrt"]);
+        }
+        s_ = S::String;
+        return true;
+    }
+    case S::StringHex: {
+        int v = hex_digit(c);
+        if (v < 0) {
+            fail("invalid \\u escape");
+            return true;
+        }
+        code_point_ = code_point_ * 16 + static_cast<unsigned>(v);
+        if (--hex_left_ == 0) {
+            if (capture_ && captured_.size() < kMaxCapture) append_utf8(captured_, code_point_);
+            s_ = S::String;
+        }
+        return true;
+    }
+    case S::Number: {
+        // 0:'-' 1:leading 0 2:int digits 3:'.' 4:frac 5:e 6:e sign 7:exp digits
+        const int st = number_state_;
+        if (is_digit(c)) {
+            if (st == 0) number_state_ = c == '0' ? 1 : 2;
+            else if (st == 1) fail("leading zero in number");
+            else if (st == 3) number_state_ = 4;
+            else if (st == 5 || st == 6) number_state_ = 7;
+            return true;
+        }
+        if (c == '.' && (st == 1 || st == 2)) {
+            number_state_ = 3;
+            return true;
+        }
+        if ((c == 'e' || c == 'E') && (st == 1 || st == 2 || st == 4)) {
+            number_state_ = 5;
+            return true;
+        }
+        if ((c == '+' || c == '-') && st == 5) {
+            number_state_ = 6;
+            return true;
+        }
+        if (st == 1 || st == 2 || st == 4 || st == 7) {
+            offset_--; // the value ended on the previous byte
+            after_value();
+            offset_++;
+            return false;
+        }
+        fail("malformed number");
+        return true;
+    }
+    case S::Literal: {
+        const size_t n = literal_.size();
+        if (literal_want_[n] == '\0') {
+            if (key_is_stream_ && stack_.size() == 1) ref_.stream = literal_ == "true";
+            offset_--;
+            after_value();
+            offset_++;
+            return false;
+        }
+        if (c != literal_want_[n]) fail("invalid literal");
+        else literal_.push_back(c);
+        return true;
+    }
+    case S::Done:
+        if (!is_ws(c)) fail("unexpected data after the JSON value");
+        return true;
+    case S::Error: return true;
+    }
+    return true;
+}
+
+void JsonModelScanner::on_body(const char* data, size_t len) {
+    for (size_t i = 0; i < len && s_ != S::Error;) {
+        if (step(data[i])) {
+            ++i;
+            ++offset_;
+        }
+    }
+}
+
+bool JsonModelScanner::finish(std::string& error) {
+    // A number or literal may end at the end of input.
+    if (s_ == S::Number || s_ == S::Literal) step(' ');
+    if (s_ == S::Error) {
+        error = error_;
+        return false;
+    }
+    if (s_ != S::Done) {
+        error = offset_ == 0 ? "the request body is empty (a JSON object was expected)"
+                             : "invalid JSON: unexpected end of the request body";
+        return false;
+    }
+    return true;
+}
+
+// ------------------------------------------------------------------ multipart
+
+std::string multipart_boundary(std::string_view ct) {
+    size_t semi = ct.find(';');
+    std::string_view type = ct.substr(0, semi);
+    while (!type.empty() && type.back() == ' ') type.remove_suffix(1);
+    if (!http::iequals(type, "multipart/form-data") || semi == std::string_view::npos) return {};
+    std::string_view params = ct.substr(semi + 1);
+    while (!params.empty()) {
+        size_t next = params.find(';');
+        std::string_view p = params.substr(0, next);
+        while (!p.empty() && p.front() == ' ') p.remove_prefix(1);
+        size_t eq = p.find('=');
+        if (eq != std::string_view::npos && http::iequals(p.substr(0, eq), "boundary")) {
+            std::string_view v = p.substr(eq + 1);
+            while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
+            if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+            if (v.empty() || v.size() > 70) return {};
+            return std::string(v);
+        }
+        if (next == std::string_view::npos) break;
+        params.remove_prefix(next + 1);
+    }
+    return {};
+}
+
+MultipartModelScanner::MultipartModelScanner(std::string boundary) : delim_("\r\n--" + boundary) {
+    // KMP failure function of the delimiter.
+    fail_.assign(delim_.size(), 0);
+    for (size_t i = 1, k = 0; i < delim_.size(); ++i) {
+        while (k > 0 && delim_[i] != delim_[k]) k = fail_[k - 1];
+        if (delim_[i] == delim_[k]) ++k;
+        fail_[i] = k;
+    }
+}
+
+void MultipartModelScanner::on_delimiter(size_t delim_begin) {
+    if (s_ == S::Content && part_is_model_ && !ref_.found) {
+        const size_t len = delim_begin - content_begin_;
+        if (len > 1024) {
+            s_ = S::Error;
+            error_ = "the multipart field 'model' is too long";
+            return;
+        }
+        ref_.found = true;
+        ref_.model = captured_.substr(0, len);
+        ref_.value_begin = content_begin_;
+        ref_.value_end = delim_begin;
+    }
+    s_ = S::AfterDelimiter;
+    after_delim_.clear();
+}
+
+void MultipartModelScanner::on_headers_done() {
+    // Only a field without a filename named exactly "model" counts.
+    part_is_model_ = false;
+    size_t pos = 0;
+    while (pos < headers_.size()) {
+        size_t eol = headers_.find("\r\n", pos);
+        if (eol == std::string::npos) eol = headers_.size();
+        std::string_view line(headers_.data() + pos, eol - pos);
+        pos = eol + 2;
+        size_t colon = line.find(':');
+        if (colon == std::string_view::npos ||
+            !http::iequals(line.substr(0, colon), "content-disposition"))
+            continue;
+        std::string_view v = line.substr(colon + 1);
+        const bool named_model = v.find("name=\"model\"") != std::string_view::npos ||
+                                 v.find("name=model") != std::string_view::npos;
+        const bool is_file = v.find("filename") != std::string_view::npos;
+        if (named_model && !is_file) {
+            // "name=\"model\"" must not be the tail of e.g. name="xmodel".
+            size_t at = v.find("name=");
+            while (at != std::string_view::npos && at > 0 && v[at - 1] != ' ' && v[at - 1] != ';')
+                at = v.find("name=", at + 1);
+            part_is_model_ = at != std::string_view::npos &&
+                             (v.substr(at, 12) == "name=\"model\"" ||
+                              (v.substr(at, 10) == "name=model" &&
+                               (at + 10 == v.size() || v[at + 10] == ';' || v[at + 10] == ' ')));
+        }
+    }
+    captured_.clear();
+    content_begin_ = offset_ + 1;
+    s_ = S::Content;
+}
+
+void MultipartModelScanner::on_body(const char* data, size_t len) {
+    for (size_t i = 0; i < len; ++i, ++offset_) {
+        if (s_ == S::Error || s_ == S::Epilogue) {
+            offset_ += len - i;
+            return;
+        }
+        const char c = data[i];
+        // Fast path: inside content with no partial match, jump to the next '\r'.
+        if (match_ == 0 && s_ == S::Content && !part_is_model_) {
+            const void* cr = memchr(data + i, '\r', len - i);
+            size_t skip = cr ? static_cast<size_t>(static_cast<const char*>(cr) - (data + i)) : len - i;
+            if (skip > 0) {
+                i += skip - 1;
+                offset_ += skip - 1;
+                continue;
+            }
+        }
+        if (s_ == S::Content || s_ == S::Preamble) {
+            if (s_ == S::Content && part_is_model_ && captured_.size() <= 1024 + delim_.size())
+                captured_.push_back(c);
+            while (match_ > 0 && c != delim_[match_]) match_ = fail_[match_ - 1];
+            if (c == delim_[match_]) ++match_;
+            if (match_ == delim_.size()) {
+                match_ = 0;
+                on_delimiter(offset_ + 1 - delim_.size());
+            }
+            continue;
+        }
+        if (s_ == S::AfterDelimiter) {
+            after_delim_.push_back(c);
+            if (after_delim_ == "--") {
+                s_ = S::Epilogue;
+            } else if (after_delim_.size() >= 2 && after_delim_.compare(after_delim_.size() - 2, 2, "\r\n") == 0) {
+                s_ = S::Headers;
+                headers_.clear();
+            } else if (after_delim_.size() > 64) {
+                s_ = S::Error;
+                error_ = "malformed multipart body: bad delimiter line";
+            }
+            continue;
+        }
+        if (s_ == S::Headers) {
+            headers_.push_back(c);
+            if (headers_.size() == 2 && headers_ == "\r\n") {
+                headers_.clear();
+                on_headers_done();
+            } else if (headers_.size() >= 4 && headers_.compare(headers_.size() - 4, 4, "\r\n\r\n") == 0) {
+                headers_.resize(headers_.size() - 4);
+                on_headers_done();
+            } else if (headers_.size() > 16 * 1024) {
+                s_ = S::Error;
+                error_ = "malformed multipart body: part headers too long";
+            }
+        }
+    }
+}
+
+bool MultipartModelScanner::finish(std::string& error) {
+    if (s_ == S::Error) {
+        error = error_;
+        return false;
+    }
+    if (s_ != S::Epilogue) {
+        error = "malformed multipart body: missing the closing boundary";
+        return false;
+    }
+    return true;
+}
+
+} // namespace ls::router

@@ -1,0 +1,116 @@
+// Finds the requested `model` in a request body while the body streams in, without holding
+// the body: a validating incremental JSON scanner (top-level "model" and "stream") and an
+// incremental multipart/form-data scanner (the `model` field, which may come after a huge
+// file part). Both record the byte span of the value so useModelName can replace it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "http/connection.h"
+
+namespace ls::router {
+
+struct ModelRef {
+    bool found = false;
+    std::string model;
+    // Byte span [begin, end) of the value in the body: for JSON the whole string token with
+    // its quotes, for multipart the field content.
+    size_t value_begin = 0;
+    size_t value_end = 0;
+    bool stream = false; // JSON "stream": true
+};
+
+class BodyScanner : public http::BodyObserver {
+public:
+    // Called once the whole body has been seen. Returns false with `error` set when the body
+    // is malformed.
+    virtual bool finish(std::string& error) = 0;
+    virtual const ModelRef& result() const = 0;
+};
+
+// Streaming RFC 8259 validator that extracts top-level "model" (a string) and "stream".
+class JsonModelScanner : public BodyScanner {
+public:
+    JsonModelScanner();
+    void on_body(const char* data, size_t len) override;
+    bool finish(std::string& error) override;
+    const ModelRef& result() const override { return ref_; }
+
+private:
+    void fail(const char* what);
+    bool step(char c);
+    void push(char container);
+    void after_value();
+
+    enum class S : uint8_t {
+        Value,       // expecting a value
+        ValueOrArrayEnd, // after '['
+        ObjKeyOrEnd, // after '{'
+        ObjKey,      // after ',' in an object
+        Colon,
+        AfterValue,  // expecting ',' or a closing bracket (or end at depth 0)
+        String,
+        StringEscape,
+        StringHex,
+        Number,
+        Literal,
+        Done,
+        Error,
+    };
+    S s_ = S::Value;
+    std::string stack_; // '{' or '['
+    bool string_is_key_ = false;
+    int hex_left_ = 0;
+    unsigned code_point_ = 0;
+    bool capture_done_string_ = false; // the value that just ended was a string
+    std::string literal_;
+    const char* literal_want_ = nullptr;
+    int number_state_ = 0;
+    size_t offset_ = 0;
+    std::string error_;
+    // Tracking of the top-level "model"/"stream" members.
+    std::string key_;           // current top-level key (bounded)
+    bool capture_ = false;      // capturing the current string's content
+    std::string captured_;
+    bool key_is_model_ = false;
+    bool key_is_stream_ = false;
+    size_t value_start_ = 0;
+    ModelRef ref_;
+    static constexpr size_t kMaxCapture = 1024;
+};
+
+// Streaming multipart/form-data scanner for the `model` field.
+class MultipartModelScanner : public BodyScanner {
+public:
+    explicit MultipartModelScanner(std::string boundary);
+    void on_body(const char* data, size_t len) override;
+    bool finish(std::string& error) override;
+    const ModelRef& result() const override { return ref_; }
+
+private:
+    void on_delimiter(size_t delim_begin);
+    void on_headers_done();
+    enum class S : uint8_t { Preamble, AfterDelimiter, Headers, Content, Epilogue, Error };
+    S s_ = S::Preamble;
+    std::string delim_; // "\r\n--" + boundary
+    std::vector<size_t> fail_;
+    size_t match_ = 2; // the body starts with "--boundary": pretend "\r\n" was seen
+    size_t offset_ = 0;
+    std::string after_delim_;
+    std::string headers_;
+    size_t content_begin_ = 0;
+    bool part_is_model_ = false;
+    std::string captured_;
+    std::string error_;
+    ModelRef ref_;
+};
+
+// Boundary parameter of a multipart/form-data Content-Type, or empty.
+std::string multipart_boundary(std::string_view content_type);
+
+} // namespace ls::router

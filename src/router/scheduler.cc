@@ -1,0 +1,281 @@
+#include "router/scheduler.h"
+
+#include <set>
+
+#include "util/log.h"
+
+namespace ls::router {
+
+using supervisor::ModelProcess;
+using supervisor::ProcessState;
+
+Scheduler::Scheduler(struct ev_loop* loop, supervisor::GroupGuard* guard)
+    : loop_(loop), guard_(guard), ports_(5800), queue_timer_(loop, &on_queue_timeout, this) {}
+
+Scheduler::~Scheduler() {
+    // Waiters are owned by connections that are already gone at this point.
+    queue_.clear();
+}
+
+Scheduler::Slot* Scheduler::slot(const std::string& id) {
+    auto it = slots_.find(id);
+    return it == slots_.end() ? nullptr : it->second.get();
+}
+
+void Scheduler::apply_config(const config::Config& cfg) {
+    cfg_ = cfg;
+    ports_.set_start(cfg.start_port);
+    supervisor::ProcessSettings settings;
+    settings.health_check_timeout_s = cfg.health_check_timeout_s;
+    // The original hands ports out in id order; keep that as the preferred port.
+    int port_index = 0;
+    for (const auto& [id, model] : cfg.models) {
+        const int preferred = model.uses_port ? cfg.start_port + port_index++ : 0;
+        if (Slot* s = slot(id)) {
+            s->process->update_config(model);
+            continue;
+        }
+        auto s = std::make_unique<Slot>();
+        s->owner = this;
+        s->process = std::make_unique<ModelProcess>(loop_, model, settings, preferred, ports_, guard_, *this);
+        s->ttl = std::make_unique<TimerWatcher>(loop_, &on_ttl, s.get());
+        slots_.emplace(id, std::move(s));
+    }
+}
+
+void Scheduler::request(const std::string& model_id, Waiter* waiter) {
+    Slot* s = slot(model_id);
+    if (!s) {
+        waiter->on_rejected({404, "model '" + model_id + "' is not configured", "model_not_found", 0});
+        return;
+    }
+    if (shutting_down_) {
+        waiter->on_rejected({503, "llama-swap is shutting down", "shutting_down", 5});
+        return;
+    }
+    const int limit = s->process->config().concurrency_limit;
+    if (s->in_flight + s->queued >= limit) {
+        waiter->on_rejected({429,
+                             "too many requests for model '" + model_id + "' (concurrencyLimit " +
+                                 std::to_string(limit) + ")",
+                             "concurrency_limit", 1});
+        return;
+    }
+    s->ttl->stop();
+    const double timeout = cfg_.queue_timeout_s > 0 ? cfg_.queue_timeout_s : cfg_.health_check_timeout_s;
+    waiter->pos_ = queue_.insert(queue_.end(), QueueEntry{waiter, model_id, ev_now(loop_) + timeout});
+    waiter->queued_ = true;
+    s->queued++;
+    if (queue_.size() == 1) arm_queue_timer();
+    pump();
+}
+
+void Scheduler::cancel(Waiter* waiter) {
+    if (!waiter->queued_) return;
+    auto it = waiter->pos_;
+    if (Slot* s = slot(it->model)) {
+        s->queued--;
+        if (s->queued == 0 && s->in_flight == 0) arm_ttl(*s);
+    }
+    waiter->queued_ = false;
+    const bool was_front = it == queue_.begin();
+    queue_.erase(it);
+    if (was_front) arm_queue_timer();
+    pump(); // a swap this waiter held up may no longer be wanted, or others may now fit
+}
+
+void Scheduler::release(const std::string& model_id) {
+    Slot* s = slot(model_id);
+    if (!s || s->in_flight == 0) return;
+    s->in_flight--;
+    s->last_used = ev_now(loop_);
+    if (s->in_flight == 0) {
+        arm_ttl(*s);
+        pump(); // a swap may have been waiting for this model to drain
+    }
+}
+
+void Scheduler::arm_ttl(Slot& s) {
+    const int ttl = s.process->config().ttl_s;
+    if (ttl > 0 && s.in_flight == 0 && s.queued == 0 && s.process->state() == ProcessState::Ready)
+        s.ttl->start(ttl);
+    else
+        s.ttl->stop();
+}
+
+void Scheduler::on_ttl(struct ev_loop*, ev_timer* w, int) {
+    auto* s = static_cast<Slot*>(w->data);
+    if (s->in_flight > 0 || s->queued > 0 || s->process->state() != ProcessState::Ready) return;
+    LOG_INFO("model %s: idle for %d s (ttl), unloading", s->process->id().c_str(), s->process->config().ttl_s);
+    s->process->stop(s->process->config().unload_timeout_s, "ttl expired");
+}
+
+void Scheduler::arm_queue_timer() {
+    if (queue_.empty()) {
+        queue_timer_.stop();
+        return;
+    }
+    const double left = queue_.front().deadline - ev_now(loop_);
+    queue_timer_.start(left > 0.001 ? left : 0.001);
+}
+
+void Scheduler::on_queue_timeout(struct ev_loop*, ev_timer* w, int) {
+    auto* self = static_cast<Scheduler*>(w->data);
+    const double now = ev_now(self->loop_);
+    // Entries are in arrival order and share one timeout, so deadlines are ordered too.
+    while (!self->queue_.empty() && self->queue_.front().deadline <= now + 0.0005) {
+        auto it = self->queue_.begin();
+        const double timeout = self->cfg_.queue_timeout_s > 0 ? self->cfg_.queue_timeout_s
+                                                              : self->cfg_.health_check_timeout_s;
+        char msg[256];
+        snprintf(msg, sizeof msg, "timed out after %.0f s waiting for model '%s' to become ready",
+                 timeout, it->model.c_str());
+        self->reject(it, {503, msg, "model_wait_timeout", 5});
+    }
+    self->arm_queue_timer();
+    self->pump();
+}
+
+void Scheduler::grant(std::list<QueueEntry>::iterator it, Slot& s) {
+    Waiter* w = it->waiter;
+    w->queued_ = false;
+    s.queued--;
+    s.in_flight++;
+    s.ttl->stop();
+    const bool was_front = it == queue_.begin();
+    queue_.erase(it);
+    if (was_front) arm_queue_timer();
+    w->on_granted(*s.process);
+}
+
+void Scheduler::reject(std::list<QueueEntry>::iterator it, const Rejection& why) {
+    Waiter* w = it->waiter;
+    w->queued_ = false;
+    if (Slot* s = slot(it->model)) s->queued--;
+    queue_.erase(it);
+    w->on_rejected(why);
+}
+
+void Scheduler::reject_model_waiters(const std::string& model, const Rejection& why) {
+    for (auto it = queue_.begin(); it != queue_.end();) {
+        auto next = std::next(it);
+        if (it->model == model) reject(it, why);
+        it = next;
+    }
+    arm_queue_timer();
+}
+
+bool Scheduler::conflicts(const std::string& a, const std::string& b) const {
+    // Would starting `a` evict `b`, or starting `b` evict `a`?
+    auto evicts = [&](const std::string& target, const std::string& other) {
+        const config::GroupConfig* gt = cfg_.group_of(target);
+        const config::GroupConfig* go = cfg_.group_of(other);
+        if (!gt || !go) return true;
+        if (gt == go) return gt->swap;
+        return gt->exclusive && !go->persistent;
+    };
+    return evicts(a, b) || evicts(b, a);
+}
+
+std::vector<Scheduler::Slot*> Scheduler::eviction_set(const std::string& target) {
+    std::vector<Slot*> out;
+    const config::GroupConfig* gt = cfg_.group_of(target);
+    for (auto& [id, s] : slots_) {
+        if (id == target) continue;
+        const ProcessState st = s->process->state();
+        if (st != ProcessState::Starting && st != ProcessState::Ready && st != ProcessState::Stopping)
+            continue;
+        const config::GroupConfig* go = cfg_.group_of(id);
+        bool evict;
+        if (!gt || !go) evict = true;
+        else if (gt == go) evict = gt->swap;
+        else evict = gt->exclusive && !go->persistent;
+        if (evict) out.push_back(s.get());
+    }
+    return out;
+}
+
+void Scheduler::pump() {
+    if (pumping_) {
+        pump_again_ = true;
+        return;
+    }
+    pumping_ = true;
+    do {
+        pump_again_ = false;
+        for (auto& [id, s] : slots_) s->draining = false;
+        std::set<std::string> claimed; // models that earlier waiters are waiting for
+        for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+            Slot* s = slot(it->model);
+            const ProcessState st = s->process->state();
+            if (st == ProcessState::Ready && !s->draining) {
+                grant(it, *s);
+                pump_again_ = true; // callbacks may have changed the queue: rescan
+                break;
+            }
+            if (!claimed.insert(it->model).second) continue; // this model is handled already
+            if (st != ProcessState::Stopped && st != ProcessState::Failed) continue; // Starting: single-flight
+            bool blocked = false;
+            for (const auto& other : claimed)
+                if (other != it->model && conflicts(it->model, other)) blocked = true;
+            if (blocked) continue; // an earlier request's model goes first
+            bool can_start = true;
+            for (Slot* victim : eviction_set(it->model)) {
+                victim->draining = true;
+                can_start = false;
+                const ProcessState vs = victim->process->state();
+                if (vs == ProcessState::Stopping || victim->in_flight > 0) continue; // wait for it
+                victim->process->stop(victim->process->config().unload_timeout_s, "swapping");
+            }
+            if (can_start) {
+                s->process->start(); // may fail synchronously and reject waiters
+                pump_again_ = true;
+                break;
+            }
+        }
+    } while (pump_again_);
+    pumping_ = false;
+}
+
+void Scheduler::on_process_state(ModelProcess& p, ProcessState from, ProcessState to) {
+    Slot* s = slot(p.id());
+    if (to == ProcessState::Failed && (from == ProcessState::Starting || from == ProcessState::Stopping) && s &&
+        s->queued > 0) {
+        reject_model_waiters(p.id(), {502, "model '" + p.id() + "' failed to start: " + p.failure(),
+                                      "model_start_failed", 0});
+    }
+    if (s && (to == ProcessState::Stopped || to == ProcessState::Failed)) s->ttl->stop();
+    if (s && to == ProcessState::Ready) arm_ttl(*s);
+    if (on_change) on_change();
+    pump();
+}
+
+void Scheduler::unload_all(const char* reason) {
+    if (shutting_down_) {
+        while (!queue_.empty()) reject(queue_.begin(), {503, "llama-swap is shutting down", "shutting_down", 5});
+    }
+    for (auto& [id, s] : slots_) {
+        s->ttl->stop();
+        s->process->stop(s->process->config().unload_timeout_s, reason);
+    }
+    arm_queue_timer();
+}
+
+bool Scheduler::all_stopped() const {
+    for (const auto& [id, s] : slots_)
+        if (supervisor::is_active(s->process->state())) return false;
+    return true;
+}
+
+std::vector<Scheduler::ModelView> Scheduler::models() const {
+    std::vector<ModelView> out;
+    for (const auto& [id, s] : slots_) out.push_back({s->process.get(), s->in_flight, s->queued});
+    return out;
+}
+
+const ModelProcess* Scheduler::process(const std::string& id) const {
+    auto it = slots_.find(id);
+    return it == slots_.end() ? nullptr : it->second->process.get();
+}
+
+} // namespace ls::router

@@ -1,0 +1,126 @@
+// Admission, queueing and swapping. Requests wait in one FIFO queue; pump() grants what can
+// run and starts at most the swaps the group rules allow:
+//  - a cold model is started once however many requests wait for it (single-flight);
+//  - a model with requests in flight is never stopped to make room: it drains first, and new
+//    requests for it queue behind the swap instead of starving it (collation: all waiting
+//    requests of a model are served together once it is ready);
+//  - every wait is bounded (queueTimeout → 503 + Retry-After); concurrencyLimit → 429.
+#pragma once
+
+#include <functional>
+#include <list>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "supervisor/group_guard.h"
+#include "supervisor/model_process.h"
+#include "util/ev.h"
+
+namespace ls::router {
+
+struct Rejection {
+    int status = 503;
+    std::string message;
+    std::string code;
+    int retry_after_s = 0; // 0: no Retry-After header
+};
+
+class Scheduler;
+
+// A request waiting for its model. Callbacks may come synchronously from request().
+class Waiter {
+public:
+    virtual void on_granted(supervisor::ModelProcess& process) = 0;
+    virtual void on_rejected(const Rejection& why) = 0;
+
+protected:
+    ~Waiter() = default;
+
+private:
+    friend class Scheduler;
+    bool queued_ = false;
+    std::list<struct QueueEntry>::iterator pos_;
+};
+
+struct QueueEntry {
+    Waiter* waiter;
+    std::string model;
+    double deadline;
+};
+
+class Scheduler : public supervisor::ProcessObserver {
+public:
+    Scheduler(struct ev_loop* loop, supervisor::GroupGuard* guard);
+    ~Scheduler() override;
+    Scheduler(const Scheduler&) = delete;
+    Scheduler& operator=(const Scheduler&) = delete;
+
+    // Creates processes for the models of `cfg` (first call) or updates them.
+    void apply_config(const config::Config& cfg);
+
+    // Asks to run a request on `model_id` (a resolved id). Exactly one of on_granted /
+    // on_rejected follows, unless cancel() comes first.
+    void request(const std::string& model_id, Waiter* waiter);
+    // The waiter is gone (client disconnected): forget it.
+    void cancel(Waiter* waiter);
+    // A granted request finished.
+    void release(const std::string& model_id);
+
+    // Stops every model (API unload / shutdown); queued requests are answered 503.
+    void unload_all(const char* reason);
+    bool all_stopped() const;
+    void set_shutting_down() { shutting_down_ = true; }
+
+    struct ModelView {
+        const supervisor::ModelProcess* process;
+        int in_flight;
+        int queued;
+    };
+    std::vector<ModelView> models() const;
+    const supervisor::ModelProcess* process(const std::string& id) const;
+    size_t queue_length() const { return queue_.size(); }
+
+    // Called on every model state change (e.g. for sd_notify STATUS later).
+    std::function<void()> on_change;
+
+private:
+    struct Slot {
+        std::unique_ptr<supervisor::ModelProcess> process;
+        int in_flight = 0;
+        int queued = 0;
+        bool draining = false; // must stop for a pending swap: no new grants
+        double last_used = 0;
+        std::unique_ptr<TimerWatcher> ttl;
+        Scheduler* owner = nullptr;
+    };
+
+    void on_process_state(supervisor::ModelProcess& p, supervisor::ProcessState from,
+                          supervisor::ProcessState to) override;
+    void pump();
+    void grant(std::list<QueueEntry>::iterator it, Slot& slot);
+    void reject(std::list<QueueEntry>::iterator it, const Rejection& why);
+    void reject_model_waiters(const std::string& model, const Rejection& why);
+    std::vector<Slot*> eviction_set(const std::string& target);
+    bool conflicts(const std::string& a, const std::string& b) const;
+    void arm_ttl(Slot& slot);
+    void arm_queue_timer();
+    static void on_ttl(struct ev_loop*, ev_timer*, int);
+    static void on_queue_timeout(struct ev_loop*, ev_timer*, int);
+    Slot* slot(const std::string& id);
+
+    struct ev_loop* loop_;
+    supervisor::GroupGuard* guard_;
+    supervisor::PortAllocator ports_;
+    config::Config cfg_;
+    std::map<std::string, std::unique_ptr<Slot>> slots_;
+    std::list<QueueEntry> queue_;
+    TimerWatcher queue_timer_;
+    bool pumping_ = false;
+    bool pump_again_ = false;
+    bool shutting_down_ = false;
+};
+
+} // namespace ls::router

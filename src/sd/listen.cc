@@ -1,0 +1,97 @@
+#include "sd/listen.h"
+
+#include <arpa/inet.h>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+namespace ls::sd {
+
+std::vector<ListenSocket> passed_sockets() {
+    std::vector<ListenSocket> out;
+    char** names = nullptr;
+    int n = sd_listen_fds_with_names(1, &names);
+    for (int i = 0; i < n; ++i) {
+        int fd = SD_LISTEN_FDS_START + i;
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+        std::string name = names && names[i] ? names[i] : "passed";
+        out.push_back({UniqueFd(fd), name});
+    }
+    if (names) {
+        for (int i = 0; i < n; ++i) free(names[i]);
+        free(names);
+    }
+    return out;
+}
+
+namespace {
+Result<ListenSocket> listen_fd(int family, const sockaddr* addr, socklen_t len, const std::string& name,
+                               bool dual_stack) {
+    UniqueFd fd(::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd) return make_error("socket: " + std::string(strerror(errno)), errno);
+    int one = 1, zero = 0;
+    if (family != AF_UNIX) setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (family == AF_INET6) setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, dual_stack ? &zero : &one, sizeof one);
+    if (::bind(fd.get(), addr, len) != 0)
+        return make_error("cannot listen on " + name + ": " + strerror(errno), errno);
+    if (::listen(fd.get(), 1024) != 0)
+        return make_error("cannot listen on " + name + ": " + strerror(errno), errno);
+    return ListenSocket{std::move(fd), name};
+}
+} // namespace
+
+Result<ListenSocket> listen_on(const std::string& address) {
+    if (address.rfind("unix:", 0) == 0) {
+        sockaddr_un un{};
+        un.sun_family = AF_UNIX;
+        std::string path = address.substr(5);
+        if (path.empty() || path.size() >= sizeof un.sun_path) return make_error("bad unix socket path '" + path + "'");
+        memcpy(un.sun_path, path.c_str(), path.size());
+        ::unlink(path.c_str());
+        return listen_fd(AF_UNIX, reinterpret_cast<sockaddr*>(&un), sizeof un, address, false);
+    }
+    size_t colon = address.rfind(':');
+    if (colon == std::string::npos) return make_error("bad listen address '" + address + "' (expected HOST:PORT or :PORT)");
+    std::string host = address.substr(0, colon);
+    std::string port = address.substr(colon + 1);
+    char* end = nullptr;
+    long p = strtol(port.c_str(), &end, 10);
+    if (port.empty() || *end != '\0' || p < 0 || p > 65535) return make_error("bad port in listen address '" + address + "'");
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+
+    if (host.empty()) {
+        sockaddr_in6 a6{};
+        a6.sin6_family = AF_INET6;
+        a6.sin6_port = htons(static_cast<uint16_t>(p));
+        a6.sin6_addr = in6addr_any;
+        auto r = listen_fd(AF_INET6, reinterpret_cast<sockaddr*>(&a6), sizeof a6, address, true);
+        if (r) return r;
+        sockaddr_in a4{};
+        a4.sin_family = AF_INET;
+        a4.sin_port = htons(static_cast<uint16_t>(p));
+        a4.sin_addr.s_addr = htonl(INADDR_ANY);
+        return listen_fd(AF_INET, reinterpret_cast<sockaddr*>(&a4), sizeof a4, address, false);
+    }
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    addrinfo* res = nullptr;
+    int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &res);
+    if (rc != 0 || !res) return make_error("cannot resolve listen address '" + address + "': " + gai_strerror(rc));
+    auto r = listen_fd(res->ai_family, res->ai_addr, res->ai_addrlen, address, false);
+    freeaddrinfo(res);
+    return r;
+}
+
+void notify_ready() { sd_notify(0, "READY=1\nSTATUS=serving"); }
+void notify_stopping() { sd_notify(0, "STOPPING=1\nSTATUS=shutting down"); }
+void notify_status(const std::string& status) { sd_notify(0, ("STATUS=" + status).c_str()); }
+
+} // namespace ls::sd

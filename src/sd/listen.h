@@ -1,0 +1,29 @@
+// Listening sockets: the ones systemd passed (socket activation) or our own from --listen.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "util/result.h"
+#include "util/unique_fd.h"
+
+namespace ls::sd {
+
+struct ListenSocket {
+    UniqueFd fd;
+    std::string name; // e.g. "http" or the address
+};
+
+// Sockets passed by the service manager (LISTEN_FDS), made non-blocking; empty when none.
+std::vector<ListenSocket> passed_sockets();
+
+// Binds and listens on ADDR: ":PORT" (all addresses, IPv6 and IPv4), "HOST:PORT",
+// "[V6]:PORT", or "unix:/path".
+Result<ListenSocket> listen_on(const std::string& address);
+
+// sd_notify wrappers (no-ops without NOTIFY_SOCKET).
+void notify_ready();
+void notify_stopping();
+void notify_status(const std::string& status);
+
+} // namespace ls::sd

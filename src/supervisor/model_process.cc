@@ -1,0 +1,353 @@
+#include "supervisor/model_process.h"
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "config/macros.h"
+#include "supervisor/spawn.h"
+#include "util/log.h"
+
+namespace ls::supervisor {
+
+namespace {
+constexpr size_t kMaxLine = 8192;
+
+std::string describe_status(int status) {
+    if (WIFEXITED(status)) return "exit status " + std::to_string(WEXITSTATUS(status));
+    if (WIFSIGNALED(status)) return std::string("signal ") + strsignal(WTERMSIG(status));
+    return "status " + std::to_string(status);
+}
+} // namespace
+
+ModelProcess::ModelProcess(struct ev_loop* loop, config::ModelConfig cfg, ProcessSettings settings,
+                           int preferred_port, PortAllocator& ports, GroupGuard* guard,
+                           ProcessObserver& observer)
+    : loop_(loop), cfg_(std::move(cfg)), settings_(settings), preferred_port_(preferred_port),
+      ports_(ports), guard_(guard), observer_(observer), output_(64 * 1024),
+      exec_io_(loop, &on_exec_status, this), output_io_(loop, &on_output, this),
+      child_(loop, &on_child, this), stop_child_(loop, &on_stop_child, this),
+      deadline_(loop, &on_deadline, this), retry_(loop, &on_retry, this),
+      kill_timer_(loop, &on_kill, this), probe_(loop, &on_probe_result, this) {
+    state_since_ = ev_now(loop_);
+}
+
+ModelProcess::~ModelProcess() {
+    // Orderly shutdown stops processes first; this is the last line of defence.
+    if (pid_ > 0) {
+        kill(-pid_, SIGKILL);
+        int status;
+        while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+        }
+        if (guard_) guard_->forget(pid_);
+        pid_ = -1;
+    }
+    if (port_ > 0) ports_.release(port_);
+}
+
+void ModelProcess::set_state(ProcessState to) {
+    const ProcessState from = state_;
+    if (!transition_allowed(from, to)) {
+        LOG_ERROR("model %s: refused state change %s -> %s", cfg_.id.c_str(), to_string(from), to_string(to));
+        return;
+    }
+    state_ = to;
+    state_since_ = ev_now(loop_);
+    if (to == ProcessState::Ready) ready_at_ = state_since_;
+    observer_.on_process_state(*this, from, to);
+}
+
+void ModelProcess::start() {
+    if (state_ != ProcessState::Stopped && state_ != ProcessState::Failed) return;
+    failure_.clear();
+    pending_failure_.clear();
+    output_.clear();
+    started_at_ = ev_now(loop_);
+    ready_at_ = 0;
+    set_state(ProcessState::Starting);
+
+    std::vector<std::string> argv = cfg_.cmd;
+    std::string proxy_url = cfg_.proxy;
+    check_path_ = cfg_.check_endpoint;
+    if (cfg_.uses_port) {
+        auto port = ports_.acquire(preferred_port_);
+        if (!port) {
+            fail_start(port.error().message);
+            return;
+        }
+        port_ = *port;
+        const std::string p = std::to_string(port_);
+        for (auto& a : argv) a = config::substitute(a, "PORT", p);
+        proxy_url = config::substitute(proxy_url, "PORT", p);
+        check_path_ = config::substitute(check_path_, "PORT", p);
+    }
+    cmd_text_.clear();
+    for (const auto& a : argv) cmd_text_ += (cmd_text_.empty() ? "" : " ") + a;
+
+    auto addr = proxy::parse_upstream_url(proxy_url);
+    if (!addr) {
+        fail_start(addr.error().message);
+        return;
+    }
+    upstream_ = std::move(addr.value());
+
+    int out[2];
+    if (pipe2(out, O_CLOEXEC) != 0) {
+        fail_start(std::string("pipe: ") + strerror(errno));
+        return;
+    }
+    output_read_.reset(out[0]);
+    output_write_.reset(out[1]);
+    fcntl(out[0], F_SETFL, fcntl(out[0], F_GETFL) | O_NONBLOCK);
+
+    SpawnRequest req;
+    req.argv = argv;
+    req.env = cfg_.env;
+    req.output_fd = output_write_.get();
+    auto spawned = spawn_process(req);
+    if (!spawned) {
+        fail_start("cannot start '" + argv[0] + "': " + spawned.error().message);
+        return;
+    }
+    pid_ = spawned->pid;
+    if (guard_) guard_->watch(pid_);
+    exec_status_ = std::move(spawned->exec_status);
+    child_.start(pid_);
+    exec_io_.set(exec_status_.get(), EV_READ);
+    output_io_.set(output_read_.get(), EV_READ);
+    deadline_.start(settings_.health_check_timeout_s);
+    LOG_INFO("model %s: starting pid %d: %s", cfg_.id.c_str(), pid_, cmd_text_.c_str());
+}
+
+void ModelProcess::fail_start(std::string message) {
+    // Nothing was spawned (or it is already gone): the start fails right here.
+    if (pid_ <= 0) {
+        failure_ = std::move(message);
+        LOG_WARN("model %s: start failed: %s", cfg_.id.c_str(), failure_.c_str());
+        cleanup_after_exit();
+        set_state(ProcessState::Failed);
+        return;
+    }
+    pending_failure_ = std::move(message);
+    stop(settings_.failed_start_grace_s, "start failed");
+}
+
+void ModelProcess::on_exec_status(struct ev_loop*, ev_io* w, int) {
+    auto* self = static_cast<ModelProcess*>(w->data);
+    int err = read_exec_status(self->exec_status_.get());
+    if (err < 0) return; // spurious wake-up
+    self->exec_io_.stop();
+    self->exec_status_.reset();
+    if (err > 0) {
+        // The child exits with 127 right after; its reaping completes the failure.
+        self->pending_failure_ = "cannot execute '" + self->cfg_.cmd[0] + "': " + strerror(err);
+        return;
+    }
+    if (self->state_ == ProcessState::Starting) self->begin_readiness();
+}
+
+void ModelProcess::begin_readiness() {
+    if (check_path_.empty()) { // checkEndpoint: none
+        deadline_.stop();
+        set_state(ProcessState::Ready);
+        return;
+    }
+    probe_.start(upstream_, check_path_, settings_.probe_timeout_s);
+}
+
+void ModelProcess::on_probe_result(void* p, int status) {
+    auto* self = static_cast<ModelProcess*>(p);
+    if (self->state_ != ProcessState::Starting) return;
+    if (status == 200) {
+        self->deadline_.stop();
+        self->retry_.stop();
+        LOG_INFO("model %s: ready after %.3f s", self->cfg_.id.c_str(),
+                 ev_now(self->loop_) - self->started_at_);
+        self->set_state(ProcessState::Ready);
+        return;
+    }
+    self->retry_.start(self->settings_.probe_interval_s);
+}
+
+void ModelProcess::on_retry(struct ev_loop*, ev_timer* w, int) {
+    auto* self = static_cast<ModelProcess*>(w->data);
+    if (self->state_ == ProcessState::Starting)
+        self->probe_.start(self->upstream_, self->check_path_, self->settings_.probe_timeout_s);
+}
+
+void ModelProcess::on_deadline(struct ev_loop*, ev_timer* w, int) {
+    auto* self = static_cast<ModelProcess*>(w->data);
+    if (self->state_ != ProcessState::Starting) return;
+    char msg[128];
+    snprintf(msg, sizeof msg, "health check timed out after %.0f s", self->settings_.health_check_timeout_s);
+    self->fail_start(msg);
+}
+
+void ModelProcess::stop(double grace_s, const char* reason) {
+    if (state_ != ProcessState::Starting && state_ != ProcessState::Ready) {
+        if (state_ == ProcessState::Stopping && pid_ > 0) {
+            const double at = ev_now(loop_) + grace_s;
+            if (at < kill_at_) {
+                kill_at_ = at;
+                kill_timer_.start(grace_s);
+            }
+        }
+        return;
+    }
+    probe_.cancel();
+    retry_.stop();
+    deadline_.stop();
+    LOG_INFO("model %s: stopping pid %d (%s)", cfg_.id.c_str(), pid_, reason);
+    set_state(ProcessState::Stopping);
+    if (pid_ <= 0) return;
+    if (!cfg_.cmd_stop.empty()) run_stop_command();
+    else if (kill(-pid_, SIGTERM) != 0) kill(pid_, SIGTERM);
+    kill_at_ = ev_now(loop_) + grace_s;
+    kill_timer_.start(grace_s);
+}
+
+void ModelProcess::run_stop_command() {
+    std::vector<std::string> argv = cfg_.cmd_stop;
+    for (auto& a : argv) {
+        a = config::substitute(a, "PID", std::to_string(pid_));
+        a = config::substitute(a, "PORT", std::to_string(port_));
+    }
+    SpawnRequest req;
+    req.argv = argv;
+    req.env = cfg_.env;
+    req.output_fd = output_write_.get();
+    auto spawned = spawn_process(req);
+    if (!spawned) {
+        LOG_WARN("model %s: cmdStop failed (%s), sending SIGTERM", cfg_.id.c_str(),
+                 spawned.error().message.c_str());
+        kill(-pid_, SIGTERM);
+        return;
+    }
+    stop_pid_ = spawned->pid;
+    stop_child_.start(stop_pid_);
+}
+
+void ModelProcess::on_stop_child(struct ev_loop*, ev_child* w, int) {
+    auto* self = static_cast<ModelProcess*>(w->data);
+    self->stop_child_.stop();
+    if (w->rstatus != 0)
+        LOG_WARN("model %s: cmdStop ended with %s", self->cfg_.id.c_str(), describe_status(w->rstatus).c_str());
+    self->stop_pid_ = -1;
+}
+
+void ModelProcess::on_kill(struct ev_loop*, ev_timer* w, int) {
+    auto* self = static_cast<ModelProcess*>(w->data);
+    if (self->pid_ <= 0) return;
+    LOG_WARN("model %s: pid %d did not stop in time, sending SIGKILL", self->cfg_.id.c_str(), self->pid_);
+    if (kill(-self->pid_, SIGKILL) != 0) kill(self->pid_, SIGKILL);
+}
+
+void ModelProcess::on_output(struct ev_loop*, ev_io* w, int) {
+    static_cast<ModelProcess*>(w->data)->drain_output();
+}
+
+void ModelProcess::drain_output() {
+    char buf[16384];
+    for (;;) {
+        ssize_t n = ::read(output_read_.get(), buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            if (n == 0) output_io_.stop(); // every writer is gone
+            return;
+        }
+        std::string_view data(buf, static_cast<size_t>(n));
+        while (!data.empty()) {
+            size_t nl = data.find('\n');
+            if (nl == std::string_view::npos) {
+                partial_line_.append(data);
+                if (partial_line_.size() < kMaxLine) break;
+                nl = data.size(); // overlong line: emit what we have
+                data = {};
+            } else {
+                partial_line_.append(data.substr(0, nl));
+                data.remove_prefix(nl + 1);
+            }
+            if (!partial_line_.empty() && partial_line_.back() == '\r') partial_line_.pop_back();
+            output_.push(partial_line_);
+            LOG_DEBUG("[%s] %s", cfg_.id.c_str(), partial_line_.c_str());
+            partial_line_.clear();
+        }
+        if (static_cast<size_t>(n) < sizeof buf) return;
+    }
+}
+
+void ModelProcess::on_child(struct ev_loop*, ev_child* w, int) {
+    auto* self = static_cast<ModelProcess*>(w->data);
+    self->handle_exit(w->rstatus);
+}
+
+void ModelProcess::handle_exit(int status) {
+    child_.stop();
+    // A failed exec reports through its pipe just before exiting: read it if still unread.
+    if (exec_status_.valid()) {
+        int err = read_exec_status(exec_status_.get());
+        if (err > 0) pending_failure_ = "cannot execute '" + cfg_.cmd[0] + "': " + strerror(err);
+    }
+    drain_output();
+    if (!partial_line_.empty()) {
+        output_.push(partial_line_);
+        partial_line_.clear();
+    }
+    const pid_t pid = pid_;
+    // Grandchildren left in the group must not outlive the model.
+    kill(-pid, SIGKILL);
+    if (guard_) guard_->forget(pid);
+    pid_ = -1;
+    cleanup_after_exit();
+
+    const std::string how = describe_status(status);
+    switch (state_) {
+    case ProcessState::Starting: {
+        failure_ = !pending_failure_.empty() ? pending_failure_ : "upstream exited while starting (" + how + ")";
+        std::string last = output_.tail(5);
+        if (!last.empty() && pending_failure_.rfind("cannot execute", 0) != 0)
+            failure_ += "; last output: " + last;
+        LOG_WARN("model %s: start failed: %s", cfg_.id.c_str(), failure_.c_str());
+        set_state(ProcessState::Failed);
+        break;
+    }
+    case ProcessState::Ready:
+        failure_ = "upstream exited unexpectedly (" + how + ")";
+        LOG_WARN("model %s: pid %d %s", cfg_.id.c_str(), pid, failure_.c_str());
+        set_state(ProcessState::Failed);
+        break;
+    case ProcessState::Stopping:
+        LOG_INFO("model %s: pid %d stopped (%s)", cfg_.id.c_str(), pid, how.c_str());
+        if (!pending_failure_.empty()) {
+            failure_ = pending_failure_;
+            std::string last = output_.tail(5);
+            if (!last.empty()) failure_ += "; last output: " + last;
+            set_state(ProcessState::Failed);
+        } else {
+            set_state(ProcessState::Stopped);
+        }
+        break;
+    default: break;
+    }
+}
+
+void ModelProcess::cleanup_after_exit() {
+    exec_io_.stop();
+    exec_status_.reset();
+    output_io_.stop();
+    output_read_.reset();
+    output_write_.reset();
+    probe_.cancel();
+    retry_.stop();
+    deadline_.stop();
+    kill_timer_.stop();
+    if (port_ > 0) {
+        ports_.release(port_);
+        port_ = 0;
+    }
+}
+
+} // namespace ls::supervisor

@@ -1,0 +1,121 @@
+// One model's upstream process and its state machine (see process_state.h): spawn, readiness
+// (HTTP probe of checkEndpoint, first at once then every few ms), output capture, stop with
+// cmdStop or SIGTERM to the group, then SIGKILL after the grace period; reaped by the loop.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <sys/types.h>
+
+#include "config/config.h"
+#include "logs/line_ring.h"
+#include "proxy/upstream_address.h"
+#include "readiness/health_probe.h"
+#include "supervisor/group_guard.h"
+#include "supervisor/port_allocator.h"
+#include "supervisor/process_state.h"
+#include "util/ev.h"
+#include "util/unique_fd.h"
+
+namespace ls::supervisor {
+
+class ModelProcess;
+
+class ProcessObserver {
+public:
+    virtual ~ProcessObserver() = default;
+    virtual void on_process_state(ModelProcess& process, ProcessState from, ProcessState to) = 0;
+};
+
+struct ProcessSettings {
+    double health_check_timeout_s = 120;
+    double probe_interval_s = 0.015;   // between readiness probes
+    double probe_timeout_s = 2;        // one probe's own limit
+    double failed_start_grace_s = 5;   // stop grace after a failed readiness check
+};
+
+class ModelProcess {
+public:
+    ModelProcess(struct ev_loop* loop, config::ModelConfig cfg, ProcessSettings settings,
+                 int preferred_port, PortAllocator& ports, GroupGuard* guard,
+                 ProcessObserver& observer);
+    ~ModelProcess();
+    ModelProcess(const ModelProcess&) = delete;
+    ModelProcess& operator=(const ModelProcess&) = delete;
+
+    const std::string& id() const { return cfg_.id; }
+    const config::ModelConfig& config() const { return cfg_; }
+    ProcessState state() const { return state_; }
+    pid_t pid() const { return pid_; }
+    int port() const { return port_; }
+    const proxy::UpstreamAddress& upstream() const { return upstream_; }
+    const std::string& failure() const { return failure_; }
+    double state_since() const { return state_since_; }
+    double load_seconds() const { return ready_at_ > started_at_ ? ready_at_ - started_at_ : 0; }
+    std::string recent_output(size_t lines) const { return output_.tail(lines); }
+    const std::string& cmd_text() const { return cmd_text_; }
+
+    // Stopped/Failed → Starting. The observer hears the outcome (Ready or Failed).
+    void start();
+    // Starting/Ready → Stopping → Stopped. A shorter grace replaces a longer one.
+    void stop(double grace_s, const char* reason);
+    // Replaces settings that do not need a restart (ttl, limits, names).
+    void update_config(const config::ModelConfig& cfg) { cfg_ = cfg; }
+
+private:
+    static void on_exec_status(struct ev_loop*, ev_io*, int);
+    static void on_output(struct ev_loop*, ev_io*, int);
+    static void on_child(struct ev_loop*, ev_child*, int);
+    static void on_stop_child(struct ev_loop*, ev_child*, int);
+    static void on_deadline(struct ev_loop*, ev_timer*, int);
+    static void on_retry(struct ev_loop*, ev_timer*, int);
+    static void on_kill(struct ev_loop*, ev_timer*, int);
+    static void on_probe_result(void* self, int status);
+
+    void set_state(ProcessState to);
+    void fail_start(std::string message); // while Starting: record and stop
+    void begin_readiness();
+    void drain_output();
+    void handle_exit(int status);
+    void cleanup_after_exit();
+    void run_stop_command();
+
+    struct ev_loop* loop_;
+    config::ModelConfig cfg_;
+    ProcessSettings settings_;
+    int preferred_port_;
+    PortAllocator& ports_;
+    GroupGuard* guard_;
+    ProcessObserver& observer_;
+
+    ProcessState state_ = ProcessState::Stopped;
+    double state_since_ = 0;
+    double started_at_ = 0;
+    double ready_at_ = 0;
+    pid_t pid_ = -1;
+    pid_t stop_pid_ = -1;
+    int port_ = 0;
+    std::string cmd_text_;
+    std::string check_path_;
+    proxy::UpstreamAddress upstream_;
+    std::string failure_;
+    std::string pending_failure_; // set while Stopping after a failed start
+
+    UniqueFd exec_status_;
+    UniqueFd output_read_;
+    UniqueFd output_write_; // kept for cmdStop's output
+    std::string partial_line_;
+    logs::LineRing output_;
+
+    IoWatcher exec_io_;
+    IoWatcher output_io_;
+    ChildWatcher child_;
+    ChildWatcher stop_child_;
+    TimerWatcher deadline_;
+    TimerWatcher retry_;
+    TimerWatcher kill_timer_;
+    readiness::HealthProbe probe_;
+    double kill_at_ = 0;
+};
+
+} // namespace ls::supervisor

@@ -1,0 +1,63 @@
+#include "util/log.h"
+
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <unistd.h>
+
+namespace ls {
+namespace {
+LogLevel g_level = LogLevel::Info;
+LogSink g_sink = nullptr;
+void* g_sink_user = nullptr;
+
+const char* level_tag(LogLevel level) {
+    switch (level) {
+    case LogLevel::Debug: return "debug";
+    case LogLevel::Info: return "info";
+    case LogLevel::Warn: return "warn";
+    case LogLevel::Error: return "error";
+    }
+    return "?";
+}
+} // namespace
+
+bool parse_log_level(std::string_view name, LogLevel& out) {
+    if (name == "debug") out = LogLevel::Debug;
+    else if (name == "info") out = LogLevel::Info;
+    else if (name == "warn") out = LogLevel::Warn;
+    else if (name == "error") out = LogLevel::Error;
+    else return false;
+    return true;
+}
+
+void set_log_level(LogLevel level) { g_level = level; }
+LogLevel log_level() { return g_level; }
+
+void set_log_sink(LogSink sink, void* user) {
+    g_sink = sink;
+    g_sink_user = user;
+}
+
+void log_msg(LogLevel level, const char* fmt, ...) {
+    char body[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(body, sizeof body, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    size_t len = static_cast<size_t>(n) < sizeof body ? static_cast<size_t>(n) : sizeof body - 1;
+
+    // "<level> message": journald/systemd add their own timestamps; tools read the level tag.
+    char line[2100];
+    int m = snprintf(line, sizeof line, "[%s] %.*s\n", level_tag(level), static_cast<int>(len), body);
+    if (m > 0) {
+        size_t total = static_cast<size_t>(m) < sizeof line ? static_cast<size_t>(m) : sizeof line - 1;
+        // One write per line so lines from the daemon never interleave mid-line.
+        ssize_t w = ::write(STDERR_FILENO, line, total);
+        (void)w;
+    }
+    if (g_sink) g_sink(level, std::string_view(body, len), g_sink_user);
+}
+
+} // namespace ls

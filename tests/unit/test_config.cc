@@ -1,0 +1,874 @@
+// Loading and validation of the YAML configuration (src/config/config.h).
+#include <criterion/criterion.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+#include "config/config.h"
+
+using namespace ls::config;
+
+// Raw string literals in this file start with a newline so that line 1 is the first YAML line.
+static std::string yaml_text(const char* text) {
+    std::string s(text);
+    if (!s.empty() && s[0] == '\n') s.erase(0, 1);
+    return s;
+}
+
+static Config load_ok(const char* text) {
+    auto r = load_config_from_string(yaml_text(text), "config.yaml");
+    cr_assert(r.ok(), "load failed: %s", r.ok() ? "" : r.error().message.c_str());
+    return std::move(r).value();
+}
+
+static void expect_error(const char* text, const char* message) {
+    auto r = load_config_from_string(yaml_text(text), "config.yaml");
+    cr_assert_not(r.ok(), "load should fail with: %s", message);
+    const std::string& m = r.error().message;
+    cr_assert_str_eq(m.c_str(), message);
+}
+
+static void expect_words(const std::vector<std::string>& got,
+                         const std::vector<std::string>& want) {
+    cr_assert_eq(got.size(), want.size(), "%zu words, expected %zu", got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+        const std::string& g = got[i];
+        const std::string& w = want[i];
+        cr_assert_str_eq(g.c_str(), w.c_str(), "word %zu", i);
+    }
+}
+
+static void expect_warning(const Config& c, const char* rendered) {
+    for (const auto& w : c.warnings) {
+        std::string s = w.render();
+        if (s == rendered) return;
+    }
+    std::string all;
+    for (const auto& w : c.warnings) all += "\n  " + w.render();
+    cr_assert_fail("warning '%s' not found; got:%s", rendered, all.c_str());
+}
+
+static const ModelConfig& model(const Config& c, const char* id) {
+    auto it = c.models.find(id);
+    cr_assert(it != c.models.end(), "model %s missing", id);
+    return it->second;
+}
+
+Test(config, full_valid_config) {
+    setenv("LS_TEST_MODELS", "/srv/models", 1);
+    Config c = load_ok(R"(
+healthCheckTimeout: 60
+startPort: 9000
+globalTTL: 300
+unloadTimeout: 5
+queueTimeout: 45
+logLevel: debug
+macros:
+  bin: /usr/bin/llama-server
+  dir: ${env.LS_TEST_MODELS}
+  base: ${bin} --port ${PORT} --host 127.0.0.1
+server:
+  maxHeaderBytes: 32768
+  maxBodyBytes: 1000000
+  bodyMemoryBytes: 4096
+  headerTimeout: 10
+  bodyTimeout: 20.5
+  idleTimeout: 30
+  shutdownTimeout: 5
+  maxConnections: 64
+models:
+  qwen:
+    macros:
+      ctx: 8192
+    cmd: |
+      # the server
+      ${base}
+        -m "${dir}/Qwen 7B.gguf" \
+        # --flash-attn
+        -c ${ctx} --alias ${MODEL_ID}
+    cmdStop: kill -TERM ${PID}
+    proxy: http://127.0.0.1:${PORT}
+    checkEndpoint: /v1/models
+    ttl: 60
+    unloadTimeout: 3
+    env:
+      - CUDA_VISIBLE_DEVICES=0
+      - MODEL_DIR=${dir}
+    aliases: [gpt-4o, "q7"]
+    useModelName: qwen2.5
+    name: Qwen ${ctx}
+    description: A model
+    unlisted: yes
+    concurrencyLimit: 3
+  embed:
+    cmd: /usr/bin/embedder --listen 127.0.0.1:8081
+    proxy: http://127.0.0.1:8081
+    checkEndpoint: none
+    ttl: -1
+groups:
+  main:
+    swap: false
+    exclusive: off
+    persistent: True
+    members: [qwen]
+)");
+    cr_assert_eq(c.warnings.size(), 0u);
+    cr_assert_eq(c.health_check_timeout_s, 60);
+    cr_assert_eq(c.start_port, 9000);
+    cr_assert_eq(c.global_ttl_s, 300);
+    cr_assert_eq(c.unload_timeout_s, 5);
+    cr_assert_eq(c.queue_timeout_s, 45);
+    cr_assert_str_eq(c.log_level.c_str(), "debug");
+    cr_assert_str_eq(c.path.c_str(), "config.yaml");
+
+    cr_assert_eq(c.server.max_header_bytes, 32768u);
+    cr_assert_eq(c.server.max_body_bytes, 1000000u);
+    cr_assert_eq(c.server.body_memory_bytes, 4096u);
+    cr_assert_eq(c.server.header_timeout_s, 10);
+    cr_assert_eq(c.server.body_timeout_s, 20.5);
+    cr_assert_eq(c.server.idle_timeout_s, 30);
+    cr_assert_eq(c.server.shutdown_timeout_s, 5);
+    cr_assert_eq(c.server.max_connections, 64);
+
+    cr_assert_eq(c.models.size(), 2u);
+    const ModelConfig& q = model(c, "qwen");
+    cr_assert_str_eq(q.id.c_str(), "qwen");
+    cr_assert_eq(q.pos.line, 21);
+    cr_assert_eq(q.pos.col, 3);
+    expect_words(q.cmd, {"/usr/bin/llama-server", "--port", "${PORT}", "--host", "127.0.0.1", "-m",
+                         "/srv/models/Qwen 7B.gguf", "-c", "8192", "--alias", "qwen"});
+    cr_assert_str_eq(q.cmd_text.c_str(), "/usr/bin/llama-server --port ${PORT} --host 127.0.0.1 "
+                                         "-m '/srv/models/Qwen 7B.gguf' -c 8192 --alias qwen");
+    expect_words(q.cmd_stop, {"kill", "-TERM", "${PID}"});
+    cr_assert_str_eq(q.proxy.c_str(), "http://127.0.0.1:${PORT}");
+    cr_assert_str_eq(q.check_endpoint.c_str(), "/v1/models");
+    cr_assert(q.uses_port);
+    cr_assert_eq(q.ttl_s, 60);
+    cr_assert_eq(q.unload_timeout_s, 3);
+    expect_words(q.env, {"CUDA_VISIBLE_DEVICES=0", "MODEL_DIR=/srv/models"});
+    expect_words(q.aliases, {"gpt-4o", "q7"});
+    cr_assert_str_eq(q.use_model_name.c_str(), "qwen2.5");
+    cr_assert_str_eq(q.name.c_str(), "Qwen 8192");
+    cr_assert_str_eq(q.description.c_str(), "A model");
+    cr_assert(q.unlisted);
+    cr_assert_eq(q.concurrency_limit, 3);
+
+    const ModelConfig& e = model(c, "embed");
+    expect_words(e.cmd, {"/usr/bin/embedder", "--listen", "127.0.0.1:8081"});
+    cr_assert_str_eq(e.check_endpoint.c_str(), "");
+    cr_assert_not(e.uses_port);
+    cr_assert_eq(e.ttl_s, 300); // -1: globalTTL
+    cr_assert_eq(e.unload_timeout_s, 5);
+    cr_assert_eq(e.cmd_stop.size(), 0u);
+
+    cr_assert_eq(c.groups.size(), 2u);
+    cr_assert_str_eq(c.groups[0].id.c_str(), "main");
+    cr_assert_not(c.groups[0].swap);
+    cr_assert_not(c.groups[0].exclusive);
+    cr_assert(c.groups[0].persistent);
+    expect_words(c.groups[0].members, {"qwen"});
+    cr_assert_str_eq(c.groups[1].id.c_str(), "(default)");
+    cr_assert(c.groups[1].swap);
+    cr_assert(c.groups[1].exclusive);
+    cr_assert_not(c.groups[1].persistent);
+    expect_words(c.groups[1].members, {"embed"});
+
+    cr_assert_eq(c.resolve("qwen"), &q);
+    cr_assert_eq(c.resolve("gpt-4o"), &q);
+    cr_assert_eq(c.resolve("q7"), &q);
+    cr_assert_eq(c.resolve("embed"), &e);
+    cr_assert_null(c.resolve("nope"));
+    cr_assert_eq(c.group_of("qwen"), &c.groups[0]);
+    cr_assert_eq(c.group_of("embed"), &c.groups[1]);
+    cr_assert_null(c.group_of("nope"));
+}
+
+Test(config, defaults) {
+    Config c = load_ok(R"(
+models:
+  m:
+    cmd: llama-server --port ${PORT}
+)");
+    cr_assert_eq(c.health_check_timeout_s, 120);
+    cr_assert_eq(c.start_port, 5800);
+    cr_assert_eq(c.global_ttl_s, 0);
+    cr_assert_eq(c.unload_timeout_s, 10);
+    cr_assert_eq(c.queue_timeout_s, 120);
+    cr_assert_str_eq(c.log_level.c_str(), "info");
+    ServerConfig def;
+    cr_assert_eq(c.server.max_header_bytes, def.max_header_bytes);
+    cr_assert_eq(c.server.max_body_bytes, def.max_body_bytes);
+    cr_assert_eq(c.server.max_connections, def.max_connections);
+    cr_assert_eq(c.warnings.size(), 0u);
+
+    const ModelConfig& m = model(c, "m");
+    cr_assert_str_eq(m.proxy.c_str(), "http://localhost:${PORT}");
+    cr_assert_str_eq(m.check_endpoint.c_str(), "/health");
+    cr_assert(m.uses_port);
+    cr_assert_eq(m.ttl_s, 0);
+    cr_assert_eq(m.unload_timeout_s, 10);
+    cr_assert_eq(m.concurrency_limit, 10);
+    cr_assert_not(m.unlisted);
+    cr_assert_eq(m.env.size(), 0u);
+    cr_assert_eq(m.aliases.size(), 0u);
+    cr_assert_eq(m.cmd_stop.size(), 0u);
+    cr_assert_str_eq(m.cmd_text.c_str(), "llama-server --port ${PORT}");
+
+    cr_assert_eq(c.groups.size(), 1u);
+    cr_assert_str_eq(c.groups[0].id.c_str(), "(default)");
+    expect_words(c.groups[0].members, {"m"});
+}
+
+Test(config, zero_values_fall_back) {
+    Config c = load_ok(R"(
+unloadTimeout: 0
+globalTTL: 50
+models:
+  m:
+    cmd: srv
+    proxy: http://h:1
+    unloadTimeout: 0
+    concurrencyLimit: 0
+    ttl: 0
+)");
+    cr_assert_eq(c.unload_timeout_s, 10);
+    const ModelConfig& m = model(c, "m");
+    cr_assert_eq(m.unload_timeout_s, 10);
+    cr_assert_eq(m.concurrency_limit, 10);
+    cr_assert_eq(m.ttl_s, 0); // explicit 0 = never, not globalTTL
+}
+
+Test(config, null_values_mean_unset) {
+    Config c = load_ok(R"(
+startPort:
+globalTTL: ~
+macros:
+models:
+  m:
+    cmd: srv --port ${PORT}
+    proxy: null
+    aliases:
+groups:
+)");
+    cr_assert_eq(c.start_port, 5800);
+    cr_assert_str_eq(model(c, "m").proxy.c_str(), "http://localhost:${PORT}");
+}
+
+Test(config, empty_config) {
+    Config c = load_ok("");
+    cr_assert_eq(c.models.size(), 0u);
+    cr_assert_eq(c.groups.size(), 0u);
+    Config d = load_ok("# only a comment\n");
+    cr_assert_eq(d.models.size(), 0u);
+}
+
+Test(config, health_check_timeout_clamp) {
+    Config c = load_ok("healthCheckTimeout: 5\n");
+    cr_assert_eq(c.health_check_timeout_s, 15);
+    cr_assert_eq(c.queue_timeout_s, 15); // follows the clamped value
+    Config d = load_ok("healthCheckTimeout: 15\n");
+    cr_assert_eq(d.health_check_timeout_s, 15);
+    Config e = load_ok("healthCheckTimeout: 300\nqueueTimeout: 0\n");
+    cr_assert_eq(e.health_check_timeout_s, 300);
+    cr_assert_eq(e.queue_timeout_s, 300);
+}
+
+Test(config, bool_spellings) {
+    const char* truthy[] = {"true", "True", "TRUE", "yes", "Yes", "on", "ON"};
+    for (const char* t : truthy) {
+        std::string y = std::string("models:\n  m:\n    cmd: x\n    proxy: http://h:1\n"
+                                    "    unlisted: ") +
+                        t + "\n";
+        Config c = load_ok(y.c_str());
+        cr_assert(model(c, "m").unlisted, "%s", t);
+    }
+    const char* falsy[] = {"false", "no", "Off", "NO"};
+    for (const char* f : falsy) {
+        std::string y = std::string("models:\n  m:\n    cmd: x\n    proxy: http://h:1\n"
+                                    "    unlisted: ") +
+                        f + "\n";
+        Config c = load_ok(y.c_str());
+        cr_assert_not(model(c, "m").unlisted, "%s", f);
+    }
+}
+
+Test(config, unknown_and_unsupported_keys_warn) {
+    Config c = load_ok(R"(
+logToStdout: both
+colour: blue
+models:
+  m:
+    cmd: x
+    proxy: http://h:1
+    filters:
+      stripParams: temperature
+    cmnd: typo
+server:
+  maxConnections: 10
+  maxConections: 10
+groups:
+  g:
+    members: [m]
+    swapp: true
+)");
+    cr_assert_eq(c.warnings.size(), 6u);
+    expect_warning(c, "config.yaml:1:1: key 'logToStdout' is not supported yet and is ignored");
+    expect_warning(c, "config.yaml:2:1: unknown key 'colour'");
+    expect_warning(c, "config.yaml:7:5: key 'filters' is not supported yet and is ignored");
+    expect_warning(c, "config.yaml:9:5: unknown key 'cmnd'");
+    expect_warning(c, "config.yaml:12:3: unknown key 'maxConections'");
+    // (sorted by position)
+    std::string first = c.warnings[0].render();
+    cr_assert_str_eq(first.c_str(),
+                     "config.yaml:1:1: key 'logToStdout' is not supported yet and is ignored");
+    cr_assert_eq(c.server.max_connections, 10);
+    expect_warning(c, "config.yaml:16:5: unknown key 'swapp'");
+}
+
+Test(config, groups_and_default_group) {
+    Config c = load_ok(R"(
+models:
+  a: {cmd: a, proxy: "http://h:1"}
+  b: {cmd: b, proxy: "http://h:2"}
+  c: {cmd: c, proxy: "http://h:3"}
+  d: {cmd: d, proxy: "http://h:4", aliases: [dee]}
+groups:
+  second:
+    members: [d, b]
+  first:
+    persistent: true
+    members: []
+)");
+    cr_assert_eq(c.groups.size(), 3u);
+    // Explicit groups keep the file order; "(default)" comes last, sorted.
+    cr_assert_str_eq(c.groups[0].id.c_str(), "second");
+    expect_words(c.groups[0].members, {"d", "b"});
+    cr_assert_str_eq(c.groups[1].id.c_str(), "first");
+    cr_assert_eq(c.groups[1].members.size(), 0u);
+    cr_assert_str_eq(c.groups[2].id.c_str(), "(default)");
+    expect_words(c.groups[2].members, {"a", "c"});
+    cr_assert_eq(c.group_of("d"), &c.groups[0]);
+    cr_assert_eq(c.group_of("a"), &c.groups[2]);
+    cr_assert_eq(c.resolve("dee"), &c.models.at("d"));
+}
+
+Test(config, no_default_group_when_all_grouped) {
+    Config c = load_ok(R"(
+models:
+  a: {cmd: a, proxy: "http://h:1"}
+groups:
+  g: {members: [a]}
+)");
+    cr_assert_eq(c.groups.size(), 1u);
+    cr_assert_str_eq(c.groups[0].id.c_str(), "g");
+}
+
+Test(config, anchors_and_merge_keys) {
+    Config c = load_ok(R"(
+models:
+  a: &common
+    cmd: srv --port ${PORT} --alias ${MODEL_ID}
+    ttl: 30
+    env: [A=1]
+  b:
+    <<: *common
+    ttl: 60
+)");
+    const ModelConfig& a = model(c, "a");
+    const ModelConfig& b = model(c, "b");
+    expect_words(a.cmd, {"srv", "--port", "${PORT}", "--alias", "a"});
+    expect_words(b.cmd, {"srv", "--port", "${PORT}", "--alias", "b"});
+    cr_assert_eq(a.ttl_s, 30);
+    cr_assert_eq(b.ttl_s, 60);
+    expect_words(b.env, {"A=1"});
+}
+
+Test(config, macros_in_other_values) {
+    setenv("LS_TEST_PORT_BASE", "7000", 1);
+    Config c = load_ok(R"(
+startPort: ${env.LS_TEST_PORT_BASE}
+macros:
+  t: 90
+  host: 127.0.0.1
+models:
+  m:
+    cmd: srv --port ${PORT}
+    proxy: http://${host}:${PORT}
+    ttl: ${t}
+    aliases:
+      - ${MODEL_ID}-alias
+)");
+    cr_assert_eq(c.start_port, 7000);
+    const ModelConfig& m = model(c, "m");
+    cr_assert_str_eq(m.proxy.c_str(), "http://127.0.0.1:${PORT}");
+    cr_assert_eq(m.ttl_s, 90);
+    cr_assert_eq(c.resolve("m-alias"), &m);
+}
+
+Test(config, comments_may_hide_unknown_macros) {
+    Config c = load_ok(R"(
+models:
+  m:
+    cmd: |
+      srv --port ${PORT}
+      # --old ${removed}
+)");
+    expect_words(model(c, "m").cmd, {"srv", "--port", "${PORT}"});
+}
+
+Test(config, cmd_text_quotes_for_display) {
+    Config c = load_ok(R"(
+models:
+  m:
+    cmd: srv "a b" "" "it's" plain
+    proxy: http://h:1
+)");
+    cr_assert_str_eq(model(c, "m").cmd_text.c_str(), "srv 'a b' '' 'it'\\''s' plain");
+}
+
+Test(config, cmdstop_port_requires_cmd_port) {
+    expect_error(R"(
+models:
+  m:
+    cmd: srv
+    proxy: http://h:1
+    cmdStop: stop --port ${PORT}
+)",
+                 "config.yaml:5:14: model 'm': cmdStop uses ${PORT} but cmd does not");
+}
+
+/* ---- errors, with exact positions ---- */
+
+Test(config_errors, bad_yaml) {
+    expect_error(R"(
+models:
+  m:
+    cmd: a: b
+)",
+                 "config.yaml:3:11: mapping values are not allowed in this context");
+    expect_error("models:\n\tm: 1\n",
+                 "config.yaml:2:1: found character that cannot start any token");
+    expect_error("a: *nope\n", "config.yaml:1:4: found undefined alias");
+    expect_error("a: 1\n---\nb: 2\n", "config.yaml:2:1: multiple YAML documents are not supported");
+    expect_error("- a\n", "config.yaml:1:1: the top level of the configuration must be a mapping");
+}
+
+Test(config_errors, wrong_types) {
+    expect_error(R"(
+models:
+  m:
+    cmd: x
+    ttl: abc
+)",
+                 "config.yaml:4:10: expected a number for 'ttl'");
+    expect_error(R"(
+models:
+  m:
+    cmd: x
+    ttl: [1]
+)",
+                 "config.yaml:4:10: expected a number for 'ttl'");
+    expect_error(R"(
+models:
+  m:
+    cmd: x
+    ttl: 1.5
+)",
+                 "config.yaml:4:10: expected an integer for 'ttl'");
+    expect_error(R"(
+models:
+  m:
+    cmd: x
+    unlisted: maybe
+)",
+                 "config.yaml:4:15: expected a boolean for 'unlisted'");
+    expect_error(R"(
+models:
+  m:
+    cmd: [a, b]
+)",
+                 "config.yaml:3:10: expected a string for 'cmd'");
+    expect_error(R"(
+models:
+  m:
+    cmd: x
+    aliases: a
+)",
+                 "config.yaml:4:14: expected a list for 'aliases'");
+    expect_error("models: [a]\n", "config.yaml:1:9: expected a mapping for 'models'");
+    expect_error("models:\n  m: 1\n", "config.yaml:2:6: expected a mapping for 'models.m'");
+    expect_error("healthCheckTimeout: 2m\n",
+                 "config.yaml:1:21: expected a number for 'healthCheckTimeout'");
+}
+
+Test(config_errors, unknown_macro_in_cmd) {
+    expect_error(R"(
+models:
+  m:
+    cmd: |
+      srv --port ${PORT}
+        --ctx ${ctx}
+)",
+                 "config.yaml:3:10: model 'm': cmd: unknown macro '${ctx}'");
+}
+
+Test(config_errors, pid_outside_cmdstop) {
+    expect_error(R"(
+models:
+  m:
+    cmd: srv ${PID}
+)",
+                 "config.yaml:3:10: model 'm': cmd: ${PID} is only allowed in cmdStop");
+}
+
+Test(config_errors, unterminated_quote_in_cmd) {
+    expect_error(R"(
+models:
+  m:
+    cmd: srv "abc
+    proxy: http://h:1
+)",
+                 "config.yaml:3:10: model 'm': cmd: unterminated double quote");
+}
+
+Test(config_errors, env_macro_unset) {
+    unsetenv("LS_TEST_UNSET_VAR");
+    expect_error(R"(
+models:
+  m:
+    cmd: srv -m ${env.LS_TEST_UNSET_VAR}
+)",
+                 "config.yaml:3:10: model 'm': cmd: environment variable 'LS_TEST_UNSET_VAR' "
+                 "is not set");
+}
+
+Test(config_errors, duplicate_alias) {
+    expect_error(R"(
+models:
+  a:
+    cmd: a
+    proxy: http://h:1
+    aliases: [x, y]
+  b:
+    cmd: b
+    proxy: http://h:2
+    aliases:
+      - z
+      - y
+)",
+                 "config.yaml:11:9: duplicate alias 'y' found in model: b");
+}
+
+Test(config_errors, alias_equals_model_id) {
+    expect_error(R"(
+models:
+  a:
+    cmd: a
+    proxy: http://h:1
+    aliases: [b]
+  b:
+    cmd: b
+    proxy: http://h:2
+)",
+                 "config.yaml:5:15: model 'a': alias 'b' is also a model id");
+}
+
+Test(config_errors, proxy_port_without_cmd_port) {
+    expect_error(R"(
+models:
+  m:
+    cmd: srv --port 8080
+    proxy: http://localhost:${PORT}
+)",
+                 "config.yaml:4:12: model 'm': proxy uses ${PORT} but cmd does not");
+    // The default proxy uses ${PORT} too: reported at the model.
+    expect_error(R"(
+models:
+  m:
+    cmd: srv --port 8080
+)",
+                 "config.yaml:2:3: model 'm': proxy uses ${PORT} but cmd does not");
+}
+
+Test(config_errors, cmd_empty) {
+    expect_error(R"(
+models:
+  m:
+    proxy: http://h:1
+)",
+                 "config.yaml:2:3: model 'm': cmd is empty");
+    expect_error(R"(
+models:
+  m:
+    cmd: |
+      # nothing but a comment
+)",
+                 "config.yaml:3:10: model 'm': cmd is empty");
+    expect_error("models:\n  m:\n", "config.yaml:2:3: model 'm': cmd is empty");
+}
+
+Test(config_errors, group_unknown_member) {
+    expect_error(R"(
+models:
+  a: {cmd: a, proxy: "http://h:1"}
+groups:
+  g:
+    members:
+      - a
+      - ghost
+)",
+                 "config.yaml:7:9: group 'g': unknown model 'ghost'");
+}
+
+Test(config_errors, model_in_two_groups) {
+    expect_error(R"(
+models:
+  a: {cmd: a, proxy: "http://h:1"}
+  b: {cmd: b, proxy: "http://h:2"}
+groups:
+  A:
+    members: [a]
+  B:
+    members: [b, a]
+)",
+                 "config.yaml:8:18: model 'a' is in groups 'A' and 'B'");
+}
+
+Test(config_errors, duplicate_group_member) {
+    expect_error(R"(
+models:
+  a: {cmd: a, proxy: "http://h:1"}
+groups:
+  g:
+    members: [a, a]
+)",
+                 "config.yaml:5:18: group 'g': duplicate member 'a'");
+}
+
+Test(config_errors, reserved_group_id) {
+    expect_error(R"(
+groups:
+  (default):
+    members: []
+)",
+                 "config.yaml:2:3: group id '(default)' is reserved");
+}
+
+Test(config_errors, duplicate_key) {
+    expect_error(R"(
+models:
+  m:
+    cmd: a
+    proxy: http://h:1
+    cmd: b
+)",
+                 "config.yaml:5:5: duplicate key 'cmd'");
+    expect_error(R"(
+startPort: 1
+startPort: 2
+)",
+                 "config.yaml:2:1: duplicate key 'startPort'");
+    // Also inside sections that are otherwise ignored.
+    expect_error(R"(
+models:
+  m:
+    cmd: a
+    proxy: http://h:1
+    metadata:
+      k: 1
+      k: 2
+)",
+                 "config.yaml:7:7: duplicate key 'k'");
+}
+
+Test(config_errors, model_values) {
+    expect_error(R"(
+models:
+  m:
+    cmd: x
+    ttl: -2
+)",
+                 "config.yaml:4:10: model 'm': invalid ttl -2: must be >= 0, or -1 for globalTTL");
+    expect_error(R"(
+models:
+  m:
+    cmd: x
+    proxy: http://h:1
+    concurrencyLimit: -1
+)",
+                 "config.yaml:5:23: model 'm': concurrencyLimit must be >= 0");
+    expect_error(R"(
+models:
+  m:
+    cmd: x
+    proxy: http://h:1
+    unloadTimeout: -1
+)",
+                 "config.yaml:5:20: model 'm': unloadTimeout must be >= 0");
+    expect_error(R"(
+models:
+  m:
+    cmd: x
+    proxy: http://h:1
+    checkEndpoint: health
+)",
+                 "config.yaml:5:20: model 'm': checkEndpoint must start with '/' or be 'none'");
+    expect_error(R"(
+models:
+  m:
+    cmd: x
+    proxy: localhost:8080
+)",
+                 "config.yaml:4:12: model 'm': proxy must start with http:// or https://");
+    expect_error(R"(
+models:
+  m:
+    cmd: x
+    proxy: http://h:1
+    env: [GOOD=1, "=bad"]
+)",
+                 "config.yaml:5:19: model 'm': env entry '=bad' is not NAME=value");
+    expect_error(R"(
+models:
+  m:
+    cmd: x
+    proxy: http://h:1
+    env: [NOEQUALS]
+)",
+                 "config.yaml:5:11: model 'm': env entry 'NOEQUALS' is not NAME=value");
+}
+
+Test(config_errors, model_id) {
+    expect_error(R"(
+models:
+  "bad id":
+    cmd: x
+)",
+                 "config.yaml:2:3: model id 'bad id' must not contain whitespace or control "
+                 "characters");
+    expect_error("models:\n  \"tab\\tid\": {cmd: x}\n",
+                 "config.yaml:2:3: model id 'tab\tid' must not contain whitespace or control "
+                 "characters");
+}
+
+Test(config_errors, top_level_values) {
+    expect_error("startPort: 70000\n", "config.yaml:1:12: startPort must be between 1 and 65535");
+    expect_error("startPort: 0\n", "config.yaml:1:12: startPort must be between 1 and 65535");
+    expect_error("globalTTL: -1\n", "config.yaml:1:12: globalTTL must be >= 0");
+    expect_error("unloadTimeout: -1\n", "config.yaml:1:16: unloadTimeout must be >= 0");
+    expect_error("queueTimeout: -1\n", "config.yaml:1:15: queueTimeout must be >= 0");
+    expect_error("logLevel: verbose\n",
+                 "config.yaml:1:11: logLevel must be one of debug, info, warn, error");
+    expect_error("server:\n  maxConnections: 0\n",
+                 "config.yaml:2:19: 'server.maxConnections' must be positive");
+    expect_error("server:\n  bodyTimeout: -1\n",
+                 "config.yaml:2:16: 'server.bodyTimeout' must be positive");
+    expect_error("server:\n  maxBodyBytes: lots\n",
+                 "config.yaml:2:17: expected a number for 'maxBodyBytes'");
+}
+
+Test(config_errors, macros) {
+    expect_error("macros:\n  PORT: 1\n", "config.yaml:2:3: macro name 'PORT' is reserved");
+    expect_error("macros:\n  MODEL_ID: x\n", "config.yaml:2:3: macro name 'MODEL_ID' is reserved");
+    expect_error("macros:\n  a.b: x\n",
+                 "config.yaml:2:3: invalid macro name 'a.b': must match ^[a-zA-Z0-9_-]+$ and be "
+                 "shorter than 64 characters");
+    expect_error("macros:\n  a: [1, 2]\n", "config.yaml:2:6: macro 'a' must have a scalar value");
+    expect_error("macros:\n  a: ${b}\n  b: x\n",
+                 "config.yaml:2:6: macro 'a' references unknown macro '${b}'");
+    expect_error("macros:\n  a: x${a}\n",
+                 "config.yaml:2:6: macro 'a' references unknown macro '${a}'");
+    expect_error("macros: [a]\n", "config.yaml:1:9: expected a mapping for 'macros'");
+    expect_error(R"(
+models:
+  m:
+    cmd: x
+    macros:
+      PID: 1
+)",
+                 "config.yaml:5:7: model 'm': macro name 'PID' is reserved");
+    expect_error(R"(
+models:
+  m:
+    cmd: x
+    macros:
+      a: ${b}
+      b: 1
+)",
+                 "config.yaml:5:10: model 'm': macro 'a' references unknown macro '${b}'");
+}
+
+Test(config, model_macros_override_and_extend_globals) {
+    Config c = load_ok(R"(
+macros:
+  flags: -a
+  ctx: 1
+models:
+  m:
+    cmd: srv ${flags} -c ${ctx}
+    proxy: http://h:1
+    macros:
+      flags: ${flags} -b
+      ctx: 2
+  n:
+    cmd: srv ${flags} -c ${ctx}
+    proxy: http://h:1
+)");
+    expect_words(model(c, "m").cmd, {"srv", "-a", "-b", "-c", "2"});
+    expect_words(model(c, "n").cmd, {"srv", "-a", "-c", "1"});
+}
+
+Test(config_files, load_config_reads_a_file) {
+    char path[] = "/tmp/ls-test-config-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    const char text[] = "models:\n  m:\n    cmd: srv --port ${PORT}\n    ttl: x\n";
+    cr_assert_eq(write(fd, text, sizeof text - 1), (ssize_t)(sizeof text - 1));
+    close(fd);
+    auto r = load_config(path);
+    unlink(path);
+    cr_assert_not(r.ok());
+    std::string expected = std::string(path) + ":4:10: expected a number for 'ttl'";
+    const std::string& m = r.error().message;
+    cr_assert_str_eq(m.c_str(), expected.c_str());
+}
+
+Test(config_files, load_config_valid_file_sets_path) {
+    char path[] = "/tmp/ls-test-config-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    const char text[] = "models:\n  m:\n    cmd: srv --port ${PORT}\n";
+    cr_assert_eq(write(fd, text, sizeof text - 1), (ssize_t)(sizeof text - 1));
+    close(fd);
+    auto r = load_config(path);
+    unlink(path);
+    cr_assert(r.ok());
+    cr_assert_str_eq(r.value().path.c_str(), path);
+}
+
+Test(config_files, missing_file) {
+    auto r = load_config("/nonexistent/ls-config.yaml");
+    cr_assert_not(r.ok());
+    const std::string& m = r.error().message;
+    cr_assert_str_eq(m.c_str(),
+                     "/nonexistent/ls-config.yaml: cannot read config: No such file or directory");
+}
+
+Test(config_files, directory) {
+    auto r = load_config("/tmp");
+    cr_assert_not(r.ok());
+    const std::string& m = r.error().message;
+    cr_assert_str_eq(m.c_str(), "/tmp: cannot read config: Is a directory");
+}
+
+Test(diagnostic, render) {
+    Diagnostic d{"f.yaml", {3, 7}, "boom"};
+    std::string s = d.render();
+    cr_assert_str_eq(s.c_str(), "f.yaml:3:7: boom");
+    Diagnostic n{"f.yaml", {}, "boom"};
+    s = n.render();
+    cr_assert_str_eq(s.c_str(), "f.yaml: boom");
+}
