@@ -422,6 +422,8 @@ void Connection::reject(int status, std::string_view message, std::string_view c
 }
 
 void Connection::start_head_line(int status, const HeaderList& headers) {
+    response_status_ = status;
+    response_bytes_ = 0;
     std::string head;
     head.reserve(256);
     head += "HTTP/1.1 ";
@@ -447,7 +449,10 @@ void Connection::respond(int status, const HeaderList& headers, std::string_view
     HeaderList h = headers;
     h.set("Content-Length", std::to_string(body.size()));
     start_response(status, h, Framing::None);
-    if (!head_request_ && !body.empty()) queue_output(body.data(), body.size());
+    if (!head_request_ && !body.empty()) {
+        response_bytes_ = body.size();
+        queue_output(body.data(), body.size());
+    }
     end_response();
 }
 
@@ -469,6 +474,15 @@ void Connection::start_response(int status, const HeaderList& headers, Framing f
     switch (framing) {
     case Framing::ContentLength: h.set("Content-Length", std::to_string(content_length)); break;
     case Framing::Chunked:
+        if (req_.version_major == 1 && req_.version_minor == 0) {
+            // HTTP/1.0 has no chunked coding: the end of the body is the end of the connection.
+            h.remove("Content-Length");
+            keep_alive_ = false;
+            start_head_line(status, h);
+            out_.append("\r\n");
+            queue_output("", 0);
+            return;
+        }
         if (!head_request_) {
             h.remove("Content-Length");
             h.set("Transfer-Encoding", "chunked");
@@ -485,6 +499,7 @@ void Connection::start_response(int status, const HeaderList& headers, Framing f
 bool Connection::write_body(const char* data, size_t len) {
     if (closed()) return false;
     if (head_request_ || len == 0) return true;
+    response_bytes_ += len;
     if (response_chunked_) {
         char size_line[24];
         int n = snprintf(size_line, sizeof size_line, "%zx\r\n", len);
@@ -500,12 +515,23 @@ bool Connection::write_body(const char* data, size_t len) {
 void Connection::end_response() {
     if (closed()) return;
     if (response_chunked_) queue_output("0\r\n\r\n", 5);
+    log_access();
     if (closed()) return;
     finish_request();
 }
 
+void Connection::log_access() const {
+    if (!log_enabled(LogLevel::Info)) return;
+    const std::string* ua = req_.headers.find("user-agent");
+    LOG_INFO("%s \"%s %s HTTP/%d.%d\" %d %llu \"%s\" %.3f", peer_.c_str(), req_.method_name.c_str(),
+             req_.target.c_str(), req_.version_major, req_.version_minor, response_status_,
+             static_cast<unsigned long long>(response_bytes_), ua ? ua->c_str() : "-",
+             ev_now(loop_) - req_.received_at);
+}
+
 void Connection::abort_response() {
     if (closed()) return;
+    log_access();
     // Flush what was produced, then close without the terminating chunk: the client sees a
     // broken message (chunked) or a short body (Content-Length), never a clean end.
     response_chunked_ = false;

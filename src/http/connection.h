@@ -122,6 +122,7 @@ private:
     void update_io();
     void arm_timer();
     void start_head_line(int status, const HeaderList& headers);
+    void log_access() const;
 
     Server& server_;
     struct ev_loop* loop_;
@@ -155,6 +156,8 @@ private:
 
     std::string out_;
     size_t out_off_ = 0;
+    int response_status_ = 0;
+    uint64_t response_bytes_ = 0; // body bytes of the current response, for the access log
     double last_progress_ = 0;
 };
 
