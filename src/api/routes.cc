@@ -9,10 +9,28 @@ struct Route {
     RouteKind kind;
 };
 
+// Model-dispatched routes take the model from a JSON body, a multipart `model` field or
+// ?model= (GET). The original's list, see reference/llama-swap-behaviour.md §2.
 constexpr Route kRoutes[] = {
     {"/v1/chat/completions", "POST", RouteKind::ModelJson},
     {"/v1/completions", "POST", RouteKind::ModelJson},
+    {"/v1/responses", "POST", RouteKind::ModelJson},
+    {"/v1/messages", "POST", RouteKind::ModelJson},
+    {"/v1/messages/count_tokens", "POST", RouteKind::ModelJson},
     {"/v1/embeddings", "POST", RouteKind::ModelJson},
+    {"/v1/rerank", "POST", RouteKind::ModelJson},
+    {"/v1/reranking", "POST", RouteKind::ModelJson},
+    {"/rerank", "POST", RouteKind::ModelJson},
+    {"/reranking", "POST", RouteKind::ModelJson},
+    {"/infill", "POST", RouteKind::ModelJson},
+    {"/completion", "POST", RouteKind::ModelJson},
+    {"/v1/audio/speech", "POST", RouteKind::ModelJson},
+    {"/v1/audio/voices", "POST", RouteKind::ModelJson},
+    {"/v1/audio/voices", "GET", RouteKind::ModelJson},
+    {"/v1/audio/transcriptions", "POST", RouteKind::ModelJson},
+    {"/v1/images/generations", "POST", RouteKind::ModelJson},
+    {"/v1/images/edits", "POST", RouteKind::ModelJson},
+    {"/props", "GET", RouteKind::ModelJson},
     {"/v1/models", "GET", RouteKind::ListModels},
     {"/running", "GET", RouteKind::Running},
     {"/health", "GET", RouteKind::Health},
@@ -21,13 +39,21 @@ constexpr Route kRoutes[] = {
 
 RouteMatch match_route(std::string_view method, std::string_view path) {
     RouteMatch m;
+    bool path_known = false;
+    bool has_get = false, has_post = false;
     for (const Route& r : kRoutes) {
         if (r.path != path) continue;
-        m.kind = r.kind;
-        m.allow = r.method == "GET" ? "GET, HEAD" : "POST";
-        m.method_allowed = method == r.method || (r.method == "GET" && method == "HEAD");
-        return m;
+        path_known = true;
+        has_get |= r.method == "GET";
+        has_post |= r.method == "POST";
+        if (method == r.method || (r.method == "GET" && method == "HEAD")) {
+            m.kind = r.kind;
+            m.method_allowed = true;
+        } else if (m.kind == RouteKind::NotFound) {
+            m.kind = r.kind;
+        }
     }
+    if (path_known) m.allow = has_get && has_post ? "GET, HEAD, POST" : (has_get ? "GET, HEAD" : "POST");
     return m;
 }
 
