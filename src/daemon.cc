@@ -1,5 +1,6 @@
 #include "daemon.h"
 
+#include <algorithm>
 #include <ctime>
 
 #include "api/model_api.h"
@@ -25,7 +26,73 @@ std::unique_ptr<router::BodyScanner> scanner_for(const http::Request& req, std::
     return std::make_unique<router::JsonModelScanner>();
 }
 
+// The longest model id or alias that prefixes `rest` at a path-segment boundary.
+const config::ModelConfig* match_model_prefix(const config::Config& cfg, std::string_view rest,
+                                              size_t& matched_len) {
+    const config::ModelConfig* best = nullptr;
+    matched_len = 0;
+    auto consider = [&](const std::string& name, const config::ModelConfig* m) {
+        if (name.size() <= matched_len || rest.compare(0, name.size(), name) != 0) return;
+        if (rest.size() > name.size() && rest[name.size()] != '/') return;
+        best = m;
+        matched_len = name.size();
+    };
+    for (const auto& [id, m] : cfg.models) consider(id, &m);
+    for (const auto& [alias, id] : cfg.aliases) consider(alias, cfg.resolve(id));
+    return best;
+}
+
+// The original's default upstream.ignorePaths: static assets never trigger a model load.
+bool is_ignored_upstream_path(std::string_view path) {
+    static constexpr std::string_view kExt[] = {".js", ".json", ".css", ".png", ".gif",
+                                                ".jpg", ".jpeg", ".ico", ".txt"};
+    for (auto ext : kExt)
+        if (path.size() >= ext.size() && path.compare(path.size() - ext.size(), ext.size(), ext) == 0)
+            return true;
+    return false;
+}
 } // namespace
+
+// An unload request: answered once every named model has stopped.
+class Daemon::UnloadExchange final : public http::Exchange {
+public:
+    UnloadExchange(Daemon& d, http::Connection& c, std::vector<std::string> models, bool json)
+        : daemon_(d), conn_(&c), models_(std::move(models)), json_(json) {}
+    ~UnloadExchange() override { detach(); }
+    void on_client_gone() override {
+        conn_ = nullptr;
+        detach();
+    }
+    // True when answered (and no longer pending).
+    bool try_finish() {
+        for (const auto& id : models_) {
+            const auto* p = daemon_.scheduler_.process(id);
+            if (p && supervisor::is_active(p->state())) return false;
+        }
+        if (conn_) {
+            http::HeaderList h;
+            h.add("Content-Type", json_ ? "application/json" : "text/plain; charset=utf-8");
+            http::Connection* c = conn_;
+            conn_ = nullptr;
+            c->respond(200, h, json_ ? "{\"msg\":\"ok\"}\n" : "OK");
+        }
+        return true;
+    }
+
+private:
+    void detach() {
+        auto& v = daemon_.pending_unloads_;
+        for (auto it = v.begin(); it != v.end(); ++it)
+            if (*it == this) {
+                v.erase(it);
+                break;
+            }
+    }
+    Daemon& daemon_;
+    http::Connection* conn_;
+    std::vector<std::string> models_;
+    bool json_;
+};
 
 Daemon::Daemon(struct ev_loop* loop, config::Config cfg, supervisor::GroupGuard* guard)
     : loop_(loop), cfg_(std::move(cfg)), guard_(guard), reaper_(loop), scheduler_(loop, guard),
@@ -35,6 +102,7 @@ Daemon::Daemon(struct ev_loop* loop, config::Config cfg, supervisor::GroupGuard*
     scheduler_.apply_config(cfg_);
     scheduler_.on_change = [this] {
         update_status();
+        check_pending_unloads();
         if (shutting_down_) maybe_finish_shutdown();
     };
 }
@@ -110,6 +178,23 @@ void Daemon::on_request(http::Connection& conn, http::Request& req) {
     case api::RouteKind::ListModels: conn.respond(200, json, api::models_json(cfg_, started_at_)); return;
     case api::RouteKind::Running: conn.respond(200, json, api::running_json(scheduler_)); return;
     case api::RouteKind::ModelJson: serve_model_request(conn, req); return;
+    case api::RouteKind::Upstream: serve_upstream_passthrough(conn, req); return;
+    case api::RouteKind::Unload: {
+        std::vector<std::string> all;
+        for (const auto& [id, m] : cfg_.models) all.push_back(id);
+        start_unload(conn, std::move(all), req.path != "/unload");
+        return;
+    }
+    case api::RouteKind::UnloadModel: {
+        const std::string name = http::percent_decode(std::string_view(req.path).substr(19));
+        const config::ModelConfig* m = cfg_.resolve(name);
+        if (!m) {
+            conn.respond_error(404, "model '" + name + "' not found", "model_not_found");
+            return;
+        }
+        start_unload(conn, {m->id}, false);
+        return;
+    }
     case api::RouteKind::NotFound: break;
     }
 }
@@ -157,6 +242,59 @@ void Daemon::serve_model_request(http::Connection& conn, http::Request& req) {
     proxy::ProxyExchange* x = exchange.get();
     conn.attach_exchange(std::move(exchange));
     x->begin();
+}
+
+void Daemon::serve_upstream_passthrough(http::Connection& conn, http::Request& req) {
+    const std::string_view rest = std::string_view(req.path).substr(10); // after "/upstream/"
+    size_t matched = 0;
+    const config::ModelConfig* model = match_model_prefix(cfg_, rest, matched);
+    if (!model) {
+        conn.respond_error(404, "no model matches " + req.path, "model_not_found");
+        return;
+    }
+    if (matched == rest.size()) {
+        // "/upstream/m" → "/upstream/m/": relative links of the upstream's own UI then work.
+        http::HeaderList h;
+        h.add("Location", req.path + "/" + (req.query.empty() ? "" : "?" + req.query));
+        const bool safe = req.method_name == "GET" || req.method_name == "HEAD";
+        conn.respond(safe ? 301 : 308, h, "");
+        return;
+    }
+    const std::string_view sub_path = rest.substr(matched);
+    const auto* p = scheduler_.process(model->id);
+    if (is_ignored_upstream_path(sub_path) && (!p || p->state() != supervisor::ProcessState::Ready)) {
+        conn.respond_error(409, "model '" + model->id + "' is not running; " + std::string(sub_path) +
+                                    " does not start it",
+                           "model_not_ready");
+        return;
+    }
+    std::string target(sub_path);
+    if (!req.query.empty()) target += "?" + req.query;
+    auto exchange = std::make_unique<proxy::ProxyExchange>(loop_, conn, req, scheduler_, pool_, model->id,
+                                                           proxy::BodyRewrite{}, std::move(target));
+    proxy::ProxyExchange* x = exchange.get();
+    conn.attach_exchange(std::move(exchange));
+    x->begin();
+}
+
+void Daemon::start_unload(http::Connection& conn, std::vector<std::string> models, bool json_reply) {
+    for (const auto& id : models) scheduler_.unload(id, "unload requested");
+    auto x = std::make_unique<UnloadExchange>(*this, conn, std::move(models), json_reply);
+    UnloadExchange* raw = x.get();
+    conn.attach_exchange(std::move(x));
+    if (!raw->try_finish()) pending_unloads_.push_back(raw);
+}
+
+void Daemon::check_pending_unloads() {
+    // try_finish() may respond, which can start the next pipelined request: iterate a copy.
+    std::vector<UnloadExchange*> pending = pending_unloads_;
+    for (UnloadExchange* x : pending) {
+        if (std::find(pending_unloads_.begin(), pending_unloads_.end(), x) == pending_unloads_.end()) continue;
+        if (x->try_finish()) {
+            auto& v = pending_unloads_;
+            v.erase(std::remove(v.begin(), v.end(), x), v.end());
+        }
+    }
 }
 
 // ------------------------------------------------------------------ signals and shutdown

@@ -40,6 +40,12 @@ private:
     void maybe_finish_shutdown();
     void update_status();
     void serve_model_request(http::Connection& conn, http::Request& req);
+    void serve_upstream_passthrough(http::Connection& conn, http::Request& req);
+    void start_unload(http::Connection& conn, std::vector<std::string> models, bool json_reply);
+    void check_pending_unloads();
+
+    class UnloadExchange;
+    friend class UnloadExchange;
 
     struct ev_loop* loop_;
     config::Config cfg_;
@@ -49,6 +55,8 @@ private:
     proxy::UpstreamPool pool_;
     http::Server server_;
     long started_at_;
+
+    std::vector<UnloadExchange*> pending_unloads_;
 
     SignalWatcher sigterm_;
     SignalWatcher sigint_;

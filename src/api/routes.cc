@@ -32,6 +32,9 @@ constexpr Route kRoutes[] = {
     {"/v1/images/edits", "POST", RouteKind::ModelJson},
     {"/props", "GET", RouteKind::ModelJson},
     {"/v1/models", "GET", RouteKind::ListModels},
+    {"/models", "GET", RouteKind::ListModels},
+    {"/unload", "GET", RouteKind::Unload},
+    {"/api/models/unload", "POST", RouteKind::Unload},
     {"/running", "GET", RouteKind::Running},
     {"/health", "GET", RouteKind::Health},
 };
@@ -39,6 +42,18 @@ constexpr Route kRoutes[] = {
 
 RouteMatch match_route(std::string_view method, std::string_view path) {
     RouteMatch m;
+    // Prefix routes: the rest of the path names a model (ids may contain '/').
+    if (path.rfind("/upstream/", 0) == 0) {
+        m.kind = RouteKind::Upstream;
+        m.method_allowed = true;
+        return m;
+    }
+    if (path.rfind("/api/models/unload/", 0) == 0 && path.size() > 19) {
+        m.kind = RouteKind::UnloadModel;
+        m.method_allowed = method == "POST";
+        m.allow = "POST";
+        return m;
+    }
     bool path_known = false;
     bool has_get = false, has_post = false;
     for (const Route& r : kRoutes) {

@@ -12,6 +12,9 @@ enum class RouteKind {
     ListModels,     // GET /v1/models
     Running,        // GET /running
     Health,         // GET /health
+    Unload,         // GET /unload, POST /api/models/unload: stop every model
+    UnloadModel,    // POST /api/models/unload/<model>
+    Upstream,       // ANY /upstream/<model>/<path>: raw passthrough
 };
 
 struct RouteMatch {

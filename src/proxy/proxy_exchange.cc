@@ -29,9 +29,11 @@ const llhttp_settings_t ProxyExchange::kSettings = [] {
 
 ProxyExchange::ProxyExchange(struct ev_loop* loop, http::Connection& client, http::Request& req,
                              router::Scheduler& scheduler, UpstreamPool& pool, std::string model_id,
-                             BodyRewrite rewrite)
+                             BodyRewrite rewrite, std::string upstream_target)
     : loop_(loop), client_(&client), req_(req), scheduler_(scheduler), pool_(pool),
-      model_(std::move(model_id)), rewrite_(std::move(rewrite)), io_(loop, &on_io, this) {}
+      model_(std::move(model_id)), rewrite_(std::move(rewrite)),
+      target_(upstream_target.empty() ? req.target : std::move(upstream_target)),
+      io_(loop, &on_io, this) {}
 
 ProxyExchange::~ProxyExchange() {
     scheduler_.cancel(this);
@@ -77,7 +79,7 @@ void ProxyExchange::build_request() {
     head_ += req_.method_name;
     head_ += ' ';
     head_ += upstream_.base_path;
-    head_ += req_.target;
+    head_ += target_;
     head_ += " HTTP/1.1\r\n";
     bool has_host = false;
     for (const auto& h : req_.headers.items()) {

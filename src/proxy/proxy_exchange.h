@@ -28,7 +28,7 @@ class ProxyExchange final : public http::Exchange, public router::Waiter {
 public:
     ProxyExchange(struct ev_loop* loop, http::Connection& client, http::Request& req,
                   router::Scheduler& scheduler, UpstreamPool& pool, std::string model_id,
-                  BodyRewrite rewrite);
+                  BodyRewrite rewrite, std::string upstream_target = {});
     ~ProxyExchange() override;
 
     // Queues for the model; everything after happens in callbacks.
@@ -75,6 +75,7 @@ private:
     UpstreamPool& pool_;
     std::string model_;
     BodyRewrite rewrite_;
+    std::string target_; // request-target sent upstream (after the upstream's base path)
 
     State state_ = State::Waiting;
     bool granted_ = false;

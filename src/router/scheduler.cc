@@ -250,9 +250,20 @@ void Scheduler::on_process_state(ModelProcess& p, ProcessState from, ProcessStat
     pump();
 }
 
+void Scheduler::unload(const std::string& model_id, const char* reason) {
+    Slot* s = slot(model_id);
+    if (!s) return;
+    reject_model_waiters(model_id, {503, "model '" + model_id + "' was unloaded", "model_unloaded", 1});
+    s->ttl->stop();
+    s->process->stop(s->process->config().unload_timeout_s, reason);
+}
+
 void Scheduler::unload_all(const char* reason) {
-    if (shutting_down_) {
-        while (!queue_.empty()) reject(queue_.begin(), {503, "llama-swap is shutting down", "shutting_down", 5});
+    const bool shutdown = shutting_down_;
+    while (!queue_.empty()) {
+        auto it = queue_.begin();
+        if (shutdown) reject(it, {503, "llama-swap is shutting down", "shutting_down", 5});
+        else reject(it, {503, "model '" + it->model + "' was unloaded", "model_unloaded", 1});
     }
     for (auto& [id, s] : slots_) {
         s->ttl->stop();

@@ -69,7 +69,11 @@ public:
     // A granted request finished.
     void release(const std::string& model_id);
 
-    // Stops every model (API unload / shutdown); queued requests are answered 503.
+    // Stops one model now (grace unloadTimeout, then SIGKILL): an explicit unload is the
+    // user's decision, so it does not wait for in-flight requests (a wedged upstream must be
+    // killable). Requests queued for it are answered 503.
+    void unload(const std::string& model_id, const char* reason);
+    // The same for every model (API unload / shutdown).
     void unload_all(const char* reason);
     bool all_stopped() const;
     void set_shutting_down() { shutting_down_ = true; }

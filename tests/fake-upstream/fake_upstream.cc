@@ -40,10 +40,10 @@
 
 namespace {
 
-constexpr size_t kMaxHeadBytes = 64 * 1024;       // request line + headers
-constexpr size_t kMaxJsonBody = 64 * 1024 * 1024; // JSON API bodies are buffered
-constexpr size_t kMaxEchoedBody = 64 * 1024;      // /echo includes bodies up to this
-constexpr size_t kIoChunk = 64 * 1024;
+constexpr size_t kMaxHeadBytes = size_t{64} * 1024;       // request line + headers
+constexpr size_t kMaxJsonBody = size_t{64} * 1024 * 1024; // JSON API bodies are buffered
+constexpr size_t kMaxEchoedBody = size_t{64} * 1024;      // /echo includes bodies up to this
+constexpr size_t kIoChunk = size_t{64} * 1024;
 
 const char* const kUsage = R"(usage: fake-upstream --port N [options]
 
@@ -366,6 +366,21 @@ Json error_json(int code, const std::string& message, const char* type) {
     cJSON_AddStringToObject(err, "type", type);
     cJSON_AddNumberToObject(err, "code", code);
     return root;
+}
+
+std::optional<std::string> string_field(const cJSON* obj, const char* name) {
+    const cJSON* item = cJSON_GetObjectItemCaseSensitive(obj, name);
+    if (!cJSON_IsString(item)) return std::nullopt;
+    return item->valuestring;
+}
+
+// "request_model" echoes the request's "model" so tests can see what the
+// proxy forwarded (e.g. useModelName rewriting); null when absent.
+void add_request_model(cJSON* root, const std::optional<std::string>& model) {
+    if (model)
+        cJSON_AddStringToObject(root, "request_model", model->c_str());
+    else
+        cJSON_AddNullToObject(root, "request_model");
 }
 
 // Counts prompt "tokens" as whitespace-separated words in strings, arrays of
@@ -759,8 +774,7 @@ Generation describe_request(const cJSON* body, Api api) {
     Generation gen;
     gen.api = api;
     gen.stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "stream"));
-    const cJSON* model = cJSON_GetObjectItemCaseSensitive(body, "model");
-    if (cJSON_IsString(model)) gen.request_model = model->valuestring;
+    gen.request_model = string_field(body, "model");
     int words = 0;
     if (api == Api::Chat) {
         const cJSON* messages = cJSON_GetObjectItemCaseSensitive(body, "messages");
@@ -785,10 +799,7 @@ Json completion_base(const Generation& gen, bool chunk) {
                                  : "text_completion");
     cJSON_AddNumberToObject(root.get(), "created", static_cast<double>(time(nullptr)));
     cJSON_AddStringToObject(root.get(), "model", g_opt.model.c_str());
-    if (gen.request_model)
-        cJSON_AddStringToObject(root.get(), "request_model", gen.request_model->c_str());
-    else
-        cJSON_AddNullToObject(root.get(), "request_model");
+    add_request_model(root.get(), gen.request_model);
     return root;
 }
 
@@ -938,7 +949,7 @@ bool handle_embeddings(Connection& c, Request& req, BodyReader& body) {
     if (!doc) return keep;
     int prompt =
         std::max(count_prompt_words(cJSON_GetObjectItemCaseSensitive(doc->get(), "input")), 1);
-    const cJSON* model = cJSON_GetObjectItemCaseSensitive(doc->get(), "model");
+    std::optional<std::string> request_model = string_field(doc->get(), "model");
     post_delay(req);
 
     Json root = new_object();
@@ -953,10 +964,7 @@ bool handle_embeddings(Connection& c, Request& req, BodyReader& body) {
     cJSON* usage = cJSON_AddObjectToObject(root.get(), "usage");
     cJSON_AddNumberToObject(usage, "prompt_tokens", prompt);
     cJSON_AddNumberToObject(usage, "total_tokens", prompt);
-    if (cJSON_IsString(model))
-        cJSON_AddStringToObject(root.get(), "request_model", model->valuestring);
-    else
-        cJSON_AddNullToObject(root.get(), "request_model");
+    add_request_model(root.get(), request_model);
     return reply_json(c, req, 200, root);
 }
 
@@ -1028,17 +1036,19 @@ bool handle_slow(Connection& c, Request& req) {
 bool route(Connection& c, Request& req, BodyReader& body) {
     const std::string& path = req.path;
     const bool get = req.method == "GET", post = req.method == "POST";
+    // Endpoints that consume the request body.
     if (path == "/echo" || path.starts_with("/echo/")) return handle_echo(c, req, body);
-    if (get && path == g_opt.health_path)
-        return reply(c, req, 200, "application/json", R"({"status":"ok"})");
-    if (get && path == "/v1/models") return handle_models(c, req);
-    if (get && path == "/slow") return handle_slow(c, req);
     if (post && path == "/v1/chat/completions") return handle_completion(c, req, body, Api::Chat);
     if (post && (path == "/v1/completions" || path == "/completion"))
         return handle_completion(c, req, body, Api::Text);
     if (post && path == "/v1/embeddings") return handle_embeddings(c, req, body);
     if (post && path == "/v1/audio/transcriptions") return handle_transcription(c, req, body);
+    // The rest ignore any body, but must still skip it to find the next request.
     if (!body.drain()) return bad_body(c, req);
+    if (get && path == g_opt.health_path)
+        return reply(c, req, 200, "application/json", R"({"status":"ok"})");
+    if (get && path == "/v1/models") return handle_models(c, req);
+    if (get && path == "/slow") return handle_slow(c, req);
     return reply_error(c, req, 404, "Not found: " + req.method + " " + path, "not_found_error");
 }
 
