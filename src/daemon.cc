@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <sys/stat.h>
 
 #include "api/model_api.h"
 #include "api/routes.h"
@@ -98,7 +99,8 @@ Daemon::Daemon(struct ev_loop* loop, config::Config cfg, supervisor::GroupGuard*
     : loop_(loop), cfg_(std::move(cfg)), guard_(guard), reaper_(loop), scheduler_(loop, guard),
       pool_(loop), server_(loop, cfg_.server, *this, reaper_), started_at_(time(nullptr)),
       sigterm_(loop, SIGTERM, &on_terminate, this), sigint_(loop, SIGINT, &on_terminate, this),
-      sighup_(loop, SIGHUP, &on_hangup, this), shutdown_deadline_(loop, &on_shutdown_deadline, this) {
+      sighup_(loop, SIGHUP, &on_hangup, this), shutdown_deadline_(loop, &on_shutdown_deadline, this),
+      config_settle_(loop, &on_config_settled, this) {
     scheduler_.apply_config(cfg_);
     scheduler_.on_change = [this] {
         update_status();
@@ -108,6 +110,7 @@ Daemon::Daemon(struct ev_loop* loop, config::Config cfg, supervisor::GroupGuard*
 }
 
 Daemon::~Daemon() {
+    if (watching_) ev_stat_stop(loop_, &config_stat_);
     server_.close_all();
     reaper_.run_now();
 }
@@ -312,8 +315,53 @@ void Daemon::on_terminate(struct ev_loop*, ev_signal* w, int) {
     self->begin_shutdown(w->signum == SIGINT ? "SIGINT" : "SIGTERM");
 }
 
-void Daemon::on_hangup(struct ev_loop*, ev_signal*, int) {
-    LOG_WARN("SIGHUP: configuration reload is not implemented yet, ignoring");
+void Daemon::on_hangup(struct ev_loop*, ev_signal* w, int) {
+    static_cast<Daemon*>(w->data)->reload("SIGHUP");
+}
+
+void Daemon::enable_reload(std::string config_path, bool watch) {
+    config_path_ = std::move(config_path);
+    if (!watch) return;
+    ev_stat_init(&config_stat_, &on_config_changed, config_path_.c_str(), 2.0);
+    config_stat_.data = this;
+    ev_stat_start(loop_, &config_stat_);
+    ev_unref(loop_); // watching alone must not keep the loop alive
+    watching_ = true;
+}
+
+void Daemon::on_config_changed(struct ev_loop*, ev_stat* w, int) {
+    auto* self = static_cast<Daemon*>(w->data);
+    // Reload once the file has been quiet for a moment: a half-written or truncated file
+    // (size 0, or gone while an editor replaces it) must not be taken as the new config.
+    self->config_settle_.start(0.5);
+}
+
+void Daemon::on_config_settled(struct ev_loop*, ev_timer* w, int) {
+    auto* self = static_cast<Daemon*>(w->data);
+    struct stat st;
+    if (stat(self->config_path_.c_str(), &st) != 0 || st.st_size == 0) return;
+    self->reload("config file changed");
+}
+
+void Daemon::reload(const char* why) {
+    if (shutting_down_ || config_path_.empty()) return;
+    sd::notify_reloading();
+    LOG_INFO("%s: reloading %s", why, config_path_.c_str());
+    auto cfg = config::load_config(config_path_);
+    if (!cfg) {
+        LOG_ERROR("reload failed, keeping the running configuration: %s", cfg.error().message.c_str());
+        sd::notify_ready();
+        return;
+    }
+    for (const auto& w : cfg->warnings) LOG_WARN("%s", w.render().c_str());
+    LogLevel level;
+    if (parse_log_level(cfg->log_level, level)) set_log_level(level);
+    cfg_ = std::move(cfg.value());
+    server_.set_limits(cfg_.server);
+    scheduler_.apply_config(cfg_);
+    LOG_INFO("configuration reloaded (%zu models)", cfg_.models.size());
+    sd::notify_ready();
+    update_status();
 }
 
 void Daemon::begin_shutdown(const char* why) {

@@ -23,6 +23,12 @@ namespace ls {
 class Daemon final : public http::Application {
 public:
     Daemon(struct ev_loop* loop, config::Config cfg, supervisor::GroupGuard* guard);
+
+    // Reload on SIGHUP, and when `watch` also when the file changes (stat polled every 2 s,
+    // which also works on bind mounts and ConfigMaps where inotify does not).
+    void enable_reload(std::string config_path, bool watch);
+    // Loads the config file again; a broken file is reported and the running config stays.
+    void reload(const char* why);
     ~Daemon() override;
 
     Result<void> add_listener(sd::ListenSocket sock);
@@ -36,6 +42,8 @@ private:
     static void on_terminate(struct ev_loop*, ev_signal*, int);
     static void on_hangup(struct ev_loop*, ev_signal*, int);
     static void on_shutdown_deadline(struct ev_loop*, ev_timer*, int);
+    static void on_config_changed(struct ev_loop*, ev_stat*, int);
+    static void on_config_settled(struct ev_loop*, ev_timer*, int);
     void begin_shutdown(const char* why);
     void maybe_finish_shutdown();
     void update_status();
@@ -62,6 +70,10 @@ private:
     SignalWatcher sigint_;
     SignalWatcher sighup_;
     TimerWatcher shutdown_deadline_;
+    std::string config_path_;
+    ev_stat config_stat_{};
+    bool watching_ = false;
+    TimerWatcher config_settle_; // debounce: editors write files in several steps
     bool shutting_down_ = false;
     bool server_drained_ = false;
     bool forced_ = false;

@@ -27,11 +27,12 @@ void print_help() {
            "  -c, --config FILE     configuration file (default %s)\n"
            "  -l, --listen ADDR     address to listen on when no socket is passed by systemd:\n"
            "                        :PORT, HOST:PORT, [V6]:PORT or unix:PATH (default :8080)\n"
+           "  -w, --watch-config    reload the configuration when the file changes\n"
            "  -t, --check-config    validate the configuration and exit (0 valid, 78 invalid)\n"
            "  -v, --version         print the version and exit\n"
            "  -h, --help            print this help and exit\n"
            "\n"
-           "Signals: SIGTERM/SIGINT stop gracefully (a second one forces), SIGHUP is reserved for reload.\n",
+           "Signals: SIGTERM/SIGINT stop gracefully (a second one forces), SIGHUP reloads the configuration.\n",
            kDefaultConfig);
 }
 
@@ -39,22 +40,25 @@ struct Args {
     std::string config = kDefaultConfig;
     std::string listen = ":8080";
     bool check_only = false;
+    bool watch = false;
 };
 
 // Returns -1 to go on, or an exit status.
 int parse_args(int argc, char** argv, Args& args) {
     static const option kOptions[] = {
         {"config", required_argument, nullptr, 'c'},  {"listen", required_argument, nullptr, 'l'},
-        {"check-config", no_argument, nullptr, 't'},  {"version", no_argument, nullptr, 'v'},
+        {"check-config", no_argument, nullptr, 't'},  {"watch-config", no_argument, nullptr, 'w'},
+        {"version", no_argument, nullptr, 'v'},
         {"help", no_argument, nullptr, 'h'},          {nullptr, 0, nullptr, 0},
     };
     int c;
     // Go's flag package (the original) also accepts single-dash long options.
-    while ((c = getopt_long_only(argc, argv, "c:l:tvh", kOptions, nullptr)) != -1) {
+    while ((c = getopt_long_only(argc, argv, "c:l:twvh", kOptions, nullptr)) != -1) {
         switch (c) {
         case 'c': args.config = optarg; break;
         case 'l': args.listen = optarg; break;
         case 't': args.check_only = true; break;
+        case 'w': args.watch = true; break;
         case 'v': printf("llama-swap %s\n", LS_VERSION); return 0;
         case 'h': print_help(); return 0;
         default: fprintf(stderr, "Try 'llama-swap --help'.\n"); return 2;
@@ -99,6 +103,7 @@ int main(int argc, char** argv) {
     int status;
     {
         ls::Daemon daemon(loop, std::move(cfg.value()), &guard);
+        daemon.enable_reload(args.config, args.watch);
         auto passed = ls::sd::passed_sockets();
         if (passed.empty()) {
             auto sock = ls::sd::listen_on(args.listen);

@@ -10,7 +10,8 @@ using supervisor::ModelProcess;
 using supervisor::ProcessState;
 
 Scheduler::Scheduler(struct ev_loop* loop, supervisor::GroupGuard* guard)
-    : loop_(loop), guard_(guard), ports_(5800), queue_timer_(loop, &on_queue_timeout, this) {}
+    : loop_(loop), guard_(guard), ports_(5800), queue_timer_(loop, &on_queue_timeout, this),
+      maintenance_(loop, &on_maintenance, this) {}
 
 Scheduler::~Scheduler() {
     // Waiters are owned by connections that are already gone at this point.
@@ -22,25 +23,94 @@ Scheduler::Slot* Scheduler::slot(const std::string& id) {
     return it == slots_.end() ? nullptr : it->second.get();
 }
 
+namespace {
+// Settings that only take effect when the process is started again.
+bool needs_restart(const config::ModelConfig& a, const config::ModelConfig& b) {
+    return a.cmd != b.cmd || a.cmd_stop != b.cmd_stop || a.proxy != b.proxy ||
+           a.check_endpoint != b.check_endpoint || a.env != b.env;
+}
+} // namespace
+
+supervisor::ProcessSettings Scheduler::process_settings() const {
+    supervisor::ProcessSettings settings;
+    settings.health_check_timeout_s = cfg_.health_check_timeout_s;
+    return settings;
+}
+
 void Scheduler::apply_config(const config::Config& cfg) {
+    const bool first = slots_.empty();
     cfg_ = cfg;
     ports_.set_start(cfg.start_port);
-    supervisor::ProcessSettings settings;
-    settings.health_check_timeout_s = cfg.health_check_timeout_s;
     // The original hands ports out in id order; keep that as the preferred port.
     int port_index = 0;
     for (const auto& [id, model] : cfg.models) {
         const int preferred = model.uses_port ? cfg.start_port + port_index++ : 0;
         if (Slot* s = slot(id)) {
-            s->process->update_config(model);
+            s->removed = false;
+            s->pending_config.reset();
+            if (needs_restart(s->process->config(), model)) {
+                if (!first) LOG_INFO("model %s: settings changed, restarting it once drained", id.c_str());
+                s->pending_config = std::make_unique<config::ModelConfig>(model);
+            } else {
+                s->process->update_config(model);
+            }
             continue;
         }
         auto s = std::make_unique<Slot>();
         s->owner = this;
-        s->process = std::make_unique<ModelProcess>(loop_, model, settings, preferred, ports_, guard_, *this);
+        s->process = std::make_unique<ModelProcess>(loop_, model, process_settings(), preferred, ports_, guard_, *this);
         s->ttl = std::make_unique<TimerWatcher>(loop_, &on_ttl, s.get());
         slots_.emplace(id, std::move(s));
     }
+    for (auto& [id, s] : slots_) {
+        if (cfg.models.count(id)) continue;
+        LOG_INFO("model %s: removed from the configuration, stopping it once drained", id.c_str());
+        s->removed = true;
+        reject_model_waiters(id, {404, "model '" + id + "' was removed from the configuration",
+                                  "model_not_found", 0});
+    }
+    maintenance_.start(0);
+    pump();
+}
+
+void Scheduler::on_maintenance(struct ev_loop*, ev_timer* w, int) {
+    static_cast<Scheduler*>(w->data)->apply_pending_configs();
+}
+
+void Scheduler::apply_pending_configs() {
+    bool changed = false;
+    for (auto it = slots_.begin(); it != slots_.end();) {
+        Slot& s = *it->second;
+        const bool waiting = s.removed || s.pending_config;
+        if (!waiting) {
+            ++it;
+            continue;
+        }
+        const ProcessState st = s.process->state();
+        if (supervisor::is_active(st)) {
+            // Drain first: no request in flight is ever cut by a reload.
+            if (s.in_flight == 0 && st != ProcessState::Stopping)
+                s.process->stop(s.process->config().unload_timeout_s,
+                                s.removed ? "removed from the configuration" : "configuration changed");
+            ++it;
+            continue;
+        }
+        if (s.removed) {
+            if (s.in_flight == 0 && s.queued == 0) {
+                it = slots_.erase(it);
+                changed = true;
+                continue;
+            }
+        } else {
+            const int preferred = s.process->port() > 0 ? s.process->port() : 0;
+            s.process = std::make_unique<ModelProcess>(loop_, *s.pending_config, process_settings(), preferred,
+                                                       ports_, guard_, *this);
+            s.pending_config.reset();
+            changed = true;
+        }
+        ++it;
+    }
+    if (changed) pump();
 }
 
 void Scheduler::request(const std::string& model_id, Waiter* waiter) {
@@ -91,6 +161,7 @@ void Scheduler::release(const std::string& model_id) {
     s->last_used = ev_now(loop_);
     if (s->in_flight == 0) {
         arm_ttl(*s);
+        if (s->pending_config || s->removed) maintenance_.start(0);
         pump(); // a swap may have been waiting for this model to drain
     }
 }
@@ -203,7 +274,7 @@ void Scheduler::pump() {
     pumping_ = true;
     do {
         pump_again_ = false;
-        for (auto& [id, s] : slots_) s->draining = false;
+        for (auto& [id, s] : slots_) s->draining = s->pending_config != nullptr || s->removed;
         std::set<std::string> claimed; // models that earlier waiters are waiting for
         for (auto it = queue_.begin(); it != queue_.end(); ++it) {
             Slot* s = slot(it->model);
@@ -246,6 +317,7 @@ void Scheduler::on_process_state(ModelProcess& p, ProcessState from, ProcessStat
     }
     if (s && (to == ProcessState::Stopped || to == ProcessState::Failed)) s->ttl->stop();
     if (s && to == ProcessState::Ready) arm_ttl(*s);
+    if (s && (s->pending_config || s->removed)) maintenance_.start(0);
     if (on_change) on_change();
     pump();
 }

@@ -58,7 +58,10 @@ public:
     Scheduler(const Scheduler&) = delete;
     Scheduler& operator=(const Scheduler&) = delete;
 
-    // Creates processes for the models of `cfg` (first call) or updates them.
+    // Creates processes for the models of `cfg` (first call) or applies a reloaded config:
+    // unchanged models keep running and serving; a model whose command line (cmd, cmdStop,
+    // proxy, checkEndpoint, env) changed drains, stops and restarts with the new settings on
+    // its next request; a removed model drains and stops; other settings apply at once.
     void apply_config(const config::Config& cfg);
 
     // Asks to run a request on `model_id` (a resolved id). Exactly one of on_granted /
@@ -96,6 +99,9 @@ private:
         int in_flight = 0;
         int queued = 0;
         bool draining = false; // must stop for a pending swap: no new grants
+        // Set by a reload: restart with this config once drained (or retire when removed).
+        std::unique_ptr<config::ModelConfig> pending_config;
+        bool removed = false;
         double last_used = 0;
         std::unique_ptr<TimerWatcher> ttl;
         Scheduler* owner = nullptr;
@@ -113,6 +119,9 @@ private:
     void arm_queue_timer();
     static void on_ttl(struct ev_loop*, ev_timer*, int);
     static void on_queue_timeout(struct ev_loop*, ev_timer*, int);
+    static void on_maintenance(struct ev_loop*, ev_timer*, int);
+    void apply_pending_configs();
+    supervisor::ProcessSettings process_settings() const;
     Slot* slot(const std::string& id);
 
     struct ev_loop* loop_;
@@ -122,6 +131,8 @@ private:
     std::map<std::string, std::unique_ptr<Slot>> slots_;
     std::list<QueueEntry> queue_;
     TimerWatcher queue_timer_;
+    // Replacing or removing a process object happens here, outside its own callbacks.
+    TimerWatcher maintenance_;
     bool pumping_ = false;
     bool pump_again_ = false;
     bool shutting_down_ = false;

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -91,6 +92,13 @@ Result<ListenSocket> listen_on(const std::string& address) {
 }
 
 void notify_ready() { sd_notify(0, "READY=1\nSTATUS=serving"); }
+void notify_reloading() {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    const unsigned long long usec =
+        static_cast<unsigned long long>(ts.tv_sec) * 1000000ull + static_cast<unsigned long long>(ts.tv_nsec) / 1000;
+    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading configuration", usec);
+}
 void notify_stopping() { sd_notify(0, "STOPPING=1\nSTATUS=shutting down"); }
 void notify_status(const std::string& status) { sd_notify(0, ("STATUS=" + status).c_str()); }
 

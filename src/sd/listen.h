@@ -24,6 +24,8 @@ Result<ListenSocket> listen_on(const std::string& address);
 // sd_notify wrappers (no-ops without NOTIFY_SOCKET).
 void notify_ready();
 void notify_stopping();
+// RELOADING=1 with MONOTONIC_USEC, as Type=notify-reload expects; READY=1 follows.
+void notify_reloading();
 void notify_status(const std::string& status);
 
 } // namespace ls::sd
