@@ -4,6 +4,7 @@
 #include <ctime>
 #include <sys/stat.h>
 
+#include "api/log_stream.h"
 #include "api/model_api.h"
 #include "api/routes.h"
 #include "http/error_body.h"
@@ -96,11 +97,15 @@ private:
 };
 
 Daemon::Daemon(struct ev_loop* loop, config::Config cfg, supervisor::GroupGuard* guard)
-    : loop_(loop), cfg_(std::move(cfg)), guard_(guard), reaper_(loop), scheduler_(loop, guard),
+    : loop_(loop), cfg_(std::move(cfg)), guard_(guard), reaper_(loop), scheduler_(loop, guard, &log_hub_),
       pool_(loop), server_(loop, cfg_.server, *this, reaper_), started_at_(time(nullptr)),
       sigterm_(loop, SIGTERM, &on_terminate, this), sigint_(loop, SIGINT, &on_terminate, this),
       sighup_(loop, SIGHUP, &on_hangup, this), shutdown_deadline_(loop, &on_shutdown_deadline, this),
       config_settle_(loop, &on_config_settled, this) {
+    // Everything the daemon logs also lands in the "proxy" log ring and its live streams.
+    set_log_sink(
+        [](LogLevel, std::string_view line, void* hub) { static_cast<logs::LogHub*>(hub)->proxy_line(line); },
+        &log_hub_);
     scheduler_.apply_config(cfg_);
     scheduler_.on_change = [this] {
         update_status();
@@ -110,6 +115,7 @@ Daemon::Daemon(struct ev_loop* loop, config::Config cfg, supervisor::GroupGuard*
 }
 
 Daemon::~Daemon() {
+    set_log_sink(nullptr, nullptr);
     if (watching_) ev_stat_stop(loop_, &config_stat_);
     server_.close_all();
     reaper_.run_now();
@@ -182,6 +188,13 @@ void Daemon::on_request(http::Connection& conn, http::Request& req) {
     case api::RouteKind::Running: conn.respond(200, json, api::running_json(scheduler_)); return;
     case api::RouteKind::ModelJson: serve_model_request(conn, req); return;
     case api::RouteKind::Upstream: serve_upstream_passthrough(conn, req); return;
+    case api::RouteKind::Logs: {
+        http::HeaderList text;
+        text.add("Content-Type", "text/plain; charset=utf-8");
+        conn.respond(200, text, log_hub_.combined_history());
+        return;
+    }
+    case api::RouteKind::LogStream: serve_log_stream(conn, req); return;
     case api::RouteKind::Unload: {
         std::vector<std::string> all;
         for (const auto& [id, m] : cfg_.models) all.push_back(id);
@@ -278,6 +291,33 @@ void Daemon::serve_upstream_passthrough(http::Connection& conn, http::Request& r
     proxy::ProxyExchange* x = exchange.get();
     conn.attach_exchange(std::move(exchange));
     x->begin();
+}
+
+void Daemon::serve_log_stream(http::Connection& conn, http::Request& req) {
+    using Filter = api::LogStreamExchange::Filter;
+    Filter filter = Filter::All;
+    std::string model;
+    if (req.path.size() > 12) { // "/logs/stream/<which>"
+        const std::string which = http::percent_decode(std::string_view(req.path).substr(13));
+        if (which == "proxy") {
+            filter = Filter::Proxy;
+        } else if (which == "upstream") {
+            filter = Filter::Upstream;
+        } else if (const config::ModelConfig* m = cfg_.resolve(which)) {
+            filter = Filter::Model;
+            model = m->id;
+        } else {
+            conn.respond_error(400, "invalid logger '" + which + "'. Use 'proxy', 'upstream' or a model's ID",
+                               "bad_request");
+            return;
+        }
+    }
+    std::string ignored;
+    const bool history = !http::query_param(req.query, "no-history", ignored);
+    auto x = std::make_unique<api::LogStreamExchange>(log_hub_, conn, filter, model);
+    api::LogStreamExchange* raw = x.get();
+    conn.attach_exchange(std::move(x));
+    raw->start(history);
 }
 
 void Daemon::start_unload(http::Connection& conn, std::vector<std::string> models, bool json_reply) {

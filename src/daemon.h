@@ -10,6 +10,7 @@
 #include "config/config.h"
 #include "http/connection.h"
 #include "http/server.h"
+#include "logs/log_hub.h"
 #include "proxy/upstream_pool.h"
 #include "router/model_extract.h"
 #include "router/scheduler.h"
@@ -51,6 +52,7 @@ private:
     void serve_upstream_passthrough(http::Connection& conn, http::Request& req);
     void start_unload(http::Connection& conn, std::vector<std::string> models, bool json_reply);
     void check_pending_unloads();
+    void serve_log_stream(http::Connection& conn, http::Request& req);
 
     class UnloadExchange;
     friend class UnloadExchange;
@@ -59,6 +61,7 @@ private:
     config::Config cfg_;
     supervisor::GroupGuard* guard_;
     Reaper reaper_;
+    logs::LogHub log_hub_;
     router::Scheduler scheduler_;
     proxy::UpstreamPool pool_;
     http::Server server_;

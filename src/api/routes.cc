@@ -34,6 +34,8 @@ constexpr Route kRoutes[] = {
     {"/v1/models", "GET", RouteKind::ListModels},
     {"/models", "GET", RouteKind::ListModels},
     {"/unload", "GET", RouteKind::Unload},
+    {"/logs", "GET", RouteKind::Logs},
+    {"/logs/stream", "GET", RouteKind::LogStream},
     {"/api/models/unload", "POST", RouteKind::Unload},
     {"/running", "GET", RouteKind::Running},
     {"/health", "GET", RouteKind::Health},
@@ -46,6 +48,12 @@ RouteMatch match_route(std::string_view method, std::string_view path) {
     if (path.rfind("/upstream/", 0) == 0) {
         m.kind = RouteKind::Upstream;
         m.method_allowed = true;
+        return m;
+    }
+    if (path.rfind("/logs/stream/", 0) == 0 && path.size() > 13) {
+        m.kind = RouteKind::LogStream;
+        m.method_allowed = method == "GET" || method == "HEAD";
+        m.allow = "GET, HEAD";
         return m;
     }
     if (path.rfind("/api/models/unload/", 0) == 0 && path.size() > 19) {

@@ -15,6 +15,8 @@ enum class RouteKind {
     Unload,         // GET /unload, POST /api/models/unload: stop every model
     UnloadModel,    // POST /api/models/unload/<model>
     Upstream,       // ANY /upstream/<model>/<path>: raw passthrough
+    Logs,           // GET /logs: history as text
+    LogStream,      // GET /logs/stream[/proxy|/upstream|/<model>]
 };
 
 struct RouteMatch {

@@ -550,6 +550,7 @@ void Connection::attach_exchange(std::unique_ptr<Exchange> exchange) {
 
 void Connection::close_when_done() {
     close_after_response_ = true;
+    if (exchange_) exchange_->on_shutdown();
     if (state_ == State::Idle && in_off_ == in_.size()) close();
 }
 

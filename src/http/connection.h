@@ -28,6 +28,8 @@ public:
     // The client went away or the connection is being torn down: cancel work, drop all
     // references to the connection. Must not delete `this`.
     virtual void on_client_gone() = 0;
+    // The daemon is shutting down: endless responses (log and event streams) end now.
+    virtual void on_shutdown() {}
 };
 
 // Observes request body bytes as they arrive (e.g. a streaming model extractor).

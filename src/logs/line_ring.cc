@@ -22,4 +22,14 @@ std::string LineRing::tail(size_t n) const {
     return out;
 }
 
+std::string LineRing::all_lines() const {
+    std::string out;
+    out.reserve(bytes_ + lines_.size());
+    for (const auto& l : lines_) {
+        out += l;
+        out.push_back('\n');
+    }
+    return out;
+}
+
 } // namespace ls::logs

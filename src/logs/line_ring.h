@@ -15,6 +15,8 @@ public:
     // The last `n` lines joined by '\n'.
     std::string tail(size_t n) const;
     std::string all() const { return tail(lines_.size()); }
+    // Every line followed by '\n' (log text as served by /logs).
+    std::string all_lines() const;
     size_t size() const { return lines_.size(); }
     void clear() {
         lines_.clear();

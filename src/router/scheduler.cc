@@ -9,8 +9,8 @@ namespace ls::router {
 using supervisor::ModelProcess;
 using supervisor::ProcessState;
 
-Scheduler::Scheduler(struct ev_loop* loop, supervisor::GroupGuard* guard)
-    : loop_(loop), guard_(guard), ports_(5800), queue_timer_(loop, &on_queue_timeout, this),
+Scheduler::Scheduler(struct ev_loop* loop, supervisor::GroupGuard* guard, logs::LogHub* hub)
+    : loop_(loop), guard_(guard), hub_(hub), ports_(5800), queue_timer_(loop, &on_queue_timeout, this),
       maintenance_(loop, &on_maintenance, this) {}
 
 Scheduler::~Scheduler() {
@@ -320,6 +320,12 @@ void Scheduler::on_process_state(ModelProcess& p, ProcessState from, ProcessStat
     if (s && (s->pending_config || s->removed)) maintenance_.start(0);
     if (on_change) on_change();
     pump();
+}
+
+void Scheduler::on_process_output(ModelProcess& p, std::string_view line) {
+    if (hub_) hub_->upstream_line(p.id(), line);
+    // Upstream output is not the daemon's own log: it shows on stderr only at debug level.
+    if (log_enabled(LogLevel::Debug)) log_raw_line(p.id(), line);
 }
 
 void Scheduler::unload(const std::string& model_id, const char* reason) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "logs/log_hub.h"
 #include "supervisor/group_guard.h"
 #include "supervisor/model_process.h"
 #include "util/ev.h"
@@ -53,7 +54,7 @@ struct QueueEntry {
 
 class Scheduler : public supervisor::ProcessObserver {
 public:
-    Scheduler(struct ev_loop* loop, supervisor::GroupGuard* guard);
+    Scheduler(struct ev_loop* loop, supervisor::GroupGuard* guard, logs::LogHub* hub = nullptr);
     ~Scheduler() override;
     Scheduler(const Scheduler&) = delete;
     Scheduler& operator=(const Scheduler&) = delete;
@@ -109,6 +110,7 @@ private:
 
     void on_process_state(supervisor::ModelProcess& p, supervisor::ProcessState from,
                           supervisor::ProcessState to) override;
+    void on_process_output(supervisor::ModelProcess& p, std::string_view line) override;
     void pump();
     void grant(std::list<QueueEntry>::iterator it, Slot& slot);
     void reject(std::list<QueueEntry>::iterator it, const Rejection& why);
@@ -126,6 +128,7 @@ private:
 
     struct ev_loop* loop_;
     supervisor::GroupGuard* guard_;
+    logs::LogHub* hub_;
     supervisor::PortAllocator ports_;
     config::Config cfg_;
     std::map<std::string, std::unique_ptr<Slot>> slots_;

@@ -272,7 +272,7 @@ void ModelProcess::drain_output() {
             }
             if (!partial_line_.empty() && partial_line_.back() == '\r') partial_line_.pop_back();
             output_.push(partial_line_);
-            LOG_DEBUG("[%s] %s", cfg_.id.c_str(), partial_line_.c_str());
+            observer_.on_process_output(*this, partial_line_);
             partial_line_.clear();
         }
         if (static_cast<size_t>(n) < sizeof buf) return;
@@ -294,6 +294,7 @@ void ModelProcess::handle_exit(int status) {
     drain_output();
     if (!partial_line_.empty()) {
         output_.push(partial_line_);
+        observer_.on_process_output(*this, partial_line_);
         partial_line_.clear();
     }
     const pid_t pid = pid_;

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <sys/types.h>
 
 #include "config/config.h"
@@ -25,6 +26,8 @@ class ProcessObserver {
 public:
     virtual ~ProcessObserver() = default;
     virtual void on_process_state(ModelProcess& process, ProcessState from, ProcessState to) = 0;
+    // One line of the upstream's stdout/stderr (without the newline).
+    virtual void on_process_output(ModelProcess&, std::string_view) {}
 };
 
 struct ProcessSettings {

@@ -39,6 +39,16 @@ void set_log_sink(LogSink sink, void* user) {
     g_sink_user = user;
 }
 
+void log_raw_line(std::string_view source, std::string_view line) {
+    char buf[4096];
+    int n = snprintf(buf, sizeof buf, "[debug] [%.*s] %.*s\n", static_cast<int>(source.size()), source.data(),
+                     static_cast<int>(line.size() > 4000 ? 4000 : line.size()), line.data());
+    if (n > 0) {
+        ssize_t w = ::write(STDERR_FILENO, buf, static_cast<size_t>(n) < sizeof buf ? static_cast<size_t>(n) : sizeof buf - 1);
+        (void)w;
+    }
+}
+
 void log_msg(LogLevel level, const char* fmt, ...) {
     char body[2048];
     va_list ap;
@@ -51,13 +61,12 @@ void log_msg(LogLevel level, const char* fmt, ...) {
     // "<level> message": journald/systemd add their own timestamps; tools read the level tag.
     char line[2100];
     int m = snprintf(line, sizeof line, "[%s] %.*s\n", level_tag(level), static_cast<int>(len), body);
-    if (m > 0) {
-        size_t total = static_cast<size_t>(m) < sizeof line ? static_cast<size_t>(m) : sizeof line - 1;
-        // One write per line so lines from the daemon never interleave mid-line.
-        ssize_t w = ::write(STDERR_FILENO, line, total);
-        (void)w;
-    }
-    if (g_sink) g_sink(level, std::string_view(body, len), g_sink_user);
+    if (m <= 0) return;
+    size_t total = static_cast<size_t>(m) < sizeof line ? static_cast<size_t>(m) : sizeof line - 1;
+    // One write per line so lines from the daemon never interleave mid-line.
+    ssize_t w = ::write(STDERR_FILENO, line, total);
+    (void)w;
+    if (g_sink) g_sink(level, std::string_view(line, total - 1), g_sink_user);
 }
 
 } // namespace ls

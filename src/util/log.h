@@ -17,6 +17,9 @@ inline bool log_enabled(LogLevel level) { return level >= log_level(); }
 using LogSink = void (*)(LogLevel level, std::string_view line, void* user);
 void set_log_sink(LogSink sink, void* user);
 
+// Writes "[source] line" to stderr without passing through the sink (upstream output).
+void log_raw_line(std::string_view source, std::string_view line);
+
 void log_msg(LogLevel level, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 
 } // namespace ls
