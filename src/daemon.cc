@@ -4,11 +4,13 @@
 #include <ctime>
 #include <sys/stat.h>
 
+#include "api/auth.h"
 #include "api/log_stream.h"
 #include "api/model_api.h"
 #include "api/routes.h"
 #include "http/error_body.h"
 #include "proxy/proxy_exchange.h"
+#include "router/json_filters.h"
 #include "router/model_extract.h"
 #include "util/log.h"
 
@@ -135,9 +137,33 @@ int Daemon::run() {
 
 // ------------------------------------------------------------------ requests
 
-bool Daemon::on_request_head(http::Connection& conn, http::Request& req) {
-    const api::RouteMatch route = api::match_route(req.method_name, req.path);
-    if (!req.has_body) return true; // answered in on_request, keeping the connection
+// Answers what is decided by the head alone: CORS preflight, authentication, unknown route,
+// wrong method. Returns false when it responded.
+bool Daemon::admit(http::Connection& conn, const http::Request& req, const api::RouteMatch& route) {
+    if (req.method_name == "OPTIONS") {
+        // CORS preflight, as the original: allow any origin, echo the requested headers.
+        http::HeaderList h;
+        h.add("Access-Control-Allow-Origin", "*");
+        h.add("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, OPTIONS");
+        std::string allowed = "Content-Type, Authorization, X-API-Key";
+        if (const std::string* want = req.headers.find("access-control-request-headers")) {
+            std::string clean;
+            for (char c : *want)
+                if (isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == ',' || c == ' ') clean += c;
+            if (!clean.empty()) allowed = clean;
+        }
+        h.add("Access-Control-Allow-Headers", allowed);
+        h.add("Access-Control-Max-Age", "86400");
+        conn.respond(204, h, "");
+        return false;
+    }
+    if (!api::route_is_public(req.path) && !api::request_authorized(req.headers, cfg_.api_keys)) {
+        http::HeaderList h;
+        h.add("WWW-Authenticate", "Basic realm=\"llama-swap\"");
+        conn.respond_error(401, "a valid API key is required (Authorization: Bearer KEY, or x-api-key)",
+                           "unauthorized", &h);
+        return false;
+    }
     if (route.kind == api::RouteKind::NotFound) {
         conn.respond_error(404, "no route for " + req.method_name + " " + req.path, "not_found");
         return false;
@@ -149,6 +175,15 @@ bool Daemon::on_request_head(http::Connection& conn, http::Request& req) {
                            "method_not_allowed", &h);
         return false;
     }
+    return true;
+}
+
+bool Daemon::on_request_head(http::Connection& conn, http::Request& req) {
+    // Requests without a body are answered in on_request, which keeps the connection open;
+    // with a body, refusing now saves reading (and spooling) it.
+    if (!req.has_body) return true;
+    const api::RouteMatch route = api::match_route(req.method_name, req.path);
+    if (!admit(conn, req, route)) return false;
     if (route.kind == api::RouteKind::ModelJson) {
         std::string error;
         auto scanner = scanner_for(req, error);
@@ -164,17 +199,7 @@ bool Daemon::on_request_head(http::Connection& conn, http::Request& req) {
 
 void Daemon::on_request(http::Connection& conn, http::Request& req) {
     const api::RouteMatch route = api::match_route(req.method_name, req.path);
-    if (route.kind == api::RouteKind::NotFound) {
-        conn.respond_error(404, "no route for " + req.method_name + " " + req.path, "not_found");
-        return;
-    }
-    if (!route.method_allowed) {
-        http::HeaderList h;
-        h.add("Allow", route.allow);
-        conn.respond_error(405, "method " + req.method_name + " is not allowed for " + req.path,
-                           "method_not_allowed", &h);
-        return;
-    }
+    if (!req.has_body && !admit(conn, req, route)) return;
     http::HeaderList json;
     json.add("Content-Type", "application/json");
     switch (route.kind) {
@@ -184,7 +209,7 @@ void Daemon::on_request(http::Connection& conn, http::Request& req) {
         conn.respond(200, text, "OK");
         return;
     }
-    case api::RouteKind::ListModels: conn.respond(200, json, api::models_json(cfg_, started_at_)); return;
+    case api::RouteKind::ListModels: conn.respond(200, json, api::models_json(cfg_, scheduler_, started_at_)); return;
     case api::RouteKind::Running: conn.respond(200, json, api::running_json(scheduler_)); return;
     case api::RouteKind::ModelJson: serve_model_request(conn, req); return;
     case api::RouteKind::Upstream: serve_upstream_passthrough(conn, req); return;
@@ -245,16 +270,41 @@ void Daemon::serve_model_request(http::Connection& conn, http::Request& req) {
         conn.respond_error(404, "model '" + ref.model + "' not found", "model_not_found");
         return;
     }
-    proxy::BodyRewrite rewrite;
-    if (!model->use_model_name.empty() && scanner && ref.value_end > ref.value_begin) {
+    proxy::ProxyOptions opt;
+    opt.strip_credentials = !cfg_.api_keys.empty();
+    const bool json_body = dynamic_cast<router::JsonModelScanner*>(scanner) != nullptr;
+    if (json_body && !model->filters.empty()) {
+        // Filters need the parsed document: the body is rewritten as a whole.
+        constexpr size_t kMaxFilteredBody = 64 * 1024 * 1024;
+        if (req.body.size() > kMaxFilteredBody) {
+            conn.respond_error(413, "request body too large for the model's filters (limit 64 MiB)", "body_too_large");
+            return;
+        }
+        std::string text(req.body.size(), '\0');
+        auto got = req.body.read_at(0, text.data(), text.size());
+        if (!got || *got != text.size()) {
+            conn.respond_error(500, "cannot read the spooled request body", "internal_error");
+            return;
+        }
+        auto filtered = router::apply_json_filters(text, model->filters, ref.model, model->use_model_name);
+        if (!filtered) {
+            conn.respond_error(400, filtered.error().message, "invalid_request_body");
+            return;
+        }
+        opt.rewrite.active = true;
+        opt.rewrite.begin = 0;
+        opt.rewrite.end = req.body.size();
+        opt.rewrite.replacement = std::move(filtered.value());
+    } else if (!model->use_model_name.empty() && scanner && ref.value_end > ref.value_begin) {
+        proxy::BodyRewrite& rewrite = opt.rewrite;
         rewrite.active = true;
         rewrite.begin = ref.value_begin;
         rewrite.end = ref.value_end;
-        const bool json = dynamic_cast<router::JsonModelScanner*>(scanner) != nullptr;
-        rewrite.replacement = json ? "\"" + http::json_escape(model->use_model_name) + "\"" : model->use_model_name;
+        rewrite.replacement =
+            json_body ? "\"" + http::json_escape(model->use_model_name) + "\"" : model->use_model_name;
     }
     auto exchange = std::make_unique<proxy::ProxyExchange>(loop_, conn, req, scheduler_, pool_, model->id,
-                                                           std::move(rewrite));
+                                                           std::move(opt));
     proxy::ProxyExchange* x = exchange.get();
     conn.attach_exchange(std::move(exchange));
     x->begin();
@@ -284,10 +334,12 @@ void Daemon::serve_upstream_passthrough(http::Connection& conn, http::Request& r
                            "model_not_ready");
         return;
     }
-    std::string target(sub_path);
-    if (!req.query.empty()) target += "?" + req.query;
+    proxy::ProxyOptions opt;
+    opt.strip_credentials = !cfg_.api_keys.empty();
+    opt.target = std::string(sub_path);
+    if (!req.query.empty()) opt.target += "?" + req.query;
     auto exchange = std::make_unique<proxy::ProxyExchange>(loop_, conn, req, scheduler_, pool_, model->id,
-                                                           proxy::BodyRewrite{}, std::move(target));
+                                                           std::move(opt));
     proxy::ProxyExchange* x = exchange.get();
     conn.attach_exchange(std::move(exchange));
     x->begin();

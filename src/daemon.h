@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "api/routes.h"
 #include "config/config.h"
 #include "http/connection.h"
 #include "http/server.h"
@@ -48,6 +49,7 @@ private:
     void begin_shutdown(const char* why);
     void maybe_finish_shutdown();
     void update_status();
+    bool admit(http::Connection& conn, const http::Request& req, const api::RouteMatch& route);
     void serve_model_request(http::Connection& conn, http::Request& req);
     void serve_upstream_passthrough(http::Connection& conn, http::Request& req);
     void start_unload(http::Connection& conn, std::vector<std::string> models, bool json_reply);

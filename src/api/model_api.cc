@@ -20,20 +20,84 @@ std::string print(const JsonPtr& j) {
 }
 } // namespace
 
-std::string models_json(const config::Config& cfg, long created) {
+namespace {
+cJSON* string_array(const std::vector<std::string>& items) {
+    cJSON* arr = cJSON_CreateArray();
+    for (const auto& i : items) cJSON_AddItemToArray(arr, cJSON_CreateString(i.c_str()));
+    return arr;
+}
+
+bool contains(const std::vector<std::string>& v, const char* x) {
+    for (const auto& i : v)
+        if (i == x) return true;
+    return false;
+}
+
+// One /v1/models record in the original's layout.
+cJSON* model_record(const std::string& id, const config::ModelConfig& m, bool loaded, long created) {
+    cJSON* rec = cJSON_CreateObject();
+    cJSON_AddStringToObject(rec, "id", id.c_str());
+    cJSON_AddStringToObject(rec, "object", "model");
+    cJSON_AddNumberToObject(rec, "created", static_cast<double>(created));
+    cJSON_AddStringToObject(rec, "owned_by", "llama-swap");
+    if (!m.name.empty()) cJSON_AddStringToObject(rec, "name", m.name.c_str());
+    if (!m.description.empty()) cJSON_AddStringToObject(rec, "description", m.description.c_str());
+    cJSON* status = cJSON_AddObjectToObject(rec, "status");
+    cJSON_AddStringToObject(status, "value", loaded ? "loaded" : "unloaded");
+
+    const config::Capabilities& c = m.capabilities;
+    if (c.set) {
+        cJSON* arch = cJSON_AddObjectToObject(rec, "architecture");
+        const auto in = c.in.empty() ? std::vector<std::string>{"text"} : c.in;
+        const auto out = c.out.empty() ? std::vector<std::string>{"text"} : c.out;
+        cJSON_AddItemToObject(arch, "input_modalities", string_array(in));
+        cJSON_AddItemToObject(arch, "output_modalities", string_array(out));
+        std::string modality;
+        for (const auto& i : in) modality += (modality.empty() ? "" : "+") + i;
+        modality += "->";
+        for (size_t i = 0; i < out.size(); ++i) modality += (i ? "+" : "") + out[i];
+        cJSON_AddStringToObject(arch, "modality", modality.c_str());
+        cJSON* caps = cJSON_AddObjectToObject(rec, "capabilities");
+        cJSON_AddBoolToObject(caps, "vision", contains(in, "image"));
+        cJSON_AddBoolToObject(caps, "audio_input", contains(in, "audio"));
+        cJSON_AddBoolToObject(caps, "audio_output", contains(out, "audio"));
+        cJSON_AddBoolToObject(caps, "image_output", contains(out, "image"));
+        cJSON_AddBoolToObject(caps, "function_calling", c.tools);
+        cJSON_AddBoolToObject(caps, "reranker", c.reranker);
+        if (c.tools) cJSON_AddItemToObject(rec, "supported_parameters", string_array({"tools", "tool_choice"}));
+        if (c.context > 0) cJSON_AddNumberToObject(rec, "context_length", static_cast<double>(c.context));
+    }
+    cJSON* meta = cJSON_AddObjectToObject(rec, "meta");
+    cJSON* ls = nullptr;
+    if (!m.metadata_json.empty()) {
+        cJSON* md = cJSON_Parse(m.metadata_json.c_str());
+        if (md && cJSON_IsObject(md)) {
+            ls = md;
+        } else if (md) {
+            ls = cJSON_CreateObject();
+            cJSON_AddItemToObject(ls, "metadata", md);
+        }
+    }
+    if (!ls) ls = cJSON_CreateObject();
+    cJSON_AddStringToObject(ls, "type", "model");
+    if (!m.aliases.empty()) cJSON_AddItemToObject(ls, "aliases", string_array(m.aliases));
+    cJSON_AddItemToObject(meta, "llamaswap", ls);
+    if (c.set && c.context > 0) cJSON_AddNumberToObject(meta, "n_ctx", static_cast<double>(c.context));
+    return rec;
+}
+} // namespace
+
+std::string models_json(const config::Config& cfg, const router::Scheduler& scheduler, long created) {
     JsonPtr root(cJSON_CreateObject());
     cJSON_AddStringToObject(root.get(), "object", "list");
     cJSON* data = cJSON_AddArrayToObject(root.get(), "data");
     for (const auto& [id, m] : cfg.models) {
         if (m.unlisted) continue;
-        cJSON* rec = cJSON_CreateObject();
-        cJSON_AddStringToObject(rec, "id", id.c_str());
-        cJSON_AddStringToObject(rec, "object", "model");
-        cJSON_AddNumberToObject(rec, "created", static_cast<double>(created));
-        cJSON_AddStringToObject(rec, "owned_by", "llama-swap");
-        if (!m.name.empty()) cJSON_AddStringToObject(rec, "name", m.name.c_str());
-        if (!m.description.empty()) cJSON_AddStringToObject(rec, "description", m.description.c_str());
-        cJSON_AddItemToArray(data, rec);
+        const auto* p = scheduler.process(id);
+        const bool loaded = p && p->state() == supervisor::ProcessState::Ready;
+        cJSON_AddItemToArray(data, model_record(id, m, loaded, created));
+        if (cfg.include_aliases_in_list)
+            for (const auto& alias : m.aliases) cJSON_AddItemToArray(data, model_record(alias, m, loaded, created));
     }
     return print(root);
 }

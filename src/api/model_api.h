@@ -8,7 +8,7 @@
 
 namespace ls::api {
 
-std::string models_json(const config::Config& cfg, long created);
+std::string models_json(const config::Config& cfg, const router::Scheduler& scheduler, long created);
 std::string running_json(const router::Scheduler& scheduler);
 
 } // namespace ls::api

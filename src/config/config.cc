@@ -1,5 +1,6 @@
 #include "config/config.h"
 
+#include <cjson/cJSON.h>
 #include <yaml.h>
 
 #include <algorithm>
@@ -9,6 +10,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <memory>
+#include <optional>
 #include <set>
 #include <string_view>
 #include <utility>
@@ -156,13 +159,8 @@ Result<Tree> parse_yaml(const std::string& text, const std::string& file) {
 using Pair = std::pair<const Node*, const Node*>; // key, value
 
 const std::set<std::string_view> kTopUnsupported = {"logTimeFormat",
-                                                    "logToStdout",
                                                     "metricsMaxInMemory",
                                                     "captureBuffer",
-                                                    "sendLoadingState",
-                                                    "includeAliasesInList",
-                                                    "apiKeys",
-                                                    "hooks",
                                                     "upstream",
                                                     "routing",
                                                     "matrix",
@@ -173,9 +171,7 @@ const std::set<std::string_view> kTopUnsupported = {"logTimeFormat",
                                                     "ui",
                                                     "performance",
                                                     "logRequests"};
-const std::set<std::string_view> kModelUnsupported = {"filters",     "metadata", "capabilities",
-                                                      "timeouts",    "compat",   "sendLoadingState",
-                                                      "strip_params"};
+const std::set<std::string_view> kModelUnsupported = {"compat"};
 
 bool is_null(const Node& n) {
     return n.kind == Node::Kind::Scalar && n.plain &&

@@ -24,6 +24,38 @@ struct Diagnostic {
     std::string render() const;
 };
 
+// `capabilities` of a model, reported in /v1/models (see llama-swap-behaviour.md §2).
+struct Capabilities {
+    bool set = false;                  // the key was present
+    std::vector<std::string> in;       // subset of text, audio, image
+    std::vector<std::string> out;      // subset of text, audio, image
+    bool tools = false;
+    bool reranker = false;
+    long long context = 0;             // 0 = unknown
+};
+
+// `filters` of a model: edits applied to JSON request bodies before they go upstream.
+struct Filters {
+    // `stripParams`: comma-separated top-level keys to delete ("model" is never deleted).
+    // The legacy key `strip_params` is accepted too.
+    std::vector<std::string> strip_params;
+    // `setParams`: keys set or overridden, as a compact JSON object text ("" when unset);
+    // "model" is refused (error at load).
+    std::string set_params_json;
+    // `setParamsByID`: requested name -> JSON object text, applied after setParams when the
+    // request named the model by that key. Keys other than the model's own id become aliases
+    // of the model (error when a key equals another model's id or alias).
+    std::map<std::string, std::string> set_params_by_id;
+    bool empty() const { return strip_params.empty() && set_params_json.empty() && set_params_by_id.empty(); }
+};
+
+// `timeouts` of a model's upstream connection, in seconds; 0 disables a timeout.
+struct UpstreamTimeouts {
+    double connect_s = 30;
+    double response_header_s = 0; // time from request sent to response head (504 on expiry)
+    double idle_conn_s = 90;      // pooled keep-alive connection lifetime
+};
+
 struct ModelConfig {
     std::string id;
     SourcePos pos; // position of the model's key
@@ -50,6 +82,15 @@ struct ModelConfig {
     std::string description;
     bool unlisted = false;
     int concurrency_limit = 10; // waiting + in-flight cap; 0/unset -> 10
+
+    // `metadata`: any YAML value, as compact JSON text with types kept (numbers, bools,
+    // null, strings, lists, maps); macros expanded in strings, and a string that is exactly
+    // one macro whose value is a number/bool keeps that type. Empty string when unset.
+    std::string metadata_json;
+    Capabilities capabilities;
+    Filters filters;
+    UpstreamTimeouts timeouts;
+    std::optional<bool> send_loading_state; // unset: the global sendLoadingState
 };
 
 struct GroupConfig {
@@ -81,6 +122,15 @@ struct Config {
     double unload_timeout_s = 10;
     double queue_timeout_s = 0; // our key `queueTimeout`; 0/unset -> health_check_timeout_s
     std::string log_level = "info";
+    std::string log_to_stdout = "proxy";     // proxy | upstream | both | none
+    bool send_loading_state = false;
+    bool include_aliases_in_list = false;
+    // `apiKeys`: when non-empty every route but /health needs one of them. Empty keys and
+    // keys containing whitespace are errors.
+    std::vector<std::string> api_keys;
+    // `hooks.on_startup.preload`: model ids (aliases resolved to ids at load; an unknown name
+    // is an error, unlike the original which drops it silently).
+    std::vector<std::string> preload;
     ServerConfig server;
 
     std::map<std::string, ModelConfig> models; // sorted by id

@@ -112,6 +112,14 @@ bool is_valid_macro_name(const std::string& name) {
     return name.size() < 64 && looks_like_reference(name);
 }
 
+bool is_single_reference(const std::string& text) {
+    if (text.size() < 4 || text.compare(0, 2, "${") != 0 || text.back() != '}') return false;
+    std::string_view name(text.data() + 2, text.size() - 3);
+    if (name.find('}') != std::string_view::npos) return false;
+    if (name.substr(0, 4) == "env.") return is_env_name(name.substr(4));
+    return looks_like_reference(name);
+}
+
 Result<std::string> expand_macros(const std::string& text, const MacroContext& ctx) {
     std::string out;
     out.reserve(text.size());

@@ -36,6 +36,11 @@ bool is_valid_macro_name(const std::string& name);
 Result<void> declare_macro(MacroSet& target, const std::string& name, const std::string& value,
                            const MacroContext& ctx);
 
+// True when `text` is exactly one macro reference and nothing else: "${name}", "${env.NAME}" or
+// a reserved "${PORT}"/"${PID}"/"${MODEL_ID}". Such a whole value keeps the type of what it
+// expands to (a number or a boolean) where values are typed, e.g. in `metadata`.
+bool is_single_reference(const std::string& text);
+
 // Expands every macro in `text`. Unknown names give an Error "unknown macro '${x}'".
 // ${PORT} (and ${PID} when allowed) remain literally in the output.
 Result<std::string> expand_macros(const std::string& text, const MacroContext& ctx);

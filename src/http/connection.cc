@@ -439,6 +439,9 @@ void Connection::start_head_line(int status, const HeaderList& headers) {
         head += h.value;
         head += "\r\n";
     }
+    // Browsers calling from another origin (web UIs) may read our answers, as with the original.
+    if (req_.headers.has("origin") && !headers.has("access-control-allow-origin"))
+        head += "Access-Control-Allow-Origin: *\r\n";
     if (!keep_alive_ || close_after_response_ || head_phase_ || server_.shutting_down())
         head += "Connection: close\r\n";
     out_.append(head); // flushed by the caller's queue_output

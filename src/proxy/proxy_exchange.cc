@@ -29,11 +29,11 @@ const llhttp_settings_t ProxyExchange::kSettings = [] {
 
 ProxyExchange::ProxyExchange(struct ev_loop* loop, http::Connection& client, http::Request& req,
                              router::Scheduler& scheduler, UpstreamPool& pool, std::string model_id,
-                             BodyRewrite rewrite, std::string upstream_target)
+                             ProxyOptions options)
     : loop_(loop), client_(&client), req_(req), scheduler_(scheduler), pool_(pool),
-      model_(std::move(model_id)), rewrite_(std::move(rewrite)),
-      target_(upstream_target.empty() ? req.target : std::move(upstream_target)),
-      io_(loop, &on_io, this) {}
+      model_(std::move(model_id)), opt_(std::move(options)), io_(loop, &on_io, this) {
+    if (opt_.target.empty()) opt_.target = req.target;
+}
 
 ProxyExchange::~ProxyExchange() {
     scheduler_.cancel(this);
@@ -79,12 +79,15 @@ void ProxyExchange::build_request() {
     head_ += req_.method_name;
     head_ += ' ';
     head_ += upstream_.base_path;
-    head_ += target_;
+    head_ += opt_.target;
     head_ += " HTTP/1.1\r\n";
     bool has_host = false;
     for (const auto& h : req_.headers.items()) {
         if (http::is_hop_by_hop(h.name, req_.headers) || http::iequals(h.name, "content-length") ||
             http::iequals(h.name, "expect"))
+            continue;
+        if (opt_.strip_credentials &&
+            (http::iequals(h.name, "authorization") || http::iequals(h.name, "x-api-key")))
             continue;
         if (http::iequals(h.name, "host")) has_host = true;
         head_ += h.name;
@@ -96,18 +99,18 @@ void ProxyExchange::build_request() {
 
     size_t body_len = req_.body.size();
     segments_.clear();
-    if (rewrite_.active && rewrite_.end <= body_len && rewrite_.begin <= rewrite_.end) {
-        body_len = body_len - (rewrite_.end - rewrite_.begin) + rewrite_.replacement.size();
+    if (opt_.rewrite.active && opt_.rewrite.end <= body_len && opt_.rewrite.begin <= opt_.rewrite.end) {
+        body_len = body_len - (opt_.rewrite.end - opt_.rewrite.begin) + opt_.rewrite.replacement.size();
     }
     if (req_.has_body || body_len > 0) head_ += "Content-Length: " + std::to_string(body_len) + "\r\n";
     head_ += "Connection: keep-alive\r\n\r\n";
 
     segments_.push_back({false, 0, head_.size()});
-    if (rewrite_.active && rewrite_.end <= req_.body.size()) {
-        segments_.push_back({true, 0, rewrite_.begin});
-        segments_.push_back({false, head_.size(), rewrite_.replacement.size()});
-        head_ += rewrite_.replacement; // text segment after the head
-        segments_.push_back({true, rewrite_.end, req_.body.size() - rewrite_.end});
+    if (opt_.rewrite.active && opt_.rewrite.end <= req_.body.size()) {
+        segments_.push_back({true, 0, opt_.rewrite.begin});
+        segments_.push_back({false, head_.size(), opt_.rewrite.replacement.size()});
+        head_ += opt_.rewrite.replacement; // text segment after the head
+        segments_.push_back({true, opt_.rewrite.end, req_.body.size() - opt_.rewrite.end});
     } else if (req_.body.size() > 0) {
         segments_.push_back({true, 0, req_.body.size()});
     }

@@ -24,11 +24,18 @@ struct BodyRewrite {
     std::string replacement;
 };
 
+// How a request is forwarded.
+struct ProxyOptions {
+    BodyRewrite rewrite;
+    std::string target;             // request-target sent upstream; empty: the client's own
+    bool strip_credentials = false; // drop Authorization and x-api-key (they were ours)
+};
+
 class ProxyExchange final : public http::Exchange, public router::Waiter {
 public:
     ProxyExchange(struct ev_loop* loop, http::Connection& client, http::Request& req,
                   router::Scheduler& scheduler, UpstreamPool& pool, std::string model_id,
-                  BodyRewrite rewrite, std::string upstream_target = {});
+                  ProxyOptions options);
     ~ProxyExchange() override;
 
     // Queues for the model; everything after happens in callbacks.
@@ -74,8 +81,7 @@ private:
     router::Scheduler& scheduler_;
     UpstreamPool& pool_;
     std::string model_;
-    BodyRewrite rewrite_;
-    std::string target_; // request-target sent upstream (after the upstream's base path)
+    ProxyOptions opt_;
 
     State state_ = State::Waiting;
     bool granted_ = false;

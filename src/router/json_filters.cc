@@ -1,0 +1,46 @@
+#include "router/json_filters.h"
+
+#include <cjson/cJSON.h>
+#include <memory>
+
+namespace ls::router {
+
+namespace {
+struct JsonDeleter {
+    void operator()(cJSON* j) const { cJSON_Delete(j); }
+};
+using JsonPtr = std::unique_ptr<cJSON, JsonDeleter>;
+
+void merge_params(cJSON* body, const std::string& params_json) {
+    if (params_json.empty()) return;
+    JsonPtr params(cJSON_Parse(params_json.c_str()));
+    if (!params || !cJSON_IsObject(params.get())) return; // validated at config load
+    for (cJSON* item = params->child; item; item = item->next) {
+        if (!item->string || std::string_view(item->string) == "model") continue;
+        cJSON_DeleteItemFromObjectCaseSensitive(body, item->string);
+        cJSON_AddItemToObject(body, item->string, cJSON_Duplicate(item, true));
+    }
+}
+} // namespace
+
+Result<std::string> apply_json_filters(std::string_view body, const config::Filters& filters,
+                                       const std::string& requested, const std::string& use_model_name) {
+    JsonPtr root(cJSON_ParseWithLength(body.data(), body.size()));
+    if (!root || !cJSON_IsObject(root.get())) return make_error("the request body is not a JSON object");
+    for (const auto& key : filters.strip_params)
+        if (key != "model") cJSON_DeleteItemFromObjectCaseSensitive(root.get(), key.c_str());
+    merge_params(root.get(), filters.set_params_json);
+    if (auto it = filters.set_params_by_id.find(requested); it != filters.set_params_by_id.end())
+        merge_params(root.get(), it->second);
+    if (!use_model_name.empty()) {
+        cJSON_DeleteItemFromObjectCaseSensitive(root.get(), "model");
+        cJSON_AddStringToObject(root.get(), "model", use_model_name.c_str());
+    }
+    char* text = cJSON_PrintUnformatted(root.get());
+    if (!text) return make_error("cannot serialise the filtered request body");
+    std::string out(text);
+    cJSON_free(text);
+    return out;
+}
+
+} // namespace ls::router
