@@ -98,6 +98,35 @@ private:
     bool json_;
 };
 
+// hooks.on_startup.preload: loads the listed models one after the other, as if a request
+// had asked for each (so group rules apply: without coexisting groups they swap each other).
+class Daemon::Preloader final : public router::Waiter {
+public:
+    Preloader(router::Scheduler& s, std::vector<std::string> models) : scheduler_(s), models_(std::move(models)) {}
+    ~Preloader() { scheduler_.cancel(this); }
+    void next() {
+        if (index_ >= models_.size()) return;
+        current_ = models_[index_++];
+        LOG_INFO("preloading model %s", current_.c_str());
+        scheduler_.request(current_, this);
+    }
+    void on_granted(supervisor::ModelProcess& p) override {
+        LOG_INFO("preloaded model %s in %.2f s", p.id().c_str(), p.load_seconds());
+        scheduler_.release(current_);
+        next();
+    }
+    void on_rejected(const router::Rejection& why) override {
+        LOG_WARN("preloading model %s failed: %s", current_.c_str(), why.message.c_str());
+        next();
+    }
+
+private:
+    router::Scheduler& scheduler_;
+    std::vector<std::string> models_;
+    size_t index_ = 0;
+    std::string current_;
+};
+
 Daemon::Daemon(struct ev_loop* loop, config::Config cfg, supervisor::GroupGuard* guard)
     : loop_(loop), cfg_(std::move(cfg)), guard_(guard), reaper_(loop), scheduler_(loop, guard, &log_hub_),
       pool_(loop), server_(loop, cfg_.server, *this, reaper_), started_at_(time(nullptr)),
@@ -108,6 +137,7 @@ Daemon::Daemon(struct ev_loop* loop, config::Config cfg, supervisor::GroupGuard*
     set_log_sink(
         [](LogLevel, std::string_view line, void* hub) { static_cast<logs::LogHub*>(hub)->proxy_line(line); },
         &log_hub_);
+    apply_log_settings();
     scheduler_.apply_config(cfg_);
     scheduler_.on_change = [this] {
         update_status();
@@ -118,6 +148,7 @@ Daemon::Daemon(struct ev_loop* loop, config::Config cfg, supervisor::GroupGuard*
 
 Daemon::~Daemon() {
     set_log_sink(nullptr, nullptr);
+    preloader_.reset();
     if (watching_) ev_stat_stop(loop_, &config_stat_);
     server_.close_all();
     reaper_.run_now();
@@ -128,9 +159,24 @@ Result<void> Daemon::add_listener(sd::ListenSocket sock) {
     return server_.add_listener(std::move(sock.fd), sock.name);
 }
 
+void Daemon::apply_log_settings() {
+    LogLevel level;
+    if (parse_log_level(cfg_.log_level, level)) set_log_level(level);
+    const std::string& out = cfg_.log_to_stdout;
+    set_stderr_outputs(out == "proxy" || out == "both", out == "upstream" || out == "both");
+}
+
+void Daemon::start_preload() {
+    if (cfg_.preload.empty()) return;
+    preloader_.reset(); // a reload restarts the list; models already running are granted at once
+    preloader_ = std::make_unique<Preloader>(scheduler_, cfg_.preload);
+    preloader_->next();
+}
+
 int Daemon::run() {
     sd::notify_ready();
     update_status();
+    start_preload();
     ev_run(loop_, 0);
     return exit_status_;
 }
@@ -446,12 +492,12 @@ void Daemon::reload(const char* why) {
         return;
     }
     for (const auto& w : cfg->warnings) LOG_WARN("%s", w.render().c_str());
-    LogLevel level;
-    if (parse_log_level(cfg->log_level, level)) set_log_level(level);
     cfg_ = std::move(cfg.value());
+    apply_log_settings();
     server_.set_limits(cfg_.server);
     scheduler_.apply_config(cfg_);
     LOG_INFO("configuration reloaded (%zu models)", cfg_.models.size());
+    start_preload();
     sd::notify_ready();
     update_status();
 }

@@ -58,6 +58,10 @@ private:
 
     class UnloadExchange;
     friend class UnloadExchange;
+    class Preloader;
+    std::unique_ptr<Preloader> preloader_;
+    void start_preload();
+    void apply_log_settings();
 
     struct ev_loop* loop_;
     config::Config cfg_;

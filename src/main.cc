@@ -87,8 +87,6 @@ int main(int argc, char** argv) {
         printf("%s: configuration is valid (%zu models)\n", args.config.c_str(), cfg->models.size());
         return 0;
     }
-    ls::LogLevel level;
-    if (ls::parse_log_level(cfg->log_level, level)) ls::set_log_level(level);
 
     signal(SIGPIPE, SIG_IGN);
     // The guard is forked before anything else exists, so it holds no sockets or threads.

@@ -158,19 +158,10 @@ Result<Tree> parse_yaml(const std::string& text, const std::string& file) {
 
 using Pair = std::pair<const Node*, const Node*>; // key, value
 
-const std::set<std::string_view> kTopUnsupported = {"logTimeFormat",
-                                                    "metricsMaxInMemory",
-                                                    "captureBuffer",
-                                                    "upstream",
-                                                    "routing",
-                                                    "matrix",
-                                                    "peers",
-                                                    "profiles",
-                                                    "selectors",
-                                                    "store",
-                                                    "ui",
-                                                    "performance",
-                                                    "logRequests"};
+const std::set<std::string_view> kTopUnsupported = {
+    "logTimeFormat", "metricsMaxInMemory", "captureBuffer", "upstream", "routing", "matrix",
+    "peers",         "profiles",           "selectors",     "store",    "ui",      "performance",
+    "logRequests"};
 const std::set<std::string_view> kModelUnsupported = {"compat"};
 
 bool is_null(const Node& n) {
@@ -188,6 +179,148 @@ bool iequals(std::string_view a, std::string_view b) {
         if (x != y) return false;
     }
     return true;
+}
+
+/* ---- typing of plain scalars, as go-yaml resolves them (YAML 1.1 booleans included) ---- */
+
+std::optional<bool> yaml_bool(std::string_view t) {
+    if (iequals(t, "true") || iequals(t, "yes") || iequals(t, "on")) return true;
+    if (iequals(t, "false") || iequals(t, "no") || iequals(t, "off")) return false;
+    return std::nullopt;
+}
+
+/* An integer as Go's strconv.ParseInt(text, 0, 64) (or ParseUint) reads it after go-yaml has
+ * removed the underscores: decimal, 0x hex, 0o/0 octal, 0b binary, optional sign. Returns its
+ * decimal text; nullopt when it is not an integer or does not fit in 64 bits. */
+std::optional<std::string> yaml_int(std::string_view t) {
+    std::string p;
+    for (char c : t)
+        if (c != '_') p += c;
+    size_t i = 0;
+    bool neg = false;
+    bool sign = false;
+    if (i < p.size() && (p[i] == '+' || p[i] == '-')) {
+        neg = p[i] == '-';
+        sign = true;
+        ++i;
+    }
+    unsigned base = 10;
+    if (i + 1 < p.size() && p[i] == '0') {
+        char x = p[i + 1];
+        if (x == 'x' || x == 'X') {
+            base = 16;
+            i += 2;
+        } else if (x == 'o' || x == 'O') {
+            base = 8;
+            i += 2;
+        } else if (x == 'b' || x == 'B') {
+            base = 2;
+            i += 2;
+        } else {
+            base = 8;
+            ++i;
+        }
+    }
+    if (i >= p.size()) return std::nullopt;
+    unsigned long long n = 0;
+    const unsigned long long kMax = std::numeric_limits<unsigned long long>::max();
+    for (; i < p.size(); ++i) {
+        char c = p[i];
+        unsigned d;
+        if (c >= '0' && c <= '9')
+            d = static_cast<unsigned>(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            d = static_cast<unsigned>(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            d = static_cast<unsigned>(c - 'A' + 10);
+        else
+            return std::nullopt;
+        if (d >= base) return std::nullopt;
+        if (n > (kMax - d) / base) return std::nullopt; // beyond 64 bits: maybe a float
+        n = n * base + d;
+    }
+    const unsigned long long kMaxSigned = std::numeric_limits<long long>::max();
+    if (neg) {
+        if (n > kMaxSigned + 1) return std::nullopt;
+        return n == 0 ? std::string("0") : "-" + std::to_string(n);
+    }
+    if (sign && n > kMaxSigned) return std::nullopt; // ParseUint takes no sign
+    return std::to_string(n);
+}
+
+/* A float as go-yaml reads it: ^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$ after
+ * removing underscores, finite. (.inf and .nan have no JSON form and stay strings.) */
+std::optional<double> yaml_float(std::string_view t) {
+    std::string p;
+    for (char c : t)
+        if (c != '_') p += c;
+    size_t i = 0;
+    auto digits = [&]() {
+        size_t start = i;
+        while (i < p.size() && p[i] >= '0' && p[i] <= '9') ++i;
+        return i - start;
+    };
+    if (i < p.size() && (p[i] == '+' || p[i] == '-')) ++i;
+    if (i < p.size() && p[i] == '.') {
+        ++i;
+        if (digits() == 0) return std::nullopt;
+    } else {
+        if (digits() == 0) return std::nullopt;
+        if (i < p.size() && p[i] == '.') {
+            ++i;
+            digits();
+        }
+    }
+    if (i < p.size() && (p[i] == 'e' || p[i] == 'E')) {
+        ++i;
+        if (i < p.size() && (p[i] == '+' || p[i] == '-')) ++i;
+        if (digits() == 0) return std::nullopt;
+    }
+    if (i != p.size()) return std::nullopt;
+    double d = std::strtod(p.c_str(), nullptr);
+    if (!std::isfinite(d)) return std::nullopt;
+    return d;
+}
+
+struct JsonDeleter {
+    void operator()(cJSON* j) const { cJSON_Delete(j); }
+};
+using Json = std::unique_ptr<cJSON, JsonDeleter>;
+
+/* A number or boolean literal as JSON; null when the text is neither. */
+Json typed_literal(const std::string& text) {
+    if (auto b = yaml_bool(text)) return Json(cJSON_CreateBool(*b));
+    // Integers keep their exact digits (a double would round beyond 2^53).
+    if (auto n = yaml_int(text)) return Json(cJSON_CreateRaw(n->c_str()));
+    if (auto d = yaml_float(text)) return Json(cJSON_CreateNumber(*d));
+    return nullptr;
+}
+
+std::string json_text(const cJSON* j) {
+    char* text = cJSON_PrintUnformatted(j);
+    std::string out = text ? text : "";
+    cJSON_free(text);
+    return out;
+}
+
+/* `stripParams`: comma-separated, blanks trimmed, empties, duplicates and "model" dropped. */
+std::vector<std::string> split_strip_params(const std::string& text) {
+    std::vector<std::string> out;
+    size_t start = 0;
+    while (start <= text.size()) {
+        size_t comma = text.find(',', start);
+        if (comma == std::string::npos) comma = text.size();
+        std::string item = text.substr(start, comma - start);
+        const char* blanks = " \t\n\r\v\f";
+        size_t b = item.find_first_not_of(blanks);
+        size_t e = item.find_last_not_of(blanks);
+        item = b == std::string::npos ? std::string() : item.substr(b, e - b + 1);
+        if (!item.empty() && item != "model" &&
+            std::find(out.begin(), out.end(), item) == out.end())
+            out.push_back(item);
+        start = comma + 1;
+    }
+    return out;
 }
 
 bool contains_port(const std::vector<std::string>& words) {
@@ -266,6 +399,21 @@ private:
     Result<void> decode_command(const Node& v, const std::string& key, const Scope& scope,
                                 bool allow_pid, std::vector<std::string>& out);
     Result<void> decode_groups(const Node& v);
+
+    // Any YAML value as JSON (metadata, setParams values); `budget` caps the values emitted,
+    // since anchors may be referenced many times.
+    Result<Json> to_json(const Node& v, const std::string& key, const Scope& scope, int depth,
+                         size_t& budget);
+    Result<Json> scalar_json(const Node& v, const std::string& key, const Scope& scope);
+    // A mapping of request parameters as a JSON object; `model` may not be set.
+    Result<Json> params_json(const Node& v, const std::string& key, const Scope& scope);
+    Result<void> decode_capabilities(const Node& v, const Scope& scope, Capabilities& c);
+    Result<void> decode_filters(const Node& v, const Scope& scope, ModelConfig& m,
+                                std::string& strip_params, std::string& legacy_strip_params,
+                                std::vector<std::pair<std::string, const Node*>>& by_id_keys);
+    Result<void> decode_timeouts(const Node& v, const Scope& scope, UpstreamTimeouts& t);
+    Result<void> decode_hooks(const Node& v, const Scope& scope,
+                              std::vector<std::pair<std::string, const Node*>>& preload);
 };
 
 /* The pairs of a mapping, with YAML merge keys (`<<: *base` or `<<: [*a, *b]`) resolved as
@@ -413,12 +561,20 @@ Result<void> Loader::decode_server(const Node& v, const Scope& scope) {
         bool is_size = k == "maxHeaderBytes" || k == "maxBodyBytes" || k == "bodyMemoryBytes";
         bool is_time = k == "headerTimeout" || k == "bodyTimeout" || k == "idleTimeout" ||
                        k == "shutdownTimeout";
-        if (!is_size && !is_time && k != "maxConnections") {
+        if (!is_size && !is_time && k != "maxConnections" && k != "spoolDir") {
             warn(*key, "unknown key '" + k + "'");
             continue;
         }
         if (is_null(*value)) continue;
-        if (is_size || k == "maxConnections") {
+        if (k == "spoolDir") {
+            auto dir = get_string(*value, k, scope);
+            if (!dir) return dir.error();
+            if (dir.value().empty() || dir.value()[0] != '/')
+                return err(*value, "'server.spoolDir' must be an absolute path");
+            if (dir.value().find('\0') != std::string::npos)
+                return err(*value, "'server.spoolDir' contains a NUL character");
+            s.spool_dir = dir.value();
+        } else if (is_size || k == "maxConnections") {
             auto n = get_int(*value, k, scope, std::numeric_limits<long long>::min(),
                              k == "maxConnections" ? std::numeric_limits<int>::max() : kMaxSize);
             if (!n) return n.error();
@@ -465,6 +621,223 @@ Result<void> Loader::decode_command(const Node& v, const std::string& key, const
     return {};
 }
 
+/* ---- JSON-valued keys ---------------------------------------------------------------------- */
+
+constexpr int kMaxJsonDepth = 64;
+constexpr size_t kMaxJsonValues = 100000;
+
+/* Plain scalars are typed like go-yaml types them; quoted ones are strings. Macros expand in
+ * every string, and a plain scalar that is exactly one macro reference keeps the type of its
+ * expansion when that is a number or a boolean ("a whole-value macro keeps its type"). */
+Result<Json> Loader::scalar_json(const Node& v, const std::string& key, const Scope& scope) {
+    std::string text = v.value;
+    if (scope.ctx && text.find("${") != std::string::npos) {
+        auto s = scalar(v, key, scope, "a string");
+        if (!s) return s.error();
+        if (v.plain && is_single_reference(v.value))
+            if (Json typed = typed_literal(s.value())) return typed;
+        text = std::move(s.value());
+    } else if (v.plain) {
+        if (is_null(v)) return Json(cJSON_CreateNull());
+        if (Json typed = typed_literal(text)) return typed;
+    }
+    if (text.find('\0') != std::string::npos)
+        return err(v, scope.prefix + key + ": a string contains a NUL character");
+    return Json(cJSON_CreateString(text.c_str()));
+}
+
+Result<Json> Loader::to_json(const Node& v, const std::string& key, const Scope& scope, int depth,
+                             size_t& budget) {
+    if (depth > kMaxJsonDepth) return err(v, scope.prefix + key + ": nested too deeply");
+    if (budget == 0) return err(v, scope.prefix + key + ": too many values");
+    --budget;
+    if (v.kind == Node::Kind::Scalar) return scalar_json(v, key, scope);
+    if (v.kind == Node::Kind::Sequence) {
+        Json arr(cJSON_CreateArray());
+        for (int i : v.items) {
+            auto item = to_json(node(i), key, scope, depth + 1, budget);
+            if (!item) return item.error();
+            cJSON_AddItemToArray(arr.get(), item.value().release());
+        }
+        return arr;
+    }
+    auto pairs = pairs_of(v, key);
+    if (!pairs) return pairs.error();
+    Json obj(cJSON_CreateObject());
+    for (auto [k, value] : pairs.value()) {
+        auto item = to_json(*value, key, scope, depth + 1, budget);
+        if (!item) return item.error();
+        if (k->value.find('\0') != std::string::npos)
+            return err(*k, scope.prefix + key + ": a key contains a NUL character");
+        cJSON_AddItemToObject(obj.get(), k->value.c_str(), item.value().release());
+    }
+    return obj;
+}
+
+Result<Json> Loader::params_json(const Node& v, const std::string& key, const Scope& scope) {
+    auto pairs = pairs_of(v, key);
+    if (!pairs) return pairs.error();
+    // "filters.setParamsByID.x" -> "filters.setParamsByID" for the message.
+    std::string rule = key.rfind("filters.setParamsByID", 0) == 0 ? "filters.setParamsByID" : key;
+    Json obj(cJSON_CreateObject());
+    size_t budget = kMaxJsonValues;
+    for (auto [k, value] : pairs.value()) {
+        if (k->value == "model") return err(*k, scope.prefix + rule + " may not set 'model'");
+        auto item = to_json(*value, key, scope, 1, budget);
+        if (!item) return item.error();
+        if (k->value.find('\0') != std::string::npos)
+            return err(*k, scope.prefix + key + ": a key contains a NUL character");
+        cJSON_AddItemToObject(obj.get(), k->value.c_str(), item.value().release());
+    }
+    return obj;
+}
+
+Result<void> Loader::decode_capabilities(const Node& v, const Scope& scope, Capabilities& c) {
+    auto pairs = pairs_of(v, "capabilities");
+    if (!pairs) return pairs.error();
+    c.set = true;
+    for (auto [kn, value] : pairs.value()) {
+        const std::string& k = kn->value;
+        const std::string key = "capabilities." + k;
+        if (k != "in" && k != "out" && k != "tools" && k != "reranker" && k != "context") {
+            warn(*kn, "unknown key '" + k + "'");
+            continue;
+        }
+        if (is_null(*value)) continue;
+        if (k == "in" || k == "out") {
+            auto items = get_list(*value, key);
+            if (!items) return items.error();
+            std::vector<std::string>& list = k == "in" ? c.in : c.out;
+            for (const Node* item : items.value()) {
+                auto s = get_string(*item, key, scope);
+                if (!s) return s.error();
+                const std::string& mod = s.value();
+                if (mod != "text" && mod != "audio" && mod != "image")
+                    return err(*item, scope.prefix + key + ": unknown modality '" + mod +
+                                          "' (expected text, audio or image)");
+                if (std::find(list.begin(), list.end(), mod) == list.end()) list.push_back(mod);
+            }
+        } else if (k == "context") {
+            auto n = get_int(*value, key, scope, std::numeric_limits<long long>::min(),
+                             std::numeric_limits<long long>::max());
+            if (!n) return n.error();
+            if (n.value() < 0) return err(*value, scope.prefix + key + " must be >= 0");
+            c.context = n.value();
+        } else {
+            auto b = get_bool(*value, key, scope);
+            if (!b) return b.error();
+            (k == "tools" ? c.tools : c.reranker) = b.value();
+        }
+    }
+    return {};
+}
+
+Result<void> Loader::decode_filters(const Node& v, const Scope& scope, ModelConfig& m,
+                                    std::string& strip_params, std::string& legacy_strip_params,
+                                    std::vector<std::pair<std::string, const Node*>>& by_id_keys) {
+    auto pairs = pairs_of(v, "filters");
+    if (!pairs) return pairs.error();
+    for (auto [kn, value] : pairs.value()) {
+        const std::string& k = kn->value;
+        const std::string key = "filters." + k;
+        if (k != "stripParams" && k != "strip_params" && k != "setParams" && k != "setParamsByID") {
+            warn(*kn, "unknown key '" + k + "'");
+            continue;
+        }
+        if (is_null(*value)) continue;
+        if (k == "stripParams" || k == "strip_params") {
+            auto s = get_string(*value, key, scope);
+            if (!s) return s.error();
+            (k == "stripParams" ? strip_params : legacy_strip_params) = s.value();
+        } else if (k == "setParams") {
+            auto obj = params_json(*value, key, scope);
+            if (!obj) return obj.error();
+            if (cJSON_GetArraySize(obj.value().get()) > 0)
+                m.filters.set_params_json = json_text(obj.value().get());
+        } else {
+            auto by_id = pairs_of(*value, key);
+            if (!by_id) return by_id.error();
+            for (auto [idn, params] : by_id.value()) {
+                auto name = get_string(*idn, key, scope); // macros are allowed in these keys
+                if (!name) return name.error();
+                const std::string& id = name.value();
+                if (id.empty()) return err(*idn, scope.prefix + key + ": empty key");
+                if (m.filters.set_params_by_id.count(id))
+                    return err(*idn, scope.prefix + key + ": duplicate key '" + id + "'");
+                std::string text = "{}";
+                if (!is_null(*params)) {
+                    auto obj = params_json(*params, key + "." + id, scope);
+                    if (!obj) return obj.error();
+                    text = json_text(obj.value().get());
+                }
+                m.filters.set_params_by_id.emplace(id, std::move(text));
+                by_id_keys.emplace_back(id, idn);
+            }
+        }
+    }
+    return {};
+}
+
+Result<void> Loader::decode_timeouts(const Node& v, const Scope& scope, UpstreamTimeouts& t) {
+    auto pairs = pairs_of(v, "timeouts");
+    if (!pairs) return pairs.error();
+    for (auto [kn, value] : pairs.value()) {
+        const std::string& k = kn->value;
+        const std::string key = "timeouts." + k;
+        if (k == "keepalive" || k == "tlsHandshake" || k == "expectContinue") {
+            warn(*kn, "key '" + k + "' is not supported and is ignored");
+            continue;
+        }
+        if (k != "connect" && k != "responseHeader" && k != "idleConn") {
+            warn(*kn, "unknown key '" + k + "'");
+            continue;
+        }
+        if (is_null(*value)) continue;
+        auto d = get_double(*value, key, scope);
+        if (!d) return d.error();
+        if (d.value() < 0) return err(*value, scope.prefix + key + " must be >= 0");
+        if (k == "connect")
+            t.connect_s = d.value();
+        else if (k == "responseHeader")
+            t.response_header_s = d.value();
+        else
+            t.idle_conn_s = d.value();
+    }
+    return {};
+}
+
+/* `hooks.on_startup.preload`: the names, resolved once the models are known. */
+Result<void> Loader::decode_hooks(const Node& v, const Scope& scope,
+                                  std::vector<std::pair<std::string, const Node*>>& preload) {
+    auto hooks = pairs_of(v, "hooks");
+    if (!hooks) return hooks.error();
+    for (auto [kn, value] : hooks.value()) {
+        if (kn->value != "on_startup") {
+            warn(*kn, "unknown key '" + kn->value + "'");
+            continue;
+        }
+        if (is_null(*value)) continue;
+        auto startup = pairs_of(*value, "hooks.on_startup");
+        if (!startup) return startup.error();
+        for (auto [sk, sv] : startup.value()) {
+            if (sk->value != "preload") {
+                warn(*sk, "unknown key '" + sk->value + "'");
+                continue;
+            }
+            if (is_null(*sv)) continue;
+            const std::string key = "hooks.on_startup.preload";
+            auto items = get_list(*sv, key);
+            if (!items) return items.error();
+            for (const Node* item : items.value()) {
+                auto s = get_string(*item, key, scope);
+                if (!s) return s.error();
+                preload.emplace_back(s.value(), item);
+            }
+        }
+    }
+    return {};
+}
+
 Result<void> Loader::decode_model(const Node& key, const Node& v, ModelConfig& m,
                                   std::vector<std::pair<std::string, const Node*>>& alias_nodes) {
     const std::string prefix = "model '" + m.id + "': ";
@@ -491,6 +864,8 @@ Result<void> Loader::decode_model(const Node& key, const Node& v, ModelConfig& m
     const Node* proxy_node = nullptr;
     const Node* cmd_stop_node = nullptr;
     bool have_ttl = false;
+    std::string strip_params, filters_strip_params, model_strip_params;
+    std::vector<std::pair<std::string, const Node*>> by_id_keys;
     m.proxy = "http://localhost:${PORT}";
     m.ttl_s = cfg_.global_ttl_s;
     m.unload_timeout_s = cfg_.unload_timeout_s;
@@ -502,10 +877,25 @@ Result<void> Loader::decode_model(const Node& key, const Node& v, ModelConfig& m
             warn(*kn, "key '" + k + "' is not supported yet and is ignored");
             continue;
         }
-        static const std::set<std::string_view> known = {
-            "cmd",           "cmdStop",  "proxy",           "checkEndpoint", "ttl",
-            "unloadTimeout", "env",      "aliases",         "name",          "useModelName",
-            "description",   "unlisted", "concurrencyLimit"};
+        static const std::set<std::string_view> known = {"cmd",
+                                                         "cmdStop",
+                                                         "proxy",
+                                                         "checkEndpoint",
+                                                         "ttl",
+                                                         "unloadTimeout",
+                                                         "env",
+                                                         "aliases",
+                                                         "name",
+                                                         "useModelName",
+                                                         "description",
+                                                         "unlisted",
+                                                         "concurrencyLimit",
+                                                         "metadata",
+                                                         "capabilities",
+                                                         "filters",
+                                                         "timeouts",
+                                                         "sendLoadingState",
+                                                         "strip_params"};
         if (!known.count(k)) {
             warn(*kn, "unknown key '" + k + "'");
             continue;
@@ -554,10 +944,31 @@ Result<void> Loader::decode_model(const Node& key, const Node& v, ModelConfig& m
             if (!n) return n.error();
             if (n.value() < 0) return err(*value, prefix + "concurrencyLimit must be >= 0");
             m.concurrency_limit = n.value() == 0 ? 10 : static_cast<int>(n.value());
-        } else if (k == "unlisted") {
+        } else if (k == "unlisted" || k == "sendLoadingState") {
             auto b = get_bool(*value, k, scope);
             if (!b) return b.error();
-            m.unlisted = b.value();
+            if (k == "unlisted")
+                m.unlisted = b.value();
+            else
+                m.send_loading_state = b.value();
+        } else if (k == "metadata") {
+            size_t budget = kMaxJsonValues;
+            auto json = to_json(*value, k, scope, 0, budget);
+            if (!json) return json.error();
+            m.metadata_json = json_text(json.value().get());
+        } else if (k == "capabilities") {
+            if (auto r = decode_capabilities(*value, scope, m.capabilities); !r) return r;
+        } else if (k == "filters") {
+            if (auto r = decode_filters(*value, scope, m, strip_params, filters_strip_params,
+                                        by_id_keys);
+                !r)
+                return r;
+        } else if (k == "strip_params") { // legacy spelling at the model level
+            auto s = get_string(*value, k, scope);
+            if (!s) return s.error();
+            model_strip_params = s.value();
+        } else if (k == "timeouts") {
+            if (auto r = decode_timeouts(*value, scope, m.timeouts); !r) return r;
         } else if (k == "name" || k == "description" || k == "useModelName") {
             auto s = get_string(*value, k, scope);
             if (!s) return s.error();
@@ -591,6 +1002,20 @@ Result<void> Loader::decode_model(const Node& key, const Node& v, ModelConfig& m
                 alias_nodes.emplace_back(s.value(), item);
             }
         }
+    }
+
+    // Like the original, the legacy spellings count only when `stripParams` is empty.
+    const std::string& strip = !strip_params.empty()           ? strip_params
+                               : !filters_strip_params.empty() ? filters_strip_params
+                                                               : model_strip_params;
+    m.filters.strip_params = split_strip_params(strip);
+    // setParamsByID keys other than the model's own id (and its listed aliases) are aliases;
+    // their uniqueness is checked with the other aliases.
+    for (const auto& [id, kn] : by_id_keys) {
+        if (id == m.id || std::find(m.aliases.begin(), m.aliases.end(), id) != m.aliases.end())
+            continue;
+        m.aliases.push_back(id);
+        alias_nodes.emplace_back(id, kn);
     }
 
     if (m.cmd.empty()) return err(cmd_node ? *cmd_node : key, prefix + "cmd is empty");
@@ -681,10 +1106,21 @@ Result<Config> Loader::run() {
     std::map<std::string, Pair> seen;
     for (const Pair& p : top.value()) {
         const std::string& k = p.first->value;
-        static const std::set<std::string_view> known = {
-            "healthCheckTimeout", "startPort", "globalTTL", "unloadTimeout",
-            "logLevel",           "macros",    "models",    "groups",
-            "queueTimeout",       "server"};
+        static const std::set<std::string_view> known = {"healthCheckTimeout",
+                                                         "startPort",
+                                                         "globalTTL",
+                                                         "unloadTimeout",
+                                                         "logLevel",
+                                                         "macros",
+                                                         "models",
+                                                         "groups",
+                                                         "queueTimeout",
+                                                         "server",
+                                                         "logToStdout",
+                                                         "sendLoadingState",
+                                                         "includeAliasesInList",
+                                                         "apiKeys",
+                                                         "hooks"};
         if (kTopUnsupported.count(k)) {
             warn(*p.first, "key '" + k + "' is not supported yet and is ignored");
         } else if (!known.count(k)) {
@@ -744,6 +1180,45 @@ Result<Config> Loader::run() {
             return err(*v, "logLevel must be one of debug, info, warn, error");
         cfg_.log_level = l;
     }
+    if (const Node* v = get("logToStdout")) {
+        auto s = get_string(*v, "logToStdout", scope);
+        if (!s) return s.error();
+        const std::string& l = s.value();
+        if (l != "proxy" && l != "upstream" && l != "both" && l != "none")
+            return err(*v, "logToStdout must be one of proxy, upstream, both, none");
+        cfg_.log_to_stdout = l;
+    }
+    for (const char* k : {"sendLoadingState", "includeAliasesInList"}) {
+        if (const Node* v = get(k)) {
+            auto b = get_bool(*v, k, scope);
+            if (!b) return b.error();
+            (std::string_view(k) == "sendLoadingState" ? cfg_.send_loading_state
+                                                       : cfg_.include_aliases_in_list) = b.value();
+        }
+    }
+    if (const Node* v = get("apiKeys")) {
+        auto items = get_list(*v, "apiKeys");
+        if (!items) return items.error();
+        for (const Node* item : items.value()) {
+            auto s = is_null(*item) ? Result<std::string>(std::string())
+                                    : get_string(*item, "apiKeys", scope);
+            if (!s) return s.error();
+            const std::string& key = s.value();
+            if (key.empty()) return err(*item, "apiKeys: empty key");
+            for (unsigned char c : key) {
+                if (c == ' ' || (c >= '\t' && c <= '\r'))
+                    return err(*item, "apiKeys: key contains whitespace");
+                if (c < 0x20 || c == 0x7f)
+                    return err(*item, "apiKeys: key contains a control character");
+            }
+            if (std::find(cfg_.api_keys.begin(), cfg_.api_keys.end(), key) == cfg_.api_keys.end())
+                cfg_.api_keys.push_back(key);
+        }
+    }
+    std::vector<std::pair<std::string, const Node*>> preload;
+    if (const Node* v = get("hooks")) {
+        if (auto r = decode_hooks(*v, scope, preload); !r) return r.error();
+    }
     if (const Node* v = get("server")) {
         if (auto r = decode_server(*v, scope); !r) return r.error();
     }
@@ -775,6 +1250,13 @@ Result<Config> Loader::run() {
                 return err(*an, "model '" + cfg_.aliases[alias] + "': alias '" + alias +
                                     "' is also a model id");
         }
+    }
+
+    for (const auto& [name, item] : preload) {
+        const ModelConfig* m = cfg_.resolve(name);
+        if (!m) return err(*item, "hooks.on_startup.preload: unknown model '" + name + "'");
+        if (std::find(cfg_.preload.begin(), cfg_.preload.end(), m->id) == cfg_.preload.end())
+            cfg_.preload.push_back(m->id);
     }
 
     if (const Node* v = get("groups")) {

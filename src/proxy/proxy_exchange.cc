@@ -31,7 +31,8 @@ ProxyExchange::ProxyExchange(struct ev_loop* loop, http::Connection& client, htt
                              router::Scheduler& scheduler, UpstreamPool& pool, std::string model_id,
                              ProxyOptions options)
     : loop_(loop), client_(&client), req_(req), scheduler_(scheduler), pool_(pool),
-      model_(std::move(model_id)), opt_(std::move(options)), io_(loop, &on_io, this) {
+      model_(std::move(model_id)), opt_(std::move(options)), io_(loop, &on_io, this),
+      timeout_(loop, &on_timeout, this) {
     if (opt_.target.empty()) opt_.target = req.target;
 }
 
@@ -59,6 +60,7 @@ void ProxyExchange::on_granted(supervisor::ModelProcess& process) {
         return;
     }
     upstream_ = process.upstream();
+    timeouts_ = process.config().timeouts;
     pool_key_ = upstream_.key() + "|" + std::to_string(process.pid());
     build_request();
     connect_upstream(true);
@@ -149,6 +151,29 @@ void ProxyExchange::connect_upstream(bool allow_reuse) {
     }
     state_ = State::Connecting;
     io_.set(fd_.get(), EV_WRITE);
+    if (timeouts_.connect_s > 0) timeout_.start(timeouts_.connect_s);
+}
+
+void ProxyExchange::on_timeout(struct ev_loop*, ev_timer* w, int) {
+    auto* self = static_cast<ProxyExchange*>(w->data);
+    if (self->state_ == State::Connecting) {
+        self->reused_ = false; // a connect that hangs is not a stale pooled connection
+        self->upstream_failed("timed out connecting to the upstream", 0);
+        return;
+    }
+    if (self->state_ == State::ReadingHead || self->state_ == State::Sending) {
+        self->close_upstream();
+        self->release_model();
+        self->state_ = State::Done;
+        if (!self->client_) return;
+        http::Connection* c = self->client_;
+        self->client_ = nullptr;
+        char msg[160];
+        snprintf(msg, sizeof msg, "model '%s': no response head from the upstream within %.0f s",
+                 self->model_.c_str(), self->timeouts_.response_header_s);
+        LOG_WARN("%s", msg);
+        c->respond_error(504, msg, "upstream_timeout");
+    }
 }
 
 void ProxyExchange::on_io(struct ev_loop*, ev_io* w, int revents) {
@@ -164,6 +189,7 @@ void ProxyExchange::handle_io(int revents) {
             upstream_failed("cannot connect to the upstream", err);
             return;
         }
+        timeout_.stop();
         state_ = State::Sending;
     }
     if (state_ == State::Sending && (revents & EV_WRITE)) {
@@ -208,6 +234,7 @@ void ProxyExchange::send_more() {
     // The whole request is out; wait for the response.
     if (state_ == State::Sending) {
         state_ = State::ReadingHead;
+        if (timeouts_.response_header_s > 0) timeout_.start(timeouts_.response_header_s);
         llhttp_init(&parser_, HTTP_RESPONSE, &kSettings);
         parser_.data = this;
         resp_headers_.clear();
@@ -329,6 +356,7 @@ int ProxyExchange::cb_headers_complete(llhttp_t* p) {
         framing = http::Framing::Chunked;
     }
     x->state_ = State::Relaying;
+    x->timeout_.stop();
     x->client_->start_response(status, out, framing, length);
     return head ? 1 : 0; // 1: a response to HEAD has no body
 }
@@ -390,6 +418,7 @@ void ProxyExchange::upstream_failed(const std::string& what, int err) {
 
 void ProxyExchange::close_upstream() {
     io_.stop();
+    timeout_.stop();
     fd_.reset();
 }
 

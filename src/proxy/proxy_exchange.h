@@ -57,6 +57,7 @@ private:
     };
 
     static void on_io(struct ev_loop*, ev_io*, int);
+    static void on_timeout(struct ev_loop*, ev_timer*, int);
     static const llhttp_settings_t kSettings;
     static int cb_header_field(llhttp_t*, const char*, size_t);
     static int cb_header_value(llhttp_t*, const char*, size_t);
@@ -92,6 +93,8 @@ private:
     UpstreamAddress upstream_;
     UniqueFd fd_;
     IoWatcher io_;
+    TimerWatcher timeout_; // connect, then response-head timeout (the model's `timeouts`)
+    config::UpstreamTimeouts timeouts_;
 
     std::string head_; // the request head we send
     std::vector<Segment> segments_;

@@ -325,7 +325,7 @@ void Scheduler::on_process_state(ModelProcess& p, ProcessState from, ProcessStat
 void Scheduler::on_process_output(ModelProcess& p, std::string_view line) {
     if (hub_) hub_->upstream_line(p.id(), line);
     // Upstream output is not the daemon's own log: it shows on stderr only at debug level.
-    if (log_enabled(LogLevel::Debug)) log_raw_line(p.id(), line);
+    if (upstream_to_stderr() || log_enabled(LogLevel::Debug)) log_raw_line(p.id(), line);
 }
 
 void Scheduler::unload(const std::string& model_id, const char* reason) {

@@ -9,6 +9,8 @@ namespace ls {
 namespace {
 LogLevel g_level = LogLevel::Info;
 LogSink g_sink = nullptr;
+bool g_proxy_to_stderr = true;
+bool g_upstream_to_stderr = false;
 void* g_sink_user = nullptr;
 
 const char* level_tag(LogLevel level) {
@@ -39,6 +41,12 @@ void set_log_sink(LogSink sink, void* user) {
     g_sink_user = user;
 }
 
+void set_stderr_outputs(bool proxy, bool upstream) {
+    g_proxy_to_stderr = proxy;
+    g_upstream_to_stderr = upstream;
+}
+bool upstream_to_stderr() { return g_upstream_to_stderr; }
+
 void log_raw_line(std::string_view source, std::string_view line) {
     char buf[4096];
     int n = snprintf(buf, sizeof buf, "[debug] [%.*s] %.*s\n", static_cast<int>(source.size()), source.data(),
@@ -63,9 +71,12 @@ void log_msg(LogLevel level, const char* fmt, ...) {
     int m = snprintf(line, sizeof line, "[%s] %.*s\n", level_tag(level), static_cast<int>(len), body);
     if (m <= 0) return;
     size_t total = static_cast<size_t>(m) < sizeof line ? static_cast<size_t>(m) : sizeof line - 1;
-    // One write per line so lines from the daemon never interleave mid-line.
-    ssize_t w = ::write(STDERR_FILENO, line, total);
-    (void)w;
+    // One write per line so lines from the daemon never interleave mid-line. Warnings and
+    // errors always reach stderr, whatever logToStdout says.
+    if (g_proxy_to_stderr || level >= LogLevel::Warn) {
+        ssize_t w = ::write(STDERR_FILENO, line, total);
+        (void)w;
+    }
     if (g_sink) g_sink(level, std::string_view(line, total - 1), g_sink_user);
 }
 

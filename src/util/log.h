@@ -17,6 +17,10 @@ inline bool log_enabled(LogLevel level) { return level >= log_level(); }
 using LogSink = void (*)(LogLevel level, std::string_view line, void* user);
 void set_log_sink(LogSink sink, void* user);
 
+// logToStdout: which logs reach stderr (journald) — the daemon's own, the upstreams' output.
+void set_stderr_outputs(bool proxy, bool upstream);
+bool upstream_to_stderr();
+
 // Writes "[source] line" to stderr without passing through the sink (upstream output).
 void log_raw_line(std::string_view source, std::string_view line);
 

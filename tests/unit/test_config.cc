@@ -297,14 +297,14 @@ Test(config, bool_spellings) {
 
 Test(config, unknown_and_unsupported_keys_warn) {
     Config c = load_ok(R"(
-logToStdout: both
+logTimeFormat: RFC3339
 colour: blue
 models:
   m:
     cmd: x
     proxy: http://h:1
-    filters:
-      stripParams: temperature
+    compat:
+      ignoreWebsockets: true
     cmnd: typo
 server:
   maxConnections: 10
@@ -315,15 +315,15 @@ groups:
     swapp: true
 )");
     cr_assert_eq(c.warnings.size(), 6u);
-    expect_warning(c, "config.yaml:1:1: key 'logToStdout' is not supported yet and is ignored");
+    expect_warning(c, "config.yaml:1:1: key 'logTimeFormat' is not supported yet and is ignored");
     expect_warning(c, "config.yaml:2:1: unknown key 'colour'");
-    expect_warning(c, "config.yaml:7:5: key 'filters' is not supported yet and is ignored");
+    expect_warning(c, "config.yaml:7:5: key 'compat' is not supported yet and is ignored");
     expect_warning(c, "config.yaml:9:5: unknown key 'cmnd'");
     expect_warning(c, "config.yaml:12:3: unknown key 'maxConections'");
     // (sorted by position)
     std::string first = c.warnings[0].render();
     cr_assert_str_eq(first.c_str(),
-                     "config.yaml:1:1: key 'logToStdout' is not supported yet and is ignored");
+                     "config.yaml:1:1: key 'logTimeFormat' is not supported yet and is ignored");
     cr_assert_eq(c.server.max_connections, 10);
     expect_warning(c, "config.yaml:16:5: unknown key 'swapp'");
 }

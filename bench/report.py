@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""Turns bench/run's raw results into BENCHMARKS.md (printed on stdout).
+
+usage: report.py RESULTS key=value...   (machine facts and run parameters from bench/run)
+"""
+import statistics
+import sys
+
+results_path = sys.argv[1]
+meta = dict(a.split("=", 1) for a in sys.argv[2:])
+
+
+def kv(words):
+    out = {}
+    for w in words:
+        if "=" in w:
+            k, v = w.split("=", 1)
+            out[k] = v
+    return out
+
+
+wrk, ready, rss = {}, [], []
+for line in open(results_path):
+    p = line.split()
+    if not p:
+        continue
+    if p[0] == "wrk" and p[2] != "warmup":
+        wrk.setdefault(p[1], []).append(kv(p[3:]))
+    elif p[0] == "ready":
+        ready.append(kv(p[2:]))
+    elif p[0] == "rss":
+        rss.append((p[1], kv(p[2:])))
+
+
+def rps(r):
+    return int(r["requests"]) / (int(r["duration_us"]) / 1e6)
+
+
+def med(xs):
+    return statistics.median(xs)
+
+
+def ms(us):
+    return "%.2f ms" % (us / 1000.0)
+
+
+out = []
+w = out.append
+w("# Benchmarks")
+w("")
+w("Produced by `bench/run` (the whole file is rewritten on every run; do not edit by hand).")
+w("")
+w("| | |")
+w("|---|---|")
+w("| date | %s |" % meta.get("date", "?"))
+w("| machine | %s cores (`nproc`), %s, %s RAM, %s |" % (meta.get("nproc"), meta.get("cpu"), meta.get("mem"),
+                                                    meta.get("kernel")))
+dirty = int(meta.get("dirty_src", "0") or 0)
+w("| code | commit `%s`%s |" % (meta.get("commit"),
+                             " plus %d uncommitted change(s) under src/" % dirty if dirty else ""))
+if meta.get("build", "ok") != "ok":
+    w("| build | **%s** |" % meta["build"])
+w("| tools | nginx %s, wrk %s |" % (meta.get("nginx"), meta.get("wrk")))
+w("| command | `bench/run` (BENCH_SECONDS=%s BENCH_ROUNDS=%s BENCH_CONNS=%s BENCH_THREADS=%s "
+  "BENCH_READY_REPS=%s BENCH_READY_DELAY=%s BENCH_RSS_REQUESTS=%s) |"
+  % (meta.get("seconds"), meta.get("rounds"), meta.get("conns"), meta.get("threads"), meta.get("ready_reps"),
+     meta.get("ready_delay"), meta.get("rss_requests")))
+w("")
+w("The machine is shared and noisy, and the load generator, the proxy and the upstream all run on the same "
+  "%s cores, so absolute numbers are only comparable within one run of this file; the ratios between the rows "
+  "are the point." % meta.get("nproc"))
+w("")
+
+# ------------------------------------------------------------------ throughput
+w("## 1. Proxy throughput (small non-streaming JSON POSTs, keep-alive)")
+w("")
+labels = {
+    "direct": "(a) wrk → upstream directly",
+    "nginx": "(b) wrk → nginx proxy → upstream",
+    "llama-swap": "(c) wrk → llama-swap → upstream",
+    "llama-swap-accesslog": "(d) as (c), with llama-swap's default per-request log (`logLevel: info`)",
+}
+w("`wrk -t%s -c%s -d%ss` POSTing a %s-byte chat body to `/v1/chat/completions`, %s rounds interleaved "
+  "(a, b, c, d, a, b, c, d, …); each figure is the median of the rounds (the latency percentiles are "
+  "medians of each round's percentile)."
+  % (meta.get("threads"), meta.get("conns"), meta.get("seconds"), meta.get("body_bytes"), meta.get("rounds")))
+w("")
+w("| configuration | req/s | p50 latency | p99 latency | req/s of each round | socket errors / non-2xx |")
+w("|---|---:|---:|---:|---|---|")
+med_rps = {}
+rng = {}
+for name in ["direct", "nginx", "llama-swap", "llama-swap-accesslog"]:
+    runs = wrk.get(name, [])
+    if not runs:
+        continue
+    rs = [rps(r) for r in runs]
+    med_rps[name] = med(rs)
+    rng[name] = (min(rs), max(rs))
+    errs = sum(int(r[k]) for r in runs for k in ("err_connect", "err_read", "err_write", "err_timeout"))
+    non2xx = sum(int(r["non2xx"]) for r in runs)
+    w("| %s | %.0f | %s | %s | %s | %d / %d |" % (
+        labels[name], med_rps[name], ms(med([int(r["p50_us"]) for r in runs])),
+        ms(med([int(r["p99_us"]) for r in runs])), ", ".join("%.0f" % x for x in rs), errs, non2xx))
+w("")
+if "nginx" in med_rps and "llama-swap" in med_rps:
+    ratio = med_rps["llama-swap"] / med_rps["nginx"]
+    overlap = rng["llama-swap"][0] <= rng["nginx"][1] and rng["nginx"][0] <= rng["llama-swap"][1]
+    verdict = "met" if ratio >= 1.0 else "not met"
+    w("**llama-swap vs nginx:** llama-swap's median is %.0f req/s, %.0f%% of nginx's %.0f req/s "
+      "(target: at least nginx's throughput — %s on this run). "
+      % (med_rps["llama-swap"], ratio * 100, med_rps["nginx"], verdict) +
+      ("The per-round ranges overlap, so the difference is within this machine's run-to-run noise."
+       if overlap else "The per-round ranges do not overlap."))
+    if "direct" in med_rps:
+        w("")
+        w("Proxying costs: nginx reaches %.0f%% and llama-swap %.0f%% of the direct upstream's median."
+          % (100 * med_rps["nginx"] / med_rps["direct"], 100 * med_rps["llama-swap"] / med_rps["direct"]))
+    if "llama-swap-accesslog" in med_rps:
+        w("With its default per-request log line (to a file here) llama-swap reaches %.0f%% of its own "
+          "`logLevel: warn` figure." % (100 * med_rps["llama-swap-accesslog"] / med_rps["llama-swap"]))
+w("")
+w("How measured:")
+w("")
+w("- The *same* fast upstream serves every row: an nginx (one worker, `master_process off`) answering "
+  "`return 200 '<fixed chat.completion JSON>'` on `POST /v1/chat/completions` and `/health`. The project's "
+  "fake upstream (a thread per connection) would be the bottleneck and hide the proxies' cost.")
+w("- (b) is a second nginx, one worker, `upstream { keepalive 32; }`, `proxy_http_version 1.1`, "
+  "`proxy_set_header Connection \"\"`, `proxy_buffering off`, access log off. One worker because llama-swap "
+  "is one event loop.")
+w("- (c) is llama-swap with a model `bench` whose `cmd` is `sleep infinity`, `proxy:` the fast upstream and "
+  "`checkEndpoint: /health`, so the daemon proxies to that shared upstream; `logLevel: warn` so neither proxy "
+  "writes an access log; `concurrencyLimit: 1000` because the default (10, as in the original llama-swap) "
+  "answers 429 to a 32-connection load. The model is warmed with one request, and every target gets a 2 s "
+  "wrk warm-up before the measured rounds.")
+w("- Keep-alive everywhere (`keepalive_requests 1000000` on both nginx instances). Latency is wrk's "
+  "closed-loop per-request latency.")
+w("")
+
+# ------------------------------------------------------------------ readiness
+w("## 2. Readiness to first byte (cold model)")
+w("")
+if ready:
+    fb_200 = [(float(r["first_byte"]) - float(r["first_200"])) * 1000 for r in ready]
+    fb_rdy = [(float(r["first_byte"]) - float(r["ready_at"])) * 1000 for r in ready]
+    total = [(float(r["first_byte"]) - float(r["sent"])) * 1000 for r in ready]
+    bad = [r for r in ready if r.get("status") != "200"]
+    w("| measure (%d cold starts) | median | max | target |" % len(ready))
+    w("|---|---:|---:|---|")
+    w("| first byte at the client − upstream's first `200 /health` answer | %.1f ms | %.1f ms | ≤ 20 ms: %s |"
+      % (med(fb_200), max(fb_200), "met (max)" if max(fb_200) <= 20 else
+         ("met by the median, not the max" if med(fb_200) <= 20 else "not met")))
+    w("| first byte − moment the upstream *could* answer 200 (includes the probe interval) | %.1f ms | %.1f ms | |"
+      % (med(fb_rdy), max(fb_rdy)))
+    w("| first byte − request sent (whole cold start, upstream delay %s s) | %.0f ms | %.0f ms | |"
+      % (meta.get("ready_delay"), med(total), max(total)))
+    w("")
+    w("Each start: " + ", ".join("%.1f" % x for x in fb_200) + " ms (first byte − first 200)." +
+      ("" if not bad else " **%d request(s) did not get 200.**" % len(bad)))
+w("")
+w("How measured: `bench/ready_upstream.py` (Python stdlib, the model's `cmd`) answers `/health` 503 until "
+  "%s s after it started, then 200, and writes the `time.time()` of its first 200 answer (and of the moment "
+  "it became able to give it) to a file. For each repetition a fresh daemon is started, `bench/ready_client.py` "
+  "sends one chat POST (which starts the model) and takes `time.time()` when the first response byte arrives; "
+  "the daemon is then stopped, so every repetition is a cold start. Same host, same clock. The first row is "
+  "the daemon's own reaction time (probe answer read → request forwarded → first byte relayed, including the "
+  "Python upstream answering the POST); the second adds the wait for the next health probe."
+  % meta.get("ready_delay"))
+w("")
+
+# ------------------------------------------------------------------ RSS
+w("## 3. Memory (RSS)")
+w("")
+w("| moment | daemon VmRSS | daemon VmHWM | daemon Pss | guard VmRSS | guard Pss |")
+w("|---|---:|---:|---:|---:|---:|")
+names = {
+    "start": "idle after start (2-model config, nothing loaded)",
+    "after-%s" % meta.get("rss_requests"): "after %s proxied requests (one model running)" % meta.get("rss_requests"),
+    "after-wrk": "throughput daemon (c) after all its wrk rounds",
+    "after-wrk-accesslog": "throughput daemon (d) after all its wrk rounds",
+}
+for phase, r in rss:
+    w("| %s | %s KiB | %s KiB | %s KiB | %s KiB | %s KiB |" % (
+        names.get(phase, phase), r["daemon_rss_kb"], r["daemon_hwm_kb"], r["daemon_pss_kb"],
+        r["guard_rss_kb"], r["guard_pss_kb"]))
+w("")
+idle = [r for p, r in rss if p in ("start", "after-%s" % meta.get("rss_requests"))]
+if idle:
+    worst = max(int(r["daemon_rss_kb"]) for r in idle)
+    w("Target: daemon VmRSS under 4 MiB (4096 KiB) idle and after %s requests — %s (largest: %d KiB)."
+      % (meta.get("rss_requests"), "met" if worst < 4096 else "not met", worst))
+    g = idle[0]
+    w("")
+    w("The guard is found as the daemon's child that runs the daemon's own binary (pid %s, comm `%s`); the "
+      "model processes (`sleep`) are the other children." % (g["guard_pid"], g["guard_comm"]))
+w("")
+w("How measured: `VmRSS`/`VmHWM` from `/proc/PID/status`, `Pss` from `/proc/PID/smaps_rollup`. The guard is "
+  "forked from the daemon before the event loop starts and never execs, so its VmRSS counts pages it still "
+  "shares copy-on-write with the daemon (libc, the binary); Pss splits shared pages between the processes "
+  "that map them and is the better \"what does it cost\" figure. The %s requests come from `bench/load.py` "
+  "(10 keep-alive connections in turn) through a model proxied to the fast upstream; the reading is taken "
+  "0.5 s after start and 0.5 s after the last request." % meta.get("rss_requests"))
+w("")
+print("\n".join(out))
