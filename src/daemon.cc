@@ -128,7 +128,8 @@ private:
 };
 
 Daemon::Daemon(struct ev_loop* loop, config::Config cfg, supervisor::GroupGuard* guard)
-    : loop_(loop), cfg_(std::move(cfg)), guard_(guard), reaper_(loop), scheduler_(loop, guard, &log_hub_),
+    : loop_(loop), cfg_(std::move(cfg)), guard_(guard), reaper_(loop), events_(loop, log_hub_),
+      scheduler_(loop, guard, &log_hub_),
       pool_(loop), server_(loop, cfg_.server, *this, reaper_), started_at_(time(nullptr)),
       sigterm_(loop, SIGTERM, &on_terminate, this), sigint_(loop, SIGINT, &on_terminate, this),
       sighup_(loop, SIGHUP, &on_hangup, this), shutdown_deadline_(loop, &on_shutdown_deadline, this),
@@ -141,6 +142,7 @@ Daemon::Daemon(struct ev_loop* loop, config::Config cfg, supervisor::GroupGuard*
     scheduler_.apply_config(cfg_);
     scheduler_.on_change = [this] {
         update_status();
+        events_.set_model_status(api::model_status_json(cfg_, scheduler_));
         check_pending_unloads();
         if (shutting_down_) maybe_finish_shutdown();
     };
@@ -174,6 +176,7 @@ void Daemon::start_preload() {
 }
 
 int Daemon::run() {
+    events_.set_model_status(api::model_status_json(cfg_, scheduler_));
     sd::notify_ready();
     update_status();
     start_preload();
@@ -266,6 +269,7 @@ void Daemon::on_request(http::Connection& conn, http::Request& req) {
         return;
     }
     case api::RouteKind::LogStream: serve_log_stream(conn, req); return;
+    case api::RouteKind::Events: events_.open_stream(conn); return;
     case api::RouteKind::Unload: {
         std::vector<std::string> all;
         for (const auto& [id, m] : cfg_.models) all.push_back(id);
@@ -318,6 +322,7 @@ void Daemon::serve_model_request(http::Connection& conn, http::Request& req) {
     }
     proxy::ProxyOptions opt;
     opt.strip_credentials = !cfg_.api_keys.empty();
+    opt.observer = &events_;
     const bool json_body = dynamic_cast<router::JsonModelScanner*>(scanner) != nullptr;
     if (json_body && !model->filters.empty()) {
         // Filters need the parsed document: the body is rewritten as a whole.
@@ -382,6 +387,7 @@ void Daemon::serve_upstream_passthrough(http::Connection& conn, http::Request& r
     }
     proxy::ProxyOptions opt;
     opt.strip_credentials = !cfg_.api_keys.empty();
+    opt.observer = &events_;
     opt.target = std::string(sub_path);
     if (!req.query.empty()) opt.target += "?" + req.query;
     auto exchange = std::make_unique<proxy::ProxyExchange>(loop_, conn, req, scheduler_, pool_, model->id,
@@ -498,6 +504,7 @@ void Daemon::reload(const char* why) {
     scheduler_.apply_config(cfg_);
     LOG_INFO("configuration reloaded (%zu models)", cfg_.models.size());
     start_preload();
+    events_.set_model_status(api::model_status_json(cfg_, scheduler_));
     sd::notify_ready();
     update_status();
 }

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "api/events.h"
 #include "api/routes.h"
 #include "config/config.h"
 #include "http/connection.h"
@@ -68,6 +69,7 @@ private:
     supervisor::GroupGuard* guard_;
     Reaper reaper_;
     logs::LogHub log_hub_;
+    api::EventBus events_;
     router::Scheduler scheduler_;
     proxy::UpstreamPool pool_;
     http::Server server_;

@@ -102,6 +102,24 @@ std::string models_json(const config::Config& cfg, const router::Scheduler& sche
     return print(root);
 }
 
+std::string model_status_json(const config::Config& cfg, const router::Scheduler& scheduler) {
+    JsonPtr list(cJSON_CreateArray());
+    for (const auto& [id, m] : cfg.models) {
+        const auto* p = scheduler.process(id);
+        cJSON* rec = cJSON_CreateObject();
+        cJSON_AddStringToObject(rec, "id", id.c_str());
+        cJSON_AddStringToObject(rec, "name", m.name.c_str());
+        cJSON_AddStringToObject(rec, "description", m.description.c_str());
+        cJSON_AddStringToObject(rec, "state", p ? supervisor::to_string(p->state()) : "stopped");
+        cJSON_AddBoolToObject(rec, "unlisted", m.unlisted);
+        cJSON_AddItemToObject(rec, "aliases", string_array(m.aliases));
+        cJSON_AddItemToArray(list.get(), rec);
+    }
+    std::string out = print(list);
+    out.pop_back(); // no newline inside an event
+    return out;
+}
+
 std::string running_json(const router::Scheduler& scheduler) {
     JsonPtr root(cJSON_CreateObject());
     cJSON* list = cJSON_AddArrayToObject(root.get(), "running");

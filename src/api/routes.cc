@@ -36,6 +36,7 @@ constexpr Route kRoutes[] = {
     {"/unload", "GET", RouteKind::Unload},
     {"/logs", "GET", RouteKind::Logs},
     {"/logs/stream", "GET", RouteKind::LogStream},
+    {"/api/events", "GET", RouteKind::Events},
     {"/api/models/unload", "POST", RouteKind::Unload},
     {"/running", "GET", RouteKind::Running},
     {"/health", "GET", RouteKind::Health},

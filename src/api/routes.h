@@ -17,6 +17,7 @@ enum class RouteKind {
     Upstream,       // ANY /upstream/<model>/<path>: raw passthrough
     Logs,           // GET /logs: history as text
     LogStream,      // GET /logs/stream[/proxy|/upstream|/<model>]
+    Events,         // GET /api/events (SSE)
 };
 
 struct RouteMatch {

@@ -401,9 +401,9 @@ private:
     Result<void> decode_groups(const Node& v);
 
     // Any YAML value as JSON (metadata, setParams values); `budget` caps the values emitted,
-    // since anchors may be referenced many times.
+    // since anchors may be referenced many times (reported at `root`, the value of the key).
     Result<Json> to_json(const Node& v, const std::string& key, const Scope& scope, int depth,
-                         size_t& budget);
+                         size_t& budget, const Node& root);
     Result<Json> scalar_json(const Node& v, const std::string& key, const Scope& scope);
     // A mapping of request parameters as a JSON object; `model` may not be set.
     Result<Json> params_json(const Node& v, const std::string& key, const Scope& scope);
@@ -647,15 +647,15 @@ Result<Json> Loader::scalar_json(const Node& v, const std::string& key, const Sc
 }
 
 Result<Json> Loader::to_json(const Node& v, const std::string& key, const Scope& scope, int depth,
-                             size_t& budget) {
+                             size_t& budget, const Node& root) {
     if (depth > kMaxJsonDepth) return err(v, scope.prefix + key + ": nested too deeply");
-    if (budget == 0) return err(v, scope.prefix + key + ": too many values");
+    if (budget == 0) return err(root, scope.prefix + key + ": too many values");
     --budget;
     if (v.kind == Node::Kind::Scalar) return scalar_json(v, key, scope);
     if (v.kind == Node::Kind::Sequence) {
         Json arr(cJSON_CreateArray());
         for (int i : v.items) {
-            auto item = to_json(node(i), key, scope, depth + 1, budget);
+            auto item = to_json(node(i), key, scope, depth + 1, budget, root);
             if (!item) return item.error();
             cJSON_AddItemToArray(arr.get(), item.value().release());
         }
@@ -665,7 +665,7 @@ Result<Json> Loader::to_json(const Node& v, const std::string& key, const Scope&
     if (!pairs) return pairs.error();
     Json obj(cJSON_CreateObject());
     for (auto [k, value] : pairs.value()) {
-        auto item = to_json(*value, key, scope, depth + 1, budget);
+        auto item = to_json(*value, key, scope, depth + 1, budget, root);
         if (!item) return item.error();
         if (k->value.find('\0') != std::string::npos)
             return err(*k, scope.prefix + key + ": a key contains a NUL character");
@@ -683,7 +683,7 @@ Result<Json> Loader::params_json(const Node& v, const std::string& key, const Sc
     size_t budget = kMaxJsonValues;
     for (auto [k, value] : pairs.value()) {
         if (k->value == "model") return err(*k, scope.prefix + rule + " may not set 'model'");
-        auto item = to_json(*value, key, scope, 1, budget);
+        auto item = to_json(*value, key, scope, 1, budget, v);
         if (!item) return item.error();
         if (k->value.find('\0') != std::string::npos)
             return err(*k, scope.prefix + key + ": a key contains a NUL character");
@@ -953,7 +953,7 @@ Result<void> Loader::decode_model(const Node& key, const Node& v, ModelConfig& m
                 m.send_loading_state = b.value();
         } else if (k == "metadata") {
             size_t budget = kMaxJsonValues;
-            auto json = to_json(*value, k, scope, 0, budget);
+            auto json = to_json(*value, k, scope, 0, budget, *value);
             if (!json) return json.error();
             m.metadata_json = json_text(json.value().get());
         } else if (k == "capabilities") {

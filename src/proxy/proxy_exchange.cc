@@ -39,9 +39,19 @@ ProxyExchange::ProxyExchange(struct ev_loop* loop, http::Connection& client, htt
 ProxyExchange::~ProxyExchange() {
     scheduler_.cancel(this);
     release_model();
+    if (started_ && opt_.observer) opt_.observer->on_exchange_end(info_, status_, relayed_);
 }
 
-void ProxyExchange::begin() { scheduler_.request(model_, this); }
+void ProxyExchange::begin() {
+    info_.id = req_.id;
+    info_.model = model_;
+    info_.method = req_.method_name;
+    info_.path = req_.path;
+    info_.started_at = req_.received_at;
+    started_ = true;
+    if (opt_.observer) opt_.observer->on_exchange_start(info_);
+    scheduler_.request(model_, this);
+}
 
 // ------------------------------------------------------------------ scheduler callbacks
 
@@ -50,6 +60,7 @@ void ProxyExchange::on_rejected(const router::Rejection& why) {
     state_ = State::Done;
     http::HeaderList extra;
     if (why.retry_after_s > 0) extra.add("Retry-After", std::to_string(why.retry_after_s));
+    status_ = why.status;
     client_->respond_error(why.status, why.message, why.code, &extra);
 }
 
@@ -172,6 +183,7 @@ void ProxyExchange::on_timeout(struct ev_loop*, ev_timer* w, int) {
         snprintf(msg, sizeof msg, "model '%s': no response head from the upstream within %.0f s",
                  self->model_.c_str(), self->timeouts_.response_header_s);
         LOG_WARN("%s", msg);
+        self->status_ = 504;
         c->respond_error(504, msg, "upstream_timeout");
     }
 }
@@ -356,6 +368,7 @@ int ProxyExchange::cb_headers_complete(llhttp_t* p) {
         framing = http::Framing::Chunked;
     }
     x->state_ = State::Relaying;
+    x->status_ = status;
     x->timeout_.stop();
     x->client_->start_response(status, out, framing, length);
     return head ? 1 : 0; // 1: a response to HEAD has no body
@@ -364,6 +377,7 @@ int ProxyExchange::cb_headers_complete(llhttp_t* p) {
 int ProxyExchange::cb_body(llhttp_t* p, const char* at, size_t len) {
     ProxyExchange* x = from_parser(p);
     if (!x->client_ || !x->client_->write_body(at, len)) return HPE_USER;
+    x->relayed_ += len;
     if (x->client_->output_congested()) x->paused_for_client_ = true;
     return 0;
 }
@@ -413,6 +427,7 @@ void ProxyExchange::upstream_failed(const std::string& what, int err) {
     }
     state_ = State::Done;
     LOG_WARN("model %s: %s", model_.c_str(), detail.c_str());
+    status_ = 502;
     c->respond_error(502, "model '" + model_ + "': " + detail, "upstream_unreachable");
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "http/connection.h"
+#include "proxy/exchange_observer.h"
 #include "proxy/upstream_address.h"
 #include "proxy/upstream_pool.h"
 #include "router/scheduler.h"
@@ -29,6 +30,7 @@ struct ProxyOptions {
     BodyRewrite rewrite;
     std::string target;             // request-target sent upstream; empty: the client's own
     bool strip_credentials = false; // drop Authorization and x-api-key (they were ours)
+    ExchangeObserver* observer = nullptr;
 };
 
 class ProxyExchange final : public http::Exchange, public router::Waiter {
@@ -108,6 +110,11 @@ private:
     bool upstream_keep_alive_ = false;
     bool paused_for_client_ = false;
     bool message_complete_ = false;
+
+    ExchangeInfo info_;
+    bool started_ = false;
+    int status_ = 0;          // what the client got (0: nothing)
+    uint64_t relayed_ = 0;    // response body bytes relayed
 };
 
 } // namespace ls::proxy

@@ -92,12 +92,9 @@ bool JsonModelScanner::step(char c) {
             return true;
         }
         if (stack_.size() == 1 && stack_[0] == '{') value_start_ = offset_;
-        if (c == '{') {
-            push('{');
-            s_ = S::ObjKeyOrEnd;
-        } else if (c == '[') {
-            push('[');
-            s_ = S::ValueOrArrayEnd;
+        if (c == '{' || c == '[') {
+            push(c);
+            if (s_ != S::Error) s_ = c == '{' ? S::ObjKeyOrEnd : S::ValueOrArrayEnd;
         } else if (c == '"') {
             string_is_key_ = false;
             capture_ = stack_.size() == 1 && key_is_model_;
