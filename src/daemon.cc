@@ -323,6 +323,8 @@ void Daemon::serve_model_request(http::Connection& conn, http::Request& req) {
     proxy::ProxyOptions opt;
     opt.strip_credentials = !cfg_.api_keys.empty();
     opt.observer = &events_;
+    opt.loading_state = req.path == "/v1/chat/completions" && ref.stream &&
+                        model->send_loading_state.value_or(cfg_.send_loading_state);
     const bool json_body = dynamic_cast<router::JsonModelScanner*>(scanner) != nullptr;
     if (json_body && !model->filters.empty()) {
         // Filters need the parsed document: the body is rewritten as a whole.

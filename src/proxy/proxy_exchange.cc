@@ -7,6 +7,7 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 
+#include "http/error_body.h"
 #include "util/log.h"
 
 namespace ls::proxy {
@@ -32,7 +33,7 @@ ProxyExchange::ProxyExchange(struct ev_loop* loop, http::Connection& client, htt
                              ProxyOptions options)
     : loop_(loop), client_(&client), req_(req), scheduler_(scheduler), pool_(pool),
       model_(std::move(model_id)), opt_(std::move(options)), io_(loop, &on_io, this),
-      timeout_(loop, &on_timeout, this) {
+      timeout_(loop, &on_timeout, this), loading_tick_(loop, &on_loading_tick, this) {
     if (opt_.target.empty()) opt_.target = req.target;
 }
 
@@ -51,6 +52,37 @@ void ProxyExchange::begin() {
     started_ = true;
     if (opt_.observer) opt_.observer->on_exchange_start(info_);
     scheduler_.request(model_, this);
+    if (opt_.loading_state && client_ && state_ == State::Waiting && !granted_) start_loading_stream();
+}
+
+void ProxyExchange::loading_event(const std::string& reasoning) {
+    if (!client_) return;
+    std::string ev = "data: {\"id\":\"llama-swap-loading\",\"object\":\"chat.completion.chunk\",\"created\":" +
+                     std::to_string(static_cast<long>(ev_now(loop_))) + ",\"model\":\"" + http::json_escape(model_) +
+                     "\",\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"" +
+                     http::json_escape(reasoning) + "\"},\"finish_reason\":null}]}\n\n";
+    client_->write_body(ev.data(), ev.size());
+}
+
+void ProxyExchange::start_loading_stream() {
+    http::HeaderList h;
+    h.add("Content-Type", "text/event-stream");
+    h.add("Cache-Control", "no-cache");
+    h.add("X-Accel-Buffering", "no");
+    client_->start_response(200, h, http::Framing::Chunked);
+    status_ = 200;
+    loading_stream_ = true;
+    loading_event("━━━━━\nllama-swap loading model: " + model_ + "\n");
+    loading_tick_.start(0.75, 0.75);
+}
+
+void ProxyExchange::on_loading_tick(struct ev_loop*, ev_timer* w, int) {
+    auto* self = static_cast<ProxyExchange*>(w->data);
+    if (!self->client_ || self->state_ != State::Waiting) {
+        self->loading_tick_.stop();
+        return;
+    }
+    self->loading_event(".");
 }
 
 // ------------------------------------------------------------------ scheduler callbacks
@@ -58,6 +90,17 @@ void ProxyExchange::begin() {
 void ProxyExchange::on_rejected(const router::Rejection& why) {
     if (!client_) return;
     state_ = State::Done;
+    if (loading_stream_) {
+        loading_tick_.stop();
+        std::string ev = "data: " + http::error_json(why.status, why.message, why.code);
+        ev.pop_back(); // error_json ends with a newline
+        ev += "\n\ndata: [DONE]\n\n";
+        http::Connection* c = client_;
+        client_ = nullptr;
+        c->write_body(ev.data(), ev.size());
+        c->end_response();
+        return;
+    }
     http::HeaderList extra;
     if (why.retry_after_s > 0) extra.add("Retry-After", std::to_string(why.retry_after_s));
     status_ = why.status;
@@ -69,6 +112,12 @@ void ProxyExchange::on_granted(supervisor::ModelProcess& process) {
     if (!client_) {
         release_model();
         return;
+    }
+    if (loading_stream_) {
+        loading_tick_.stop();
+        char done[64];
+        snprintf(done, sizeof done, "\nDone! (%.2fs)\n━━━━━\n\n", ev_now(loop_) - req_.received_at);
+        loading_event(done);
     }
     upstream_ = process.upstream();
     timeouts_ = process.config().timeouts;
@@ -368,15 +417,26 @@ int ProxyExchange::cb_headers_complete(llhttp_t* p) {
         framing = http::Framing::Chunked;
     }
     x->state_ = State::Relaying;
-    x->status_ = status;
     x->timeout_.stop();
+    if (x->loading_stream_) {
+        // Our 200 event stream is already under way: the upstream's body continues it, and
+        // an error answer becomes one event instead of a second status line.
+        x->wrap_upstream_error_ = status != 200;
+        return head ? 1 : 0;
+    }
+    x->status_ = status;
     x->client_->start_response(status, out, framing, length);
     return head ? 1 : 0; // 1: a response to HEAD has no body
 }
 
 int ProxyExchange::cb_body(llhttp_t* p, const char* at, size_t len) {
     ProxyExchange* x = from_parser(p);
-    if (!x->client_ || !x->client_->write_body(at, len)) return HPE_USER;
+    if (!x->client_) return HPE_USER;
+    if (x->wrap_upstream_error_) {
+        if (x->upstream_error_.size() < 64 * 1024) x->upstream_error_.append(at, len);
+        return 0;
+    }
+    if (!x->client_->write_body(at, len)) return HPE_USER;
     x->relayed_ += len;
     if (x->client_->output_congested()) x->paused_for_client_ = true;
     return 0;
@@ -393,6 +453,10 @@ int ProxyExchange::cb_message_complete(llhttp_t* p) {
 
 void ProxyExchange::finish_ok() {
     state_ = State::Done;
+    if (wrap_upstream_error_ && client_) {
+        std::string ev = "data: " + upstream_error_ + "\n\ndata: [DONE]\n\n";
+        client_->write_body(ev.data(), ev.size());
+    }
     io_.stop();
     // A clean, keep-alive response leaves a reusable connection (unless more bytes followed).
     if (upstream_keep_alive_ && message_complete_) pool_.put(pool_key_, std::move(fd_));

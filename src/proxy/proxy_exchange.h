@@ -31,6 +31,9 @@ struct ProxyOptions {
     std::string target;             // request-target sent upstream; empty: the client's own
     bool strip_credentials = false; // drop Authorization and x-api-key (they were ours)
     ExchangeObserver* observer = nullptr;
+    // sendLoadingState: while the model loads, answer a streamed chat at once and show the
+    // progress as reasoning_content; the upstream's stream then continues the same response.
+    bool loading_state = false;
 };
 
 class ProxyExchange final : public http::Exchange, public router::Waiter {
@@ -60,6 +63,9 @@ private:
 
     static void on_io(struct ev_loop*, ev_io*, int);
     static void on_timeout(struct ev_loop*, ev_timer*, int);
+    static void on_loading_tick(struct ev_loop*, ev_timer*, int);
+    void start_loading_stream();
+    void loading_event(const std::string& reasoning);
     static const llhttp_settings_t kSettings;
     static int cb_header_field(llhttp_t*, const char*, size_t);
     static int cb_header_value(llhttp_t*, const char*, size_t);
@@ -110,6 +116,11 @@ private:
     bool upstream_keep_alive_ = false;
     bool paused_for_client_ = false;
     bool message_complete_ = false;
+
+    TimerWatcher loading_tick_;
+    bool loading_stream_ = false;   // the client already has our 200 event-stream head
+    bool wrap_upstream_error_ = false;
+    std::string upstream_error_;    // a non-200 upstream body, sent as one event
 
     ExchangeInfo info_;
     bool started_ = false;

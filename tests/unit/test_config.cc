@@ -872,3 +872,661 @@ Test(diagnostic, render) {
     s = n.render();
     cr_assert_str_eq(s.c_str(), "f.yaml: boom");
 }
+
+/* ---- keys decoded beyond the first version: top level ---- */
+
+Test(config_keys, top_level_defaults) {
+    Config c = load_ok("models:\n  m:\n    cmd: srv --port ${PORT}\n");
+    cr_assert_str_eq(c.log_to_stdout.c_str(), "proxy");
+    cr_assert_not(c.send_loading_state);
+    cr_assert_not(c.include_aliases_in_list);
+    cr_assert_eq(c.api_keys.size(), 0u);
+    cr_assert_eq(c.preload.size(), 0u);
+    cr_assert_str_eq(c.server.spool_dir.c_str(), "/var/tmp");
+    const ModelConfig& m = model(c, "m");
+    cr_assert_str_eq(m.metadata_json.c_str(), "");
+    cr_assert_not(m.capabilities.set);
+    cr_assert(m.filters.empty());
+    cr_assert_eq(m.timeouts.connect_s, 30);
+    cr_assert_eq(m.timeouts.response_header_s, 0);
+    cr_assert_eq(m.timeouts.idle_conn_s, 90);
+    cr_assert_not(m.send_loading_state.has_value());
+}
+
+Test(config_keys, top_level_values) {
+    setenv("LS_TEST_API_KEY", "sk-from-env", 1);
+    Config c = load_ok(R"(
+logToStdout: both
+sendLoadingState: true
+includeAliasesInList: yes
+apiKeys:
+  - sk-one
+  - "${env.LS_TEST_API_KEY}"
+  - ${keymacro}-x
+  - sk-one
+macros:
+  keymacro: abc
+hooks:
+  on_startup:
+    preload: [b-alias, a, b]
+server:
+  spoolDir: /srv/spool
+models:
+  a:
+    cmd: srv --port ${PORT}
+  b:
+    cmd: srv --port ${PORT}
+    aliases: [b-alias]
+)");
+    cr_assert_eq(c.warnings.size(), 0u);
+    cr_assert_str_eq(c.log_to_stdout.c_str(), "both");
+    cr_assert(c.send_loading_state);
+    cr_assert(c.include_aliases_in_list);
+    expect_words(c.api_keys, {"sk-one", "sk-from-env", "abc-x"}); // duplicates dropped
+    expect_words(c.preload, {"b", "a"});                          // ids, each once
+    cr_assert_str_eq(c.server.spool_dir.c_str(), "/srv/spool");
+
+    const char* modes[] = {"proxy", "upstream", "none"};
+    for (const char* mode : modes) {
+        std::string y = std::string("logToStdout: ") + mode + "\n";
+        Config d = load_ok(y.c_str());
+        cr_assert_str_eq(d.log_to_stdout.c_str(), mode);
+    }
+}
+
+Test(config_keys, hooks_unknown_keys_warn) {
+    Config c = load_ok(R"(
+hooks:
+  on_shutdown: {}
+  on_startup:
+    preload:
+    other: 1
+)");
+    cr_assert_eq(c.warnings.size(), 2u);
+    expect_warning(c, "config.yaml:2:3: unknown key 'on_shutdown'");
+    expect_warning(c, "config.yaml:5:5: unknown key 'other'");
+    cr_assert_eq(c.preload.size(), 0u);
+}
+
+Test(config_keys_errors, top_level) {
+    expect_error("logToStdout: file\n",
+                 "config.yaml:1:14: logToStdout must be one of proxy, upstream, both, none");
+    expect_error("sendLoadingState: maybe\n",
+                 "config.yaml:1:19: expected a boolean for 'sendLoadingState'");
+    expect_error("includeAliasesInList: 2\n",
+                 "config.yaml:1:23: expected a boolean for 'includeAliasesInList'");
+    expect_error("apiKeys: sk\n", "config.yaml:1:10: expected a list for 'apiKeys'");
+    expect_error("apiKeys: [\"good\", \"\"]\n", "config.yaml:1:19: apiKeys: empty key");
+    expect_error("apiKeys:\n  - ok\n  -\n", "config.yaml:3:4: apiKeys: empty key");
+    expect_error(R"(
+apiKeys:
+  - ok
+  - "has space"
+)",
+                 "config.yaml:3:5: apiKeys: key contains whitespace");
+    expect_error("apiKeys: [\"tab\\there\"]\n",
+                 "config.yaml:1:11: apiKeys: key contains whitespace");
+    expect_error("apiKeys: [[a]]\n", "config.yaml:1:11: expected a string for 'apiKeys'");
+    setenv("LS_TEST_SPACEY_KEY", "a b", 1);
+    expect_error("apiKeys: [\"${env.LS_TEST_SPACEY_KEY}\"]\n",
+                 "config.yaml:1:11: apiKeys: key contains whitespace");
+    unsetenv("LS_TEST_UNSET_KEY");
+    expect_error("apiKeys: [\"${env.LS_TEST_UNSET_KEY}\"]\n",
+                 "config.yaml:1:11: apiKeys: environment variable 'LS_TEST_UNSET_KEY' is not set");
+    expect_error("server:\n  spoolDir: spool\n",
+                 "config.yaml:2:13: 'server.spoolDir' must be an absolute path");
+    expect_error("server:\n  spoolDir: \"\"\n",
+                 "config.yaml:2:13: 'server.spoolDir' must be an absolute path");
+    expect_error("hooks: [a]\n", "config.yaml:1:8: expected a mapping for 'hooks'");
+    expect_error("hooks:\n  on_startup:\n    preload: a\n",
+                 "config.yaml:3:14: expected a list for 'hooks.on_startup.preload'");
+}
+
+Test(config_keys_errors, preload_unknown_model) {
+    expect_error(R"(
+hooks:
+  on_startup:
+    preload:
+      - a
+      - ghost
+models:
+  a: {cmd: x, proxy: "http://h:1"}
+)",
+                 "config.yaml:5:9: hooks.on_startup.preload: unknown model 'ghost'");
+    // Without any models every name is unknown.
+    expect_error("hooks: {on_startup: {preload: [a]}}\n",
+                 "config.yaml:1:32: hooks.on_startup.preload: unknown model 'a'");
+}
+
+/* ---- metadata ---- */
+
+Test(config_keys, metadata_types_and_macros) {
+    Config c = load_ok(R"(
+macros:
+  ctx: 8192
+  temp: 0.7
+  flag: on
+  word: hello
+  big: 12345678901234567890
+models:
+  m:
+    cmd: srv --port ${PORT}
+    macros:
+      layers: 99
+    metadata:
+      ctx: ${ctx}
+      ctx_quoted: "${ctx}"
+      ctx_text: ${ctx} tokens
+      temp: ${temp}
+      flag: ${flag}
+      word: ${word}
+      layers: ${layers}
+      big: ${big}
+      id: ${MODEL_ID}
+      port: ${PORT}
+      int: 42
+      neg: -7
+      hex: 0x1F
+      octal: 0o17
+      float: 1.5
+      exp: 1e3
+      huge: 99999999999999999999
+      yes: yes
+      Off: Off
+      t: TRUE
+      quoted_bool: "true"
+      quoted_num: '42'
+      nul: null
+      tilde: ~
+      empty:
+      text: plain words
+      version: 1.2.3
+      inf: .inf
+      list: [1, two, false, {a: ~}]
+      nested:
+        deep:
+          - x: 1
+      multi: |
+        line
+)");
+    cr_assert_eq(c.warnings.size(), 0u);
+    const char* expected =
+        "{\"ctx\":8192,\"ctx_quoted\":\"8192\",\"ctx_text\":\"8192 tokens\",\"temp\":0.7,"
+        "\"flag\":true,\"word\":\"hello\",\"layers\":99,\"big\":12345678901234567890,"
+        "\"id\":\"m\",\"port\":\"${PORT}\",\"int\":42,\"neg\":-7,\"hex\":31,\"octal\":15,"
+        "\"float\":1.5,\"exp\":1000,\"huge\":1e+20,\"yes\":true,\"Off\":false,\"t\":true,"
+        "\"quoted_bool\":\"true\",\"quoted_num\":\"42\",\"nul\":null,\"tilde\":null,"
+        "\"empty\":null,\"text\":\"plain words\",\"version\":\"1.2.3\",\"inf\":\".inf\","
+        "\"list\":[1,\"two\",false,{\"a\":null}],\"nested\":{\"deep\":[{\"x\":1}]},"
+        "\"multi\":\"line\\n\"}";
+    cr_assert_str_eq(model(c, "m").metadata_json.c_str(), expected);
+}
+
+Test(config_keys, metadata_env_and_quoting) {
+    setenv("LS_TEST_META_NUM", "12", 1);
+    setenv("LS_TEST_META_BOOL", "false", 1);
+    Config c = load_ok(R"(
+macros:
+  n: "3"
+  e: ""
+models:
+  m:
+    cmd: x
+    proxy: http://h:1
+    metadata:
+      env_num: ${env.LS_TEST_META_NUM}
+      env_bool: ${env.LS_TEST_META_BOOL}
+      env_quoted: '${env.LS_TEST_META_NUM}'
+      quoted_macro_value: ${n}
+      empty_macro: ${e}
+      two: ${n}${n}
+      shell: ${HOME:-x}
+)");
+    // Only the expansion's text matters: a macro declared as "3" still yields a number.
+    cr_assert_str_eq(model(c, "m").metadata_json.c_str(),
+                     "{\"env_num\":12,\"env_bool\":false,\"env_quoted\":\"12\","
+                     "\"quoted_macro_value\":3,\"empty_macro\":\"\",\"two\":\"33\","
+                     "\"shell\":\"${HOME:-x}\"}");
+}
+
+Test(config_keys, metadata_any_value) {
+    Config c = load_ok(R"(
+models:
+  a: {cmd: x, proxy: "http://h:1", metadata: [1, "x"]}
+  b: {cmd: x, proxy: "http://h:1", metadata: hello}
+  c: {cmd: x, proxy: "http://h:1", metadata: {}}
+  d: {cmd: x, proxy: "http://h:1", metadata: ~}
+  e:
+    cmd: x
+    proxy: http://h:1
+    metadata: &meta
+      k: "quote \" and \\ backslash"
+  f:
+    cmd: x
+    proxy: http://h:1
+    metadata:
+      <<: *meta
+      extra: 1
+)");
+    cr_assert_str_eq(model(c, "a").metadata_json.c_str(), "[1,\"x\"]");
+    cr_assert_str_eq(model(c, "b").metadata_json.c_str(), "\"hello\"");
+    cr_assert_str_eq(model(c, "c").metadata_json.c_str(), "{}");
+    cr_assert_str_eq(model(c, "d").metadata_json.c_str(), "");
+    cr_assert_str_eq(model(c, "e").metadata_json.c_str(),
+                     "{\"k\":\"quote \\\" and \\\\ backslash\"}");
+    cr_assert_str_eq(model(c, "f").metadata_json.c_str(),
+                     "{\"extra\":1,\"k\":\"quote \\\" and \\\\ backslash\"}");
+}
+
+Test(config_keys_errors, metadata) {
+    expect_error(R"(
+models:
+  m:
+    cmd: x
+    proxy: http://h:1
+    metadata:
+      a: [1, "${nope}"]
+)",
+                 "config.yaml:6:14: model 'm': metadata: unknown macro '${nope}'");
+    expect_error(R"(
+models:
+  m:
+    cmd: x
+    proxy: http://h:1
+    metadata:
+      pid: ${PID}
+)",
+                 "config.yaml:6:12: model 'm': metadata: ${PID} is only allowed in cmdStop");
+    // A self-referencing anchor cannot become JSON.
+    expect_error(R"(
+models:
+  m:
+    cmd: x
+    proxy: http://h:1
+    metadata: &loop [*loop]
+)",
+                 "config.yaml:5:15: model 'm': metadata: nested too deeply");
+    // Anchors referenced over and over: capped rather than expanded without limit.
+    expect_error(R"(
+x1: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]
+x2: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
+x3: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]
+x4: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]
+x5: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]
+models:
+  m:
+    cmd: x
+    proxy: http://h:1
+    metadata: [*e, *e]
+)",
+                 "config.yaml:10:15: model 'm': metadata: too many values");
+}
+
+/* ---- capabilities ---- */
+
+Test(config_keys, capabilities) {
+    Config c = load_ok(R"(
+models:
+  m:
+    cmd: x
+    proxy: http://h:1
+    capabilities:
+      in: [text, image, text]
+      out: [text, audio]
+      tools: true
+      reranker: no
+      context: 131072
+      vision: true
+  n:
+    cmd: x
+    proxy: http://h:1
+    capabilities: {}
+)");
+    cr_assert_eq(c.warnings.size(), 1u);
+    expect_warning(c, "config.yaml:11:7: unknown key 'vision'");
+    const Capabilities& m = model(c, "m").capabilities;
+    cr_assert(m.set);
+    expect_words(m.in, {"text", "image"});
+    expect_words(m.out, {"text", "audio"});
+    cr_assert(m.tools);
+    cr_assert_not(m.reranker);
+    cr_assert_eq(m.context, 131072);
+    const Capabilities& n = model(c, "n").capabilities;
+    cr_assert(n.set);
+    cr_assert_eq(n.in.size(), 0u);
+    cr_assert_eq(n.context, 0);
+}
+
+Test(config_keys_errors, capabilities) {
+    expect_error(R"(
+models:
+  m:
+    cmd: x
+    proxy: http://h:1
+    capabilities:
+      in: [text, video]
+)",
+                 "config.yaml:6:18: model 'm': capabilities.in: unknown modality 'video' "
+                 "(expected text, audio or image)");
+    expect_error(R"(
+models:
+  m:
+    cmd: x
+    proxy: http://h:1
+    capabilities:
+      context: -1
+)",
+                 "config.yaml:6:16: model 'm': capabilities.context must be >= 0");
+    expect_error(R"(
+models:
+  m:
+    cmd: x
+    proxy: http://h:1
+    capabilities:
+      tools: maybe
+)",
+                 "config.yaml:6:14: expected a boolean for 'capabilities.tools'");
+    expect_error(R"(
+models:
+  m:
+    cmd: x
+    proxy: http://h:1
+    capabilities:
+      out: text
+)",
+                 "config.yaml:6:12: expected a list for 'capabilities.out'");
+    expect_error(R"(
+models:
+  m:
+    cmd: x
+    proxy: http://h:1
+    capabilities: [text]
+)",
+                 "config.yaml:5:19: expected a mapping for 'capabilities'");
+}
+
+/* ---- filters ---- */
+
+Test(config_keys, filters) {
+    Config c = load_ok(R"(
+macros:
+  t: 0.2
+models:
+  m:
+    cmd: srv --port ${PORT}
+    aliases: [listed]
+    filters:
+      stripParams: " temperature, model ,, top_p,temperature "
+      setParams:
+        temperature: ${t}
+        stop: ["</s>", "\n"]
+        chat_template_kwargs: {enable_thinking: false}
+      setParamsByID:
+        ${MODEL_ID}:
+          seed: 1
+        m-fast:
+          temperature: 0.9
+        listed:
+        "${MODEL_ID}-think": {chat_template_kwargs: {enable_thinking: true}}
+  other:
+    cmd: srv --port ${PORT}
+)");
+    cr_assert_eq(c.warnings.size(), 0u);
+    const ModelConfig& m = model(c, "m");
+    const Filters& f = m.filters;
+    cr_assert_not(f.empty());
+    expect_words(f.strip_params, {"temperature", "top_p"});
+    cr_assert_str_eq(f.set_params_json.c_str(),
+                     "{\"temperature\":0.2,\"stop\":[\"</s>\",\"\\n\"],"
+                     "\"chat_template_kwargs\":{\"enable_thinking\":false}}");
+    cr_assert_eq(f.set_params_by_id.size(), 4u);
+    cr_assert_str_eq(f.set_params_by_id.at("m").c_str(), "{\"seed\":1}");
+    cr_assert_str_eq(f.set_params_by_id.at("m-fast").c_str(), "{\"temperature\":0.9}");
+    cr_assert_str_eq(f.set_params_by_id.at("listed").c_str(), "{}");
+    cr_assert_str_eq(f.set_params_by_id.at("m-think").c_str(),
+                     "{\"chat_template_kwargs\":{\"enable_thinking\":true}}");
+    // Keys other than the id become aliases (a listed alias is not added twice).
+    expect_words(m.aliases, {"listed", "m-fast", "m-think"});
+    cr_assert_eq(c.resolve("m-fast"), &m);
+    cr_assert_eq(c.resolve("m-think"), &m);
+    cr_assert_eq(c.resolve("listed"), &m);
+    cr_assert_str_eq(c.aliases.at("m-fast").c_str(), "m");
+    cr_assert_eq(c.aliases.size(), 3u);
+    cr_assert(model(c, "other").filters.empty());
+}
+
+Test(config_keys, filters_preload_by_setparamsbyid_alias) {
+    Config c = load_ok(R"(
+hooks:
+  on_startup:
+    preload: [fast]
+models:
+  m:
+    cmd: srv --port ${PORT}
+    filters:
+      setParamsByID:
+        fast: {temperature: 0}
+)");
+    expect_words(c.preload, {"m"});
+}
+
+Test(config_keys, filters_strip_params_spellings) {
+    Config c = load_ok(R"(
+models:
+  a: {cmd: x, proxy: "http://h:1", strip_params: "a, b"}
+  b: {cmd: x, proxy: "http://h:1", filters: {strip_params: c}}
+  c: {cmd: x, proxy: "http://h:1", strip_params: z, filters: {stripParams: d, strip_params: e}}
+  d: {cmd: x, proxy: "http://h:1", filters: {stripParams: "model, ,"}}
+  e: {cmd: x, proxy: "http://h:1", filters: {setParams: {}, extra: 1}}
+)");
+    expect_words(model(c, "a").filters.strip_params, {"a", "b"});
+    expect_words(model(c, "b").filters.strip_params, {"c"});
+    expect_words(model(c, "c").filters.strip_params, {"d"});
+    cr_assert(model(c, "d").filters.empty());
+    cr_assert(model(c, "e").filters.empty());
+    cr_assert_eq(c.warnings.size(), 1u);
+    expect_warning(c, "config.yaml:6:61: unknown key 'extra'");
+}
+
+Test(config_keys_errors, filters) {
+    expect_error(R"(
+models:
+  m:
+    cmd: x
+    proxy: http://h:1
+    filters:
+      setParams:
+        temperature: 1
+        model: other
+)",
+                 "config.yaml:8:9: model 'm': filters.setParams may not set 'model'");
+    expect_error(R"(
+models:
+  m:
+    cmd: x
+    proxy: http://h:1
+    filters:
+      setParamsByID:
+        fast: {model: other}
+)",
+                 "config.yaml:7:16: model 'm': filters.setParamsByID may not set 'model'");
+    expect_error(R"(
+models:
+  m:
+    cmd: x
+    proxy: http://h:1
+    filters:
+      setParams: [a]
+)",
+                 "config.yaml:6:18: expected a mapping for 'filters.setParams'");
+    expect_error(R"(
+models:
+  m:
+    cmd: x
+    proxy: http://h:1
+    filters:
+      setParamsByID:
+        fast: 1
+)",
+                 "config.yaml:7:15: expected a mapping for 'filters.setParamsByID.fast'");
+    expect_error(R"(
+models:
+  m:
+    cmd: x
+    proxy: http://h:1
+    filters:
+      setParams:
+        temperature: ${nope}
+)",
+                 "config.yaml:7:22: model 'm': filters.setParams: unknown macro '${nope}'");
+    expect_error(R"(
+models:
+  m:
+    cmd: x
+    proxy: http://h:1
+    filters:
+      setParamsByID:
+        ${nope}: {}
+)",
+                 "config.yaml:7:9: model 'm': filters.setParamsByID: unknown macro '${nope}'");
+    expect_error(R"(
+models:
+  m:
+    cmd: x
+    proxy: http://h:1
+    filters:
+      stripParams: [a, b]
+)",
+                 "config.yaml:6:20: expected a string for 'filters.stripParams'");
+    // Two keys naming the same id once macros are expanded.
+    expect_error(R"(
+models:
+  m:
+    cmd: x
+    proxy: http://h:1
+    filters:
+      setParamsByID:
+        ${MODEL_ID}: {}
+        m: {}
+)",
+                 "config.yaml:8:9: model 'm': filters.setParamsByID: duplicate key 'm'");
+}
+
+Test(config_keys_errors, filters_setparamsbyid_collisions) {
+    // A key naming another model (defined before or after).
+    expect_error(R"(
+models:
+  a:
+    cmd: x
+    proxy: http://h:1
+    filters:
+      setParamsByID:
+        b: {temperature: 1}
+  b:
+    cmd: x
+    proxy: http://h:2
+)",
+                 "config.yaml:7:9: model 'a': alias 'b' is also a model id");
+    expect_error(R"(
+models:
+  b:
+    cmd: x
+    proxy: http://h:2
+  a:
+    cmd: x
+    proxy: http://h:1
+    filters:
+      setParamsByID:
+        b: {temperature: 1}
+)",
+                 "config.yaml:10:9: model 'a': alias 'b' is also a model id");
+    // A key naming another model's alias.
+    expect_error(R"(
+models:
+  a:
+    cmd: x
+    proxy: http://h:1
+    aliases: [shared]
+  b:
+    cmd: x
+    proxy: http://h:2
+    filters:
+      setParamsByID:
+        shared: {}
+)",
+                 "config.yaml:11:9: duplicate alias 'shared' found in model: b");
+}
+
+/* ---- timeouts, sendLoadingState ---- */
+
+Test(config_keys, timeouts) {
+    Config c = load_ok(R"(
+models:
+  m:
+    cmd: x
+    proxy: http://h:1
+    timeouts:
+      connect: 5
+      responseHeader: 120.5
+      idleConn: 0
+      keepalive: 30
+      tlsHandshake: 10
+      expectContinue: 1
+      bogus: 1
+)");
+    const UpstreamTimeouts& t = model(c, "m").timeouts;
+    cr_assert_eq(t.connect_s, 5);
+    cr_assert_eq(t.response_header_s, 120.5);
+    cr_assert_eq(t.idle_conn_s, 0);
+    cr_assert_eq(c.warnings.size(), 4u);
+    expect_warning(c, "config.yaml:9:7: key 'keepalive' is not supported and is ignored");
+    expect_warning(c, "config.yaml:10:7: key 'tlsHandshake' is not supported and is ignored");
+    expect_warning(c, "config.yaml:11:7: key 'expectContinue' is not supported and is ignored");
+    expect_warning(c, "config.yaml:12:7: unknown key 'bogus'");
+}
+
+Test(config_keys_errors, timeouts) {
+    expect_error(R"(
+models:
+  m:
+    cmd: x
+    proxy: http://h:1
+    timeouts:
+      connect: -1
+)",
+                 "config.yaml:6:16: model 'm': timeouts.connect must be >= 0");
+    expect_error(R"(
+models:
+  m:
+    cmd: x
+    proxy: http://h:1
+    timeouts:
+      responseHeader: soon
+)",
+                 "config.yaml:6:23: expected a number for 'timeouts.responseHeader'");
+    expect_error(R"(
+models:
+  m:
+    cmd: x
+    proxy: http://h:1
+    timeouts: 30
+)",
+                 "config.yaml:5:15: expected a mapping for 'timeouts'");
+}
+
+Test(config_keys, model_send_loading_state) {
+    Config c = load_ok(R"(
+sendLoadingState: true
+models:
+  a: {cmd: x, proxy: "http://h:1", sendLoadingState: false}
+  b: {cmd: x, proxy: "http://h:1", sendLoadingState: on}
+  c: {cmd: x, proxy: "http://h:1"}
+)");
+    cr_assert(c.send_loading_state);
+    cr_assert(model(c, "a").send_loading_state.has_value());
+    cr_assert_not(*model(c, "a").send_loading_state);
+    cr_assert(*model(c, "b").send_loading_state);
+    cr_assert_not(model(c, "c").send_loading_state.has_value());
+    expect_error("models:\n  a: {cmd: x, proxy: \"http://h:1\", sendLoadingState: 1}\n",
+                 "config.yaml:2:54: expected a boolean for 'sendLoadingState'");
+}

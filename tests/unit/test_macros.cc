@@ -225,3 +225,21 @@ Test(macros, substitute) {
     s = substitute("none", "X", "y");
     cr_assert_str_eq(s.c_str(), "none");
 }
+
+Test(macros, is_single_reference) {
+    cr_assert(is_single_reference("${ctx}"));
+    cr_assert(is_single_reference("${a-b_1}"));
+    cr_assert(is_single_reference("${env.HOME}"));
+    cr_assert(is_single_reference("${MODEL_ID}"));
+    cr_assert(is_single_reference("${PORT}"));
+    cr_assert_not(is_single_reference("${ctx} "));
+    cr_assert_not(is_single_reference(" ${ctx}"));
+    cr_assert_not(is_single_reference("${a}${b}"));
+    cr_assert_not(is_single_reference("${a}x${b}"));
+    cr_assert_not(is_single_reference("${}"));
+    cr_assert_not(is_single_reference("${a.b}"));
+    cr_assert_not(is_single_reference("${env.}"));
+    cr_assert_not(is_single_reference("${HOME:-x}"));
+    cr_assert_not(is_single_reference("ctx"));
+    cr_assert_not(is_single_reference(""));
+}
