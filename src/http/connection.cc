@@ -94,6 +94,7 @@ int Connection::cb_message_begin(llhttp_t* p) {
     c->state_ = State::ReadingHead;
     c->req_ = Request();
     c->req_.body = Body(c->limits_.body_memory_bytes, c->limits_.spool_dir);
+    c->req_.received_at = ev_now(c->loop_); // refined when the head is complete
     c->head_bytes_ = 0;
     c->cur_field_.clear();
     c->in_value_ = false;
@@ -444,6 +445,8 @@ void Connection::start_head_line(int status, const HeaderList& headers) {
         head += "Access-Control-Allow-Origin: *\r\n";
     if (!keep_alive_ || close_after_response_ || head_phase_ || server_.shutting_down())
         head += "Connection: close\r\n";
+    else if (req_.version_major == 1 && req_.version_minor == 0)
+        head += "Connection: keep-alive\r\n"; // HTTP/1.0 closes unless told otherwise
     out_.append(head); // flushed by the caller's queue_output
 }
 
@@ -526,7 +529,8 @@ void Connection::end_response() {
 void Connection::log_access() const {
     if (!log_enabled(LogLevel::Info)) return;
     const std::string* ua = req_.headers.find("user-agent");
-    LOG_INFO("%s \"%s %s HTTP/%d.%d\" %d %llu \"%s\" %.3f", peer_.c_str(), req_.method_name.c_str(),
+    LOG_INFO("%s \"%s %s HTTP/%d.%d\" %d %llu \"%s\" %.3f", peer_.c_str(),
+             req_.method_name.empty() ? "-" : req_.method_name.c_str(),
              req_.target.c_str(), req_.version_major, req_.version_minor, response_status_,
              static_cast<unsigned long long>(response_bytes_), ua ? ua->c_str() : "-",
              ev_now(loop_) - req_.received_at);
