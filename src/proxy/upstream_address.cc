@@ -41,7 +41,10 @@ Result<UpstreamAddress> parse_upstream_url(const std::string& url) {
         size_t close = authority.find(']');
         if (close == std::string::npos) return make_error("bad IPv6 address in proxy URL '" + url + "'");
         host = authority.substr(1, close - 1);
-        if (close + 1 < authority.size() && authority[close + 1] == ':') port_text = authority.substr(close + 2);
+        if (close + 1 < authority.size()) {
+            if (authority[close + 1] != ':') return make_error("unexpected text after ']' in proxy URL '" + url + "'");
+            port_text = authority.substr(close + 2);
+        }
     } else {
         size_t colon = authority.rfind(':');
         host = authority.substr(0, colon);

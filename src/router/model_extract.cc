@@ -64,6 +64,10 @@ void JsonModelScanner::after_value() {
                 fail("\"model\" must be a string");
                 return;
             }
+            if (overlong_) {
+                fail("\"model\" is too long");
+                return;
+            }
             ref_.found = true;
             ref_.model = captured_;
             ref_.value_begin = value_start_;
@@ -99,6 +103,7 @@ bool JsonModelScanner::step(char c) {
             string_is_key_ = false;
             capture_ = stack_.size() == 1 && key_is_model_;
             captured_.clear();
+        overlong_ = false;
             s_ = S::String;
         } else if (c == '-' || is_digit(c)) {
             number_state_ = c == '-' ? 0 : (c == '0' ? 1 : 2);
@@ -126,6 +131,7 @@ bool JsonModelScanner::step(char c) {
         string_is_key_ = true;
         capture_ = stack_.size() == 1;
         captured_.clear();
+        overlong_ = false;
         s_ = S::String;
         return true;
     case S::Colon:
@@ -159,10 +165,12 @@ bool JsonModelScanner::step(char c) {
             capture_ = false;
         } else if (c == '\\') {
             s_ = S::StringEscape;
+            return true;
         } else if (static_cast<unsigned char>(c) < 0x20) {
             fail("control character in string");
-        } else if (capture_ && captured_.size() < kMaxCapture) {
-            captured_.push_back(c);
+        } else if (capture_) {
+            if (captured_.size() < kMaxCapture) captured_.push_back(c);
+            else overlong_ = true;
         }
         return true;
     case S::StringEscape: {
@@ -192,7 +200,15 @@ bool JsonModelScanner::step(char c) {
         }
         code_point_ = code_point_ * 16 + static_cast<unsigned>(v);
         if (--hex_left_ == 0) {
-            if (capture_ && captured_.size() < kMaxCapture) append_utf8(captured_, code_point_);
+            unsigned cp = code_point_;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                high_surrogate_ = cp; // wait for the low half
+            } else {
+                if (cp >= 0xDC00 && cp <= 0xDFFF && high_surrogate_)
+                    cp = 0x10000 + ((high_surrogate_ - 0xD800) << 10) + (cp - 0xDC00);
+                high_surrogate_ = 0;
+                if (capture_ && captured_.size() < kMaxCapture) append_utf8(captured_, cp);
+            }
             s_ = S::String;
         }
         return true;

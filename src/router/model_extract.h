@@ -67,6 +67,8 @@ private:
     bool string_is_key_ = false;
     int hex_left_ = 0;
     unsigned code_point_ = 0;
+    unsigned high_surrogate_ = 0; // first half of a \uD83D\uDE00 pair
+    bool overlong_ = false;       // the captured string hit kMaxCapture
     bool capture_done_string_ = false; // the value that just ended was a string
     std::string literal_;
     const char* literal_want_ = nullptr;

@@ -398,14 +398,14 @@ Test(line_ring, bounded_by_bytes_newest_win) {
     ring.push("aaaa");
     ring.push("bbbb");
     cr_assert_eq(ring.size(), 2u);
-    ring.push("cccc"); // 12 bytes > 10: the oldest goes
+    ring.push("cccc"); // each line costs its bytes + 1: 15 > 10, the oldest goes
     cr_assert_eq(ring.size(), 2u);
     std::string all = ring.all();
     cr_assert_str_eq(all.c_str(), "bbbb\ncccc");
-    ring.push("dd");
+    ring.push("dd"); // 13 > 10: "bbbb" goes
     all = ring.all();
-    cr_assert_str_eq(all.c_str(), "bbbb\ncccc\ndd");
-    ring.push("e");
+    cr_assert_str_eq(all.c_str(), "cccc\ndd");
+    ring.push("e"); // 10: fits
     all = ring.all();
     cr_assert_str_eq(all.c_str(), "cccc\ndd\ne");
 }
@@ -429,7 +429,7 @@ Test(line_ring, long_line_truncated_and_clear) {
     ring.push("0123456789abcdef");
     cr_assert_eq(ring.size(), 1u);
     std::string all = ring.all();
-    cr_assert_str_eq(all.c_str(), "01234567");
+    cr_assert_str_eq(all.c_str(), "0123456"); // cut to the cap less its newline
     ring.clear();
     cr_assert_eq(ring.size(), 0u);
     all = ring.all();
@@ -446,6 +446,38 @@ Test(line_ring, many_lines_stay_bounded) {
     cr_assert_leq(all.size() - (ring.size() - 1), 1024u, "content bytes within the cap");
     std::string last = ring.tail(1);
     cr_assert_str_eq(last.c_str(), "line number 9999");
+}
+
+Test(line_ring, all_lines_terminates_every_line) {
+    ls::logs::LineRing ring(100);
+    ring.push("a");
+    ring.push("");
+    ring.push("b");
+    std::string all = ring.all_lines();
+    cr_assert_str_eq(all.c_str(), "a\n\nb\n");
+    ring.clear();
+    all = ring.all_lines();
+    cr_assert_str_eq(all.c_str(), "");
+}
+
+// Regression (src/logs/line_ring.cc, tail): lines are joined with "if (!out.empty()) add '\n'", so
+// leading empty lines vanish: tail() of ["", "", "x"] is "x", not "\n\nx".
+Test(line_ring, tail_keeps_leading_empty_lines) {
+    ls::logs::LineRing ring(100);
+    ring.push("");
+    ring.push("");
+    ring.push("x");
+    std::string t = ring.tail(3);
+    cr_assert_str_eq(t.c_str(), "\n\nx");
+}
+
+// Regression (src/logs/line_ring.cc): the cap counts only line content, so empty lines cost nothing
+// and the ring grows without bound. An upstream printing blank lines (ModelProcess pushes
+// every line, empty ones included) makes the daemon's memory grow forever.
+Test(line_ring, empty_lines_are_bounded_too) {
+    ls::logs::LineRing ring(1024);
+    for (int i = 0; i < 100000; ++i) ring.push("");
+    cr_assert_leq(ring.size(), 1024u, "%zu empty lines kept under a 1024-byte cap", ring.size());
 }
 
 // ------------------------------------------------------------------ upstream URLs
@@ -530,6 +562,13 @@ Test(upstream_address, errors) {
     parse_fails("http://[::1");
     parse_fails("http://[::1]:");
     parse_fails("http://[]:80");
+}
+
+// Regression (src/proxy/upstream_address.cc): after "]" anything but ":PORT" is silently ignored,
+// so a typo like "http://[::1]8080" connects to port 80.
+Test(upstream_address, junk_after_ipv6_bracket_rejected) {
+    parse_fails("http://[::1]8080");
+    parse_fails("http://[::1]x:8080");
 }
 
 Test(upstream_address, scheme_message) {

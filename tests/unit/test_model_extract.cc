@@ -160,6 +160,13 @@ Test(json_scanner, escapes_in_model) {
                       R"("a\"b\u00e9c\\d\/e\u20ac")");
 }
 
+// Regression (src/router/model_extract.cc, S::StringHex): a UTF-16 surrogate pair is decoded as two
+// separate 3-byte sequences (CESU-8) instead of one 4-byte UTF-8 character, so a model whose
+// name has a non-BMP character never matches when the client escapes it (json.dumps does).
+Test(json_scanner, surrogate_pair_decodes_to_utf8) {
+    expect_json_model(R"({"model":"m\ud83d\ude00"})", "m\xf0\x9f\x98\x80", R"("m\ud83d\ude00")");
+}
+
 Test(json_scanner, simple_escapes_decode) {
     expect_json_model(R"({"model":"\b\f\n\r\t"})", "\b\f\n\r\t", R"("\b\f\n\r\t")");
 }
@@ -334,11 +341,9 @@ Test(json_scanner, error_message_has_offset) {
               o.error.c_str());
 }
 
-// BUG (src/router/model_extract.cc, JsonModelScanner::step): when push() fails with "nesting
-// too deep", the caller then overwrites the Error state (s_ = S::ValueOrArrayEnd /
-// S::ObjKeyOrEnd), so scanning goes on with the bracket dropped from the stack. A deep but
-// valid body is rejected with a misleading message instead of "nesting too deep".
-Test(json_scanner, BUG_deep_nesting_reports_too_deep) {
+// Regression: a failed push() ("nesting too deep") used to be overwritten by the next state,
+// so scanning went on with the bracket dropped from the stack.
+Test(json_scanner, deep_nesting_reports_too_deep) {
     std::string body = "{\"a\":";
     for (int i = 0; i < 2000; ++i) body += '[';
     for (int i = 0; i < 2000; ++i) body += ']';
@@ -348,9 +353,9 @@ Test(json_scanner, BUG_deep_nesting_reports_too_deep) {
     cr_assert(o.error.find("deep") != std::string::npos, "error: %s", o.error.c_str());
 }
 
-// BUG (same cause): unbalanced brackets past the depth limit are accepted as valid JSON, and
-// a "model" after them is extracted from a body that is not JSON at all.
-Test(json_scanner, BUG_unbalanced_deep_nesting_accepted) {
+// Regression (same cause): unbalanced brackets past the depth limit were accepted as valid
+// JSON, and a "model" after them extracted from a body that is not JSON at all.
+Test(json_scanner, unbalanced_deep_nesting_rejected) {
     const std::string body =
         "{\"a\":" + std::string(600, '[') + std::string(511, ']') + ",\"model\":\"m\"}";
     Outcome o = run_json(body, Feed::Whole);

@@ -151,7 +151,7 @@ Test(spawn, not_executable_reports_eacces) {
     cr_assert_eq(err, EACCES, "errno %d (%s)", err, strerror(err));
 }
 
-Test(spawn, exec_status_not_ready_while_exec_pending_is_minus_one_or_verdict) {
+Test(spawn, early_exec_status_is_pending_or_success) {
     // Before the child has exec'd, the pipe may be empty: -1. After: 0. Never anything else
     // for a program that exists.
     SpawnRequest req;
