@@ -7,7 +7,8 @@ Binds 127.0.0.1:PORT. GET /health answers 503 until DELAY_SECONDS have passed si
 process started, then 200. The moment of the first 200 /health answer is written to STAMP_FILE
 as "first_200=<time.time()> ready_at=<start + delay>" (ready_at is when it became able to answer
 200; first_200 is when somebody first asked and got it). POST /v1/chat/completions answers a
-small JSON body at once.
+small JSON body at once; for the first POST, the moment its connection was accepted and the moment
+its head was parsed go to STAMP_FILE.post as "post_at=<time.time()> accept_at=<time.time()>".
 """
 import time
 
@@ -16,6 +17,10 @@ T0 = time.time()  # before the imports below: the delay counts from process star
 import json
 import sys
 import threading
+
+# A short GIL switch interval: the thread that answers the proxied request should not wait
+# several milliseconds for the thread that just answered /health.
+sys.setswitchinterval(0.0002)
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PORT = int(sys.argv[1])
@@ -25,6 +30,8 @@ READY_AT = T0 + DELAY
 
 _lock = threading.Lock()
 _stamped = False
+_posted = False
+_accepted = {}  # client address -> time.time() when its connection was accepted
 
 REPLY = json.dumps({
     "id": "chatcmpl-ready",
@@ -73,6 +80,14 @@ class Handler(BaseHTTPRequestHandler):
             os.replace(STAMP + ".tmp", STAMP)
 
     def do_POST(self):
+        global _posted
+        now = time.time()
+        with _lock:
+            first = not _posted
+            _posted = True
+        if first:
+            with open(STAMP + ".post", "w") as f:
+                f.write("post_at=%.6f accept_at=%.6f\n" % (now, _accepted.get(self.client_address, 0.0)))
         n = int(self.headers.get("Content-Length") or 0)
         if n:
             self.rfile.read(n)
@@ -82,6 +97,10 @@ class Handler(BaseHTTPRequestHandler):
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def process_request(self, request, client_address):
+        _accepted[client_address] = time.time()
+        super().process_request(request, client_address)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ def kv(words):
     return out
 
 
-wrk, ready, rss = {}, [], []
+wrk, ready, rss, sysc = {}, [], [], {}
 for line in open(results_path):
     p = line.split()
     if not p:
@@ -28,6 +28,8 @@ for line in open(results_path):
         wrk.setdefault(p[1], []).append(kv(p[3:]))
     elif p[0] == "ready":
         ready.append(kv(p[2:]))
+    elif p[0] == "sys" and len(p) >= 4:
+        sysc.setdefault(p[1], {})[p[2]] = kv(p[3:])
     elif p[0] == "rss":
         rss.append((p[1], kv(p[2:])))
 
@@ -60,6 +62,8 @@ w("| code | commit `%s`%s |" % (meta.get("commit"),
                              " plus %d uncommitted change(s) under src/" % dirty if dirty else ""))
 if meta.get("build", "ok") != "ok":
     w("| build | **%s** |" % meta["build"])
+w("| load average (1/5/15 min) | %s before the run, %s after (the latter includes this run's own load) |"
+  % (meta.get("load_before"), meta.get("load_after")))
 w("| tools | nginx %s, wrk %s |" % (meta.get("nginx"), meta.get("wrk")))
 w("| command | `bench/run` (BENCH_SECONDS=%s BENCH_ROUNDS=%s BENCH_CONNS=%s BENCH_THREADS=%s "
   "BENCH_READY_REPS=%s BENCH_READY_DELAY=%s BENCH_RSS_REQUESTS=%s) |"
@@ -79,17 +83,23 @@ labels = {
     "nginx": "(b) wrk → nginx proxy → upstream",
     "llama-swap": "(c) wrk → llama-swap → upstream",
     "llama-swap-accesslog": "(d) as (c), with llama-swap's default per-request log (`logLevel: info`)",
+    "llama-swap-b": "(e) as (c), another binary: `%s`" % meta.get("daemon_b"),
 }
 w("`wrk -t%s -c%s -d%ss` POSTing a %s-byte chat body to `/v1/chat/completions`, %s rounds interleaved "
   "(a, b, c, d, a, b, c, d, …); each figure is the median of the rounds (the latency percentiles are "
   "medians of each round's percentile)."
   % (meta.get("threads"), meta.get("conns"), meta.get("seconds"), meta.get("body_bytes"), meta.get("rounds")))
 w("")
-w("| configuration | req/s | p50 latency | p99 latency | req/s of each round | socket errors / non-2xx |")
-w("|---|---:|---:|---:|---|---|")
+w("| configuration | req/s | p50 latency | p99 latency | proxy CPU per request | upstream CPU per request | req/s of each round | socket errors / non-2xx |")
+w("|---|---:|---:|---:|---:|---:|---|---|")
+tck = float(meta.get("clk_tck", "100"))
+
+
+def cpu_us(r, key):
+    return int(r[key]) / tck * 1e6 / max(1, int(r["requests"]))
 med_rps = {}
 rng = {}
-for name in ["direct", "nginx", "llama-swap", "llama-swap-accesslog"]:
+for name in ["direct", "nginx", "llama-swap", "llama-swap-accesslog", "llama-swap-b"]:
     runs = wrk.get(name, [])
     if not runs:
         continue
@@ -98,9 +108,11 @@ for name in ["direct", "nginx", "llama-swap", "llama-swap-accesslog"]:
     rng[name] = (min(rs), max(rs))
     errs = sum(int(r[k]) for r in runs for k in ("err_connect", "err_read", "err_write", "err_timeout"))
     non2xx = sum(int(r["non2xx"]) for r in runs)
-    w("| %s | %.0f | %s | %s | %s | %d / %d |" % (
+    pcpu = "–" if name == "direct" else "%.1f µs" % med([cpu_us(r, "proxy_cpu_ticks") for r in runs])
+    w("| %s | %.0f | %s | %s | %s | %.1f µs | %s | %d / %d |" % (
         labels[name], med_rps[name], ms(med([int(r["p50_us"]) for r in runs])),
-        ms(med([int(r["p99_us"]) for r in runs])), ", ".join("%.0f" % x for x in rs), errs, non2xx))
+        ms(med([int(r["p99_us"]) for r in runs])), pcpu,
+        med([cpu_us(r, "upstream_cpu_ticks") for r in runs]), ", ".join("%.0f" % x for x in rs), errs, non2xx))
 w("")
 if "nginx" in med_rps and "llama-swap" in med_rps:
     ratio = med_rps["llama-swap"] / med_rps["nginx"]
@@ -118,7 +130,38 @@ if "nginx" in med_rps and "llama-swap" in med_rps:
     if "llama-swap-accesslog" in med_rps:
         w("With its default per-request log line (to a file here) llama-swap reaches %.0f%% of its own "
           "`logLevel: warn` figure." % (100 * med_rps["llama-swap-accesslog"] / med_rps["llama-swap"]))
+    if "llama-swap-b" in med_rps:
+        w("The other binary (e) reaches %.0f%% of (c) and %.0f%% of nginx."
+          % (100 * med_rps["llama-swap-b"] / med_rps["llama-swap"], 100 * med_rps["llama-swap-b"] / med_rps["nginx"]))
 w("")
+if sysc and "none" not in sysc:
+    w("### System calls per proxied request")
+    w("")
+    w("`strace -c` attached to the proxy process while `bench/load.py` sends 2000 sequential requests over "
+      "10 keep-alive connections (strace slows the process; only the counts matter). Failed calls in brackets.")
+    w("")
+    cols = [c for c in ("nginx", "llama-swap", "llama-swap-b") if c in sysc]
+    names_ = sorted({k for c in cols for k in sysc[c]},
+                    key=lambda k: -max(int(sysc[c].get(k, {}).get("calls", 0)) for c in cols))
+    w("| system call | " + " | ".join(cols) + " |")
+    w("|---|" + "---:|" * len(cols))
+    tot = {c: 0 for c in cols}
+    for k in names_:
+        cells = []
+        for c in cols:
+            d = sysc[c].get(k)
+            if not d:
+                cells.append("–")
+                continue
+            calls, errs = int(d["calls"]), int(d["errors"] or 0)
+            tot[c] += calls
+            cells.append("%.2f" % (calls / 2000.0) + (" (%.2f)" % (errs / 2000.0) if errs else ""))
+        w("| `%s` | %s |" % (k, " | ".join(cells)))
+    w("| **total** | " + " | ".join("**%.2f**" % (tot[c] / 2000.0) for c in cols) + " |")
+    w("")
+elif "none" in sysc:
+    w("(strace is not installed: no system-call counts on this run.)")
+    w("")
 w("How measured:")
 w("")
 w("- The *same* fast upstream serves every row: an nginx (one worker, `master_process off`) answering "
@@ -132,6 +175,10 @@ w("- (c) is llama-swap with a model `bench` whose `cmd` is `sleep infinity`, `pr
   "writes an access log; `concurrencyLimit: 1000` because the default (10, as in the original llama-swap) "
   "answers 429 to a 32-connection load. The model is warmed with one request, and every target gets a 2 s "
   "wrk warm-up before the measured rounds.")
+w("- CPU per request: user+system time of the proxy process (the nginx worker, or the daemon) and of the "
+  "upstream nginx, from `/proc/PID/stat` before and after each round, divided by the round's requests. "
+  "All processes share the %s cores with wrk, so this — not req/s alone — shows which proxy is cheaper."
+  % meta.get("nproc"))
 w("- Keep-alive everywhere (`keepalive_requests 1000000` on both nginx instances). Latency is wrk's "
   "closed-loop per-request latency.")
 w("")
@@ -149,6 +196,15 @@ if ready:
     w("| first byte at the client − upstream's first `200 /health` answer | %.1f ms | %.1f ms | ≤ 20 ms: %s |"
       % (med(fb_200), max(fb_200), "met (max)" if max(fb_200) <= 20 else
          ("met by the median, not the max" if med(fb_200) <= 20 else "not met")))
+    acc = [(float(r["accept_at"]) - float(r["first_200"])) * 1000 for r in ready
+           if float(r.get("accept_at", 0)) > 0]
+    post = [(float(r["post_at"]) - float(r["first_200"])) * 1000 for r in ready if "post_at" in r]
+    if acc:
+        w("| … of which: upstream accepted the daemon's proxied connection − first 200 answer | %.1f ms | %.1f ms | |"
+          % (med(acc), max(acc)))
+    if post:
+        w("| … of which: upstream's POST handler started − first 200 answer | %.1f ms | %.1f ms | |"
+          % (med(post), max(post)))
     w("| first byte − moment the upstream *could* answer 200 (includes the probe interval) | %.1f ms | %.1f ms | |"
       % (med(fb_rdy), max(fb_rdy)))
     w("| first byte − request sent (whole cold start, upstream delay %s s) | %.0f ms | %.0f ms | |"
@@ -162,8 +218,11 @@ w("How measured: `bench/ready_upstream.py` (Python stdlib, the model's `cmd`) an
   "it became able to give it) to a file. For each repetition a fresh daemon is started, `bench/ready_client.py` "
   "sends one chat POST (which starts the model) and takes `time.time()` when the first response byte arrives; "
   "the daemon is then stopped, so every repetition is a cold start. Same host, same clock. The first row is "
-  "the daemon's own reaction time (probe answer read → request forwarded → first byte relayed, including the "
-  "Python upstream answering the POST); the second adds the wait for the next health probe."
+  "the daemon's reaction time (probe answer read → request forwarded → first byte relayed, including the "
+  "Python upstream answering the POST); the two \"of which\" rows split it: up to the moment the upstream "
+  "accepted the daemon's new connection (the daemon's own share: it read the probe answer, marked the model "
+  "ready and connected), and up to the moment the upstream's POST handler ran (adds Python starting a thread "
+  "for the connection). The row after them adds the wait for the daemon's next health probe."
   % meta.get("ready_delay"))
 w("")
 
@@ -178,7 +237,8 @@ names = {
     "after-wrk": "throughput daemon (c) after all its wrk rounds",
     "after-wrk-accesslog": "throughput daemon (d) after all its wrk rounds",
 }
-for phase, r in rss:
+order = ["start", "after-%s" % meta.get("rss_requests"), "after-wrk", "after-wrk-accesslog"]
+for phase, r in sorted(rss, key=lambda x: order.index(x[0]) if x[0] in order else 99):
     w("| %s | %s KiB | %s KiB | %s KiB | %s KiB | %s KiB |" % (
         names.get(phase, phase), r["daemon_rss_kb"], r["daemon_hwm_kb"], r["daemon_pss_kb"],
         r["guard_rss_kb"], r["guard_pss_kb"]))
@@ -199,5 +259,16 @@ w("How measured: `VmRSS`/`VmHWM` from `/proc/PID/status`, `Pss` from `/proc/PID/
   "that map them and is the better \"what does it cost\" figure. The %s requests come from `bench/load.py` "
   "(10 keep-alive connections in turn) through a model proxied to the fast upstream; the reading is taken "
   "0.5 s after start and 0.5 s after the last request." % meta.get("rss_requests"))
+w("")
+w("## Looking for hot spots")
+w("")
+w("- `BENCH_DAEMON_B=/path/to/patched/llama-swap bench/run` adds row (e) to the throughput table (and a column "
+  "to the system-call table): a change measured in the same run, against the same upstream, interleaved "
+  "with the others. Compare CPU per request and system calls first; req/s moves with the machine's load.")
+w("- `perf record -e cpu-clock -F 4000 -p <daemon pid>` during a wrk run, then `perf report --sort dso,symbol` "
+  "(hardware counters are not available on this VM; `cpu-clock` sampling works). Dividing samples by the "
+  "requests of the run gives µs per request per symbol, comparable with the nginx worker's.")
+w("- `valgrind --tool=callgrind` on the daemon while `bench/load.py` drives it counts user-space instructions "
+  "per request exactly (noise-free), but says nothing about the kernel side, which is most of a proxy's cost.")
 w("")
 print("\n".join(out))

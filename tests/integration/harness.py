@@ -22,9 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import traceback
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))

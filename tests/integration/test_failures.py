@@ -7,9 +7,11 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 import unittest
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
@@ -60,7 +62,6 @@ class Failures(unittest.TestCase):
     def test_crash_at_start_all_waiters_fail(self):
         cfg = {"models": {"m": {"cmd": h.fake_cmd(model="m", crash_at_start=True)}}}
         with h.Daemon(cfg) as d:
-            import threading
             results = []
             lock = threading.Lock()
 
@@ -139,6 +140,11 @@ class Failures(unittest.TestCase):
         with h.Daemon(cfg) as d:
             s = h.stream_request(d.port, "/v1/chat/completions", h.chat_body("m", stream=True))
             self.assertFalse(s.complete)
+            # The client sees the broken stream about when the upstream exits; a request sent
+            # before the daemon has reaped it races the dying upstream (502). "The next request"
+            # is the one after the daemon noticed the exit.
+            h.wait_until(lambda: all(e["state"] != "ready" for e in d.running()), 3,
+                         what="/running to stop showing the crashed upstream as ready")
             # Embeddings produce no tokens, so the restarted upstream answers them.
             r = d.request("POST", "/v1/embeddings", body={"model": "m", "input": "x"}, timeout=30)
             self.assertEqual(r.status, 200, r)

@@ -11,6 +11,7 @@ import threading
 import time
 import unittest
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
@@ -181,7 +182,7 @@ class Limits(unittest.TestCase):
         with h.Daemon(config(headerTimeout=1)) as d:
             h.raw_exchange(d.port, b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
                            b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
-            h.raw_exchange(d.port, b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n")
+            h.raw_exchange(d.port, b"GET /health HTTP/1.1\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n")
             h.raw_exchange(d.port, b"GARBAGE\r\n\r\n")
             self.assertEqual(d.request("GET", "/health").status, 200)
             time.sleep(0.1)

@@ -11,6 +11,7 @@ import threading
 import time
 import unittest
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
@@ -99,6 +100,24 @@ class Shutdown(unittest.TestCase):
             self.assertEqual(code, 0)
             self.assertLess(dt, 3)
             # The whole process group is stopped before the daemon exits.
+            h.wait_until(lambda: not any(h.pid_alive(p) for p in pids), 2,
+                         what="upstream %s to be gone" % pids)
+
+    def test_sigterm_kills_upstream_ignoring_sigterm(self):
+        # Shutdown stops a SIGTERM-ignoring upstream with SIGKILL after its unloadTimeout (2 s),
+        # its forked grandchild included, and still exits 0.
+        cfg = lambda d: {"models": {"m": {"cmd": h.fake_cmd(  # noqa: E731
+            model="m", ignore_sigterm=True, fork_grandchild=True, pid_file=d.pid_file("m")),
+            "unloadTimeout": 2}}}
+        with h.Daemon(cfg) as d:
+            self.assertEqual(d.chat("m").status, 200)
+            pids = h.wait_until(lambda: (lambda p: p if len(p) >= 2 else None)(
+                h.read_pid_file(d.pid_files[0])), 5, what="upstream and grandchild pids")
+            d.proc.send_signal(signal.SIGTERM)
+            code, dt = wait_exit(d, 15)
+            self.assertEqual(code, 0)
+            self.assertGreaterEqual(dt, 1.5, "the upstream cannot have stopped by SIGTERM")
+            self.assertLess(dt, 10)
             h.wait_until(lambda: not any(h.pid_alive(p) for p in pids), 2,
                          what="upstream %s to be gone" % pids)
 
