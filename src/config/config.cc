@@ -913,8 +913,10 @@ Result<void> Loader::decode_model(const Node& key, const Node& v, ModelConfig& m
             if (!s) return s.error();
             proxy_node = value;
             m.proxy = s.value();
-            if (m.proxy.rfind("http://", 0) != 0 && m.proxy.rfind("https://", 0) != 0)
-                return err(*value, prefix + "proxy must start with http:// or https://");
+            if (m.proxy.rfind("https://", 0) == 0)
+                return err(*value, prefix + "https:// upstreams are not supported (use http:// on a local port)");
+            if (m.proxy.rfind("http://", 0) != 0)
+                return err(*value, prefix + "proxy must start with http://");
         } else if (k == "checkEndpoint") {
             auto s = get_string(*value, k, scope);
             if (!s) return s.error();

@@ -459,7 +459,7 @@ void ProxyExchange::finish_ok() {
     }
     io_.stop();
     // A clean, keep-alive response leaves a reusable connection (unless more bytes followed).
-    if (upstream_keep_alive_ && message_complete_) pool_.put(pool_key_, std::move(fd_));
+    if (upstream_keep_alive_ && message_complete_) pool_.put(pool_key_, std::move(fd_), timeouts_.idle_conn_s);
     close_upstream();
     release_model();
     if (client_) {

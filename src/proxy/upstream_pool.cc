@@ -11,7 +11,7 @@ UniqueFd UpstreamPool::take(const std::string& key) {
         std::unique_ptr<Idle> c = std::move(list.back()); // most recently used first
         list.pop_back();
         c->io->stop();
-        if (now - c->since <= kMaxIdleSeconds) {
+        if (now < c->expires) {
             if (list.empty()) idle_.erase(it);
             return std::move(c->fd);
         }
@@ -20,14 +20,15 @@ UniqueFd UpstreamPool::take(const std::string& key) {
     return UniqueFd();
 }
 
-void UpstreamPool::put(const std::string& key, UniqueFd fd) {
+void UpstreamPool::put(const std::string& key, UniqueFd fd, double max_idle_s) {
+    if (max_idle_s <= 0) return; // idleConn: 0 disables reuse; fd closes here
     auto& list = idle_[key];
     if (list.size() >= kMaxIdlePerKey) return; // fd closes here
     auto c = std::make_unique<Idle>();
     c->pool = this;
     c->key = key;
     c->fd = std::move(fd);
-    c->since = ev_now(loop_);
+    c->expires = ev_now(loop_) + max_idle_s;
     c->io = std::make_unique<IoWatcher>(loop_, &on_readable, c.get());
     c->io->set(c->fd.get(), EV_READ);
     list.push_back(std::move(c));

@@ -20,20 +20,21 @@ public:
 
     // An idle connection for `key`, or an invalid fd.
     UniqueFd take(const std::string& key);
-    void put(const std::string& key, UniqueFd fd);
+    // Keeps `fd` for reuse for at most `max_idle_s` seconds (the model's timeouts.idleConn).
+    void put(const std::string& key, UniqueFd fd, double max_idle_s = kMaxIdleSeconds);
     // Drops every idle connection of `key` (its upstream stopped).
     void drop(const std::string& key);
     size_t idle_count() const;
 
     static constexpr size_t kMaxIdlePerKey = 16;
-    static constexpr double kMaxIdleSeconds = 30;
+    static constexpr double kMaxIdleSeconds = 90;
 
 private:
     struct Idle {
         UpstreamPool* pool;
         std::string key;
         UniqueFd fd;
-        double since;
+        double expires;
         std::unique_ptr<IoWatcher> io;
     };
     static void on_readable(struct ev_loop*, ev_io*, int);

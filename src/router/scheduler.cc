@@ -52,7 +52,8 @@ void Scheduler::apply_config(const config::Config& cfg) {
                 if (!first) LOG_INFO("model %s: settings changed, restarting it once drained", id.c_str());
                 s->pending_config = std::make_unique<config::ModelConfig>(model);
             } else {
-                s->process->update_config(model);
+                s->process->update_config(model, process_settings());
+                if (s->in_flight == 0 && s->queued == 0) arm_ttl(*s); // a new ttl counts from now
             }
             continue;
         }

@@ -63,7 +63,10 @@ public:
     // Starting/Ready → Stopping → Stopped. A shorter grace replaces a longer one.
     void stop(double grace_s, const char* reason);
     // Replaces settings that do not need a restart (ttl, limits, names).
-    void update_config(const config::ModelConfig& cfg) { cfg_ = cfg; }
+    void update_config(const config::ModelConfig& cfg, const ProcessSettings& settings) {
+        cfg_ = cfg;
+        settings_ = settings; // a running start keeps its deadline; the next start uses these
+    }
 
 private:
     static void on_exec_status(struct ev_loop*, ev_io*, int);

@@ -722,7 +722,14 @@ models:
     cmd: x
     proxy: localhost:8080
 )",
-                 "config.yaml:4:12: model 'm': proxy must start with http:// or https://");
+                 "config.yaml:4:12: model 'm': proxy must start with http://");
+    expect_error(R"(
+models:
+  m:
+    cmd: x
+    proxy: https://remote:8443
+)",
+                 "config.yaml:4:12: model 'm': https:// upstreams are not supported (use http:// on a local port)");
     expect_error(R"(
 models:
   m:
