@@ -133,7 +133,8 @@ Daemon::Daemon(struct ev_loop* loop, config::Config cfg, supervisor::GroupGuard*
       pool_(loop), server_(loop, cfg_.server, *this, reaper_), started_at_(time(nullptr)),
       sigterm_(loop, SIGTERM, &on_terminate, this), sigint_(loop, SIGINT, &on_terminate, this),
       sighup_(loop, SIGHUP, &on_hangup, this), shutdown_deadline_(loop, &on_shutdown_deadline, this),
-      config_settle_(loop, &on_config_settled, this) {
+      config_settle_(loop, &on_config_settled, this), status_timer_(loop, &on_status_timer, this),
+      watchdog_(loop, &on_watchdog, this) {
     // Everything the daemon logs also lands in the "proxy" log ring and its live streams.
     set_log_sink(
         [](LogLevel, std::string_view line, void* hub) { static_cast<logs::LogHub*>(hub)->proxy_line(line); },
@@ -179,6 +180,7 @@ int Daemon::run() {
     events_.set_model_status(api::model_status_json(cfg_, scheduler_));
     sd::notify_ready();
     update_status();
+    start_watchdog();
     start_preload();
     ev_run(loop_, 0);
     return exit_status_;
@@ -549,20 +551,45 @@ void Daemon::maybe_finish_shutdown() {
 }
 
 void Daemon::update_status() {
+    // STATUS= as `systemctl status` shows it: "2 running: a, b; loading qwen (3.1 s)".
     std::string running;
     int n = 0;
     std::string loading;
+    const double now = ev_now(loop_);
     for (const auto& v : scheduler_.models()) {
         auto st = v.process->state();
         if (st == supervisor::ProcessState::Ready) {
             running += (n++ ? ", " : "") + v.process->id();
         } else if (st == supervisor::ProcessState::Starting) {
-            loading = v.process->id();
+            char buf[64];
+            snprintf(buf, sizeof buf, " (%.1f s)", now - v.process->state_since());
+            loading += (loading.empty() ? "" : ", ") + v.process->id() + buf;
         }
     }
     std::string status = std::to_string(n) + " running" + (n ? ": " + running : "");
     if (!loading.empty()) status += "; loading " + loading;
-    sd::notify_status(status);
+    if (status != last_status_) {
+        last_status_ = status;
+        sd::notify_status(status);
+    }
+    // While something loads, refresh the elapsed time once a second.
+    if (loading.empty()) status_timer_.stop();
+    else if (!status_timer_.active()) status_timer_.start(1, 1);
+}
+
+void Daemon::on_status_timer(struct ev_loop*, ev_timer* w, int) { static_cast<Daemon*>(w->data)->update_status(); }
+
+void Daemon::on_watchdog(struct ev_loop*, ev_timer*, int) {
+    // Fired by the loop itself: a loop stuck in a callback stops the pings, and systemd acts.
+    sd::notify_watchdog();
+}
+
+void Daemon::start_watchdog() {
+    const uint64_t usec = sd::watchdog_usec();
+    if (usec == 0) return;
+    const double interval = static_cast<double>(usec) / 2e6;
+    LOG_INFO("watchdog enabled: pinging every %.1f s", interval);
+    watchdog_.start(0, interval);
 }
 
 } // namespace ls

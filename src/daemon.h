@@ -47,6 +47,9 @@ private:
     static void on_shutdown_deadline(struct ev_loop*, ev_timer*, int);
     static void on_config_changed(struct ev_loop*, ev_stat*, int);
     static void on_config_settled(struct ev_loop*, ev_timer*, int);
+    static void on_status_timer(struct ev_loop*, ev_timer*, int);
+    static void on_watchdog(struct ev_loop*, ev_timer*, int);
+    void start_watchdog();
     void begin_shutdown(const char* why);
     void maybe_finish_shutdown();
     void update_status();
@@ -85,6 +88,9 @@ private:
     ev_stat config_stat_{};
     bool watching_ = false;
     TimerWatcher config_settle_; // debounce: editors write files in several steps
+    TimerWatcher status_timer_;
+    TimerWatcher watchdog_;
+    std::string last_status_;
     bool shutting_down_ = false;
     bool server_drained_ = false;
     bool forced_ = false;

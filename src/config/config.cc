@@ -1,6 +1,7 @@
 #include "config/config.h"
 
 #include <cjson/cJSON.h>
+#include <regex.h>
 #include <yaml.h>
 
 #include <algorithm>
@@ -887,6 +888,7 @@ Result<void> Loader::decode_model(const Node& key, const Node& v, ModelConfig& m
                                                          "aliases",
                                                          "name",
                                                          "useModelName",
+                                                         "readyPattern",
                                                          "description",
                                                          "unlisted",
                                                          "concurrencyLimit",
@@ -971,6 +973,14 @@ Result<void> Loader::decode_model(const Node& key, const Node& v, ModelConfig& m
             model_strip_params = s.value();
         } else if (k == "timeouts") {
             if (auto r = decode_timeouts(*value, scope, m.timeouts); !r) return r;
+        } else if (k == "readyPattern") {
+            auto s = get_string(*value, k, scope);
+            if (!s) return s.error();
+            regex_t re;
+            if (regcomp(&re, s.value().c_str(), REG_EXTENDED | REG_NOSUB) != 0)
+                return err(*value, prefix + "readyPattern is not a valid POSIX extended regular expression");
+            regfree(&re);
+            m.ready_pattern = s.value();
         } else if (k == "name" || k == "description" || k == "useModelName") {
             auto s = get_string(*value, k, scope);
             if (!s) return s.error();

@@ -91,6 +91,9 @@ struct ModelConfig {
     Filters filters;
     UpstreamTimeouts timeouts;
     std::optional<bool> send_loading_state; // unset: the global sendLoadingState
+    // `readyPattern`: a POSIX extended regex; an upstream output line matching it makes the
+    // model Ready (llama-server prints "server is listening on" when it starts serving).
+    std::string ready_pattern;
 };
 
 struct GroupConfig {

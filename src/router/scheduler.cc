@@ -1,6 +1,7 @@
 #include "router/scheduler.h"
 
 #include <set>
+#include <unistd.h>
 
 #include "util/log.h"
 
@@ -11,7 +12,24 @@ using supervisor::ProcessState;
 
 Scheduler::Scheduler(struct ev_loop* loop, supervisor::GroupGuard* guard, logs::LogHub* hub)
     : loop_(loop), guard_(guard), hub_(hub), ports_(5800), queue_timer_(loop, &on_queue_timeout, this),
-      maintenance_(loop, &on_maintenance, this) {}
+      notify_(loop, &on_notify, this), maintenance_(loop, &on_maintenance, this) {
+    if (auto r = notify_.open(); !r)
+        LOG_WARN("upstream readiness via sd_notify is unavailable: %s", r.error().message.c_str());
+}
+
+void Scheduler::on_notify(void* p, pid_t sender, std::string_view message) {
+    auto* self = static_cast<Scheduler*>(p);
+    // The sender is the upstream itself or a process of its group (a wrapper's child).
+    const pid_t group = getpgid(sender);
+    for (auto& [id, s] : self->slots_) {
+        const pid_t pid = s->process->pid();
+        if (pid > 0 && (pid == sender || pid == group)) {
+            s->process->on_notify(message);
+            return;
+        }
+    }
+    LOG_DEBUG("sd_notify message from unknown pid %d ignored", sender);
+}
 
 Scheduler::~Scheduler() {
     // Waiters are owned by connections that are already gone at this point.
@@ -34,6 +52,7 @@ bool needs_restart(const config::ModelConfig& a, const config::ModelConfig& b) {
 supervisor::ProcessSettings Scheduler::process_settings() const {
     supervisor::ProcessSettings settings;
     settings.health_check_timeout_s = cfg_.health_check_timeout_s;
+    settings.notify_socket = notify_.address();
     return settings;
 }
 
@@ -134,7 +153,7 @@ void Scheduler::request(const std::string& model_id, Waiter* waiter) {
     }
     s->ttl->stop();
     const double timeout = cfg_.queue_timeout_s > 0 ? cfg_.queue_timeout_s : cfg_.health_check_timeout_s;
-    waiter->pos_ = queue_.insert(queue_.end(), QueueEntry{waiter, model_id, ev_now(loop_) + timeout});
+    waiter->pos_ = queue_.insert(queue_.end(), QueueEntry{waiter, model_id, ev_now(loop_), ev_now(loop_) + timeout});
     waiter->queued_ = true;
     s->queued++;
     if (queue_.size() == 1) arm_queue_timer();
@@ -275,12 +294,18 @@ void Scheduler::pump() {
     pumping_ = true;
     do {
         pump_again_ = false;
+        const double now = ev_now(loop_);
         for (auto& [id, s] : slots_) s->draining = s->pending_config != nullptr || s->removed;
         std::set<std::string> claimed; // models that earlier waiters are waiting for
+        std::set<Slot*> victims;
         for (auto it = queue_.begin(); it != queue_.end(); ++it) {
             Slot* s = slot(it->model);
             const ProcessState st = s->process->state();
-            if (st == ProcessState::Ready && !s->draining) {
+            // A draining model still takes the requests queued before its drain began:
+            // they are served together (collation) instead of swapping back and forth.
+            const bool joins_drain = s->draining && victims.count(s) && !s->pending_config && !s->removed &&
+                                     it->enqueued < s->drain_since;
+            if (st == ProcessState::Ready && (!s->draining || joins_drain)) {
                 grant(it, *s);
                 pump_again_ = true; // callbacks may have changed the queue: rescan
                 break;
@@ -294,9 +319,12 @@ void Scheduler::pump() {
             bool can_start = true;
             for (Slot* victim : eviction_set(it->model)) {
                 victim->draining = true;
+                victims.insert(victim);
+                if (victim->drain_since == 0) victim->drain_since = now;
                 can_start = false;
                 const ProcessState vs = victim->process->state();
                 if (vs == ProcessState::Stopping || victim->in_flight > 0) continue; // wait for it
+                if (vs == ProcessState::Ready && has_waiters_before(*victim, victim->drain_since)) continue;
                 victim->process->stop(victim->process->config().unload_timeout_s, "swapping");
             }
             if (can_start) {
@@ -305,8 +333,18 @@ void Scheduler::pump() {
                 break;
             }
         }
+        // A drain that no waiter asks for any more is over.
+        if (!pump_again_)
+            for (auto& [id, s] : slots_)
+                if (!victims.count(s.get())) s->drain_since = 0;
     } while (pump_again_);
     pumping_ = false;
+}
+
+bool Scheduler::has_waiters_before(const Slot& s, double t) const {
+    for (const auto& e : queue_)
+        if (e.enqueued < t && slots_.at(e.model).get() == &s) return true;
+    return false;
 }
 
 void Scheduler::on_process_state(ModelProcess& p, ProcessState from, ProcessState to) {

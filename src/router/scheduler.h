@@ -17,6 +17,7 @@
 #include "config/config.h"
 #include "logs/log_hub.h"
 #include "supervisor/group_guard.h"
+#include "readiness/notify_socket.h"
 #include "supervisor/model_process.h"
 #include "util/ev.h"
 
@@ -49,6 +50,7 @@ private:
 struct QueueEntry {
     Waiter* waiter;
     std::string model;
+    double enqueued;
     double deadline;
 };
 
@@ -100,6 +102,9 @@ private:
         int in_flight = 0;
         int queued = 0;
         bool draining = false; // must stop for a pending swap: no new grants
+        // When the current drain began: requests queued before it still join the model
+        // (collation, bounded: later arrivals wait behind the swap).
+        double drain_since = 0;
         // Set by a reload: restart with this config once drained (or retire when removed).
         std::unique_ptr<config::ModelConfig> pending_config;
         bool removed = false;
@@ -117,11 +122,13 @@ private:
     void reject_model_waiters(const std::string& model, const Rejection& why);
     std::vector<Slot*> eviction_set(const std::string& target);
     bool conflicts(const std::string& a, const std::string& b) const;
+    bool has_waiters_before(const Slot& s, double t) const;
     void arm_ttl(Slot& slot);
     void arm_queue_timer();
     static void on_ttl(struct ev_loop*, ev_timer*, int);
     static void on_queue_timeout(struct ev_loop*, ev_timer*, int);
     static void on_maintenance(struct ev_loop*, ev_timer*, int);
+    static void on_notify(void* self, pid_t sender, std::string_view message);
     void apply_pending_configs();
     supervisor::ProcessSettings process_settings() const;
     Slot* slot(const std::string& id);
@@ -134,6 +141,7 @@ private:
     std::map<std::string, std::unique_ptr<Slot>> slots_;
     std::list<QueueEntry> queue_;
     TimerWatcher queue_timer_;
+    readiness::NotifySocket notify_;
     // Replacing or removing a process object happens here, outside its own callbacks.
     TimerWatcher maintenance_;
     bool pumping_ = false;

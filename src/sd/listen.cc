@@ -100,6 +100,13 @@ void notify_reloading() {
     sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading configuration", usec);
 }
 void notify_stopping() { sd_notify(0, "STOPPING=1\nSTATUS=shutting down"); }
+void notify_watchdog() { sd_notify(0, "WATCHDOG=1"); }
+
+uint64_t watchdog_usec() {
+    uint64_t usec = 0;
+    return sd_watchdog_enabled(0, &usec) > 0 ? usec : 0;
+}
+
 void notify_status(const std::string& status) { sd_notify(0, ("STATUS=" + status).c_str()); }
 
 } // namespace ls::sd

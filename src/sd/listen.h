@@ -1,6 +1,7 @@
 // Listening sockets: the ones systemd passed (socket activation) or our own from --listen.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -27,5 +28,8 @@ void notify_stopping();
 // RELOADING=1 with MONOTONIC_USEC, as Type=notify-reload expects; READY=1 follows.
 void notify_reloading();
 void notify_status(const std::string& status);
+void notify_watchdog();
+// WATCHDOG_USEC for this process (0: no watchdog requested).
+uint64_t watchdog_usec();
 
 } // namespace ls::sd

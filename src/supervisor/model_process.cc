@@ -4,6 +4,7 @@
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
+#include <regex.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,6 +13,16 @@
 #include "util/log.h"
 
 namespace ls::supervisor {
+
+// readyPattern, compiled once per start (POSIX extended regex).
+struct ReadyPattern {
+    regex_t re;
+    explicit ReadyPattern(const std::string& pattern, bool& ok) {
+        ok = regcomp(&re, pattern.c_str(), REG_EXTENDED | REG_NOSUB) == 0;
+    }
+    ~ReadyPattern() { regfree(&re); }
+    bool matches(const std::string& line) const { return regexec(&re, line.c_str(), 0, nullptr, 0) == 0; }
+};
 
 namespace {
 constexpr size_t kMaxLine = 8192;
@@ -103,9 +114,21 @@ void ModelProcess::start() {
     output_write_.reset(out[1]);
     fcntl(out[0], F_SETFL, fcntl(out[0], F_GETFL) | O_NONBLOCK);
 
+    ready_pattern_.reset();
+    if (!cfg_.ready_pattern.empty()) {
+        bool ok = false;
+        auto pattern = std::make_unique<ReadyPattern>(cfg_.ready_pattern, ok);
+        if (!ok) {
+            fail_start("invalid readyPattern '" + cfg_.ready_pattern + "'");
+            return;
+        }
+        ready_pattern_ = std::move(pattern);
+    }
+
     SpawnRequest req;
     req.argv = argv;
     req.env = cfg_.env;
+    if (!settings_.notify_socket.empty()) req.env.push_back("NOTIFY_SOCKET=" + settings_.notify_socket);
     req.output_fd = output_write_.get();
     auto spawned = spawn_process(req);
     if (!spawned) {
@@ -162,14 +185,35 @@ void ModelProcess::on_probe_result(void* p, int status) {
     auto* self = static_cast<ModelProcess*>(p);
     if (self->state_ != ProcessState::Starting) return;
     if (status == 200) {
-        self->deadline_.stop();
-        self->retry_.stop();
-        LOG_INFO("model %s: ready after %.3f s", self->cfg_.id.c_str(),
-                 ev_now(self->loop_) - self->started_at_);
-        self->set_state(ProcessState::Ready);
+        self->become_ready("health check");
         return;
     }
     self->retry_.start(self->settings_.probe_interval_s);
+}
+
+void ModelProcess::become_ready(const char* how) {
+    if (state_ != ProcessState::Starting) return;
+    probe_.cancel();
+    deadline_.stop();
+    retry_.stop();
+    LOG_INFO("model %s: ready after %.3f s (%s)", cfg_.id.c_str(), ev_now(loop_) - started_at_, how);
+    set_state(ProcessState::Ready);
+}
+
+void ModelProcess::on_notify(std::string_view message) {
+    // sd_notify: newline-separated KEY=VALUE assignments.
+    while (!message.empty()) {
+        size_t nl = message.find('\n');
+        std::string_view line = message.substr(0, nl);
+        message = nl == std::string_view::npos ? std::string_view() : message.substr(nl + 1);
+        if (line == "READY=1") {
+            become_ready("sd_notify READY=1");
+        } else if (line.rfind("STATUS=", 0) == 0) {
+            const std::string text = "status: " + std::string(line.substr(7));
+            output_.push(text);
+            observer_.on_process_output(*this, text);
+        }
+    }
 }
 
 void ModelProcess::on_retry(struct ev_loop*, ev_timer* w, int) {
@@ -273,6 +317,8 @@ void ModelProcess::drain_output() {
             if (!partial_line_.empty() && partial_line_.back() == '\r') partial_line_.pop_back();
             output_.push(partial_line_);
             observer_.on_process_output(*this, partial_line_);
+            if (ready_pattern_ && state_ == ProcessState::Starting && ready_pattern_->matches(partial_line_))
+                become_ready("readyPattern matched");
             partial_line_.clear();
         }
         if (static_cast<size_t>(n) < sizeof buf) return;

@@ -35,6 +35,7 @@ struct ProcessSettings {
     double probe_interval_s = 0.015;   // between readiness probes
     double probe_timeout_s = 2;        // one probe's own limit
     double failed_start_grace_s = 5;   // stop grace after a failed readiness check
+    std::string notify_socket;         // NOTIFY_SOCKET given to the upstream ("" = none)
 };
 
 class ModelProcess {
@@ -60,6 +61,8 @@ public:
 
     // Stopped/Failed → Starting. The observer hears the outcome (Ready or Failed).
     void start();
+    // An sd_notify datagram from this upstream (or a process of its group).
+    void on_notify(std::string_view message);
     // Starting/Ready → Stopping → Stopped. A shorter grace replaces a longer one.
     void stop(double grace_s, const char* reason);
     // Replaces settings that do not need a restart (ttl, limits, names).
@@ -85,6 +88,7 @@ private:
     void handle_exit(int status);
     void cleanup_after_exit();
     void run_stop_command();
+    void become_ready(const char* how);
 
     struct ev_loop* loop_;
     config::ModelConfig cfg_;
@@ -122,6 +126,7 @@ private:
     TimerWatcher kill_timer_;
     readiness::HealthProbe probe_;
     double kill_at_ = 0;
+    std::unique_ptr<struct ReadyPattern> ready_pattern_; // compiled readyPattern
 };
 
 } // namespace ls::supervisor
