@@ -28,6 +28,8 @@ void print_help() {
            "  -l, --listen ADDR     address to listen on when no socket is passed by systemd:\n"
            "                        :PORT, HOST:PORT, [V6]:PORT or unix:PATH (default :8080)\n"
            "  -w, --watch-config    reload the configuration when the file changes\n"
+           "      --log-target T    where logs go: auto (journald when stderr is the journal),\n"
+           "                        journal or stderr (default auto)\n"
            "  -t, --check-config    validate the configuration and exit (0 valid, 78 invalid)\n"
            "  -v, --version         print the version and exit\n"
            "  -h, --help            print this help and exit\n"
@@ -41,6 +43,7 @@ struct Args {
     std::string listen = ":8080";
     bool check_only = false;
     bool watch = false;
+    ls::LogTarget log_target = ls::LogTarget::Auto;
 };
 
 // Returns -1 to go on, or an exit status.
@@ -48,7 +51,7 @@ int parse_args(int argc, char** argv, Args& args) {
     static const option kOptions[] = {
         {"config", required_argument, nullptr, 'c'},  {"listen", required_argument, nullptr, 'l'},
         {"check-config", no_argument, nullptr, 't'},  {"watch-config", no_argument, nullptr, 'w'},
-        {"version", no_argument, nullptr, 'v'},
+        {"version", no_argument, nullptr, 'v'},       {"log-target", required_argument, nullptr, 'L'},
         {"help", no_argument, nullptr, 'h'},          {nullptr, 0, nullptr, 0},
     };
     int c;
@@ -59,6 +62,12 @@ int parse_args(int argc, char** argv, Args& args) {
         case 'l': args.listen = optarg; break;
         case 't': args.check_only = true; break;
         case 'w': args.watch = true; break;
+        case 'L':
+            if (!ls::parse_log_target(optarg, args.log_target)) {
+                fprintf(stderr, "llama-swap: --log-target must be auto, journal or stderr\n");
+                return 2;
+            }
+            break;
         case 'v': printf("llama-swap %s\n", LS_VERSION); return 0;
         case 'h': print_help(); return 0;
         default: fprintf(stderr, "Try 'llama-swap --help'.\n"); return 2;
@@ -88,6 +97,7 @@ int main(int argc, char** argv) {
         return 0;
     }
 
+    ls::set_log_target(args.log_target);
     signal(SIGPIPE, SIG_IGN);
     // The guard is forked before anything else exists, so it holds no sockets or threads.
     ls::supervisor::GroupGuard guard;

@@ -325,6 +325,8 @@ void Scheduler::pump() {
                 const ProcessState vs = victim->process->state();
                 if (vs == ProcessState::Stopping || victim->in_flight > 0) continue; // wait for it
                 if (vs == ProcessState::Ready && has_waiters_before(*victim, victim->drain_since)) continue;
+                LOG_EVENT(LogLevel::Info, (LogFields{.model = victim->process->id(), .event = "swap"}),
+                          "swap: stopping %s to make room for %s", victim->process->id().c_str(), it->model.c_str());
                 victim->process->stop(victim->process->config().unload_timeout_s, "swapping");
             }
             if (can_start) {
@@ -364,7 +366,7 @@ void Scheduler::on_process_state(ModelProcess& p, ProcessState from, ProcessStat
 void Scheduler::on_process_output(ModelProcess& p, std::string_view line) {
     if (hub_) hub_->upstream_line(p.id(), line);
     // Upstream output is not the daemon's own log: it shows on stderr only at debug level.
-    if (upstream_to_stderr() || log_enabled(LogLevel::Debug)) log_raw_line(p.id(), line);
+    log_upstream_line(p.id(), p.pid(), line);
 }
 
 void Scheduler::unload(const std::string& model_id, const char* reason) {

@@ -142,14 +142,16 @@ void ModelProcess::start() {
     exec_io_.set(exec_status_.get(), EV_READ);
     output_io_.set(output_read_.get(), EV_READ);
     deadline_.start(settings_.health_check_timeout_s);
-    LOG_INFO("model %s: starting pid %d: %s", cfg_.id.c_str(), pid_, cmd_text_.c_str());
+    LOG_EVENT(LogLevel::Info, (LogFields{.model = cfg_.id, .pid = pid_, .event = "model_starting"}),
+              "model %s: starting pid %d: %s", cfg_.id.c_str(), pid_, cmd_text_.c_str());
 }
 
 void ModelProcess::fail_start(std::string message) {
     // Nothing was spawned (or it is already gone): the start fails right here.
     if (pid_ <= 0) {
         failure_ = std::move(message);
-        LOG_WARN("model %s: start failed: %s", cfg_.id.c_str(), failure_.c_str());
+        LOG_EVENT(LogLevel::Warn, (LogFields{.model = cfg_.id, .event = "model_failed"}), "model %s: start failed: %s",
+                  cfg_.id.c_str(), failure_.c_str());
         cleanup_after_exit();
         set_state(ProcessState::Failed);
         return;
@@ -196,7 +198,10 @@ void ModelProcess::become_ready(const char* how) {
     probe_.cancel();
     deadline_.stop();
     retry_.stop();
-    LOG_INFO("model %s: ready after %.3f s (%s)", cfg_.id.c_str(), ev_now(loop_) - started_at_, how);
+    const double load = ev_now(loop_) - started_at_;
+    LOG_EVENT(LogLevel::Info,
+              (LogFields{.model = cfg_.id, .pid = pid_, .event = "model_ready", .load_ms = static_cast<long long>(load * 1000)}),
+              "model %s: ready after %.3f s (%s)", cfg_.id.c_str(), load, how);
     set_state(ProcessState::Ready);
 }
 
@@ -244,7 +249,8 @@ void ModelProcess::stop(double grace_s, const char* reason) {
     probe_.cancel();
     retry_.stop();
     deadline_.stop();
-    LOG_INFO("model %s: stopping pid %d (%s)", cfg_.id.c_str(), pid_, reason);
+    LOG_EVENT(LogLevel::Info, (LogFields{.model = cfg_.id, .pid = pid_, .event = "model_stopping"}),
+              "model %s: stopping pid %d (%s)", cfg_.id.c_str(), pid_, reason);
     set_state(ProcessState::Stopping);
     if (pid_ <= 0) return;
     if (!cfg_.cmd_stop.empty()) run_stop_command();
@@ -357,17 +363,20 @@ void ModelProcess::handle_exit(int status) {
         std::string last = output_.tail(5);
         if (!last.empty() && pending_failure_.rfind("cannot execute", 0) != 0)
             failure_ += "; last output: " + last;
-        LOG_WARN("model %s: start failed: %s", cfg_.id.c_str(), failure_.c_str());
+        LOG_EVENT(LogLevel::Warn, (LogFields{.model = cfg_.id, .pid = pid, .event = "model_failed"}),
+                  "model %s: start failed: %s", cfg_.id.c_str(), failure_.c_str());
         set_state(ProcessState::Failed);
         break;
     }
     case ProcessState::Ready:
         failure_ = "upstream exited unexpectedly (" + how + ")";
-        LOG_WARN("model %s: pid %d %s", cfg_.id.c_str(), pid, failure_.c_str());
+        LOG_EVENT(LogLevel::Warn, (LogFields{.model = cfg_.id, .pid = pid, .event = "model_exited"}), "model %s: pid %d %s",
+                  cfg_.id.c_str(), pid, failure_.c_str());
         set_state(ProcessState::Failed);
         break;
     case ProcessState::Stopping:
-        LOG_INFO("model %s: pid %d stopped (%s)", cfg_.id.c_str(), pid, how.c_str());
+        LOG_EVENT(LogLevel::Info, (LogFields{.model = cfg_.id, .pid = pid, .event = "model_stopped"}),
+                  "model %s: pid %d stopped (%s)", cfg_.id.c_str(), pid, how.c_str());
         if (!pending_failure_.empty()) {
             failure_ = pending_failure_;
             std::string last = output_.tail(5);

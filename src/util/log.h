@@ -1,7 +1,11 @@
-// Leveled logging for the daemon itself. Check log_enabled() before formatting on hot paths.
+// Leveled logging for the daemon. Two targets: plain "[level] message" lines on stderr, or
+// native journald entries with structured fields (MODEL_ID, UPSTREAM_PID, REQUEST_ID, EVENT,
+// LOAD_MS), so `journalctl -u llama-swap MODEL_ID=qwen -f` follows one model.
+// Check log_enabled() before formatting on hot paths (the LOG_* macros do).
 #pragma once
 
 #include <cstdarg>
+#include <cstdint>
 #include <string_view>
 
 namespace ls {
@@ -13,18 +17,36 @@ void set_log_level(LogLevel level);
 LogLevel log_level();
 inline bool log_enabled(LogLevel level) { return level >= log_level(); }
 
-// A sink receives every formatted line that passes the level filter (e.g. the proxy log ring).
+enum class LogTarget { Auto, Stderr, Journal };
+bool parse_log_target(std::string_view name, LogTarget& out);
+// Auto: the journal when stderr already goes to it (JOURNAL_STREAM names our stderr).
+void set_log_target(LogTarget target);
+bool journal_enabled();
+
+// Structured context of a log entry; unset members are left out.
+struct LogFields {
+    std::string_view model;
+    int pid = 0;
+    uint64_t request_id = 0;
+    const char* event = nullptr; // model_starting, model_ready, model_stopped, model_failed, swap, …
+    long long load_ms = -1;
+};
+
+// A sink receives every line that passes the level filter (the "proxy" log ring).
 using LogSink = void (*)(LogLevel level, std::string_view line, void* user);
 void set_log_sink(LogSink sink, void* user);
 
-// logToStdout: which logs reach stderr (journald) — the daemon's own, the upstreams' output.
+// logToStdout: which logs reach stderr/journal — the daemon's own, the upstreams' output.
 void set_stderr_outputs(bool proxy, bool upstream);
 bool upstream_to_stderr();
 
-// Writes "[source] line" to stderr without passing through the sink (upstream output).
-void log_raw_line(std::string_view source, std::string_view line);
+// One line of an upstream's output: to the journal (MODEL_ID, UPSTREAM_PID) or stderr as
+// "[debug] [model] line". Not passed to the sink (the log hub has its own upstream ring).
+void log_upstream_line(std::string_view model, int pid, std::string_view line);
 
 void log_msg(LogLevel level, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+void log_with(LogLevel level, const LogFields& fields, const char* fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 } // namespace ls
 
@@ -36,3 +58,8 @@ void log_msg(LogLevel level, const char* fmt, ...) __attribute__((format(printf,
 #define LOG_INFO(...) LS_LOG(::ls::LogLevel::Info, __VA_ARGS__)
 #define LOG_WARN(...) LS_LOG(::ls::LogLevel::Warn, __VA_ARGS__)
 #define LOG_ERROR(...) LS_LOG(::ls::LogLevel::Error, __VA_ARGS__)
+// With structured fields: LOG_EVENT(LogLevel::Info, (LogFields{.model = id, .event = "x"}), "…")
+#define LOG_EVENT(level, fields, ...)                                                              \
+    do {                                                                                           \
+        if (::ls::log_enabled(level)) ::ls::log_with(level, fields, __VA_ARGS__);                  \
+    } while (0)
