@@ -351,6 +351,60 @@ std::string join_words(const std::vector<std::string>& words) {
     return out;
 }
 
+/* "24G", "512M", "1073741824", "infinity" (= no limit): 1024-based suffixes K M G T. */
+bool parse_size(const std::string& text, uint64_t& out) {
+    if (text == "infinity") {
+        out = 0;
+        return true;
+    }
+    char* end = nullptr;
+    errno = 0;
+    double v = std::strtod(text.c_str(), &end);
+    if (end == text.c_str() || errno == ERANGE || v <= 0) return false;
+    std::string suffix(end);
+    if (suffix.size() == 2 && (suffix[1] == 'B' || suffix[1] == 'b')) suffix.pop_back();
+    double mult = 1;
+    if (suffix.empty() || suffix == "B") mult = 1;
+    else if (suffix == "K" || suffix == "k") mult = 1024.0;
+    else if (suffix == "M" || suffix == "m") mult = 1024.0 * 1024;
+    else if (suffix == "G" || suffix == "g") mult = 1024.0 * 1024 * 1024;
+    else if (suffix == "T" || suffix == "t") mult = 1024.0 * 1024 * 1024 * 1024;
+    else return false;
+    out = static_cast<uint64_t>(v * mult);
+    return out > 0;
+}
+
+/* "0-7,16": comma-separated CPU numbers and ranges. */
+bool valid_cpu_list(const std::string& text) {
+    if (text.empty()) return false;
+    size_t i = 0;
+    while (i < text.size()) {
+        size_t start = i;
+        while (i < text.size() && isdigit(static_cast<unsigned char>(text[i]))) ++i;
+        if (i == start) return false;
+        if (i < text.size() && text[i] == '-') {
+            ++i;
+            size_t s2 = i;
+            while (i < text.size() && isdigit(static_cast<unsigned char>(text[i]))) ++i;
+            if (i == s2) return false;
+        }
+        if (i < text.size()) {
+            if (text[i] != ',') return false;
+            ++i;
+            if (i == text.size()) return false;
+        }
+    }
+    return true;
+}
+
+bool parse_backend(const std::string& text, Backend& out) {
+    if (text == "auto") out = Backend::Auto;
+    else if (text == "scope") out = Backend::Scope;
+    else if (text == "fork") out = Backend::Fork;
+    else return false;
+    return true;
+}
+
 /* Where a value is being decoded: prefix for semantic errors, macros for expansion. */
 struct Scope {
     std::string prefix;                // e.g. "model 'm': " or ""
@@ -889,6 +943,12 @@ Result<void> Loader::decode_model(const Node& key, const Node& v, ModelConfig& m
                                                          "name",
                                                          "useModelName",
                                                          "readyPattern",
+                                                         "memoryMax",
+                                                         "memoryHigh",
+                                                         "cpuQuota",
+                                                         "allowedCPUs",
+                                                         "gpus",
+                                                         "backend",
                                                          "description",
                                                          "unlisted",
                                                          "concurrencyLimit",
@@ -973,6 +1033,44 @@ Result<void> Loader::decode_model(const Node& key, const Node& v, ModelConfig& m
             model_strip_params = s.value();
         } else if (k == "timeouts") {
             if (auto r = decode_timeouts(*value, scope, m.timeouts); !r) return r;
+        } else if (k == "memoryMax" || k == "memoryHigh") {
+            auto text = get_string(*value, k, scope);
+            if (!text) return text.error();
+            uint64_t bytes = 0;
+            if (!parse_size(text.value(), bytes))
+                return err(*value, prefix + k + " must be a size like 24G, 512M or 1073741824");
+            (k == "memoryMax" ? m.limits.memory_max : m.limits.memory_high) = bytes;
+        } else if (k == "cpuQuota") {
+            auto text = get_string(*value, k, scope);
+            if (!text) return text.error();
+            std::string t = text.value();
+            if (!t.empty() && t.back() == '%') t.pop_back();
+            char* end = nullptr;
+            long pct = strtol(t.c_str(), &end, 10);
+            if (t.empty() || *end != '\0' || pct <= 0 || pct > 100000)
+                return err(*value, prefix + "cpuQuota must be a percentage like 400%");
+            m.limits.cpu_quota_percent = static_cast<unsigned>(pct);
+        } else if (k == "allowedCPUs") {
+            auto text = get_string(*value, k, scope);
+            if (!text) return text.error();
+            if (!valid_cpu_list(text.value()))
+                return err(*value, prefix + "allowedCPUs must be a CPU list like 0-7,16");
+            m.limits.allowed_cpus = text.value();
+        } else if (k == "gpus") {
+            auto items = get_list(*value, k);
+            if (!items) return items.error();
+            m.limits.gpus_set = true;
+            for (const Node* item : items.value()) {
+                auto n = get_int(*item, k, scope, 0, 255);
+                if (!n) return n.error();
+                m.limits.gpus.push_back(static_cast<int>(n.value()));
+            }
+        } else if (k == "backend") {
+            auto text = get_string(*value, k, scope);
+            if (!text) return text.error();
+            Backend b;
+            if (!parse_backend(text.value(), b)) return err(*value, prefix + "backend must be auto, scope or fork");
+            m.backend = b;
         } else if (k == "readyPattern") {
             auto s = get_string(*value, k, scope);
             if (!s) return s.error();
@@ -1123,6 +1221,7 @@ Result<Config> Loader::run() {
                                                          "globalTTL",
                                                          "unloadTimeout",
                                                          "logLevel",
+                                                         "backend",
                                                          "macros",
                                                          "models",
                                                          "groups",
@@ -1191,6 +1290,11 @@ Result<Config> Loader::run() {
         if (l != "debug" && l != "info" && l != "warn" && l != "error")
             return err(*v, "logLevel must be one of debug, info, warn, error");
         cfg_.log_level = l;
+    }
+    if (const Node* v = get("backend")) {
+        auto text = get_string(*v, "backend", scope);
+        if (!text) return text.error();
+        if (!parse_backend(text.value(), cfg_.backend)) return err(*v, "backend must be auto, scope or fork");
     }
     if (const Node* v = get("logToStdout")) {
         auto s = get_string(*v, "logToStdout", scope);

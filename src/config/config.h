@@ -56,6 +56,26 @@ struct UpstreamTimeouts {
     double idle_conn_s = 90;      // pooled keep-alive connection lifetime
 };
 
+// Resource fences of a model's process (a systemd scope or the fork backend's cgroup).
+struct ResourceLimits {
+    uint64_t memory_max = 0;         // `memoryMax` bytes (K/M/G/T suffixes); 0 = none
+    uint64_t memory_high = 0;        // `memoryHigh`: throttling threshold; 0 = none
+    unsigned cpu_quota_percent = 0;  // `cpuQuota` "250%" = 2.5 CPUs; 0 = none
+    std::string allowed_cpus;        // `allowedCPUs` "0-7,16"
+    // `gpus`: GPU indexes in CUDA order → CUDA_VISIBLE_DEVICES and device fencing of the
+    // other /dev/nvidia<N>. Unset (gpus_set false): no GPU fencing.
+    std::vector<int> gpus;
+    bool gpus_set = false;
+    bool any() const {
+        return memory_max || memory_high || cpu_quota_percent || !allowed_cpus.empty() || gpus_set;
+    }
+};
+
+// How a model's process is started: `scope` = a transient systemd scope unit per model (via
+// the service manager), `fork` = our own child in its own cgroup when we may create one,
+// `auto` = scope when a service manager is reachable, else fork.
+enum class Backend { Auto, Scope, Fork };
+
 struct ModelConfig {
     std::string id;
     SourcePos pos; // position of the model's key
@@ -94,6 +114,8 @@ struct ModelConfig {
     // `readyPattern`: a POSIX extended regex; an upstream output line matching it makes the
     // model Ready (llama-server prints "server is listening on" when it starts serving).
     std::string ready_pattern;
+    ResourceLimits limits;
+    std::optional<Backend> backend; // unset: the global `backend`
 };
 
 struct GroupConfig {
@@ -134,6 +156,7 @@ struct Config {
     // `hooks.on_startup.preload`: model ids (aliases resolved to ids at load; an unknown name
     // is an error, unlike the original which drops it silently).
     std::vector<std::string> preload;
+    Backend backend = Backend::Auto;
     ServerConfig server;
 
     std::map<std::string, ModelConfig> models; // sorted by id
