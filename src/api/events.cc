@@ -91,12 +91,12 @@ std::string EventBus::inflight_json(const char* operation, const proxy::Exchange
 
 void EventBus::on_exchange_start(const proxy::ExchangeInfo& info) {
     inflight_[info.id] = info;
-    publish("inflight", inflight_json("upsert", info));
+    if (!streams_.empty()) publish("inflight", inflight_json("upsert", info)); // no JSON for nobody
 }
 
 void EventBus::on_exchange_end(const proxy::ExchangeInfo& info, int, uint64_t) {
     inflight_.erase(info.id);
-    publish("inflight", inflight_json("remove", info));
+    if (!streams_.empty()) publish("inflight", inflight_json("remove", info));
 }
 
 void EventBus::on_heartbeat(struct ev_loop*, ev_timer* w, int) {

@@ -229,11 +229,11 @@ void Connection::handle_read() {
             in_.clear();
             in_off_ = 0;
         }
-        size_t old = in_.size();
-        in_.resize(old + kReadChunk);
-        ssize_t n = ::recv(fd_.get(), in_.data() + old, kReadChunk, 0);
+        // Read into a shared scratch buffer and keep only what arrived: no per-connection
+        // 64 KiB buffer, no zero-filling.
+        static char scratch[kReadChunk];
+        ssize_t n = ::recv(fd_.get(), scratch, sizeof scratch, 0);
         if (n <= 0) {
-            in_.resize(old);
             if (n < 0 && errno == EINTR) continue;
             if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
             // EOF or error: the client is gone. A request still being answered is cancelled.
@@ -244,7 +244,7 @@ void Connection::handle_read() {
             close();
             return;
         }
-        in_.resize(old + static_cast<size_t>(n));
+        in_.append(scratch, static_cast<size_t>(n));
         last_progress_ = ev_now(loop_);
         if (static_cast<size_t>(n) < kReadChunk) break;
     }
@@ -348,13 +348,20 @@ void Connection::flush_output() {
 
 void Connection::queue_output(const char* data, size_t len) {
     if (closed()) return;
-    const bool was_empty = output_pending() == 0;
     out_.append(data, len);
-    // Write at once when nothing is queued: saves arming EV_WRITE for most responses.
-    if (was_empty) flush_output();
+    // Write at once unless the socket is known to be full (EV_WRITE armed) or a response is
+    // being assembled (corked): most responses then leave in one send() without a loop turn.
+    if (corked_ == 0 && !(io_.events() & EV_WRITE)) flush_output();
     if (closed()) return;
     if (output_pending() >= kHighWatermark) was_congested_ = true;
-    update_io();
+    if (corked_ == 0) update_io();
+}
+
+void Connection::cork() { ++corked_; }
+
+void Connection::uncork() {
+    if (corked_ == 0 || --corked_ > 0) return;
+    queue_output("", 0);
 }
 
 void Connection::update_io() {
@@ -454,11 +461,13 @@ void Connection::respond(int status, const HeaderList& headers, std::string_view
     if (closed() || response_started_) return;
     HeaderList h = headers;
     h.set("Content-Length", std::to_string(body.size()));
+    cork(); // head and body leave in one send()
     start_response(status, h, Framing::None);
     if (!head_request_ && !body.empty()) {
         response_bytes_ = body.size();
         queue_output(body.data(), body.size());
     }
+    uncork();
     end_response();
 }
 

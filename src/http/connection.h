@@ -82,6 +82,9 @@ public:
     // Back-pressure: producers pause above the high watermark and wait for
     // Exchange::on_client_writable().
     size_t output_pending() const { return out_.size() - out_off_; }
+    // Between cork() and uncork() output is only queued; uncork() sends it in one go.
+    void cork();
+    void uncork();
     bool output_congested() const { return output_pending() >= kHighWatermark; }
 
     void attach_exchange(std::unique_ptr<Exchange> exchange);
@@ -155,6 +158,7 @@ private:
     bool close_after_response_ = false;
     bool head_phase_ = false;
     bool was_congested_ = false;
+    int corked_ = 0;
 
     std::string out_;
     size_t out_off_ = 0;

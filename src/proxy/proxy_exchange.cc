@@ -6,6 +6,7 @@
 #include <netinet/tcp.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "http/error_body.h"
 #include "util/log.h"
@@ -265,20 +266,32 @@ void ProxyExchange::handle_io(int revents) {
 void ProxyExchange::send_more() {
     while (seg_index_ < segments_.size()) {
         const Segment& seg = segments_[seg_index_];
-        const size_t left = seg.length - seg_done_;
-        if (left == 0) {
+        if (seg.length - seg_done_ == 0) {
             ++seg_index_;
             seg_done_ = 0;
             continue;
         }
         ssize_t n;
-        if (!seg.from_body) {
-            n = ::send(fd_.get(), head_.data() + seg.offset + seg_done_, left, MSG_NOSIGNAL);
-        } else if (req_.body.spooled()) {
+        if (seg.from_body && req_.body.spooled()) {
             off_t off = static_cast<off_t>(seg.offset + seg_done_);
-            n = ::sendfile(fd_.get(), req_.body.fd(), &off, left); // zero-copy from the spool
+            n = ::sendfile(fd_.get(), req_.body.fd(), &off, seg.length - seg_done_); // zero-copy
         } else {
-            n = ::send(fd_.get(), req_.body.memory().data() + seg.offset + seg_done_, left, MSG_NOSIGNAL);
+            // Head and in-memory body leave together: one system call, one TCP segment.
+            iovec iov[4];
+            int count = 0;
+            for (size_t i = seg_index_; i < segments_.size() && count < 4; ++i) {
+                const Segment& s = segments_[i];
+                if (s.from_body && req_.body.spooled()) break;
+                const size_t skip = i == seg_index_ ? seg_done_ : 0;
+                const char* base = s.from_body ? req_.body.memory().data() : head_.data();
+                iov[count].iov_base = const_cast<char*>(base + s.offset + skip);
+                iov[count].iov_len = s.length - skip;
+                ++count;
+            }
+            msghdr msg{};
+            msg.msg_iov = iov;
+            msg.msg_iovlen = static_cast<size_t>(count);
+            n = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL);
         }
         if (n < 0) {
             if (errno == EINTR) continue;
@@ -290,7 +303,19 @@ void ProxyExchange::send_more() {
             upstream_failed("cannot send the request upstream", errno);
             return;
         }
-        seg_done_ += static_cast<size_t>(n);
+        // Advance over as many segments as the bytes sent cover.
+        size_t sent = static_cast<size_t>(n);
+        while (sent > 0 && seg_index_ < segments_.size()) {
+            const size_t left = segments_[seg_index_].length - seg_done_;
+            if (sent < left) {
+                seg_done_ += sent;
+                sent = 0;
+            } else {
+                sent -= left;
+                ++seg_index_;
+                seg_done_ = 0;
+            }
+        }
     }
     // The whole request is out; wait for the response.
     if (state_ == State::Sending) {
@@ -340,7 +365,11 @@ void ProxyExchange::read_response() {
             return;
         }
         got_response_bytes_ = true;
+        // The response head and the body bytes of this read leave in one send().
+        http::Connection* client = client_;
+        if (client) client->cork();
         llhttp_errno_t err = llhttp_execute(&parser_, buf, static_cast<size_t>(n));
+        if (client && !client->closed()) client->uncork();
         if (state_ == State::Done || !client_) return;
         if (message_complete_) {
             finish_ok();

@@ -26,7 +26,7 @@ public:
     void drop(const std::string& key);
     size_t idle_count() const;
 
-    static constexpr size_t kMaxIdlePerKey = 16;
+    static constexpr size_t kMaxIdlePerKey = 64;
     static constexpr double kMaxIdleSeconds = 90;
 
 private:

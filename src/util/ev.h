@@ -19,10 +19,15 @@ public:
 
     // (Re)starts on fd with events (EV_READ/EV_WRITE); events == 0 stops.
     void set(int fd, int events) {
-        if (fd == w_.fd && events == (w_.events & (EV_READ | EV_WRITE)) && ev_is_active(&w_)) return;
-        stop();
+        const bool active = ev_is_active(&w_);
+        if (active && fd == w_.fd && events == (w_.events & (EV_READ | EV_WRITE))) return;
+        if (active) ev_io_stop(loop_, &w_);
         if (events == 0) return;
-        ev_io_set(&w_, fd, events);
+        // Still registered on the same fd: only the mask changes, which libev applies without
+        // re-adding the fd. After an explicit stop() the fd may have been closed and reused,
+        // so it is registered afresh.
+        if (active && fd == w_.fd) ev_io_modify(&w_, events);
+        else ev_io_set(&w_, fd, events);
         ev_io_start(loop_, &w_);
     }
     void stop() {
