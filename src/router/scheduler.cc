@@ -53,6 +53,7 @@ supervisor::ProcessSettings Scheduler::process_settings() const {
     supervisor::ProcessSettings settings;
     settings.health_check_timeout_s = cfg_.health_check_timeout_s;
     settings.notify_socket = notify_.address();
+    if (cgroups_.layout() != supervisor::CgroupManager::Layout::None) settings.cgroups = const_cast<supervisor::CgroupManager*>(&cgroups_);
     return settings;
 }
 

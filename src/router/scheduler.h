@@ -142,6 +142,7 @@ private:
     std::list<QueueEntry> queue_;
     TimerWatcher queue_timer_;
     readiness::NotifySocket notify_;
+    supervisor::CgroupManager cgroups_;
     // Replacing or removing a process object happens here, outside its own callbacks.
     TimerWatcher maintenance_;
     bool pumping_ = false;

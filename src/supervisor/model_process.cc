@@ -42,7 +42,8 @@ ModelProcess::ModelProcess(struct ev_loop* loop, config::ModelConfig cfg, Proces
       exec_io_(loop, &on_exec_status, this), output_io_(loop, &on_output, this),
       child_(loop, &on_child, this), stop_child_(loop, &on_stop_child, this),
       deadline_(loop, &on_deadline, this), retry_(loop, &on_retry, this),
-      kill_timer_(loop, &on_kill, this), probe_(loop, &on_probe_result, this) {
+      kill_timer_(loop, &on_kill, this), probe_(loop, &on_probe_result, this),
+      cgroup_cleanup_(loop, &on_cgroup_cleanup, this) {
     state_since_ = ev_now(loop_);
 }
 
@@ -129,11 +130,39 @@ void ModelProcess::start() {
     req.argv = argv;
     req.env = cfg_.env;
     if (!settings_.notify_socket.empty()) req.env.push_back("NOTIFY_SOCKET=" + settings_.notify_socket);
+    if (cfg_.limits.gpus_set) {
+        std::string visible;
+        for (int g : cfg_.limits.gpus) visible += (visible.empty() ? "" : ",") + std::to_string(g);
+        req.env.push_back("CUDA_VISIBLE_DEVICES=" + visible);
+    }
     req.output_fd = output_write_.get();
+    cgroup_.reset();
+    if (settings_.cgroups) {
+        auto cg = settings_.cgroups->create(cfg_.id, cfg_.limits);
+        if (cg) {
+            cgroup_ = std::move(cg.value());
+            req.hold = true; // into the cgroup before exec
+        } else if (settings_.cgroups->warned_once()) {
+            LOG_WARN("cgroups unavailable (%s): models run without memory/CPU/device fences",
+                     cg.error().message.c_str());
+        }
+    }
     auto spawned = spawn_process(req);
     if (!spawned) {
+        cgroup_.reset();
         fail_start("cannot start '" + argv[0] + "': " + spawned.error().message);
         return;
+    }
+    if (cgroup_) {
+        if (auto r = cgroup_->add_process(spawned->pid); !r) {
+            LOG_WARN("model %s: cannot move pid %d into its cgroup (%s), running it unfenced", cfg_.id.c_str(),
+                     spawned->pid, r.error().message.c_str());
+            cgroup_.reset();
+        }
+        static const char go = 1;
+        ssize_t w = ::write(spawned->release.get(), &go, 1);
+        (void)w;
+        spawned->release.reset();
     }
     pid_ = spawned->pid;
     if (guard_) guard_->watch(pid_);
@@ -350,13 +379,26 @@ void ModelProcess::handle_exit(int status) {
         partial_line_.clear();
     }
     const pid_t pid = pid_;
-    // Grandchildren left in the group must not outlive the model.
+    // Grandchildren left in the group (or, with a cgroup, anywhere in it) must not outlive
+    // the model.
     kill(-pid, SIGKILL);
+    bool oom = false;
+    if (cgroup_) {
+        oom = cgroup_->oom_kills() > 0;
+        cgroup_->kill_all();
+    }
     if (guard_) guard_->forget(pid);
     pid_ = -1;
     cleanup_after_exit();
 
-    const std::string how = describe_status(status);
+    std::string how = describe_status(status);
+    if (oom) {
+        char buf[96];
+        snprintf(buf, sizeof buf, "killed by the OOM killer: memoryMax %llu bytes",
+                 static_cast<unsigned long long>(cfg_.limits.memory_max));
+        how = buf;
+        pending_failure_ = std::string("upstream ") + buf; // an OOM kill is a failure, whatever the state
+    }
     switch (state_) {
     case ProcessState::Starting: {
         failure_ = !pending_failure_.empty() ? pending_failure_ : "upstream exited while starting (" + how + ")";
@@ -369,7 +411,7 @@ void ModelProcess::handle_exit(int status) {
         break;
     }
     case ProcessState::Ready:
-        failure_ = "upstream exited unexpectedly (" + how + ")";
+        failure_ = oom ? pending_failure_ : "upstream exited unexpectedly (" + how + ")";
         LOG_EVENT(LogLevel::Warn, (LogFields{.model = cfg_.id, .pid = pid, .event = "model_exited"}), "model %s: pid %d %s",
                   cfg_.id.c_str(), pid, failure_.c_str());
         set_state(ProcessState::Failed);
@@ -390,7 +432,31 @@ void ModelProcess::handle_exit(int status) {
     }
 }
 
+std::string ModelProcess::cgroup_name() const { return cgroup_ ? cgroup_->name() : std::string(); }
+uint64_t ModelProcess::memory_current() const { return cgroup_ ? cgroup_->memory_current() : 0; }
+
+void ModelProcess::on_cgroup_cleanup(struct ev_loop*, ev_timer* w, int) {
+    auto* self = static_cast<ModelProcess*>(w->data);
+    auto& stale = self->stale_cgroups_;
+    for (auto it = stale.begin(); it != stale.end();) it = (*it)->remove() ? stale.erase(it) : std::next(it);
+    if (stale.empty()) return;
+    if (++self->cgroup_retries_ > 50) {
+        LOG_WARN("model %s: cgroup %s stays busy, leaving it", self->cfg_.id.c_str(), stale.front()->name().c_str());
+        stale.clear(); // the destructor tries one last time
+        return;
+    }
+    self->cgroup_cleanup_.start(0.1);
+}
+
 void ModelProcess::cleanup_after_exit() {
+    if (cgroup_) {
+        if (!cgroup_->remove()) {
+            stale_cgroups_.push_back(std::move(cgroup_));
+            cgroup_retries_ = 0;
+            cgroup_cleanup_.start(0.05);
+        }
+        cgroup_.reset();
+    }
     exec_io_.stop();
     exec_status_.reset();
     output_io_.stop();

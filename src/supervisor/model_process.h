@@ -7,11 +7,13 @@
 #include <string>
 #include <string_view>
 #include <sys/types.h>
+#include <vector>
 
 #include "config/config.h"
 #include "logs/line_ring.h"
 #include "proxy/upstream_address.h"
 #include "readiness/health_probe.h"
+#include "supervisor/cgroup.h"
 #include "supervisor/group_guard.h"
 #include "supervisor/port_allocator.h"
 #include "supervisor/process_state.h"
@@ -36,6 +38,7 @@ struct ProcessSettings {
     double probe_timeout_s = 2;        // one probe's own limit
     double failed_start_grace_s = 5;   // stop grace after a failed readiness check
     std::string notify_socket;         // NOTIFY_SOCKET given to the upstream ("" = none)
+    class CgroupManager* cgroups = nullptr; // fork backend fences; null: none
 };
 
 class ModelProcess {
@@ -58,6 +61,9 @@ public:
     double load_seconds() const { return ready_at_ > started_at_ ? ready_at_ - started_at_ : 0; }
     std::string recent_output(size_t lines) const { return output_.tail(lines); }
     const std::string& cmd_text() const { return cmd_text_; }
+    // The model's cgroup (fork backend) and what it uses now; empty/0 when unfenced.
+    std::string cgroup_name() const;
+    uint64_t memory_current() const;
 
     // Stopped/Failed → Starting. The observer hears the outcome (Ready or Failed).
     void start();
@@ -79,6 +85,7 @@ private:
     static void on_deadline(struct ev_loop*, ev_timer*, int);
     static void on_retry(struct ev_loop*, ev_timer*, int);
     static void on_kill(struct ev_loop*, ev_timer*, int);
+    static void on_cgroup_cleanup(struct ev_loop*, ev_timer*, int);
     static void on_probe_result(void* self, int status);
 
     void set_state(ProcessState to);
@@ -127,6 +134,10 @@ private:
     readiness::HealthProbe probe_;
     double kill_at_ = 0;
     std::unique_ptr<struct ReadyPattern> ready_pattern_; // compiled readyPattern
+    std::unique_ptr<ModelCgroup> cgroup_;
+    std::vector<std::unique_ptr<ModelCgroup>> stale_cgroups_; // still busy: removal retried
+    TimerWatcher cgroup_cleanup_;
+    int cgroup_retries_ = 0;
 };
 
 } // namespace ls::supervisor

@@ -25,7 +25,7 @@ namespace {
 
 // Runs in the child between fork and exec: only async-signal-safe calls.
 [[noreturn]] void exec_child(const SpawnRequest& req, char* const* argv, char* const* envp,
-                             int status_fd, pid_t parent) {
+                             int status_fd, int hold_fd, int hold_write_fd, pid_t parent) {
     sigset_t all;
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, nullptr);
@@ -45,6 +45,14 @@ namespace {
     // Whatever the daemon holds (listeners, client sockets) must not leak into the upstream.
     syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
 
+    if (hold_fd >= 0) {
+        ::close(hold_write_fd); // else our own copy would keep the pipe open forever
+        char go;
+        ssize_t n;
+        do n = ::read(hold_fd, &go, 1);
+        while (n < 0 && errno == EINTR);
+        if (n != 1) _exit(1); // the daemon went away before releasing us
+    }
     execvpe(argv[0], argv, envp);
     child_fail(status_fd, errno);
 }
@@ -78,17 +86,25 @@ Result<Spawned> spawn_process(const SpawnRequest& req) {
     UniqueFd status_read(status_pipe[0]);
     UniqueFd status_write(status_pipe[1]);
 
+    UniqueFd hold_read, hold_write;
+    if (req.hold) {
+        int hold[2];
+        if (pipe2(hold, O_CLOEXEC) != 0) return make_error(std::string("pipe: ") + strerror(errno), errno);
+        hold_read.reset(hold[0]);
+        hold_write.reset(hold[1]);
+    }
+
     const pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) return make_error(std::string("fork: ") + strerror(errno), errno);
-    if (pid == 0) exec_child(req, argv.data(), envp.data(), status_write.get(), parent);
+    if (pid == 0) exec_child(req, argv.data(), envp.data(), status_write.get(), hold_read.get(), hold_write.get(), parent);
 
     // Also set the group from the parent: whichever runs first, the group exists before
     // anyone signals it.
     if (req.own_process_group) (void)setpgid(pid, pid);
     status_write.reset();
     fcntl(status_read.get(), F_SETFL, fcntl(status_read.get(), F_GETFL) | O_NONBLOCK);
-    return Spawned{pid, std::move(status_read)};
+    return Spawned{pid, std::move(status_read), std::move(hold_write)};
 }
 
 int read_exec_status(int fd) {

@@ -17,6 +17,9 @@ struct SpawnRequest {
     std::vector<std::string> env; // "NAME=value": set on top of the inherited environment
     int output_fd = -1;           // becomes stdout and stderr; -1 keeps the daemon's
     bool own_process_group = true;
+    // The child waits before exec until release() is written (so the parent can move it
+    // into its cgroup first).
+    bool hold = false;
 };
 
 struct Spawned {
@@ -24,6 +27,7 @@ struct Spawned {
     // Readable end of the exec-status pipe: EOF means exec succeeded; an int (errno) means
     // it failed. Non-blocking.
     UniqueFd exec_status;
+    UniqueFd release; // with `hold`: write one byte (or close) to let the child exec
 };
 
 Result<Spawned> spawn_process(const SpawnRequest& req);
