@@ -137,10 +137,10 @@ std::string running_json(const router::Scheduler& scheduler) {
         cJSON_AddStringToObject(rec, "description", m.description.c_str());
         if (p->pid() > 0) cJSON_AddNumberToObject(rec, "pid", p->pid());
         const std::string cg = p->cgroup_name();
-        if (!cg.empty()) {
-            cJSON_AddStringToObject(rec, "cgroup", cg.c_str());
+        if (!cg.empty()) cJSON_AddStringToObject(rec, "cgroup", cg.c_str());
+        if (!p->unit().empty()) cJSON_AddStringToObject(rec, "unit", p->unit().c_str());
+        if (!cg.empty() || !p->unit().empty())
             cJSON_AddNumberToObject(rec, "memoryBytes", static_cast<double>(p->memory_current()));
-        }
         cJSON_AddNumberToObject(rec, "inFlight", view.in_flight);
         cJSON_AddNumberToObject(rec, "queued", view.queued);
         if (p->state() == supervisor::ProcessState::Failed)

@@ -12,7 +12,7 @@ using supervisor::ProcessState;
 
 Scheduler::Scheduler(struct ev_loop* loop, supervisor::GroupGuard* guard, logs::LogHub* hub)
     : loop_(loop), guard_(guard), hub_(hub), ports_(5800), queue_timer_(loop, &on_queue_timeout, this),
-      notify_(loop, &on_notify, this), maintenance_(loop, &on_maintenance, this) {
+      notify_(loop, &on_notify, this), scopes_(loop), maintenance_(loop, &on_maintenance, this) {
     if (auto r = notify_.open(); !r)
         LOG_WARN("upstream readiness via sd_notify is unavailable: %s", r.error().message.c_str());
 }
@@ -32,8 +32,10 @@ void Scheduler::on_notify(void* p, pid_t sender, std::string_view message) {
 }
 
 Scheduler::~Scheduler() {
-    // Waiters are owned by connections that are already gone at this point.
+    // Waiters are owned by connections that are already gone at this point. Processes go
+    // before the notify socket, cgroup manager and bus connection they use.
     queue_.clear();
+    slots_.clear();
 }
 
 Scheduler::Slot* Scheduler::slot(const std::string& id) {
@@ -53,13 +55,27 @@ supervisor::ProcessSettings Scheduler::process_settings() const {
     supervisor::ProcessSettings settings;
     settings.health_check_timeout_s = cfg_.health_check_timeout_s;
     settings.notify_socket = notify_.address();
-    if (cgroups_.layout() != supervisor::CgroupManager::Layout::None) settings.cgroups = const_cast<supervisor::CgroupManager*>(&cgroups_);
+    if (cgroups_.layout() != supervisor::CgroupManager::Layout::None)
+        settings.cgroups = const_cast<supervisor::CgroupManager*>(&cgroups_);
+    settings.scopes = const_cast<supervisor::ScopeBackend*>(&scopes_);
+    settings.backend = cfg_.backend;
     return settings;
 }
 
 void Scheduler::apply_config(const config::Config& cfg) {
     const bool first = slots_.empty();
     cfg_ = cfg;
+    // The scope backend is tried once, when some model may use it.
+    bool wants_scope = cfg.backend != config::Backend::Fork;
+    for (const auto& [id, m] : cfg.models) wants_scope |= m.backend.value_or(cfg.backend) != config::Backend::Fork;
+    if (wants_scope && !scope_tried_) {
+        scope_tried_ = true;
+        if (auto r = scopes_.connect(scope_address_); r)
+            LOG_INFO("scope backend: models run in transient units via %s", scopes_.address().c_str());
+        else
+            LOG_INFO("scope backend unavailable (%s): using the fork backend (%s)", r.error().message.c_str(),
+                     supervisor::CgroupManager::layout_name(cgroups_.layout()));
+    }
     ports_.set_start(cfg.start_port);
     // The original hands ports out in id order; keep that as the preferred port.
     int port_index = 0;

@@ -4,6 +4,7 @@
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
+#include <fstream>
 #include <regex.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -137,7 +138,18 @@ void ModelProcess::start() {
     }
     req.output_fd = output_write_.get();
     cgroup_.reset();
-    if (settings_.cgroups) {
+    unit_.clear();
+    unit_memory_dir_.clear();
+    const config::Backend backend = cfg_.backend.value_or(settings_.backend);
+    const bool scope_ready = settings_.scopes && settings_.scopes->connected();
+    if (backend == config::Backend::Scope && !scope_ready) {
+        fail_start("backend is 'scope' but no systemd service manager is reachable");
+        return;
+    }
+    const bool use_scope = scope_ready && backend != config::Backend::Fork;
+    if (use_scope) {
+        req.hold = true; // exec only once the scope holds it
+    } else if (settings_.cgroups) {
         auto cg = settings_.cgroups->create(cfg_.id, cfg_.limits);
         if (cg) {
             cgroup_ = std::move(cg.value());
@@ -153,7 +165,14 @@ void ModelProcess::start() {
         fail_start("cannot start '" + argv[0] + "': " + spawned.error().message);
         return;
     }
-    if (cgroup_) {
+    if (use_scope) {
+        unit_ = ScopeBackend::unit_name(cfg_.id);
+        release_ = std::move(spawned->release);
+        const pid_t child = spawned->pid;
+        scope_call_ = settings_.scopes->start_scope(unit_, child, "llama-swap model " + cfg_.id, cfg_.limits,
+                                                   cfg_.unload_timeout_s,
+                                                   [this](const std::string& error) { on_scope_created(error); });
+    } else if (cgroup_) {
         if (auto r = cgroup_->add_process(spawned->pid); !r) {
             LOG_WARN("model %s: cannot move pid %d into its cgroup (%s), running it unfenced", cfg_.id.c_str(),
                      spawned->pid, r.error().message.c_str());
@@ -187,6 +206,35 @@ void ModelProcess::fail_start(std::string message) {
     }
     pending_failure_ = std::move(message);
     stop(settings_.failed_start_grace_s, "start failed");
+}
+
+void ModelProcess::on_scope_created(const std::string& error) {
+    scope_call_.reset();
+    if (pid_ <= 0) return;
+    if (!error.empty()) {
+        // The held child never ran the command: take it down, its reaping fails the start.
+        pending_failure_ = "cannot create scope " + unit_ + ": " + error;
+        unit_.clear();
+        release_.reset();
+        kill(pid_, SIGKILL);
+        return;
+    }
+    unit_memory_dir_ = memory_cgroup_dir_of(pid_);
+    static const char go = 1;
+    ssize_t w = ::write(release_.get(), &go, 1);
+    (void)w;
+    release_.reset();
+}
+
+uint64_t ModelProcess::scope_oom_kills() const {
+    if (unit_memory_dir_.empty()) return 0;
+    std::ifstream in(unit_memory_dir_ + "/memory.events");
+    if (!in) in.open(unit_memory_dir_ + "/memory.oom_control");
+    std::string key;
+    uint64_t value;
+    while (in >> key >> value)
+        if (key == "oom_kill") return value;
+    return 0;
 }
 
 void ModelProcess::on_exec_status(struct ev_loop*, ev_io* w, int) {
@@ -387,6 +435,12 @@ void ModelProcess::handle_exit(int status) {
         oom = cgroup_->oom_kills() > 0;
         cgroup_->kill_all();
     }
+    if (!unit_.empty()) {
+        oom = oom || scope_oom_kills() > 0;
+        if (settings_.scopes) settings_.scopes->stop_scope(unit_); // whatever is left in it
+    }
+    scope_call_.reset();
+    release_.reset();
     if (guard_) guard_->forget(pid);
     pid_ = -1;
     cleanup_after_exit();
@@ -433,7 +487,17 @@ void ModelProcess::handle_exit(int status) {
 }
 
 std::string ModelProcess::cgroup_name() const { return cgroup_ ? cgroup_->name() : std::string(); }
-uint64_t ModelProcess::memory_current() const { return cgroup_ ? cgroup_->memory_current() : 0; }
+
+uint64_t ModelProcess::memory_current() const {
+    if (cgroup_) return cgroup_->memory_current();
+    if (unit_memory_dir_.empty()) return 0;
+    for (const char* f : {"/memory.current", "/memory.usage_in_bytes"}) {
+        std::ifstream in(unit_memory_dir_ + f);
+        uint64_t v;
+        if (in >> v) return v;
+    }
+    return 0;
+}
 
 void ModelProcess::on_cgroup_cleanup(struct ev_loop*, ev_timer* w, int) {
     auto* self = static_cast<ModelProcess*>(w->data);

@@ -16,6 +16,7 @@
 #include "supervisor/cgroup.h"
 #include "supervisor/group_guard.h"
 #include "supervisor/port_allocator.h"
+#include "supervisor/scope_backend.h"
 #include "supervisor/process_state.h"
 #include "util/ev.h"
 #include "util/unique_fd.h"
@@ -39,6 +40,8 @@ struct ProcessSettings {
     double failed_start_grace_s = 5;   // stop grace after a failed readiness check
     std::string notify_socket;         // NOTIFY_SOCKET given to the upstream ("" = none)
     class CgroupManager* cgroups = nullptr; // fork backend fences; null: none
+    class ScopeBackend* scopes = nullptr;   // null or disconnected: no scope backend
+    config::Backend backend = config::Backend::Auto; // the global default
 };
 
 class ModelProcess {
@@ -64,6 +67,8 @@ public:
     // The model's cgroup (fork backend) and what it uses now; empty/0 when unfenced.
     std::string cgroup_name() const;
     uint64_t memory_current() const;
+    // The transient scope unit holding the model (scope backend), or "".
+    const std::string& unit() const { return unit_; }
 
     // Stopped/Failed → Starting. The observer hears the outcome (Ready or Failed).
     void start();
@@ -96,6 +101,8 @@ private:
     void cleanup_after_exit();
     void run_stop_command();
     void become_ready(const char* how);
+    void on_scope_created(const std::string& error);
+    uint64_t scope_oom_kills() const;
 
     struct ev_loop* loop_;
     config::ModelConfig cfg_;
@@ -137,6 +144,10 @@ private:
     std::unique_ptr<ModelCgroup> cgroup_;
     std::vector<std::unique_ptr<ModelCgroup>> stale_cgroups_; // still busy: removal retried
     TimerWatcher cgroup_cleanup_;
+    std::string unit_;                              // scope backend: our unit
+    std::string unit_memory_dir_;                   // its memory cgroup directory
+    std::unique_ptr<ScopeBackend::Call> scope_call_; // pending StartTransientUnit
+    UniqueFd release_;                              // held child: write to let it exec
     int cgroup_retries_ = 0;
 };
 

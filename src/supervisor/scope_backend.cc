@@ -1,0 +1,254 @@
+#include "supervisor/scope_backend.h"
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <fstream>
+#include <poll.h>
+#include <sstream>
+#include <sys/stat.h>
+#include <systemd/sd-login.h>
+#include <unistd.h>
+
+#include "util/log.h"
+
+namespace ls::supervisor {
+
+namespace {
+constexpr const char* kDest = "org.freedesktop.systemd1";
+constexpr const char* kPath = "/org/freedesktop/systemd1";
+constexpr const char* kIface = "org.freedesktop.systemd1.Manager";
+
+bool exists(const std::string& p) {
+    struct stat st;
+    return stat(p.c_str(), &st) == 0;
+}
+
+// "0-3,8" → the AllowedCPUs= byte mask (bit N = CPU N, little endian).
+std::vector<uint8_t> cpu_mask(const std::string& list) {
+    std::vector<uint8_t> mask;
+    std::istringstream in(list);
+    std::string part;
+    while (std::getline(in, part, ',')) {
+        size_t dash = part.find('-');
+        int a = atoi(part.c_str());
+        int b = dash == std::string::npos ? a : atoi(part.c_str() + dash + 1);
+        for (int c = a; c <= b && c < 8192; ++c) {
+            if (mask.size() <= static_cast<size_t>(c / 8)) mask.resize(static_cast<size_t>(c / 8) + 1, 0);
+            mask[static_cast<size_t>(c / 8)] |= static_cast<uint8_t>(1u << (c % 8));
+        }
+    }
+    return mask;
+}
+
+int on_start_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto* call = static_cast<ScopeBackend::Call*>(userdata);
+    std::string error;
+    if (sd_bus_message_is_method_error(m, nullptr)) {
+        const sd_bus_error* e = sd_bus_message_get_error(m);
+        error = e && e->message ? e->message : "StartTransientUnit failed";
+    }
+    ScopeBackend::Done done = std::move(call->done); // the callback may destroy the call
+    if (done) done(error);
+    return 0;
+}
+} // namespace
+
+std::string ScopeBackend::unit_name(const std::string& id) {
+    // systemd-escape: '/' becomes '-', other unusual bytes (and '-') \xNN.
+    std::string out = "llama-swap-";
+    for (size_t i = 0; i < id.size(); ++i) {
+        unsigned char c = static_cast<unsigned char>(id[i]);
+        if (c == '/') out += '-';
+        else if (isalnum(c) || c == '_' || c == ':' || (c == '.' && i > 0)) out += static_cast<char>(c);
+        else {
+            char buf[8];
+            snprintf(buf, sizeof buf, "\\x%02x", c);
+            out += buf;
+        }
+    }
+    return out + ".scope";
+}
+
+ScopeBackend::ScopeBackend(struct ev_loop* loop)
+    : loop_(loop), io_(loop, &on_io, this), timer_(loop, &on_timer, this) {
+    ev_prepare_init(&prepare_, &on_prepare);
+    prepare_.data = this;
+}
+
+ScopeBackend::~ScopeBackend() {
+    if (ev_is_active(&prepare_)) {
+        ev_ref(loop_);
+        ev_prepare_stop(loop_, &prepare_);
+    }
+    if (bus_) sd_bus_flush_close_unref(bus_);
+}
+
+Result<void> ScopeBackend::connect(const std::string& address) {
+    std::string addr = address;
+    if (addr.empty()) {
+        const char* runtime = getenv("XDG_RUNTIME_DIR");
+        if (geteuid() == 0 && exists("/run/systemd/private")) addr = "unix:path=/run/systemd/private";
+        else if (runtime && exists(std::string(runtime) + "/systemd/private"))
+            addr = "unix:path=" + std::string(runtime) + "/systemd/private";
+        else return make_error("no systemd manager socket found");
+    }
+    sd_bus* bus = nullptr;
+    int r = sd_bus_new(&bus);
+    if (r >= 0) r = sd_bus_set_address(bus, addr.c_str());
+    if (r >= 0) r = sd_bus_start(bus);
+    if (r < 0) {
+        if (bus) sd_bus_unref(bus);
+        return make_error("cannot connect to " + addr + ": " + strerror(-r), -r);
+    }
+    bus_ = bus;
+    address_ = addr;
+    char* unit = nullptr;
+    // Bind scopes to our own unit when we are one (a dead daemon then takes its models along).
+    if (sd_pid_get_unit(getpid(), &unit) >= 0 && unit) {
+        own_unit_ = unit;
+        free(unit);
+    }
+    ev_prepare_start(loop_, &prepare_);
+    ev_unref(loop_);
+    update_watchers();
+    return {};
+}
+
+void ScopeBackend::on_prepare(struct ev_loop*, ev_prepare* w, int) {
+    static_cast<ScopeBackend*>(w->data)->update_watchers();
+}
+
+void ScopeBackend::update_watchers() {
+    if (!bus_) return;
+    const int fd = sd_bus_get_fd(bus_);
+    const int events = sd_bus_get_events(bus_);
+    int ev = 0;
+    if (events & POLLIN) ev |= EV_READ;
+    if (events & POLLOUT) ev |= EV_WRITE;
+    if (fd >= 0) io_.set(fd, ev ? ev : EV_READ);
+    uint64_t until = 0;
+    if (sd_bus_get_timeout(bus_, &until) >= 0 && until != UINT64_MAX) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        const uint64_t now = static_cast<uint64_t>(ts.tv_sec) * 1000000ull + static_cast<uint64_t>(ts.tv_nsec) / 1000;
+        const double after = until > now ? static_cast<double>(until - now) / 1e6 : 0;
+        timer_.start(after);
+    } else {
+        timer_.stop();
+    }
+}
+
+void ScopeBackend::on_io(struct ev_loop*, ev_io* w, int) { static_cast<ScopeBackend*>(w->data)->process(); }
+void ScopeBackend::on_timer(struct ev_loop*, ev_timer* w, int) { static_cast<ScopeBackend*>(w->data)->process(); }
+
+void ScopeBackend::process() {
+    if (!bus_) return;
+    for (int i = 0; i < 64; ++i) {
+        int r = sd_bus_process(bus_, nullptr);
+        if (r < 0) {
+            LOG_ERROR("systemd bus connection failed: %s; new models start without scopes", strerror(-r));
+            io_.stop();
+            timer_.stop();
+            sd_bus_flush_close_unref(bus_);
+            bus_ = nullptr;
+            return;
+        }
+        if (r == 0) break;
+    }
+    update_watchers();
+}
+
+std::unique_ptr<ScopeBackend::Call> ScopeBackend::start_scope(const std::string& unit, pid_t pid,
+                                                              const std::string& description,
+                                                              const config::ResourceLimits& limits,
+                                                              double stop_timeout_s, Done done) {
+    auto call = std::make_unique<Call>();
+    call->done = std::move(done);
+    if (!bus_) {
+        call->done("no connection to the service manager");
+        return call;
+    }
+    sd_bus_message* m = nullptr;
+    int r = sd_bus_message_new_method_call(bus_, &m, kDest, kPath, kIface, "StartTransientUnit");
+    auto ok = [&](int rr) { return rr >= 0 && r >= 0 ? (r = rr, true) : (r = rr < 0 ? rr : r, false); };
+    if (ok(r)) ok(sd_bus_message_append(m, "ss", unit.c_str(), "fail"));
+    if (ok(r)) ok(sd_bus_message_open_container(m, 'a', "(sv)"));
+    if (ok(r)) ok(sd_bus_message_append(m, "(sv)", "Description", "s", description.c_str()));
+    if (ok(r)) ok(sd_bus_message_append(m, "(sv)", "PIDs", "au", 1, static_cast<uint32_t>(pid)));
+    if (ok(r)) ok(sd_bus_message_append(m, "(sv)", "Slice", "s", "llama-swap.slice"));
+    if (ok(r)) ok(sd_bus_message_append(m, "(sv)", "CollectMode", "s", "inactive-or-failed"));
+    if (ok(r)) ok(sd_bus_message_append(m, "(sv)", "TimeoutStopUSec", "t",
+                                        static_cast<uint64_t>(stop_timeout_s * 1e6)));
+    if (limits.memory_max && ok(r)) ok(sd_bus_message_append(m, "(sv)", "MemoryMax", "t", limits.memory_max));
+    if (limits.memory_high && ok(r)) ok(sd_bus_message_append(m, "(sv)", "MemoryHigh", "t", limits.memory_high));
+    if (limits.cpu_quota_percent && ok(r))
+        ok(sd_bus_message_append(m, "(sv)", "CPUQuotaPerSecUSec", "t",
+                                 static_cast<uint64_t>(limits.cpu_quota_percent) * 10000));
+    if (!limits.allowed_cpus.empty() && ok(r)) {
+        const std::vector<uint8_t> mask = cpu_mask(limits.allowed_cpus);
+        ok(sd_bus_message_open_container(m, 'r', "sv"));
+        if (ok(r)) ok(sd_bus_message_append(m, "s", "AllowedCPUs"));
+        if (ok(r)) ok(sd_bus_message_open_container(m, 'v', "ay"));
+        if (ok(r)) ok(sd_bus_message_append_array(m, 'y', mask.data(), mask.size()));
+        if (ok(r)) ok(sd_bus_message_close_container(m));
+        if (ok(r)) ok(sd_bus_message_close_container(m));
+    }
+    if (limits.gpus_set && ok(r)) {
+        // Closed device policy: the standard pseudo devices, the GPU control nodes, and only
+        // the model's own /dev/nvidia<N>.
+        ok(sd_bus_message_append(m, "(sv)", "DevicePolicy", "s", "closed"));
+        if (ok(r)) ok(sd_bus_message_open_container(m, 'r', "sv"));
+        if (ok(r)) ok(sd_bus_message_append(m, "s", "DeviceAllow"));
+        if (ok(r)) ok(sd_bus_message_open_container(m, 'v', "a(ss)"));
+        if (ok(r)) ok(sd_bus_message_open_container(m, 'a', "(ss)"));
+        for (const char* node : {"/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset"})
+            if (ok(r)) ok(sd_bus_message_append(m, "(ss)", node, "rw"));
+        for (int g : limits.gpus) {
+            const std::string node = "/dev/nvidia" + std::to_string(g);
+            if (ok(r)) ok(sd_bus_message_append(m, "(ss)", node.c_str(), "rw"));
+        }
+        if (ok(r)) ok(sd_bus_message_close_container(m));
+        if (ok(r)) ok(sd_bus_message_close_container(m));
+        if (ok(r)) ok(sd_bus_message_close_container(m));
+    }
+    if (!own_unit_.empty() && ok(r)) {
+        ok(sd_bus_message_append(m, "(sv)", "BindsTo", "as", 1, own_unit_.c_str()));
+        if (ok(r)) ok(sd_bus_message_append(m, "(sv)", "After", "as", 1, own_unit_.c_str()));
+    }
+    if (ok(r)) ok(sd_bus_message_close_container(m));
+    if (ok(r)) ok(sd_bus_message_append(m, "a(sa(sv))", 0));
+    if (ok(r)) ok(sd_bus_call_async(bus_, &call->slot, m, &on_start_reply, call.get(), 0));
+    sd_bus_message_unref(m);
+    if (r < 0) call->done(std::string("cannot ask for a scope: ") + strerror(-r));
+    update_watchers();
+    return call;
+}
+
+void ScopeBackend::stop_scope(const std::string& unit) {
+    if (!bus_) return;
+    // Floating call: nobody waits for the answer; the unit is collected when it is gone.
+    sd_bus_call_method_async(bus_, nullptr, kDest, kPath, kIface, "StopUnit", nullptr, nullptr, "ss", unit.c_str(),
+                             "replace");
+    update_watchers();
+}
+
+std::string memory_cgroup_dir_of(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/cgroup");
+    std::string line, v2, v1;
+    while (std::getline(in, line)) {
+        size_t a = line.find(':'), b = line.find(':', a + 1);
+        if (a == std::string::npos || b == std::string::npos) continue;
+        const std::string ctrls = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
+        if (ctrls.empty()) v2 = path;
+        std::istringstream cs(ctrls);
+        std::string c;
+        while (std::getline(cs, c, ','))
+            if (c == "memory") v1 = path;
+    }
+    if (!v1.empty() && exists("/sys/fs/cgroup/memory" + v1)) return "/sys/fs/cgroup/memory" + v1;
+    if (!v2.empty() && exists("/sys/fs/cgroup" + v2 + "/memory.current")) return "/sys/fs/cgroup" + v2;
+    return "";
+}
+
+} // namespace ls::supervisor
