@@ -44,7 +44,7 @@ ModelProcess::ModelProcess(struct ev_loop* loop, config::ModelConfig cfg, Proces
       child_(loop, &on_child, this), stop_child_(loop, &on_stop_child, this),
       deadline_(loop, &on_deadline, this), retry_(loop, &on_retry, this),
       kill_timer_(loop, &on_kill, this), probe_(loop, &on_probe_result, this),
-      cgroup_cleanup_(loop, &on_cgroup_cleanup, this) {
+      cgroup_cleanup_(loop, &on_cgroup_cleanup, this), scope_wait_(loop, &on_scope_wait, this) {
     state_since_ = ev_now(loop_);
 }
 
@@ -219,10 +219,35 @@ void ModelProcess::on_scope_created(const std::string& error) {
         kill(pid_, SIGKILL);
         return;
     }
+    // The reply only means the job was queued: exec once the manager has really moved the
+    // child, so nothing the model allocates is charged outside its fence.
+    scope_wait_ticks_ = 0;
+    release_held_child();
+}
+
+void ModelProcess::on_scope_wait(struct ev_loop*, ev_timer* w, int) {
+    auto* self = w ? static_cast<ModelProcess*>(w->data) : nullptr;
+    if (!self) return;
+    self->release_held_child();
+}
+
+void ModelProcess::release_held_child() {
+    if (pid_ <= 0 || !release_) return;
+    std::ifstream in("/proc/" + std::to_string(pid_) + "/cgroup");
+    std::string line;
+    bool moved = false;
+    while (std::getline(in, line))
+        if (line.rfind("0::", 0) == 0 || line.find(":name=systemd:") != std::string::npos)
+            moved |= line.find("/" + unit_) != std::string::npos;
+    if (!moved && ++scope_wait_ticks_ < 400) { // 2 s at most, then go on unfenced
+        scope_wait_.start(0.005);
+        return;
+    }
+    if (!moved) LOG_WARN("model %s: %s did not take pid %d in time, starting it anyway", cfg_.id.c_str(), unit_.c_str(), pid_);
     unit_memory_dir_ = memory_cgroup_dir_of(pid_);
     static const char go = 1;
-    ssize_t w = ::write(release_.get(), &go, 1);
-    (void)w;
+    ssize_t n = ::write(release_.get(), &go, 1);
+    (void)n;
     release_.reset();
 }
 
@@ -369,6 +394,7 @@ void ModelProcess::on_kill(struct ev_loop*, ev_timer* w, int) {
     auto* self = static_cast<ModelProcess*>(w->data);
     if (self->pid_ <= 0) return;
     LOG_WARN("model %s: pid %d did not stop in time, sending SIGKILL", self->cfg_.id.c_str(), self->pid_);
+    self->we_sent_sigkill_ = true;
     if (kill(-self->pid_, SIGKILL) != 0) kill(self->pid_, SIGKILL);
 }
 
@@ -437,10 +463,16 @@ void ModelProcess::handle_exit(int status) {
     }
     if (!unit_.empty()) {
         oom = oom || scope_oom_kills() > 0;
+        // The manager may have removed the scope's cgroup (and its OOM counter) already: a
+        // SIGKILL we did not send to a model with memoryMax is the OOM killer's signature.
+        if (!oom && cfg_.limits.memory_max && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL && !we_sent_sigkill_)
+            oom = true;
         if (settings_.scopes) settings_.scopes->stop_scope(unit_); // whatever is left in it
     }
     scope_call_.reset();
     release_.reset();
+    scope_wait_.stop();
+    we_sent_sigkill_ = false;
     if (guard_) guard_->forget(pid);
     pid_ = -1;
     cleanup_after_exit();

@@ -91,6 +91,8 @@ private:
     static void on_retry(struct ev_loop*, ev_timer*, int);
     static void on_kill(struct ev_loop*, ev_timer*, int);
     static void on_cgroup_cleanup(struct ev_loop*, ev_timer*, int);
+    static void on_scope_wait(struct ev_loop*, ev_timer*, int);
+    void release_held_child();
     static void on_probe_result(void* self, int status);
 
     void set_state(ProcessState to);
@@ -148,6 +150,9 @@ private:
     std::string unit_memory_dir_;                   // its memory cgroup directory
     std::unique_ptr<ScopeBackend::Call> scope_call_; // pending StartTransientUnit
     UniqueFd release_;                              // held child: write to let it exec
+    TimerWatcher scope_wait_;                       // until the child is in the scope's cgroup
+    int scope_wait_ticks_ = 0;
+    bool we_sent_sigkill_ = false;
     int cgroup_retries_ = 0;
 };
 
