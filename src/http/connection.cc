@@ -223,7 +223,9 @@ void Connection::on_io(struct ev_loop*, ev_io* w, int revents) {
 }
 
 void Connection::handle_read() {
-    for (;;) {
+    // Parse after every read: a fast uploader must never pile up more than one chunk of
+    // unparsed input (the body itself goes to the spool as it is parsed).
+    for (int i = 0; i < 16; ++i) { // bounded per wake-up, so one client cannot hog the loop
         if (parser_paused_ && in_.size() - in_off_ >= kMaxBufferedInput) break;
         if (in_off_ > 0 && in_off_ == in_.size()) {
             in_.clear();
@@ -246,9 +248,11 @@ void Connection::handle_read() {
         }
         in_.append(scratch, static_cast<size_t>(n));
         last_progress_ = ev_now(loop_);
-        if (static_cast<size_t>(n) < kReadChunk) break;
+        parse_input();
+        if (closed()) return;
+        if (static_cast<size_t>(n) < sizeof scratch) break;
     }
-    parse_input();
+    if (in_.capacity() > 1024 * 1024 && in_off_ == in_.size()) std::string().swap(in_); // after a burst
     update_io();
 }
 

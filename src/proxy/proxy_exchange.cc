@@ -33,7 +33,7 @@ ProxyExchange::ProxyExchange(struct ev_loop* loop, http::Connection& client, htt
                              router::Scheduler& scheduler, UpstreamPool& pool, std::string model_id,
                              ProxyOptions options)
     : loop_(loop), client_(&client), req_(req), scheduler_(scheduler), pool_(pool),
-      model_(std::move(model_id)), opt_(std::move(options)), io_(loop, &on_io, this),
+      model_(std::move(model_id)), opt_(std::move(options)),
       timeout_(loop, &on_timeout, this), loading_tick_(loop, &on_loading_tick, this) {
     if (opt_.target.empty()) opt_.target = req.target;
 }
@@ -91,21 +91,28 @@ void ProxyExchange::on_loading_tick(struct ev_loop*, ev_timer* w, int) {
 void ProxyExchange::on_rejected(const router::Rejection& why) {
     if (!client_) return;
     state_ = State::Done;
+    fail_client(why.status, why.message, why.code, why.retry_after_s);
+}
+
+void ProxyExchange::fail_client(int status, const std::string& message, const std::string& code,
+                                int retry_after_s) {
+    if (!client_) return;
+    http::Connection* c = client_;
+    client_ = nullptr;
     if (loading_stream_) {
+        // The client already has our 200 event stream: the error becomes its last event.
         loading_tick_.stop();
-        std::string ev = "data: " + http::error_json(why.status, why.message, why.code);
+        std::string ev = "data: " + http::error_json(status, message, code);
         ev.pop_back(); // error_json ends with a newline
         ev += "\n\ndata: [DONE]\n\n";
-        http::Connection* c = client_;
-        client_ = nullptr;
         c->write_body(ev.data(), ev.size());
         c->end_response();
         return;
     }
     http::HeaderList extra;
-    if (why.retry_after_s > 0) extra.add("Retry-After", std::to_string(why.retry_after_s));
-    status_ = why.status;
-    client_->respond_error(why.status, why.message, why.code, &extra);
+    if (retry_after_s > 0) extra.add("Retry-After", std::to_string(retry_after_s));
+    status_ = status;
+    c->respond_error(status, message, code, &extra);
 }
 
 void ProxyExchange::on_granted(supervisor::ModelProcess& process) {
@@ -188,9 +195,9 @@ void ProxyExchange::connect_upstream(bool allow_reuse) {
     got_response_bytes_ = false;
     reused_ = false;
     if (allow_reuse) {
-        UniqueFd fd = pool_.take(pool_key_);
-        if (fd) {
-            fd_ = std::move(fd);
+        if (UpstreamSocketPtr sock = pool_.take(pool_key_)) {
+            sock_ = std::move(sock);
+            sock_->io.rebind(&on_io, this);
             reused_ = true;
             state_ = State::Sending;
             send_more();
@@ -202,7 +209,8 @@ void ProxyExchange::connect_upstream(bool allow_reuse) {
         upstream_failed("cannot create a socket", errno);
         return;
     }
-    fd_.reset(fd);
+    sock_ = std::make_unique<UpstreamSocket>(loop_, UniqueFd(fd));
+    sock_->io.rebind(&on_io, this);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (::connect(fd, reinterpret_cast<const sockaddr*>(&upstream_.addr), upstream_.addr_len) != 0 &&
@@ -211,7 +219,7 @@ void ProxyExchange::connect_upstream(bool allow_reuse) {
         return;
     }
     state_ = State::Connecting;
-    io_.set(fd_.get(), EV_WRITE);
+    watch(EV_WRITE);
     if (timeouts_.connect_s > 0) timeout_.start(timeouts_.connect_s);
 }
 
@@ -227,14 +235,11 @@ void ProxyExchange::on_timeout(struct ev_loop*, ev_timer* w, int) {
         self->release_model();
         self->state_ = State::Done;
         if (!self->client_) return;
-        http::Connection* c = self->client_;
-        self->client_ = nullptr;
         char msg[160];
         snprintf(msg, sizeof msg, "model '%s': no response head from the upstream within %.0f s",
                  self->model_.c_str(), self->timeouts_.response_header_s);
         LOG_WARN("%s", msg);
-        self->status_ = 504;
-        c->respond_error(504, msg, "upstream_timeout");
+        self->fail_client(504, msg, "upstream_timeout");
     }
 }
 
@@ -246,7 +251,7 @@ void ProxyExchange::handle_io(int revents) {
     if (state_ == State::Connecting && (revents & EV_WRITE)) {
         int err = 0;
         socklen_t len = sizeof err;
-        getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+        getsockopt(ufd(), SOL_SOCKET, SO_ERROR, &err, &len);
         if (err != 0) {
             upstream_failed("cannot connect to the upstream", err);
             return;
@@ -274,7 +279,7 @@ void ProxyExchange::send_more() {
         ssize_t n;
         if (seg.from_body && req_.body.spooled()) {
             off_t off = static_cast<off_t>(seg.offset + seg_done_);
-            n = ::sendfile(fd_.get(), req_.body.fd(), &off, seg.length - seg_done_); // zero-copy
+            n = ::sendfile(ufd(), req_.body.fd(), &off, seg.length - seg_done_); // zero-copy
         } else {
             // Head and in-memory body leave together: one system call, one TCP segment.
             iovec iov[4];
@@ -291,13 +296,13 @@ void ProxyExchange::send_more() {
             msghdr msg{};
             msg.msg_iov = iov;
             msg.msg_iovlen = static_cast<size_t>(count);
-            n = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL);
+            n = ::sendmsg(ufd(), &msg, MSG_NOSIGNAL);
         }
         if (n < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 // Also read while sending: an upstream may answer early (e.g. 413).
-                io_.set(fd_.get(), EV_WRITE | EV_READ);
+                watch(EV_WRITE | EV_READ);
                 return;
             }
             upstream_failed("cannot send the request upstream", errno);
@@ -332,9 +337,9 @@ void ProxyExchange::send_more() {
 }
 
 void ProxyExchange::update_upstream_io() {
-    if (!fd_) return;
+    if (!sock_) return;
     if (state_ == State::Sending) return;
-    io_.set(fd_.get(), paused_for_client_ ? 0 : EV_READ);
+    watch(paused_for_client_ ? 0 : EV_READ);
 }
 
 void ProxyExchange::read_response() {
@@ -346,7 +351,7 @@ void ProxyExchange::read_response() {
     }
     char buf[kReadChunk];
     for (;;) {
-        ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
+        ssize_t n = ::recv(ufd(), buf, sizeof buf, 0);
         if (n < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) return;
@@ -486,9 +491,8 @@ void ProxyExchange::finish_ok() {
         std::string ev = "data: " + upstream_error_ + "\n\ndata: [DONE]\n\n";
         client_->write_body(ev.data(), ev.size());
     }
-    io_.stop();
     // A clean, keep-alive response leaves a reusable connection (unless more bytes followed).
-    if (upstream_keep_alive_ && message_complete_) pool_.put(pool_key_, std::move(fd_), timeouts_.idle_conn_s);
+    if (upstream_keep_alive_ && message_complete_) pool_.put(pool_key_, std::move(sock_), timeouts_.idle_conn_s);
     close_upstream();
     release_model();
     if (client_) {
@@ -510,24 +514,22 @@ void ProxyExchange::upstream_failed(const std::string& what, int err) {
     const std::string detail = err ? what + ": " + strerror(err) : what;
     release_model();
     if (!client_) return;
-    http::Connection* c = client_;
-    client_ = nullptr;
     if (state_ == State::Relaying) {
         LOG_WARN("model %s: %s mid-response, aborting the client response", model_.c_str(), detail.c_str());
         state_ = State::Done;
+        http::Connection* c = client_;
+        client_ = nullptr;
         c->abort_response();
         return;
     }
     state_ = State::Done;
     LOG_WARN("model %s: %s", model_.c_str(), detail.c_str());
-    status_ = 502;
-    c->respond_error(502, "model '" + model_ + "': " + detail, "upstream_unreachable");
+    fail_client(502, "model '" + model_ + "': " + detail, "upstream_unreachable");
 }
 
 void ProxyExchange::close_upstream() {
-    io_.stop();
     timeout_.stop();
-    fd_.reset();
+    sock_.reset(); // the watcher stops before the fd closes (member order)
 }
 
 void ProxyExchange::on_client_writable() {

@@ -79,6 +79,8 @@ private:
     void send_more();
     void read_response();
     void upstream_failed(const std::string& what, int err);
+    // Answers an error: a JSON error response, or the last event of a loading stream.
+    void fail_client(int status, const std::string& message, const std::string& code, int retry_after_s = 0);
     void finish_ok();
     void release_model();
     void close_upstream();
@@ -99,8 +101,11 @@ private:
     bool got_response_bytes_ = false;
     std::string pool_key_;
     UpstreamAddress upstream_;
-    UniqueFd fd_;
-    IoWatcher io_;
+    UpstreamSocketPtr sock_; // the upstream connection (from the pool or new)
+    int ufd() const { return sock_ ? sock_->fd.get() : -1; }
+    void watch(int events) {
+        if (sock_) sock_->io.set(sock_->fd.get(), events);
+    }
     TimerWatcher timeout_; // connect, then response-head timeout (the model's `timeouts`)
     config::UpstreamTimeouts timeouts_;
 

@@ -2,35 +2,35 @@
 
 namespace ls::proxy {
 
-UniqueFd UpstreamPool::take(const std::string& key) {
+UpstreamSocketPtr UpstreamPool::take(const std::string& key) {
     auto it = idle_.find(key);
-    if (it == idle_.end()) return UniqueFd();
+    if (it == idle_.end()) return nullptr;
     const double now = ev_now(loop_);
     auto& list = it->second;
     while (!list.empty()) {
         std::unique_ptr<Idle> c = std::move(list.back()); // most recently used first
         list.pop_back();
-        c->io->stop();
         if (now < c->expires) {
             if (list.empty()) idle_.erase(it);
-            return std::move(c->fd);
+            return std::move(c->sock);
         }
     }
     idle_.erase(it);
-    return UniqueFd();
+    return nullptr;
 }
 
-void UpstreamPool::put(const std::string& key, UniqueFd fd, double max_idle_s) {
-    if (max_idle_s <= 0) return; // idleConn: 0 disables reuse; fd closes here
+void UpstreamPool::put(const std::string& key, UpstreamSocketPtr sock, double max_idle_s) {
+    if (!sock || max_idle_s <= 0) return; // idleConn: 0 disables reuse; the socket closes here
     auto& list = idle_[key];
-    if (list.size() >= kMaxIdlePerKey) return; // fd closes here
+    if (list.size() >= kMaxIdlePerKey) return; // the socket closes here
     auto c = std::make_unique<Idle>();
     c->pool = this;
     c->key = key;
-    c->fd = std::move(fd);
     c->expires = ev_now(loop_) + max_idle_s;
-    c->io = std::make_unique<IoWatcher>(loop_, &on_readable, c.get());
-    c->io->set(c->fd.get(), EV_READ);
+    c->sock = std::move(sock);
+    // An idle connection that becomes readable was closed (or spoken to) by the upstream.
+    c->sock->io.rebind(&on_readable, c.get());
+    c->sock->io.set(c->sock->fd.get(), EV_READ);
     list.push_back(std::move(c));
 }
 

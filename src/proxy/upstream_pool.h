@@ -12,16 +12,25 @@
 
 namespace ls::proxy {
 
+// An upstream connection: the socket and its watcher travel together between the pool and
+// the exchanges, so handing a connection over never re-registers it with epoll.
+struct UpstreamSocket {
+    UpstreamSocket(struct ev_loop* loop, UniqueFd f) : fd(std::move(f)), io(loop, nullptr, nullptr) {}
+    UniqueFd fd;
+    IoWatcher io;
+};
+using UpstreamSocketPtr = std::unique_ptr<UpstreamSocket>;
+
 class UpstreamPool {
 public:
     explicit UpstreamPool(struct ev_loop* loop) : loop_(loop) {}
     UpstreamPool(const UpstreamPool&) = delete;
     UpstreamPool& operator=(const UpstreamPool&) = delete;
 
-    // An idle connection for `key`, or an invalid fd.
-    UniqueFd take(const std::string& key);
-    // Keeps `fd` for reuse for at most `max_idle_s` seconds (the model's timeouts.idleConn).
-    void put(const std::string& key, UniqueFd fd, double max_idle_s = kMaxIdleSeconds);
+    // An idle connection for `key`, or null. The caller rebinds its watcher.
+    UpstreamSocketPtr take(const std::string& key);
+    // Keeps `sock` for reuse for at most `max_idle_s` seconds (the model's timeouts.idleConn).
+    void put(const std::string& key, UpstreamSocketPtr sock, double max_idle_s = kMaxIdleSeconds);
     // Drops every idle connection of `key` (its upstream stopped).
     void drop(const std::string& key);
     size_t idle_count() const;
@@ -33,9 +42,8 @@ private:
     struct Idle {
         UpstreamPool* pool;
         std::string key;
-        UniqueFd fd;
         double expires;
-        std::unique_ptr<IoWatcher> io;
+        UpstreamSocketPtr sock;
     };
     static void on_readable(struct ev_loop*, ev_io*, int);
 

@@ -329,6 +329,11 @@ void Scheduler::pump() {
             }
             if (!claimed.insert(it->model).second) continue; // this model is handled already
             if (st != ProcessState::Stopped && st != ProcessState::Failed) continue; // Starting: single-flight
+            if (s->pending_config || s->removed) {
+                // Reloaded: the process object is replaced first (outside this call chain).
+                maintenance_.start(0);
+                continue;
+            }
             bool blocked = false;
             for (const auto& other : claimed)
                 if (other != it->model && conflicts(it->model, other)) blocked = true;

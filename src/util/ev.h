@@ -33,6 +33,12 @@ public:
     void stop() {
         if (ev_is_active(&w_)) ev_io_stop(loop_, &w_);
     }
+    // New owner, same registration: an fd handed from one object to another (pooled
+    // upstream connections) keeps its epoll entry.
+    void rebind(Callback cb, void* data) {
+        ev_set_cb(&w_, cb);
+        w_.data = data;
+    }
     int events() const { return ev_is_active(&w_) ? (w_.events & (EV_READ | EV_WRITE)) : 0; }
 
 private:
