@@ -48,10 +48,11 @@ const config::ModelConfig* match_model_prefix(const config::Config& cfg, std::st
 
 // The original's default upstream.ignorePaths: static assets never trigger a model load.
 bool is_ignored_upstream_path(std::string_view path) {
-    static constexpr std::string_view kExt[] = {".js", ".json", ".css", ".png", ".gif",
+    static constexpr std::string_view kExt[] = {".js",  ".json", ".css", ".png", ".gif",
                                                 ".jpg", ".jpeg", ".ico", ".txt"};
     for (auto ext : kExt)
-        if (path.size() >= ext.size() && path.compare(path.size() - ext.size(), ext.size(), ext) == 0)
+        if (path.size() >= ext.size() &&
+            path.compare(path.size() - ext.size(), ext.size(), ext) == 0)
             return true;
     return false;
 }
@@ -102,7 +103,8 @@ private:
 // had asked for each (so group rules apply: without coexisting groups they swap each other).
 class Daemon::Preloader final : public router::Waiter {
 public:
-    Preloader(router::Scheduler& s, std::vector<std::string> models) : scheduler_(s), models_(std::move(models)) {}
+    Preloader(router::Scheduler& s, std::vector<std::string> models)
+        : scheduler_(s), models_(std::move(models)) {}
     ~Preloader() { scheduler_.cancel(this); }
     void next() {
         if (index_ >= models_.size()) return;
@@ -129,16 +131,16 @@ private:
 
 Daemon::Daemon(struct ev_loop* loop, config::Config cfg, supervisor::GroupGuard* guard)
     : loop_(loop), cfg_(std::move(cfg)), guard_(guard), reaper_(loop), events_(loop, log_hub_),
-      scheduler_(loop, guard, &log_hub_),
-      pool_(loop), server_(loop, cfg_.server, *this, reaper_), started_at_(time(nullptr)),
-      sigterm_(loop, SIGTERM, &on_terminate, this), sigint_(loop, SIGINT, &on_terminate, this),
-      sighup_(loop, SIGHUP, &on_hangup, this), shutdown_deadline_(loop, &on_shutdown_deadline, this),
+      scheduler_(loop, guard, &log_hub_), pool_(loop), server_(loop, cfg_.server, *this, reaper_),
+      started_at_(time(nullptr)), sigterm_(loop, SIGTERM, &on_terminate, this),
+      sigint_(loop, SIGINT, &on_terminate, this), sighup_(loop, SIGHUP, &on_hangup, this),
+      shutdown_deadline_(loop, &on_shutdown_deadline, this),
       config_settle_(loop, &on_config_settled, this), status_timer_(loop, &on_status_timer, this),
       watchdog_(loop, &on_watchdog, this) {
     // Everything the daemon logs also lands in the "proxy" log ring and its live streams.
-    set_log_sink(
-        [](LogLevel, std::string_view line, void* hub) { static_cast<logs::LogHub*>(hub)->proxy_line(line); },
-        &log_hub_);
+    set_log_sink([](LogLevel, std::string_view line,
+                    void* hub) { static_cast<logs::LogHub*>(hub)->proxy_line(line); },
+                 &log_hub_);
     apply_log_settings();
     scheduler_.apply_config(cfg_);
     scheduler_.on_change = [this] {
@@ -200,7 +202,9 @@ bool Daemon::admit(http::Connection& conn, const http::Request& req, const api::
         if (const std::string* want = req.headers.find("access-control-request-headers")) {
             std::string clean;
             for (char c : *want)
-                if (isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == ',' || c == ' ') clean += c;
+                if (isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == ',' ||
+                    c == ' ')
+                    clean += c;
             if (!clean.empty()) allowed = clean;
         }
         h.add("Access-Control-Allow-Headers", allowed);
@@ -211,7 +215,8 @@ bool Daemon::admit(http::Connection& conn, const http::Request& req, const api::
     if (!api::route_is_public(req.path) && !api::request_authorized(req.headers, cfg_.api_keys)) {
         http::HeaderList h;
         h.add("WWW-Authenticate", "Basic realm=\"llama-swap\"");
-        conn.respond_error(401, "a valid API key is required (Authorization: Bearer KEY, or x-api-key)",
+        conn.respond_error(401,
+                           "a valid API key is required (Authorization: Bearer KEY, or x-api-key)",
                            "unauthorized", &h);
         return false;
     }
@@ -260,18 +265,30 @@ void Daemon::on_request(http::Connection& conn, http::Request& req) {
         conn.respond(200, text, "OK");
         return;
     }
-    case api::RouteKind::ListModels: conn.respond(200, json, api::models_json(cfg_, scheduler_, started_at_)); return;
-    case api::RouteKind::Running: conn.respond(200, json, api::running_json(scheduler_)); return;
-    case api::RouteKind::ModelJson: serve_model_request(conn, req); return;
-    case api::RouteKind::Upstream: serve_upstream_passthrough(conn, req); return;
+    case api::RouteKind::ListModels:
+        conn.respond(200, json, api::models_json(cfg_, scheduler_, started_at_));
+        return;
+    case api::RouteKind::Running:
+        conn.respond(200, json, api::running_json(scheduler_));
+        return;
+    case api::RouteKind::ModelJson:
+        serve_model_request(conn, req);
+        return;
+    case api::RouteKind::Upstream:
+        serve_upstream_passthrough(conn, req);
+        return;
     case api::RouteKind::Logs: {
         http::HeaderList text;
         text.add("Content-Type", "text/plain; charset=utf-8");
         conn.respond(200, text, log_hub_.combined_history());
         return;
     }
-    case api::RouteKind::LogStream: serve_log_stream(conn, req); return;
-    case api::RouteKind::Events: events_.open_stream(conn); return;
+    case api::RouteKind::LogStream:
+        serve_log_stream(conn, req);
+        return;
+    case api::RouteKind::Events:
+        events_.open_stream(conn);
+        return;
     case api::RouteKind::Unload: {
         std::vector<std::string> all;
         for (const auto& [id, m] : cfg_.models) all.push_back(id);
@@ -288,7 +305,8 @@ void Daemon::on_request(http::Connection& conn, http::Request& req) {
         start_unload(conn, {m->id}, false);
         return;
     }
-    case api::RouteKind::NotFound: break;
+    case api::RouteKind::NotFound:
+        break;
     }
 }
 
@@ -313,7 +331,8 @@ void Daemon::serve_model_request(http::Connection& conn, http::Request& req) {
         }
     }
     if (!ref.found || ref.model.empty()) {
-        conn.respond_error(400, "missing 'model' in the request (JSON body, multipart field or ?model=)",
+        conn.respond_error(400,
+                           "missing 'model' in the request (JSON body, multipart field or ?model=)",
                            "missing_model");
         return;
     }
@@ -332,7 +351,8 @@ void Daemon::serve_model_request(http::Connection& conn, http::Request& req) {
         // Filters need the parsed document: the body is rewritten as a whole.
         constexpr size_t kMaxFilteredBody = 64 * 1024 * 1024;
         if (req.body.size() > kMaxFilteredBody) {
-            conn.respond_error(413, "request body too large for the model's filters (limit 64 MiB)", "body_too_large");
+            conn.respond_error(413, "request body too large for the model's filters (limit 64 MiB)",
+                               "body_too_large");
             return;
         }
         std::string text(req.body.size(), '\0');
@@ -341,7 +361,8 @@ void Daemon::serve_model_request(http::Connection& conn, http::Request& req) {
             conn.respond_error(500, "cannot read the spooled request body", "internal_error");
             return;
         }
-        auto filtered = router::apply_json_filters(text, model->filters, ref.model, model->use_model_name);
+        auto filtered =
+            router::apply_json_filters(text, model->filters, ref.model, model->use_model_name);
         if (!filtered) {
             conn.respond_error(400, filtered.error().message, "invalid_request_body");
             return;
@@ -355,11 +376,11 @@ void Daemon::serve_model_request(http::Connection& conn, http::Request& req) {
         rewrite.active = true;
         rewrite.begin = ref.value_begin;
         rewrite.end = ref.value_end;
-        rewrite.replacement =
-            json_body ? "\"" + http::json_escape(model->use_model_name) + "\"" : model->use_model_name;
+        rewrite.replacement = json_body ? "\"" + http::json_escape(model->use_model_name) + "\""
+                                        : model->use_model_name;
     }
-    auto exchange = std::make_unique<proxy::ProxyExchange>(loop_, conn, req, scheduler_, pool_, model->id,
-                                                           std::move(opt));
+    auto exchange = std::make_unique<proxy::ProxyExchange>(loop_, conn, req, scheduler_, pool_,
+                                                           model->id, std::move(opt));
     proxy::ProxyExchange* x = exchange.get();
     conn.attach_exchange(std::move(exchange));
     x->begin();
@@ -383,9 +404,11 @@ void Daemon::serve_upstream_passthrough(http::Connection& conn, http::Request& r
     }
     const std::string_view sub_path = rest.substr(matched);
     const auto* p = scheduler_.process(model->id);
-    if (is_ignored_upstream_path(sub_path) && (!p || p->state() != supervisor::ProcessState::Ready)) {
-        conn.respond_error(409, "model '" + model->id + "' is not running; " + std::string(sub_path) +
-                                    " does not start it",
+    if (is_ignored_upstream_path(sub_path) &&
+        (!p || p->state() != supervisor::ProcessState::Ready)) {
+        conn.respond_error(409,
+                           "model '" + model->id + "' is not running; " + std::string(sub_path) +
+                               " does not start it",
                            "model_not_ready");
         return;
     }
@@ -394,8 +417,8 @@ void Daemon::serve_upstream_passthrough(http::Connection& conn, http::Request& r
     opt.observer = &events_;
     opt.target = std::string(sub_path);
     if (!req.query.empty()) opt.target += "?" + req.query;
-    auto exchange = std::make_unique<proxy::ProxyExchange>(loop_, conn, req, scheduler_, pool_, model->id,
-                                                           std::move(opt));
+    auto exchange = std::make_unique<proxy::ProxyExchange>(loop_, conn, req, scheduler_, pool_,
+                                                           model->id, std::move(opt));
     proxy::ProxyExchange* x = exchange.get();
     conn.attach_exchange(std::move(exchange));
     x->begin();
@@ -415,8 +438,9 @@ void Daemon::serve_log_stream(http::Connection& conn, http::Request& req) {
             filter = Filter::Model;
             model = m->id;
         } else {
-            conn.respond_error(400, "invalid logger '" + which + "'. Use 'proxy', 'upstream' or a model's ID",
-                               "bad_request");
+            conn.respond_error(
+                400, "invalid logger '" + which + "'. Use 'proxy', 'upstream' or a model's ID",
+                "bad_request");
             return;
         }
     }
@@ -428,7 +452,8 @@ void Daemon::serve_log_stream(http::Connection& conn, http::Request& req) {
     raw->start(history);
 }
 
-void Daemon::start_unload(http::Connection& conn, std::vector<std::string> models, bool json_reply) {
+void Daemon::start_unload(http::Connection& conn, std::vector<std::string> models,
+                          bool json_reply) {
     for (const auto& id : models) scheduler_.unload(id, "unload requested");
     auto x = std::make_unique<UnloadExchange>(*this, conn, std::move(models), json_reply);
     UnloadExchange* raw = x.get();
@@ -440,7 +465,9 @@ void Daemon::check_pending_unloads() {
     // try_finish() may respond, which can start the next pipelined request: iterate a copy.
     std::vector<UnloadExchange*> pending = pending_unloads_;
     for (UnloadExchange* x : pending) {
-        if (std::find(pending_unloads_.begin(), pending_unloads_.end(), x) == pending_unloads_.end()) continue;
+        if (std::find(pending_unloads_.begin(), pending_unloads_.end(), x) ==
+            pending_unloads_.end())
+            continue;
         if (x->try_finish()) {
             auto& v = pending_unloads_;
             v.erase(std::remove(v.begin(), v.end(), x), v.end());
@@ -497,7 +524,8 @@ void Daemon::reload(const char* why) {
     LOG_INFO("%s: reloading %s", why, config_path_.c_str());
     auto cfg = config::load_config(config_path_);
     if (!cfg) {
-        LOG_ERROR("reload failed, keeping the running configuration: %s", cfg.error().message.c_str());
+        LOG_ERROR("reload failed, keeping the running configuration: %s",
+                  cfg.error().message.c_str());
         sd::notify_ready();
         return;
     }
@@ -515,7 +543,8 @@ void Daemon::reload(const char* why) {
 
 void Daemon::begin_shutdown(const char* why) {
     shutting_down_ = true;
-    LOG_INFO("%s: shutting down (waiting up to %.0f s for in-flight requests)", why, cfg_.server.shutdown_timeout_s);
+    LOG_INFO("%s: shutting down (waiting up to %.0f s for in-flight requests)", why,
+             cfg_.server.shutdown_timeout_s);
     sd::notify_stopping();
     scheduler_.set_shutting_down();
     shutdown_deadline_.start(cfg_.server.shutdown_timeout_s);
@@ -529,7 +558,8 @@ void Daemon::begin_shutdown(const char* why) {
 void Daemon::on_shutdown_deadline(struct ev_loop*, ev_timer* w, int) {
     auto* self = static_cast<Daemon*>(w->data);
     if (!self->forced_) {
-        LOG_WARN("shutdown timeout: closing %zu remaining connections", self->server_.connection_count());
+        LOG_WARN("shutdown timeout: closing %zu remaining connections",
+                 self->server_.connection_count());
         self->forced_ = true;
         self->server_.close_all();
         self->server_drained_ = true;
@@ -573,11 +603,15 @@ void Daemon::update_status() {
         sd::notify_status(status);
     }
     // While something loads, refresh the elapsed time once a second.
-    if (loading.empty()) status_timer_.stop();
-    else if (!status_timer_.active()) status_timer_.start(1, 1);
+    if (loading.empty())
+        status_timer_.stop();
+    else if (!status_timer_.active())
+        status_timer_.start(1, 1);
 }
 
-void Daemon::on_status_timer(struct ev_loop*, ev_timer* w, int) { static_cast<Daemon*>(w->data)->update_status(); }
+void Daemon::on_status_timer(struct ev_loop*, ev_timer* w, int) {
+    static_cast<Daemon*>(w->data)->update_status();
+}
 
 void Daemon::on_watchdog(struct ev_loop*, ev_timer*, int) {
     // Fired by the loop itself: a loop stuck in a callback stops the pings, and systemd acts.

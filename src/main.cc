@@ -34,7 +34,8 @@ void print_help() {
            "  -v, --version         print the version and exit\n"
            "  -h, --help            print this help and exit\n"
            "\n"
-           "Signals: SIGTERM/SIGINT stop gracefully (a second one forces), SIGHUP reloads the configuration.\n",
+           "Signals: SIGTERM/SIGINT stop gracefully (a second one forces), SIGHUP reloads the "
+           "configuration.\n",
            kDefaultConfig);
 }
 
@@ -49,32 +50,51 @@ struct Args {
 // Returns -1 to go on, or an exit status.
 int parse_args(int argc, char** argv, Args& args) {
     static const option kOptions[] = {
-        {"config", required_argument, nullptr, 'c'},  {"listen", required_argument, nullptr, 'l'},
-        {"check-config", no_argument, nullptr, 't'},  {"watch-config", no_argument, nullptr, 'w'},
-        {"version", no_argument, nullptr, 'v'},       {"log-target", required_argument, nullptr, 'L'},
-        {"help", no_argument, nullptr, 'h'},          {nullptr, 0, nullptr, 0},
+        {"config", required_argument, nullptr, 'c'},
+        {"listen", required_argument, nullptr, 'l'},
+        {"check-config", no_argument, nullptr, 't'},
+        {"watch-config", no_argument, nullptr, 'w'},
+        {"version", no_argument, nullptr, 'v'},
+        {"log-target", required_argument, nullptr, 'L'},
+        {"help", no_argument, nullptr, 'h'},
+        {nullptr, 0, nullptr, 0},
     };
     int c;
     // Go's flag package (the original) also accepts single-dash long options.
     while ((c = getopt_long_only(argc, argv, "c:l:twvh", kOptions, nullptr)) != -1) {
         switch (c) {
-        case 'c': args.config = optarg; break;
-        case 'l': args.listen = optarg; break;
-        case 't': args.check_only = true; break;
-        case 'w': args.watch = true; break;
+        case 'c':
+            args.config = optarg;
+            break;
+        case 'l':
+            args.listen = optarg;
+            break;
+        case 't':
+            args.check_only = true;
+            break;
+        case 'w':
+            args.watch = true;
+            break;
         case 'L':
             if (!ls::parse_log_target(optarg, args.log_target)) {
                 fprintf(stderr, "llama-swap: --log-target must be auto, journal or stderr\n");
                 return 2;
             }
             break;
-        case 'v': printf("llama-swap %s\n", LS_VERSION); return 0;
-        case 'h': print_help(); return 0;
-        default: fprintf(stderr, "Try 'llama-swap --help'.\n"); return 2;
+        case 'v':
+            printf("llama-swap %s\n", LS_VERSION);
+            return 0;
+        case 'h':
+            print_help();
+            return 0;
+        default:
+            fprintf(stderr, "Try 'llama-swap --help'.\n");
+            return 2;
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "llama-swap: unexpected argument '%s'\nTry 'llama-swap --help'.\n", argv[optind]);
+        fprintf(stderr, "llama-swap: unexpected argument '%s'\nTry 'llama-swap --help'.\n",
+                argv[optind]);
         return 2;
     }
     return -1;
@@ -93,7 +113,8 @@ int main(int argc, char** argv) {
     }
     for (const auto& w : cfg->warnings) fprintf(stderr, "%s (warning)\n", w.render().c_str());
     if (args.check_only) {
-        printf("%s: configuration is valid (%zu models)\n", args.config.c_str(), cfg->models.size());
+        printf("%s: configuration is valid (%zu models)\n", args.config.c_str(),
+               cfg->models.size());
         return 0;
     }
 
@@ -101,7 +122,8 @@ int main(int argc, char** argv) {
     signal(SIGPIPE, SIG_IGN);
     // The guard is forked before anything else exists, so it holds no sockets or threads.
     ls::supervisor::GroupGuard guard;
-    if (auto r = guard.start(5); !r) LOG_WARN("cannot start the process-group guard: %s", r.error().message.c_str());
+    if (auto r = guard.start(5); !r)
+        LOG_WARN("cannot start the process-group guard: %s", r.error().message.c_str());
 
     struct ev_loop* loop = ev_default_loop(EVFLAG_AUTO | EVFLAG_SIGNALFD);
     if (!loop) {

@@ -8,7 +8,8 @@ bool constant_time_equals(std::string_view a, std::string_view b) {
     // The time depends only on the lengths, never on where the first difference is.
     unsigned diff = static_cast<unsigned>(a.size() ^ b.size());
     const size_t n = a.size() < b.size() ? a.size() : b.size();
-    for (size_t i = 0; i < n; ++i) diff |= static_cast<unsigned char>(a[i]) ^ static_cast<unsigned char>(b[i]);
+    for (size_t i = 0; i < n; ++i)
+        diff |= static_cast<unsigned char>(a[i]) ^ static_cast<unsigned char>(b[i]);
     return diff == 0;
 }
 
@@ -58,11 +59,13 @@ bool request_authorized(const http::HeaderList& headers, const std::vector<std::
         std::string_view v = trim(*auth);
         size_t sp = v.find(' ');
         std::string_view scheme = v.substr(0, sp);
-        std::string_view cred = sp == std::string_view::npos ? std::string_view() : trim(v.substr(sp + 1));
+        std::string_view cred =
+            sp == std::string_view::npos ? std::string_view() : trim(v.substr(sp + 1));
         if (http::iequals(scheme, "basic")) {
             const std::string decoded = base64_decode(cred);
             const size_t colon = decoded.find(':');
-            if (colon != std::string::npos && matches_any(std::string_view(decoded).substr(colon + 1), keys))
+            if (colon != std::string::npos &&
+                matches_any(std::string_view(decoded).substr(colon + 1), keys))
                 return true;
         } else if (http::iequals(scheme, "bearer") && matches_any(cred, keys)) {
             return true;

@@ -82,11 +82,12 @@ void EventBus::on_log_line(logs::Source source, const std::string&, std::string_
 
 std::string EventBus::inflight_json(const char* operation, const proxy::ExchangeInfo& info) const {
     char buf[96];
-    snprintf(buf, sizeof buf, "\",\"elapsed_ms\":%.0f,\"timestamp\":%.3f}", (ev_now(loop_) - info.started_at) * 1000,
-             info.started_at);
+    snprintf(buf, sizeof buf, "\",\"elapsed_ms\":%.0f,\"timestamp\":%.3f}",
+             (ev_now(loop_) - info.started_at) * 1000, info.started_at);
     return std::string("{\"operation\":\"") + operation + "\",\"id\":" + std::to_string(info.id) +
-           ",\"model\":\"" + http::json_escape(info.model) + "\",\"method\":\"" + http::json_escape(info.method) +
-           "\",\"req_path\":\"" + http::json_escape(info.path) + buf;
+           ",\"model\":\"" + http::json_escape(info.model) + "\",\"method\":\"" +
+           http::json_escape(info.method) + "\",\"req_path\":\"" + http::json_escape(info.path) +
+           buf;
 }
 
 void EventBus::on_exchange_start(const proxy::ExchangeInfo& info) {

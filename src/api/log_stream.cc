@@ -6,7 +6,9 @@ LogStreamExchange::LogStreamExchange(logs::LogHub& hub, http::Connection& conn, 
                                      std::string model)
     : hub_(hub), conn_(&conn), filter_(filter), model_(std::move(model)) {}
 
-LogStreamExchange::~LogStreamExchange() { hub_.unsubscribe(this); }
+LogStreamExchange::~LogStreamExchange() {
+    hub_.unsubscribe(this);
+}
 
 void LogStreamExchange::start(bool send_history) {
     http::HeaderList h;
@@ -17,20 +19,30 @@ void LogStreamExchange::start(bool send_history) {
     if (send_history) {
         std::string history;
         switch (filter_) {
-        case Filter::All: history = hub_.combined_history(); break;
-        case Filter::Proxy: history = hub_.proxy_history(); break;
-        case Filter::Upstream: history = hub_.upstream_history(); break;
-        case Filter::Model: history = hub_.model_history(model_); break;
+        case Filter::All:
+            history = hub_.combined_history();
+            break;
+        case Filter::Proxy:
+            history = hub_.proxy_history();
+            break;
+        case Filter::Upstream:
+            history = hub_.upstream_history();
+            break;
+        case Filter::Model:
+            history = hub_.model_history(model_);
+            break;
         }
         if (!history.empty() && !conn_->write_body(history.data(), history.size())) return;
     }
     hub_.subscribe(this);
 }
 
-void LogStreamExchange::on_log_line(logs::Source source, const std::string& model, std::string_view line) {
+void LogStreamExchange::on_log_line(logs::Source source, const std::string& model,
+                                    std::string_view line) {
     if (!conn_) return;
     switch (filter_) {
-    case Filter::All: break;
+    case Filter::All:
+        break;
     case Filter::Proxy:
         if (source != logs::Source::Proxy) return;
         break;
@@ -47,7 +59,8 @@ void LogStreamExchange::on_log_line(logs::Source source, const std::string& mode
     }
     std::string out;
     if (skipped_ > 0) {
-        out = "[llama-swap: " + std::to_string(skipped_) + " log lines skipped, the reader was too slow]\n";
+        out = "[llama-swap: " + std::to_string(skipped_) +
+              " log lines skipped, the reader was too slow]\n";
         skipped_ = 0;
     }
     out.append(line);

@@ -34,7 +34,8 @@ bool contains(const std::vector<std::string>& v, const char* x) {
 }
 
 // One /v1/models record in the original's layout.
-cJSON* model_record(const std::string& id, const config::ModelConfig& m, bool loaded, long created) {
+cJSON* model_record(const std::string& id, const config::ModelConfig& m, bool loaded,
+                    long created) {
     cJSON* rec = cJSON_CreateObject();
     cJSON_AddStringToObject(rec, "id", id.c_str());
     cJSON_AddStringToObject(rec, "object", "model");
@@ -64,8 +65,11 @@ cJSON* model_record(const std::string& id, const config::ModelConfig& m, bool lo
         cJSON_AddBoolToObject(caps, "image_output", contains(out, "image"));
         cJSON_AddBoolToObject(caps, "function_calling", c.tools);
         cJSON_AddBoolToObject(caps, "reranker", c.reranker);
-        if (c.tools) cJSON_AddItemToObject(rec, "supported_parameters", string_array({"tools", "tool_choice"}));
-        if (c.context > 0) cJSON_AddNumberToObject(rec, "context_length", static_cast<double>(c.context));
+        if (c.tools)
+            cJSON_AddItemToObject(rec, "supported_parameters",
+                                  string_array({"tools", "tool_choice"}));
+        if (c.context > 0)
+            cJSON_AddNumberToObject(rec, "context_length", static_cast<double>(c.context));
     }
     cJSON* meta = cJSON_AddObjectToObject(rec, "meta");
     cJSON* ls = nullptr;
@@ -82,12 +86,14 @@ cJSON* model_record(const std::string& id, const config::ModelConfig& m, bool lo
     cJSON_AddStringToObject(ls, "type", "model");
     if (!m.aliases.empty()) cJSON_AddItemToObject(ls, "aliases", string_array(m.aliases));
     cJSON_AddItemToObject(meta, "llamaswap", ls);
-    if (c.set && c.context > 0) cJSON_AddNumberToObject(meta, "n_ctx", static_cast<double>(c.context));
+    if (c.set && c.context > 0)
+        cJSON_AddNumberToObject(meta, "n_ctx", static_cast<double>(c.context));
     return rec;
 }
 } // namespace
 
-std::string models_json(const config::Config& cfg, const router::Scheduler& scheduler, long created) {
+std::string models_json(const config::Config& cfg, const router::Scheduler& scheduler,
+                        long created) {
     JsonPtr root(cJSON_CreateObject());
     cJSON_AddStringToObject(root.get(), "object", "list");
     cJSON* data = cJSON_AddArrayToObject(root.get(), "data");
@@ -97,7 +103,8 @@ std::string models_json(const config::Config& cfg, const router::Scheduler& sche
         const bool loaded = p && p->state() == supervisor::ProcessState::Ready;
         cJSON_AddItemToArray(data, model_record(id, m, loaded, created));
         if (cfg.include_aliases_in_list)
-            for (const auto& alias : m.aliases) cJSON_AddItemToArray(data, model_record(alias, m, loaded, created));
+            for (const auto& alias : m.aliases)
+                cJSON_AddItemToArray(data, model_record(alias, m, loaded, created));
     }
     return print(root);
 }
@@ -130,7 +137,8 @@ std::string running_json(const router::Scheduler& scheduler) {
         cJSON* rec = cJSON_CreateObject();
         cJSON_AddStringToObject(rec, "model", m.id.c_str());
         cJSON_AddStringToObject(rec, "state", supervisor::to_string(p->state()));
-        cJSON_AddStringToObject(rec, "cmd", p->cmd_text().empty() ? m.cmd_text.c_str() : p->cmd_text().c_str());
+        cJSON_AddStringToObject(rec, "cmd",
+                                p->cmd_text().empty() ? m.cmd_text.c_str() : p->cmd_text().c_str());
         cJSON_AddStringToObject(rec, "proxy", p->upstream().url.c_str());
         cJSON_AddNumberToObject(rec, "ttl", m.ttl_s);
         cJSON_AddStringToObject(rec, "name", m.name.c_str());

@@ -8,7 +8,8 @@
 
 namespace ls::api {
 
-std::string models_json(const config::Config& cfg, const router::Scheduler& scheduler, long created);
+std::string models_json(const config::Config& cfg, const router::Scheduler& scheduler,
+                        long created);
 std::string running_json(const router::Scheduler& scheduler);
 // The modelStatus event payload: [{id, name, description, state, unlisted, aliases}].
 std::string model_status_json(const config::Config& cfg, const router::Scheduler& scheduler);

@@ -77,7 +77,8 @@ RouteMatch match_route(std::string_view method, std::string_view path) {
             m.kind = r.kind;
         }
     }
-    if (path_known) m.allow = has_get && has_post ? "GET, HEAD, POST" : (has_get ? "GET, HEAD" : "POST");
+    if (path_known)
+        m.allow = has_get && has_post ? "GET, HEAD, POST" : (has_get ? "GET, HEAD" : "POST");
     return m;
 }
 

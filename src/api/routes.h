@@ -8,16 +8,16 @@ namespace ls::api {
 
 enum class RouteKind {
     NotFound,
-    ModelJson,      // POST, model from the JSON body (or a multipart field, or ?model=)
-    ListModels,     // GET /v1/models
-    Running,        // GET /running
-    Health,         // GET /health
-    Unload,         // GET /unload, POST /api/models/unload: stop every model
-    UnloadModel,    // POST /api/models/unload/<model>
-    Upstream,       // ANY /upstream/<model>/<path>: raw passthrough
-    Logs,           // GET /logs: history as text
-    LogStream,      // GET /logs/stream[/proxy|/upstream|/<model>]
-    Events,         // GET /api/events (SSE)
+    ModelJson,   // POST, model from the JSON body (or a multipart field, or ?model=)
+    ListModels,  // GET /v1/models
+    Running,     // GET /running
+    Health,      // GET /health
+    Unload,      // GET /unload, POST /api/models/unload: stop every model
+    UnloadModel, // POST /api/models/unload/<model>
+    Upstream,    // ANY /upstream/<model>/<path>: raw passthrough
+    Logs,        // GET /logs: history as text
+    LogStream,   // GET /logs/stream[/proxy|/upstream|/<model>]
+    Events,      // GET /api/events (SSE)
 };
 
 struct RouteMatch {

@@ -364,12 +364,18 @@ bool parse_size(const std::string& text, uint64_t& out) {
     std::string suffix(end);
     if (suffix.size() == 2 && (suffix[1] == 'B' || suffix[1] == 'b')) suffix.pop_back();
     double mult = 1;
-    if (suffix.empty() || suffix == "B") mult = 1;
-    else if (suffix == "K" || suffix == "k") mult = 1024.0;
-    else if (suffix == "M" || suffix == "m") mult = 1024.0 * 1024;
-    else if (suffix == "G" || suffix == "g") mult = 1024.0 * 1024 * 1024;
-    else if (suffix == "T" || suffix == "t") mult = 1024.0 * 1024 * 1024 * 1024;
-    else return false;
+    if (suffix.empty() || suffix == "B")
+        mult = 1;
+    else if (suffix == "K" || suffix == "k")
+        mult = 1024.0;
+    else if (suffix == "M" || suffix == "m")
+        mult = 1024.0 * 1024;
+    else if (suffix == "G" || suffix == "g")
+        mult = 1024.0 * 1024 * 1024;
+    else if (suffix == "T" || suffix == "t")
+        mult = 1024.0 * 1024 * 1024 * 1024;
+    else
+        return false;
     out = static_cast<uint64_t>(v * mult);
     return out > 0;
 }
@@ -398,10 +404,14 @@ bool valid_cpu_list(const std::string& text) {
 }
 
 bool parse_backend(const std::string& text, Backend& out) {
-    if (text == "auto") out = Backend::Auto;
-    else if (text == "scope") out = Backend::Scope;
-    else if (text == "fork") out = Backend::Fork;
-    else return false;
+    if (text == "auto")
+        out = Backend::Auto;
+    else if (text == "scope")
+        out = Backend::Scope;
+    else if (text == "fork")
+        out = Backend::Fork;
+    else
+        return false;
     return true;
 }
 
@@ -932,32 +942,13 @@ Result<void> Loader::decode_model(const Node& key, const Node& v, ModelConfig& m
             warn(*kn, "key '" + k + "' is not supported yet and is ignored");
             continue;
         }
-        static const std::set<std::string_view> known = {"cmd",
-                                                         "cmdStop",
-                                                         "proxy",
-                                                         "checkEndpoint",
-                                                         "ttl",
-                                                         "unloadTimeout",
-                                                         "env",
-                                                         "aliases",
-                                                         "name",
-                                                         "useModelName",
-                                                         "readyPattern",
-                                                         "memoryMax",
-                                                         "memoryHigh",
-                                                         "cpuQuota",
-                                                         "allowedCPUs",
-                                                         "gpus",
-                                                         "backend",
-                                                         "description",
-                                                         "unlisted",
-                                                         "concurrencyLimit",
-                                                         "metadata",
-                                                         "capabilities",
-                                                         "filters",
-                                                         "timeouts",
-                                                         "sendLoadingState",
-                                                         "strip_params"};
+        static const std::set<std::string_view> known = {
+            "cmd",           "cmdStop",      "proxy",       "checkEndpoint", "ttl",
+            "unloadTimeout", "env",          "aliases",     "name",          "useModelName",
+            "readyPattern",  "memoryMax",    "memoryHigh",  "cpuQuota",      "allowedCPUs",
+            "gpus",          "backend",      "description", "unlisted",      "concurrencyLimit",
+            "metadata",      "capabilities", "filters",     "timeouts",      "sendLoadingState",
+            "strip_params"};
         if (!known.count(k)) {
             warn(*kn, "unknown key '" + k + "'");
             continue;
@@ -976,7 +967,9 @@ Result<void> Loader::decode_model(const Node& key, const Node& v, ModelConfig& m
             proxy_node = value;
             m.proxy = s.value();
             if (m.proxy.rfind("https://", 0) == 0)
-                return err(*value, prefix + "https:// upstreams are not supported (use http:// on a local port)");
+                return err(
+                    *value,
+                    prefix + "https:// upstreams are not supported (use http:// on a local port)");
             if (m.proxy.rfind("http://", 0) != 0)
                 return err(*value, prefix + "proxy must start with http://");
         } else if (k == "checkEndpoint") {
@@ -1069,14 +1062,17 @@ Result<void> Loader::decode_model(const Node& key, const Node& v, ModelConfig& m
             auto text = get_string(*value, k, scope);
             if (!text) return text.error();
             Backend b;
-            if (!parse_backend(text.value(), b)) return err(*value, prefix + "backend must be auto, scope or fork");
+            if (!parse_backend(text.value(), b))
+                return err(*value, prefix + "backend must be auto, scope or fork");
             m.backend = b;
         } else if (k == "readyPattern") {
             auto s = get_string(*value, k, scope);
             if (!s) return s.error();
             regex_t re;
             if (regcomp(&re, s.value().c_str(), REG_EXTENDED | REG_NOSUB) != 0)
-                return err(*value, prefix + "readyPattern is not a valid POSIX extended regular expression");
+                return err(*value,
+                           prefix +
+                               "readyPattern is not a valid POSIX extended regular expression");
             regfree(&re);
             m.ready_pattern = s.value();
         } else if (k == "name" || k == "description" || k == "useModelName") {
@@ -1294,7 +1290,8 @@ Result<Config> Loader::run() {
     if (const Node* v = get("backend")) {
         auto text = get_string(*v, "backend", scope);
         if (!text) return text.error();
-        if (!parse_backend(text.value(), cfg_.backend)) return err(*v, "backend must be auto, scope or fork");
+        if (!parse_backend(text.value(), cfg_.backend))
+            return err(*v, "backend must be auto, scope or fork");
     }
     if (const Node* v = get("logToStdout")) {
         auto s = get_string(*v, "logToStdout", scope);

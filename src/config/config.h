@@ -26,12 +26,12 @@ struct Diagnostic {
 
 // `capabilities` of a model, reported in /v1/models (see llama-swap-behaviour.md §2).
 struct Capabilities {
-    bool set = false;                  // the key was present
-    std::vector<std::string> in;       // subset of text, audio, image
-    std::vector<std::string> out;      // subset of text, audio, image
+    bool set = false;             // the key was present
+    std::vector<std::string> in;  // subset of text, audio, image
+    std::vector<std::string> out; // subset of text, audio, image
     bool tools = false;
     bool reranker = false;
-    long long context = 0;             // 0 = unknown
+    long long context = 0; // 0 = unknown
 };
 
 // `filters` of a model: edits applied to JSON request bodies before they go upstream.
@@ -46,7 +46,9 @@ struct Filters {
     // request named the model by that key. Keys other than the model's own id become aliases
     // of the model (error when a key equals another model's id or alias).
     std::map<std::string, std::string> set_params_by_id;
-    bool empty() const { return strip_params.empty() && set_params_json.empty() && set_params_by_id.empty(); }
+    bool empty() const {
+        return strip_params.empty() && set_params_json.empty() && set_params_by_id.empty();
+    }
 };
 
 // `timeouts` of a model's upstream connection, in seconds; 0 disables a timeout.
@@ -58,10 +60,10 @@ struct UpstreamTimeouts {
 
 // Resource fences of a model's process (a systemd scope or the fork backend's cgroup).
 struct ResourceLimits {
-    uint64_t memory_max = 0;         // `memoryMax` bytes (K/M/G/T suffixes); 0 = none
-    uint64_t memory_high = 0;        // `memoryHigh`: throttling threshold; 0 = none
-    unsigned cpu_quota_percent = 0;  // `cpuQuota` "250%" = 2.5 CPUs; 0 = none
-    std::string allowed_cpus;        // `allowedCPUs` "0-7,16"
+    uint64_t memory_max = 0;        // `memoryMax` bytes (K/M/G/T suffixes); 0 = none
+    uint64_t memory_high = 0;       // `memoryHigh`: throttling threshold; 0 = none
+    unsigned cpu_quota_percent = 0; // `cpuQuota` "250%" = 2.5 CPUs; 0 = none
+    std::string allowed_cpus;       // `allowedCPUs` "0-7,16"
     // `gpus`: GPU indexes in CUDA order → CUDA_VISIBLE_DEVICES and device fencing of the
     // other /dev/nvidia<N>. Unset (gpus_set false): no GPU fencing.
     std::vector<int> gpus;
@@ -93,9 +95,9 @@ struct ModelConfig {
     std::string check_endpoint = "/health";
     bool uses_port = false; // cmd or proxy contain ${PORT}
 
-    int ttl_s = 0;                 // resolved: model ttl, or globalTTL when unset; 0 = never
-    double unload_timeout_s = 10;  // resolved: model value, or the global one when 0/unset
-    std::vector<std::string> env;  // "NAME=value", appended to the inherited environment
+    int ttl_s = 0;                // resolved: model ttl, or globalTTL when unset; 0 = never
+    double unload_timeout_s = 10; // resolved: model value, or the global one when 0/unset
+    std::vector<std::string> env; // "NAME=value", appended to the inherited environment
     std::vector<std::string> aliases;
     std::string use_model_name;
     std::string name;
@@ -132,8 +134,8 @@ struct ServerConfig {
     size_t max_body_bytes = 2048ull * 1024 * 1024;
     size_t body_memory_bytes = 1024 * 1024; // above this a request body spools to a memfd
     double header_timeout_s = 30;
-    double body_timeout_s = 60;  // longest pause between two body reads
-    double idle_timeout_s = 75;  // keep-alive connection with no request
+    double body_timeout_s = 60; // longest pause between two body reads
+    double idle_timeout_s = 75; // keep-alive connection with no request
     double shutdown_timeout_s = 30;
     int max_connections = 1024;
     std::string spool_dir = "/var/tmp"; // where large request bodies spool (O_TMPFILE)
@@ -147,7 +149,7 @@ struct Config {
     double unload_timeout_s = 10;
     double queue_timeout_s = 0; // our key `queueTimeout`; 0/unset -> health_check_timeout_s
     std::string log_level = "info";
-    std::string log_to_stdout = "proxy";     // proxy | upstream | both | none
+    std::string log_to_stdout = "proxy"; // proxy | upstream | both | none
     bool send_loading_state = false;
     bool include_aliases_in_list = false;
     // `apiKeys`: when non-empty every route but /health needs one of them. Empty keys and
@@ -159,8 +161,8 @@ struct Config {
     Backend backend = Backend::Auto;
     ServerConfig server;
 
-    std::map<std::string, ModelConfig> models; // sorted by id
-    std::vector<GroupConfig> groups;           // explicit groups + "(default)" for the rest
+    std::map<std::string, ModelConfig> models;  // sorted by id
+    std::vector<GroupConfig> groups;            // explicit groups + "(default)" for the rest
     std::map<std::string, std::string> aliases; // alias -> model id
 
     std::vector<Diagnostic> warnings; // unknown keys etc.

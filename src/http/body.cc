@@ -27,7 +27,8 @@ Result<void> Body::spill() {
     // Disk-backed first: a memfd lives in RAM, which is what spooling tries to avoid.
     int fd = ::open(spool_dir_.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (fd < 0) fd = memfd_create("llama-swap-body", MFD_CLOEXEC);
-    if (fd < 0) return make_error(std::string("cannot create spool file: ") + strerror(errno), errno);
+    if (fd < 0)
+        return make_error(std::string("cannot create spool file: ") + strerror(errno), errno);
     file_.reset(fd);
     auto r = write_all(fd, mem_.data(), mem_.size());
     std::string().swap(mem_);
@@ -54,7 +55,8 @@ Result<size_t> Body::read_at(size_t offset, char* out, size_t len) const {
     for (;;) {
         ssize_t n = ::pread(file_.get(), out, len, static_cast<off_t>(offset));
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return make_error(std::string("cannot read spooled body: ") + strerror(errno), errno);
+        if (n < 0)
+            return make_error(std::string("cannot read spooled body: ") + strerror(errno), errno);
         return static_cast<size_t>(n);
     }
 }

@@ -55,7 +55,9 @@ const std::string& http_date() {
     return cached;
 }
 
-Connection* from_parser(llhttp_t* p) { return static_cast<Connection*>(p->data); }
+Connection* from_parser(llhttp_t* p) {
+    return static_cast<Connection*>(p->data);
+}
 } // namespace
 
 const llhttp_settings_t Connection::kSettings = [] {
@@ -106,8 +108,9 @@ int Connection::cb_message_begin(llhttp_t* p) {
 bool Connection::count_head_bytes(size_t n) {
     head_bytes_ += n + 4; // separators and line ends, roughly
     if (head_bytes_ <= limits_.max_header_bytes) return true;
-    reject(431, "request header fields are larger than the limit of " +
-                    std::to_string(limits_.max_header_bytes) + " bytes",
+    reject(431,
+           "request header fields are larger than the limit of " +
+               std::to_string(limits_.max_header_bytes) + " bytes",
            "header_too_large");
     return false;
 }
@@ -157,13 +160,15 @@ int Connection::cb_headers_complete(llhttp_t* p) {
     const bool chunked = (p->flags & F_CHUNKED) != 0;
     const bool has_length = (p->flags & F_CONTENT_LENGTH) != 0;
     r.has_body = chunked || (has_length && p->content_length > 0);
-    if (const std::string* e = r.headers.find("expect")) r.expect_continue = iequals(*e, "100-continue");
+    if (const std::string* e = r.headers.find("expect"))
+        r.expect_continue = iequals(*e, "100-continue");
     c->head_request_ = r.method == HTTP_HEAD;
 
     if (has_length && p->content_length > c->limits_.max_body_bytes) {
-        c->reject(413, "request body of " + std::to_string(p->content_length) +
-                           " bytes is larger than the limit of " +
-                           std::to_string(c->limits_.max_body_bytes) + " bytes",
+        c->reject(413,
+                  "request body of " + std::to_string(p->content_length) +
+                      " bytes is larger than the limit of " +
+                      std::to_string(c->limits_.max_body_bytes) + " bytes",
                   "body_too_large");
         return HPE_USER;
     }
@@ -191,13 +196,15 @@ int Connection::cb_body(llhttp_t* p, const char* at, size_t len) {
     Connection* c = from_parser(p);
     Request& r = c->req_;
     if (r.body.size() + len > c->limits_.max_body_bytes) {
-        c->reject(413, "request body is larger than the limit of " +
-                           std::to_string(c->limits_.max_body_bytes) + " bytes",
+        c->reject(413,
+                  "request body is larger than the limit of " +
+                      std::to_string(c->limits_.max_body_bytes) + " bytes",
                   "body_too_large");
         return HPE_USER;
     }
     if (auto res = r.body.append(at, len); !res) {
-        LOG_ERROR("request %llu: %s", static_cast<unsigned long long>(r.id), res.error().message.c_str());
+        LOG_ERROR("request %llu: %s", static_cast<unsigned long long>(r.id),
+                  res.error().message.c_str());
         c->reject(503, res.error().message, "spool_failed");
         return HPE_USER;
     }
@@ -252,7 +259,8 @@ void Connection::handle_read() {
         if (closed()) return;
         if (static_cast<size_t>(n) < sizeof scratch) break;
     }
-    if (in_.capacity() > 1024 * 1024 && in_off_ == in_.size()) std::string().swap(in_); // after a burst
+    if (in_.capacity() > 1024 * 1024 && in_off_ == in_.size())
+        std::string().swap(in_); // after a burst
     update_io();
 }
 
@@ -273,7 +281,8 @@ void Connection::parse_input() {
         }
         if (stop_parsing_ || state_ == State::Closing || closed()) return; // we answered already
         // Malformed HTTP: answer 400 and close; the connection state is unknown from here.
-        std::string msg = std::string("malformed HTTP request: ") + llhttp_get_error_reason(&parser_);
+        std::string msg =
+            std::string("malformed HTTP request: ") + llhttp_get_error_reason(&parser_);
         LOG_INFO("connection %llu from %s: %s", static_cast<unsigned long long>(id_), peer_.c_str(),
                  msg.c_str());
         reject(400, msg, "bad_request");
@@ -302,8 +311,10 @@ void Connection::finish_request() {
     if (!keep_alive_ || close_after_response_ || head_phase_) {
         state_ = State::Closing;
         ::shutdown(fd_.get(), SHUT_RD);
-        if (output_pending() == 0) close();
-        else update_io();
+        if (output_pending() == 0)
+            close();
+        else
+            update_io();
         return;
     }
     state_ = State::Idle;
@@ -334,7 +345,8 @@ void Connection::flush_output() {
         if (n < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-            LOG_DEBUG("connection %llu: send: %s", static_cast<unsigned long long>(id_), strerror(errno));
+            LOG_DEBUG("connection %llu: send: %s", static_cast<unsigned long long>(id_),
+                      strerror(errno));
             close();
             return;
         }
@@ -361,7 +373,9 @@ void Connection::queue_output(const char* data, size_t len) {
     if (corked_ == 0) update_io();
 }
 
-void Connection::cork() { ++corked_; }
+void Connection::cork() {
+    ++corked_;
+}
 
 void Connection::uncork() {
     if (corked_ == 0 || --corked_ > 0) return;
@@ -381,12 +395,22 @@ void Connection::update_io() {
 void Connection::arm_timer() {
     double timeout;
     switch (state_) {
-    case State::Idle: timeout = limits_.idle_timeout_s; break;
-    case State::ReadingHead: timeout = limits_.header_timeout_s; break;
-    case State::ReadingBody: timeout = limits_.body_timeout_s; break;
+    case State::Idle:
+        timeout = limits_.idle_timeout_s;
+        break;
+    case State::ReadingHead:
+        timeout = limits_.header_timeout_s;
+        break;
+    case State::ReadingBody:
+        timeout = limits_.body_timeout_s;
+        break;
     case State::Handling:
-    case State::Closing: timeout = limits_.body_timeout_s; break; // stalled writes
-    default: timer_.stop(); return;
+    case State::Closing:
+        timeout = limits_.body_timeout_s;
+        break; // stalled writes
+    default:
+        timer_.stop();
+        return;
     }
     timer_.start(timeout);
 }
@@ -395,7 +419,9 @@ void Connection::on_timer(struct ev_loop*, ev_timer* w, int) {
     auto* c = static_cast<Connection*>(w->data);
     const double now = ev_now(c->loop_);
     switch (c->state_) {
-    case State::Idle: c->close(); return;
+    case State::Idle:
+        c->close();
+        return;
     case State::ReadingHead:
         c->reject(408, "timed out reading the request head", "request_timeout");
         return;
@@ -414,7 +440,8 @@ void Connection::on_timer(struct ev_loop*, ev_timer* w, int) {
             return;
         }
         break;
-    default: return;
+    default:
+        return;
     }
     const double base = c->limits_.body_timeout_s;
     const double left = base - (now - c->last_progress_);
@@ -458,7 +485,7 @@ void Connection::start_head_line(int status, const HeaderList& headers) {
         head += "Connection: close\r\n";
     else if (req_.version_major == 1 && req_.version_minor == 0)
         head += "Connection: keep-alive\r\n"; // HTTP/1.0 closes unless told otherwise
-    out_.append(head); // flushed by the caller's queue_output
+    out_.append(head);                        // flushed by the caller's queue_output
 }
 
 void Connection::respond(int status, const HeaderList& headers, std::string_view body) {
@@ -491,7 +518,9 @@ void Connection::start_response(int status, const HeaderList& headers, Framing f
     HeaderList h = headers;
     response_chunked_ = false;
     switch (framing) {
-    case Framing::ContentLength: h.set("Content-Length", std::to_string(content_length)); break;
+    case Framing::ContentLength:
+        h.set("Content-Length", std::to_string(content_length));
+        break;
     case Framing::Chunked:
         if (req_.version_major == 1 && req_.version_minor == 0) {
             // HTTP/1.0 has no chunked coding: the end of the body is the end of the connection.
@@ -508,7 +537,8 @@ void Connection::start_response(int status, const HeaderList& headers, Framing f
             response_chunked_ = true;
         }
         break;
-    case Framing::None: break;
+    case Framing::None:
+        break;
     }
     start_head_line(status, h);
     out_.append("\r\n");
@@ -544,10 +574,10 @@ void Connection::log_access() const {
     const std::string* ua = req_.headers.find("user-agent");
     LOG_EVENT(LogLevel::Info, (LogFields{.request_id = req_.id, .event = "request"}),
               "%s \"%s %s HTTP/%d.%d\" %d %llu \"%s\" %.3f", peer_.c_str(),
-             req_.method_name.empty() ? "-" : req_.method_name.c_str(),
-             req_.target.c_str(), req_.version_major, req_.version_minor, response_status_,
-             static_cast<unsigned long long>(response_bytes_), ua ? ua->c_str() : "-",
-             ev_now(loop_) - req_.received_at);
+              req_.method_name.empty() ? "-" : req_.method_name.c_str(), req_.target.c_str(),
+              req_.version_major, req_.version_minor, response_status_,
+              static_cast<unsigned long long>(response_bytes_), ua ? ua->c_str() : "-",
+              ev_now(loop_) - req_.received_at);
 }
 
 void Connection::abort_response() {
@@ -560,8 +590,10 @@ void Connection::abort_response() {
     if (exchange_) server_.reaper().defer(std::move(exchange_));
     state_ = State::Closing;
     ::shutdown(fd_.get(), SHUT_RD);
-    if (output_pending() == 0) close();
-    else update_io();
+    if (output_pending() == 0)
+        close();
+    else
+        update_io();
 }
 
 void Connection::attach_exchange(std::unique_ptr<Exchange> exchange) {

@@ -88,7 +88,9 @@ public:
     bool output_congested() const { return output_pending() >= kHighWatermark; }
 
     void attach_exchange(std::unique_ptr<Exchange> exchange);
-    void set_body_observer(std::unique_ptr<BodyObserver> observer) { observer_ = std::move(observer); }
+    void set_body_observer(std::unique_ptr<BodyObserver> observer) {
+        observer_ = std::move(observer);
+    }
     BodyObserver* body_observer() const { return observer_.get(); }
     bool closed() const { return state_ == State::Closed; }
     bool idle() const { return state_ == State::Idle && in_.size() == in_off_; }

@@ -9,11 +9,21 @@ std::string json_escape(std::string_view s) {
     out.reserve(s.size() + 2);
     for (unsigned char c : s) {
         switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
+        case '"':
+            out += "\\\"";
+            break;
+        case '\\':
+            out += "\\\\";
+            break;
+        case '\n':
+            out += "\\n";
+            break;
+        case '\r':
+            out += "\\r";
+            break;
+        case '\t':
+            out += "\\t";
+            break;
         default:
             if (c < 0x20) {
                 char buf[8];
@@ -30,10 +40,14 @@ std::string json_escape(std::string_view s) {
 std::string error_json(int status, std::string_view message, std::string_view code,
                        std::string_view type) {
     if (type.empty()) {
-        if (status == 401) type = "authentication_error";
-        else if (status == 429) type = "rate_limit_error";
-        else if (status >= 500) type = "server_error";
-        else type = "invalid_request_error";
+        if (status == 401)
+            type = "authentication_error";
+        else if (status == 429)
+            type = "rate_limit_error";
+        else if (status >= 500)
+            type = "server_error";
+        else
+            type = "invalid_request_error";
     }
     std::string out = "{\"error\":{\"message\":\"";
     out += json_escape(message);

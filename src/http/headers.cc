@@ -6,7 +6,9 @@
 namespace ls::http {
 
 namespace {
-char lower(char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); }
+char lower(char c) {
+    return static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+}
 
 std::string_view trim(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -47,9 +49,8 @@ void HeaderList::remove(std::string_view name) {
 
 bool is_hop_by_hop(std::string_view name, const HeaderList& headers) {
     static constexpr std::string_view kHopByHop[] = {
-        "connection", "keep-alive",        "proxy-connection", "proxy-authenticate",
-        "te",         "trailer",           "transfer-encoding", "upgrade",
-        "proxy-authorization"};
+        "connection", "keep-alive",        "proxy-connection", "proxy-authenticate", "te",
+        "trailer",    "transfer-encoding", "upgrade",          "proxy-authorization"};
     for (auto h : kHopByHop)
         if (iequals(name, h)) return true;
     if (const std::string* conn = headers.find("connection"))

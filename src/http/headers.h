@@ -18,7 +18,9 @@ struct Header {
 
 class HeaderList {
 public:
-    void add(std::string name, std::string value) { items_.push_back({std::move(name), std::move(value)}); }
+    void add(std::string name, std::string value) {
+        items_.push_back({std::move(name), std::move(value)});
+    }
     // First value of `name`, or nullptr.
     const std::string* find(std::string_view name) const;
     bool has(std::string_view name) const { return find(name) != nullptr; }

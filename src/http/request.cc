@@ -35,7 +35,8 @@ bool query_param(std::string_view query, std::string_view name, std::string& out
         size_t eq = pair.find('=');
         std::string_view key = pair.substr(0, eq);
         if (percent_decode(key) == name) {
-            out = eq == std::string_view::npos ? std::string() : percent_decode(pair.substr(eq + 1));
+            out =
+                eq == std::string_view::npos ? std::string() : percent_decode(pair.substr(eq + 1));
             return true;
         }
         if (amp == std::string_view::npos) break;

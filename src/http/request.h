@@ -10,12 +10,12 @@
 namespace ls::http {
 
 struct Request {
-    uint64_t id = 0;       // unique per daemon run, for logs
-    int method = 0;        // llhttp_method_t
+    uint64_t id = 0; // unique per daemon run, for logs
+    int method = 0;  // llhttp_method_t
     std::string method_name;
-    std::string target;    // raw request-target, e.g. "/v1/models?x=1"
-    std::string path;      // target up to '?', not decoded
-    std::string query;     // after '?', not decoded
+    std::string target; // raw request-target, e.g. "/v1/models?x=1"
+    std::string path;   // target up to '?', not decoded
+    std::string query;  // after '?', not decoded
     int version_major = 1;
     int version_minor = 1;
     HeaderList headers;

@@ -15,7 +15,9 @@ Server::Server(struct ev_loop* loop, const config::ServerConfig& limits, Applica
                Reaper& reaper)
     : loop_(loop), limits_(limits), app_(app), reaper_(reaper) {}
 
-Server::~Server() { close_all(); }
+Server::~Server() {
+    close_all();
+}
 
 Result<void> Server::add_listener(UniqueFd fd, std::string name) {
     auto l = std::make_unique<Listener>();
@@ -62,8 +64,8 @@ void Server::accept_from(Listener& l) {
 }
 
 void Server::update_accepting() {
-    bool want = !shutting_down_ &&
-                connections_.size() < static_cast<size_t>(limits_.max_connections);
+    bool want =
+        !shutting_down_ && connections_.size() < static_cast<size_t>(limits_.max_connections);
     if (accept_paused_ && connections_.size() + 1 < static_cast<size_t>(limits_.max_connections))
         accept_paused_ = false;
     want = want && !accept_paused_;

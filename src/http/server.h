@@ -22,7 +22,8 @@ class Connection;
 
 class Server {
 public:
-    Server(struct ev_loop* loop, const config::ServerConfig& limits, Application& app, Reaper& reaper);
+    Server(struct ev_loop* loop, const config::ServerConfig& limits, Application& app,
+           Reaper& reaper);
     ~Server();
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;

@@ -19,7 +19,9 @@ void LogHub::upstream_line(const std::string& model, std::string_view line) {
     publish(Source::Model, model, line);
 }
 
-std::string LogHub::combined_history() const { return combined_.all_lines(); }
+std::string LogHub::combined_history() const {
+    return combined_.all_lines();
+}
 
 std::string LogHub::model_history(const std::string& model) const {
     auto it = models_.find(model);
@@ -27,7 +29,8 @@ std::string LogHub::model_history(const std::string& model) const {
 }
 
 void LogHub::unsubscribe(LogSubscriber* s) {
-    subscribers_.erase(std::remove(subscribers_.begin(), subscribers_.end(), s), subscribers_.end());
+    subscribers_.erase(std::remove(subscribers_.begin(), subscribers_.end(), s),
+                       subscribers_.end());
 }
 
 void LogHub::publish(Source source, const std::string& model, std::string_view line) {

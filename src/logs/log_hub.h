@@ -23,7 +23,8 @@ public:
 
 class LogHub {
 public:
-    explicit LogHub(size_t ring_bytes = 100 * 1024) : ring_bytes_(ring_bytes), proxy_(ring_bytes), upstream_(ring_bytes) {}
+    explicit LogHub(size_t ring_bytes = 100 * 1024)
+        : ring_bytes_(ring_bytes), proxy_(ring_bytes), upstream_(ring_bytes) {}
     LogHub(const LogHub&) = delete;
     LogHub& operator=(const LogHub&) = delete;
 

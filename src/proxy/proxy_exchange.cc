@@ -15,7 +15,9 @@ namespace ls::proxy {
 
 namespace {
 constexpr size_t kReadChunk = 64 * 1024;
-ProxyExchange* from_parser(llhttp_t* p) { return static_cast<ProxyExchange*>(p->data); }
+ProxyExchange* from_parser(llhttp_t* p) {
+    return static_cast<ProxyExchange*>(p->data);
+}
 } // namespace
 
 const llhttp_settings_t ProxyExchange::kSettings = [] {
@@ -33,8 +35,8 @@ ProxyExchange::ProxyExchange(struct ev_loop* loop, http::Connection& client, htt
                              router::Scheduler& scheduler, UpstreamPool& pool, std::string model_id,
                              ProxyOptions options)
     : loop_(loop), client_(&client), req_(req), scheduler_(scheduler), pool_(pool),
-      model_(std::move(model_id)), opt_(std::move(options)),
-      timeout_(loop, &on_timeout, this), loading_tick_(loop, &on_loading_tick, this) {
+      model_(std::move(model_id)), opt_(std::move(options)), timeout_(loop, &on_timeout, this),
+      loading_tick_(loop, &on_loading_tick, this) {
     if (opt_.target.empty()) opt_.target = req.target;
 }
 
@@ -53,15 +55,18 @@ void ProxyExchange::begin() {
     started_ = true;
     if (opt_.observer) opt_.observer->on_exchange_start(info_);
     scheduler_.request(model_, this);
-    if (opt_.loading_state && client_ && state_ == State::Waiting && !granted_) start_loading_stream();
+    if (opt_.loading_state && client_ && state_ == State::Waiting && !granted_)
+        start_loading_stream();
 }
 
 void ProxyExchange::loading_event(const std::string& reasoning) {
     if (!client_) return;
-    std::string ev = "data: {\"id\":\"llama-swap-loading\",\"object\":\"chat.completion.chunk\",\"created\":" +
-                     std::to_string(static_cast<long>(ev_now(loop_))) + ",\"model\":\"" + http::json_escape(model_) +
-                     "\",\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"" +
-                     http::json_escape(reasoning) + "\"},\"finish_reason\":null}]}\n\n";
+    std::string ev =
+        "data: {\"id\":\"llama-swap-loading\",\"object\":\"chat.completion.chunk\",\"created\":" +
+        std::to_string(static_cast<long>(ev_now(loop_))) + ",\"model\":\"" +
+        http::json_escape(model_) +
+        "\",\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"" +
+        http::json_escape(reasoning) + "\"},\"finish_reason\":null}]}\n\n";
     client_->write_body(ev.data(), ev.size());
 }
 
@@ -169,10 +174,13 @@ void ProxyExchange::build_request() {
 
     size_t body_len = req_.body.size();
     segments_.clear();
-    if (opt_.rewrite.active && opt_.rewrite.end <= body_len && opt_.rewrite.begin <= opt_.rewrite.end) {
-        body_len = body_len - (opt_.rewrite.end - opt_.rewrite.begin) + opt_.rewrite.replacement.size();
+    if (opt_.rewrite.active && opt_.rewrite.end <= body_len &&
+        opt_.rewrite.begin <= opt_.rewrite.end) {
+        body_len =
+            body_len - (opt_.rewrite.end - opt_.rewrite.begin) + opt_.rewrite.replacement.size();
     }
-    if (req_.has_body || body_len > 0) head_ += "Content-Length: " + std::to_string(body_len) + "\r\n";
+    if (req_.has_body || body_len > 0)
+        head_ += "Content-Length: " + std::to_string(body_len) + "\r\n";
     head_ += "Connection: keep-alive\r\n\r\n";
 
     segments_.push_back({false, 0, head_.size()});
@@ -213,7 +221,8 @@ void ProxyExchange::connect_upstream(bool allow_reuse) {
     sock_->io.rebind(&on_io, this);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (::connect(fd, reinterpret_cast<const sockaddr*>(&upstream_.addr), upstream_.addr_len) != 0 &&
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&upstream_.addr), upstream_.addr_len) !=
+            0 &&
         errno != EINPROGRESS) {
         upstream_failed("cannot connect to the upstream", errno);
         return;
@@ -263,8 +272,8 @@ void ProxyExchange::handle_io(int revents) {
         send_more();
         return;
     }
-    if ((revents & EV_READ) && (state_ == State::ReadingHead || state_ == State::Relaying ||
-                                state_ == State::Sending))
+    if ((revents & EV_READ) &&
+        (state_ == State::ReadingHead || state_ == State::Relaying || state_ == State::Sending))
         read_response();
 }
 
@@ -381,7 +390,8 @@ void ProxyExchange::read_response() {
             return;
         }
         if (err != HPE_OK) {
-            LOG_WARN("model %s: malformed upstream response: %s", model_.c_str(), llhttp_get_error_reason(&parser_));
+            LOG_WARN("model %s: malformed upstream response: %s", model_.c_str(),
+                     llhttp_get_error_reason(&parser_));
             upstream_failed("the upstream sent a malformed response", 0);
             return;
         }
@@ -428,9 +438,11 @@ int ProxyExchange::cb_headers_complete(llhttp_t* p) {
     http::HeaderList out;
     bool sse = false;
     for (const auto& h : x->resp_headers_.items()) {
-        if (http::is_hop_by_hop(h.name, x->resp_headers_) || http::iequals(h.name, "content-length"))
+        if (http::is_hop_by_hop(h.name, x->resp_headers_) ||
+            http::iequals(h.name, "content-length"))
             continue;
-        if (http::iequals(h.name, "content-type") && h.value.find("text/event-stream") != std::string::npos)
+        if (http::iequals(h.name, "content-type") &&
+            h.value.find("text/event-stream") != std::string::npos)
             sse = true;
         out.add(h.name, h.value);
     }
@@ -443,7 +455,8 @@ int ProxyExchange::cb_headers_complete(llhttp_t* p) {
     uint64_t length = 0;
     if (no_body) {
         framing = http::Framing::None;
-        if (const std::string* cl = x->resp_headers_.find("content-length")) out.set("Content-Length", *cl);
+        if (const std::string* cl = x->resp_headers_.find("content-length"))
+            out.set("Content-Length", *cl);
     } else if ((p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED)) {
         framing = http::Framing::ContentLength;
         length = p->content_length;
@@ -492,7 +505,8 @@ void ProxyExchange::finish_ok() {
         client_->write_body(ev.data(), ev.size());
     }
     // A clean, keep-alive response leaves a reusable connection (unless more bytes followed).
-    if (upstream_keep_alive_ && message_complete_) pool_.put(pool_key_, std::move(sock_), timeouts_.idle_conn_s);
+    if (upstream_keep_alive_ && message_complete_)
+        pool_.put(pool_key_, std::move(sock_), timeouts_.idle_conn_s);
     close_upstream();
     release_model();
     if (client_) {
@@ -515,7 +529,8 @@ void ProxyExchange::upstream_failed(const std::string& what, int err) {
     release_model();
     if (!client_) return;
     if (state_ == State::Relaying) {
-        LOG_WARN("model %s: %s mid-response, aborting the client response", model_.c_str(), detail.c_str());
+        LOG_WARN("model %s: %s mid-response, aborting the client response", model_.c_str(),
+                 detail.c_str());
         state_ = State::Done;
         http::Connection* c = client_;
         client_ = nullptr;

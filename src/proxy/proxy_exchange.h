@@ -80,7 +80,8 @@ private:
     void read_response();
     void upstream_failed(const std::string& what, int err);
     // Answers an error: a JSON error response, or the last event of a loading stream.
-    void fail_client(int status, const std::string& message, const std::string& code, int retry_after_s = 0);
+    void fail_client(int status, const std::string& message, const std::string& code,
+                     int retry_after_s = 0);
     void finish_ok();
     void release_model();
     void close_upstream();
@@ -97,7 +98,7 @@ private:
     State state_ = State::Waiting;
     bool granted_ = false;
     bool released_ = false;
-    bool reused_ = false;       // the upstream connection came from the pool
+    bool reused_ = false; // the upstream connection came from the pool
     bool got_response_bytes_ = false;
     std::string pool_key_;
     UpstreamAddress upstream_;
@@ -123,14 +124,14 @@ private:
     bool message_complete_ = false;
 
     TimerWatcher loading_tick_;
-    bool loading_stream_ = false;   // the client already has our 200 event-stream head
+    bool loading_stream_ = false; // the client already has our 200 event-stream head
     bool wrap_upstream_error_ = false;
-    std::string upstream_error_;    // a non-200 upstream body, sent as one event
+    std::string upstream_error_; // a non-200 upstream body, sent as one event
 
     ExchangeInfo info_;
     bool started_ = false;
-    int status_ = 0;          // what the client got (0: nothing)
-    uint64_t relayed_ = 0;    // response body bytes relayed
+    int status_ = 0;       // what the client got (0: nothing)
+    uint64_t relayed_ = 0; // response body bytes relayed
 };
 
 } // namespace ls::proxy

@@ -39,10 +39,12 @@ Result<UpstreamAddress> parse_upstream_url(const std::string& url) {
     std::string port_text = "80";
     if (!authority.empty() && authority[0] == '[') {
         size_t close = authority.find(']');
-        if (close == std::string::npos) return make_error("bad IPv6 address in proxy URL '" + url + "'");
+        if (close == std::string::npos)
+            return make_error("bad IPv6 address in proxy URL '" + url + "'");
         host = authority.substr(1, close - 1);
         if (close + 1 < authority.size()) {
-            if (authority[close + 1] != ':') return make_error("unexpected text after ']' in proxy URL '" + url + "'");
+            if (authority[close + 1] != ':')
+                return make_error("unexpected text after ']' in proxy URL '" + url + "'");
             port_text = authority.substr(close + 2);
         }
     } else {

@@ -49,7 +49,9 @@ void UpstreamPool::on_readable(struct ev_loop*, ev_io* w, int) {
     if (list.empty()) pool->idle_.erase(it);
 }
 
-void UpstreamPool::drop(const std::string& key) { idle_.erase(key); }
+void UpstreamPool::drop(const std::string& key) {
+    idle_.erase(key);
+}
 
 size_t UpstreamPool::idle_count() const {
     size_t n = 0;

@@ -15,7 +15,8 @@ namespace ls::proxy {
 // An upstream connection: the socket and its watcher travel together between the pool and
 // the exchanges, so handing a connection over never re-registers it with epoll.
 struct UpstreamSocket {
-    UpstreamSocket(struct ev_loop* loop, UniqueFd f) : fd(std::move(f)), io(loop, nullptr, nullptr) {}
+    UpstreamSocket(struct ev_loop* loop, UniqueFd f)
+        : fd(std::move(f)), io(loop, nullptr, nullptr) {}
     UniqueFd fd;
     IoWatcher io;
 };

@@ -8,7 +8,8 @@
 namespace ls::readiness {
 
 HealthProbe::HealthProbe(struct ev_loop* loop, Callback cb, void* owner)
-    : loop_(loop), cb_(cb), owner_(owner), io_(loop, &on_io, this), timer_(loop, &on_timeout, this) {}
+    : loop_(loop), cb_(cb), owner_(owner), io_(loop, &on_io, this),
+      timer_(loop, &on_timeout, this) {}
 
 void HealthProbe::start(const proxy::UpstreamAddress& upstream, const std::string& path,
                         double timeout_s) {
@@ -66,7 +67,8 @@ void HealthProbe::handle_io(int revents) {
         connected_ = true;
     }
     if (sent_ < request_.size() && (revents & EV_WRITE)) {
-        ssize_t n = ::send(fd_.get(), request_.data() + sent_, request_.size() - sent_, MSG_NOSIGNAL);
+        ssize_t n =
+            ::send(fd_.get(), request_.data() + sent_, request_.size() - sent_, MSG_NOSIGNAL);
         if (n < 0 && errno != EAGAIN && errno != EINTR) {
             finish(0);
             return;

@@ -32,7 +32,9 @@ Result<void> NotifySocket::open() {
     return {};
 }
 
-void NotifySocket::on_readable(struct ev_loop*, ev_io* w, int) { static_cast<NotifySocket*>(w->data)->drain(); }
+void NotifySocket::on_readable(struct ev_loop*, ev_io* w, int) {
+    static_cast<NotifySocket*>(w->data)->drain();
+}
 
 void NotifySocket::drain() {
     for (int i = 0; i < 64; ++i) { // bounded per wake-up

@@ -24,9 +24,11 @@ void merge_params(cJSON* body, const std::string& params_json) {
 } // namespace
 
 Result<std::string> apply_json_filters(std::string_view body, const config::Filters& filters,
-                                       const std::string& requested, const std::string& use_model_name) {
+                                       const std::string& requested,
+                                       const std::string& use_model_name) {
     JsonPtr root(cJSON_ParseWithLength(body.data(), body.size()));
-    if (!root || !cJSON_IsObject(root.get())) return make_error("the request body is not a JSON object");
+    if (!root || !cJSON_IsObject(root.get()))
+        return make_error("the request body is not a JSON object");
     for (const auto& key : filters.strip_params)
         if (key != "model") cJSON_DeleteItemFromObjectCaseSensitive(root.get(), key.c_str());
     merge_params(root.get(), filters.set_params_json);

@@ -13,6 +13,7 @@ namespace ls::router {
 // `requested` is the name the client used (an id or alias) for setParamsByID; a non-empty
 // `use_model_name` replaces "model".
 Result<std::string> apply_json_filters(std::string_view body, const config::Filters& filters,
-                                       const std::string& requested, const std::string& use_model_name);
+                                       const std::string& requested,
+                                       const std::string& use_model_name);
 
 } // namespace ls::router

@@ -7,8 +7,12 @@
 namespace ls::router {
 
 namespace {
-bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_ws(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
 int hex_digit(char c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -36,7 +40,9 @@ void append_utf8(std::string& out, unsigned cp) {
 
 // ------------------------------------------------------------------ JSON
 
-JsonModelScanner::JsonModelScanner() { stack_.reserve(16); }
+JsonModelScanner::JsonModelScanner() {
+    stack_.reserve(16);
+}
 
 void JsonModelScanner::fail(const char* what) {
     if (s_ == S::Error) return;
@@ -103,7 +109,7 @@ bool JsonModelScanner::step(char c) {
             string_is_key_ = false;
             capture_ = stack_.size() == 1 && key_is_model_;
             captured_.clear();
-        overlong_ = false;
+            overlong_ = false;
             s_ = S::String;
         } else if (c == '-' || is_digit(c)) {
             number_state_ = c == '-' ? 0 : (c == '0' ? 1 : 2);
@@ -136,8 +142,10 @@ bool JsonModelScanner::step(char c) {
         return true;
     case S::Colon:
         if (is_ws(c)) return true;
-        if (c != ':') fail("expected ':'");
-        else s_ = S::Value;
+        if (c != ':')
+            fail("expected ':'");
+        else
+            s_ = S::Value;
         return true;
     case S::AfterValue:
         if (is_ws(c)) return true;
@@ -169,8 +177,10 @@ bool JsonModelScanner::step(char c) {
         } else if (static_cast<unsigned char>(c) < 0x20) {
             fail("control character in string");
         } else if (capture_) {
-            if (captured_.size() < kMaxCapture) captured_.push_back(c);
-            else overlong_ = true;
+            if (captured_.size() < kMaxCapture)
+                captured_.push_back(c);
+            else
+                overlong_ = true;
         }
         return true;
     case S::StringEscape: {
@@ -217,10 +227,14 @@ bool JsonModelScanner::step(char c) {
         // 0:'-' 1:leading 0 2:int digits 3:'.' 4:frac 5:e 6:e sign 7:exp digits
         const int st = number_state_;
         if (is_digit(c)) {
-            if (st == 0) number_state_ = c == '0' ? 1 : 2;
-            else if (st == 1) fail("leading zero in number");
-            else if (st == 3) number_state_ = 4;
-            else if (st == 5 || st == 6) number_state_ = 7;
+            if (st == 0)
+                number_state_ = c == '0' ? 1 : 2;
+            else if (st == 1)
+                fail("leading zero in number");
+            else if (st == 3)
+                number_state_ = 4;
+            else if (st == 5 || st == 6)
+                number_state_ = 7;
             return true;
         }
         if (c == '.' && (st == 1 || st == 2)) {
@@ -253,14 +267,17 @@ bool JsonModelScanner::step(char c) {
             offset_++;
             return false;
         }
-        if (c != literal_want_[n]) fail("invalid literal");
-        else literal_.push_back(c);
+        if (c != literal_want_[n])
+            fail("invalid literal");
+        else
+            literal_.push_back(c);
         return true;
     }
     case S::Done:
         if (!is_ws(c)) fail("unexpected data after the JSON value");
         return true;
-    case S::Error: return true;
+    case S::Error:
+        return true;
     }
     return true;
 }
@@ -385,7 +402,8 @@ void MultipartModelScanner::on_body(const char* data, size_t len) {
         // Fast path: inside content with no partial match, jump to the next '\r'.
         if (match_ == 0 && s_ == S::Content && !part_is_model_) {
             const void* cr = memchr(data + i, '\r', len - i);
-            size_t skip = cr ? static_cast<size_t>(static_cast<const char*>(cr) - (data + i)) : len - i;
+            size_t skip =
+                cr ? static_cast<size_t>(static_cast<const char*>(cr) - (data + i)) : len - i;
             if (skip > 0) {
                 i += skip - 1;
                 offset_ += skip - 1;
@@ -407,7 +425,8 @@ void MultipartModelScanner::on_body(const char* data, size_t len) {
             after_delim_.push_back(c);
             if (after_delim_ == "--") {
                 s_ = S::Epilogue;
-            } else if (after_delim_.size() >= 2 && after_delim_.compare(after_delim_.size() - 2, 2, "\r\n") == 0) {
+            } else if (after_delim_.size() >= 2 &&
+                       after_delim_.compare(after_delim_.size() - 2, 2, "\r\n") == 0) {
                 s_ = S::Headers;
                 headers_.clear();
             } else if (after_delim_.size() > 64) {
@@ -421,7 +440,8 @@ void MultipartModelScanner::on_body(const char* data, size_t len) {
             if (headers_.size() == 2 && headers_ == "\r\n") {
                 headers_.clear();
                 on_headers_done();
-            } else if (headers_.size() >= 4 && headers_.compare(headers_.size() - 4, 4, "\r\n\r\n") == 0) {
+            } else if (headers_.size() >= 4 &&
+                       headers_.compare(headers_.size() - 4, 4, "\r\n\r\n") == 0) {
                 headers_.resize(headers_.size() - 4);
                 on_headers_done();
             } else if (headers_.size() > 16 * 1024) {

@@ -48,12 +48,12 @@ private:
     void after_value();
 
     enum class S : uint8_t {
-        Value,       // expecting a value
+        Value,           // expecting a value
         ValueOrArrayEnd, // after '['
-        ObjKeyOrEnd, // after '{'
-        ObjKey,      // after ',' in an object
+        ObjKeyOrEnd,     // after '{'
+        ObjKey,          // after ',' in an object
         Colon,
-        AfterValue,  // expecting ',' or a closing bracket (or end at depth 0)
+        AfterValue, // expecting ',' or a closing bracket (or end at depth 0)
         String,
         StringEscape,
         StringHex,
@@ -67,8 +67,8 @@ private:
     bool string_is_key_ = false;
     int hex_left_ = 0;
     unsigned code_point_ = 0;
-    unsigned high_surrogate_ = 0; // first half of a \uD83D\uDE00 pair
-    bool overlong_ = false;       // the captured string hit kMaxCapture
+    unsigned high_surrogate_ = 0;      // first half of a \uD83D\uDE00 pair
+    bool overlong_ = false;            // the captured string hit kMaxCapture
     bool capture_done_string_ = false; // the value that just ended was a string
     std::string literal_;
     const char* literal_want_ = nullptr;
@@ -76,8 +76,8 @@ private:
     size_t offset_ = 0;
     std::string error_;
     // Tracking of the top-level "model"/"stream" members.
-    std::string key_;           // current top-level key (bounded)
-    bool capture_ = false;      // capturing the current string's content
+    std::string key_;      // current top-level key (bounded)
+    bool capture_ = false; // capturing the current string's content
     std::string captured_;
     bool key_is_model_ = false;
     bool key_is_stream_ = false;

@@ -11,8 +11,9 @@ using supervisor::ModelProcess;
 using supervisor::ProcessState;
 
 Scheduler::Scheduler(struct ev_loop* loop, supervisor::GroupGuard* guard, logs::LogHub* hub)
-    : loop_(loop), guard_(guard), hub_(hub), ports_(5800), queue_timer_(loop, &on_queue_timeout, this),
-      notify_(loop, &on_notify, this), scopes_(loop), maintenance_(loop, &on_maintenance, this) {
+    : loop_(loop), guard_(guard), hub_(hub), ports_(5800),
+      queue_timer_(loop, &on_queue_timeout, this), notify_(loop, &on_notify, this), scopes_(loop),
+      maintenance_(loop, &on_maintenance, this) {
     if (auto r = notify_.open(); !r)
         LOG_WARN("upstream readiness via sd_notify is unavailable: %s", r.error().message.c_str());
 }
@@ -67,13 +68,16 @@ void Scheduler::apply_config(const config::Config& cfg) {
     cfg_ = cfg;
     // The scope backend is tried once, when some model may use it.
     bool wants_scope = cfg.backend != config::Backend::Fork;
-    for (const auto& [id, m] : cfg.models) wants_scope |= m.backend.value_or(cfg.backend) != config::Backend::Fork;
+    for (const auto& [id, m] : cfg.models)
+        wants_scope |= m.backend.value_or(cfg.backend) != config::Backend::Fork;
     if (wants_scope && !scope_tried_) {
         scope_tried_ = true;
         if (auto r = scopes_.connect(scope_address_); r)
-            LOG_INFO("scope backend: models run in transient units via %s", scopes_.address().c_str());
+            LOG_INFO("scope backend: models run in transient units via %s",
+                     scopes_.address().c_str());
         else
-            LOG_INFO("scope backend unavailable (%s): using the fork backend (%s)", r.error().message.c_str(),
+            LOG_INFO("scope backend unavailable (%s): using the fork backend (%s)",
+                     r.error().message.c_str(),
                      supervisor::CgroupManager::layout_name(cgroups_.layout()));
     }
     ports_.set_start(cfg.start_port);
@@ -85,7 +89,8 @@ void Scheduler::apply_config(const config::Config& cfg) {
             s->removed = false;
             s->pending_config.reset();
             if (needs_restart(s->process->config(), model)) {
-                if (!first) LOG_INFO("model %s: settings changed, restarting it once drained", id.c_str());
+                if (!first)
+                    LOG_INFO("model %s: settings changed, restarting it once drained", id.c_str());
                 s->pending_config = std::make_unique<config::ModelConfig>(model);
             } else {
                 s->process->update_config(model, process_settings());
@@ -95,7 +100,8 @@ void Scheduler::apply_config(const config::Config& cfg) {
         }
         auto s = std::make_unique<Slot>();
         s->owner = this;
-        s->process = std::make_unique<ModelProcess>(loop_, model, process_settings(), preferred, ports_, guard_, *this);
+        s->process = std::make_unique<ModelProcess>(loop_, model, process_settings(), preferred,
+                                                    ports_, guard_, *this);
         s->ttl = std::make_unique<TimerWatcher>(loop_, &on_ttl, s.get());
         slots_.emplace(id, std::move(s));
     }
@@ -128,7 +134,8 @@ void Scheduler::apply_pending_configs() {
             // Drain first: no request in flight is ever cut by a reload.
             if (s.in_flight == 0 && st != ProcessState::Stopping)
                 s.process->stop(s.process->config().unload_timeout_s,
-                                s.removed ? "removed from the configuration" : "configuration changed");
+                                s.removed ? "removed from the configuration"
+                                          : "configuration changed");
             ++it;
             continue;
         }
@@ -140,8 +147,8 @@ void Scheduler::apply_pending_configs() {
             }
         } else {
             const int preferred = s.process->port() > 0 ? s.process->port() : 0;
-            s.process = std::make_unique<ModelProcess>(loop_, *s.pending_config, process_settings(), preferred,
-                                                       ports_, guard_, *this);
+            s.process = std::make_unique<ModelProcess>(loop_, *s.pending_config, process_settings(),
+                                                       preferred, ports_, guard_, *this);
             s.pending_config.reset();
             changed = true;
         }
@@ -153,7 +160,8 @@ void Scheduler::apply_pending_configs() {
 void Scheduler::request(const std::string& model_id, Waiter* waiter) {
     Slot* s = slot(model_id);
     if (!s) {
-        waiter->on_rejected({404, "model '" + model_id + "' is not configured", "model_not_found", 0});
+        waiter->on_rejected(
+            {404, "model '" + model_id + "' is not configured", "model_not_found", 0});
         return;
     }
     if (shutting_down_) {
@@ -169,8 +177,10 @@ void Scheduler::request(const std::string& model_id, Waiter* waiter) {
         return;
     }
     s->ttl->stop();
-    const double timeout = cfg_.queue_timeout_s > 0 ? cfg_.queue_timeout_s : cfg_.health_check_timeout_s;
-    waiter->pos_ = queue_.insert(queue_.end(), QueueEntry{waiter, model_id, ev_now(loop_), ev_now(loop_) + timeout});
+    const double timeout =
+        cfg_.queue_timeout_s > 0 ? cfg_.queue_timeout_s : cfg_.health_check_timeout_s;
+    waiter->pos_ = queue_.insert(
+        queue_.end(), QueueEntry{waiter, model_id, ev_now(loop_), ev_now(loop_) + timeout});
     waiter->queued_ = true;
     s->queued++;
     if (queue_.size() == 1) arm_queue_timer();
@@ -214,7 +224,8 @@ void Scheduler::arm_ttl(Slot& s) {
 void Scheduler::on_ttl(struct ev_loop*, ev_timer* w, int) {
     auto* s = static_cast<Slot*>(w->data);
     if (s->in_flight > 0 || s->queued > 0 || s->process->state() != ProcessState::Ready) return;
-    LOG_INFO("model %s: idle for %d s (ttl), unloading", s->process->id().c_str(), s->process->config().ttl_s);
+    LOG_INFO("model %s: idle for %d s (ttl), unloading", s->process->id().c_str(),
+             s->process->config().ttl_s);
     s->process->stop(s->process->config().unload_timeout_s, "ttl expired");
 }
 
@@ -291,13 +302,17 @@ std::vector<Scheduler::Slot*> Scheduler::eviction_set(const std::string& target)
     for (auto& [id, s] : slots_) {
         if (id == target) continue;
         const ProcessState st = s->process->state();
-        if (st != ProcessState::Starting && st != ProcessState::Ready && st != ProcessState::Stopping)
+        if (st != ProcessState::Starting && st != ProcessState::Ready &&
+            st != ProcessState::Stopping)
             continue;
         const config::GroupConfig* go = cfg_.group_of(id);
         bool evict;
-        if (!gt || !go) evict = true;
-        else if (gt == go) evict = gt->swap;
-        else evict = gt->exclusive && !go->persistent;
+        if (!gt || !go)
+            evict = true;
+        else if (gt == go)
+            evict = gt->swap;
+        else
+            evict = gt->exclusive && !go->persistent;
         if (evict) out.push_back(s.get());
     }
     return out;
@@ -320,15 +335,16 @@ void Scheduler::pump() {
             const ProcessState st = s->process->state();
             // A draining model still takes the requests queued before its drain began:
             // they are served together (collation) instead of swapping back and forth.
-            const bool joins_drain = s->draining && victims.count(s) && !s->pending_config && !s->removed &&
-                                     it->enqueued < s->drain_since;
+            const bool joins_drain = s->draining && victims.count(s) && !s->pending_config &&
+                                     !s->removed && it->enqueued < s->drain_since;
             if (st == ProcessState::Ready && (!s->draining || joins_drain)) {
                 grant(it, *s);
                 pump_again_ = true; // callbacks may have changed the queue: rescan
                 break;
             }
             if (!claimed.insert(it->model).second) continue; // this model is handled already
-            if (st != ProcessState::Stopped && st != ProcessState::Failed) continue; // Starting: single-flight
+            if (st != ProcessState::Stopped && st != ProcessState::Failed)
+                continue; // Starting: single-flight
             if (s->pending_config || s->removed) {
                 // Reloaded: the process object is replaced first (outside this call chain).
                 maintenance_.start(0);
@@ -346,9 +362,12 @@ void Scheduler::pump() {
                 can_start = false;
                 const ProcessState vs = victim->process->state();
                 if (vs == ProcessState::Stopping || victim->in_flight > 0) continue; // wait for it
-                if (vs == ProcessState::Ready && has_waiters_before(*victim, victim->drain_since)) continue;
-                LOG_EVENT(LogLevel::Info, (LogFields{.model = victim->process->id(), .event = "swap"}),
-                          "swap: stopping %s to make room for %s", victim->process->id().c_str(), it->model.c_str());
+                if (vs == ProcessState::Ready && has_waiters_before(*victim, victim->drain_since))
+                    continue;
+                LOG_EVENT(LogLevel::Info,
+                          (LogFields{.model = victim->process->id(), .event = "swap"}),
+                          "swap: stopping %s to make room for %s", victim->process->id().c_str(),
+                          it->model.c_str());
                 victim->process->stop(victim->process->config().unload_timeout_s, "swapping");
             }
             if (can_start) {
@@ -373,8 +392,8 @@ bool Scheduler::has_waiters_before(const Slot& s, double t) const {
 
 void Scheduler::on_process_state(ModelProcess& p, ProcessState from, ProcessState to) {
     Slot* s = slot(p.id());
-    if (to == ProcessState::Failed && (from == ProcessState::Starting || from == ProcessState::Stopping) && s &&
-        s->queued > 0) {
+    if (to == ProcessState::Failed &&
+        (from == ProcessState::Starting || from == ProcessState::Stopping) && s && s->queued > 0) {
         reject_model_waiters(p.id(), {502, "model '" + p.id() + "' failed to start: " + p.failure(),
                                       "model_start_failed", 0});
     }
@@ -394,7 +413,8 @@ void Scheduler::on_process_output(ModelProcess& p, std::string_view line) {
 void Scheduler::unload(const std::string& model_id, const char* reason) {
     Slot* s = slot(model_id);
     if (!s) return;
-    reject_model_waiters(model_id, {503, "model '" + model_id + "' was unloaded", "model_unloaded", 1});
+    reject_model_waiters(model_id,
+                         {503, "model '" + model_id + "' was unloaded", "model_unloaded", 1});
     s->ttl->stop();
     s->process->stop(s->process->config().unload_timeout_s, reason);
 }
@@ -403,8 +423,10 @@ void Scheduler::unload_all(const char* reason) {
     const bool shutdown = shutting_down_;
     while (!queue_.empty()) {
         auto it = queue_.begin();
-        if (shutdown) reject(it, {503, "llama-swap is shutting down", "shutting_down", 5});
-        else reject(it, {503, "model '" + it->model + "' was unloaded", "model_unloaded", 1});
+        if (shutdown)
+            reject(it, {503, "llama-swap is shutting down", "shutting_down", 5});
+        else
+            reject(it, {503, "model '" + it->model + "' was unloaded", "model_unloaded", 1});
     }
     for (auto& [id, s] : slots_) {
         s->ttl->stop();

@@ -16,8 +16,8 @@
 
 #include "config/config.h"
 #include "logs/log_hub.h"
-#include "supervisor/group_guard.h"
 #include "readiness/notify_socket.h"
+#include "supervisor/group_guard.h"
 #include "supervisor/model_process.h"
 #include "util/ev.h"
 

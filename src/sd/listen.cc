@@ -33,13 +33,14 @@ std::vector<ListenSocket> passed_sockets() {
 }
 
 namespace {
-Result<ListenSocket> listen_fd(int family, const sockaddr* addr, socklen_t len, const std::string& name,
-                               bool dual_stack) {
+Result<ListenSocket> listen_fd(int family, const sockaddr* addr, socklen_t len,
+                               const std::string& name, bool dual_stack) {
     UniqueFd fd(::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!fd) return make_error("socket: " + std::string(strerror(errno)), errno);
     int one = 1, zero = 0;
     if (family != AF_UNIX) setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (family == AF_INET6) setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, dual_stack ? &zero : &one, sizeof one);
+    if (family == AF_INET6)
+        setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, dual_stack ? &zero : &one, sizeof one);
     if (::bind(fd.get(), addr, len) != 0)
         return make_error("cannot listen on " + name + ": " + strerror(errno), errno);
     if (::listen(fd.get(), 1024) != 0)
@@ -53,19 +54,23 @@ Result<ListenSocket> listen_on(const std::string& address) {
         sockaddr_un un{};
         un.sun_family = AF_UNIX;
         std::string path = address.substr(5);
-        if (path.empty() || path.size() >= sizeof un.sun_path) return make_error("bad unix socket path '" + path + "'");
+        if (path.empty() || path.size() >= sizeof un.sun_path)
+            return make_error("bad unix socket path '" + path + "'");
         memcpy(un.sun_path, path.c_str(), path.size());
         ::unlink(path.c_str());
         return listen_fd(AF_UNIX, reinterpret_cast<sockaddr*>(&un), sizeof un, address, false);
     }
     size_t colon = address.rfind(':');
-    if (colon == std::string::npos) return make_error("bad listen address '" + address + "' (expected HOST:PORT or :PORT)");
+    if (colon == std::string::npos)
+        return make_error("bad listen address '" + address + "' (expected HOST:PORT or :PORT)");
     std::string host = address.substr(0, colon);
     std::string port = address.substr(colon + 1);
     char* end = nullptr;
     long p = strtol(port.c_str(), &end, 10);
-    if (port.empty() || *end != '\0' || p < 0 || p > 65535) return make_error("bad port in listen address '" + address + "'");
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    if (port.empty() || *end != '\0' || p < 0 || p > 65535)
+        return make_error("bad port in listen address '" + address + "'");
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+        host = host.substr(1, host.size() - 2);
 
     if (host.empty()) {
         sockaddr_in6 a6{};
@@ -85,28 +90,37 @@ Result<ListenSocket> listen_on(const std::string& address) {
     hints.ai_flags = AI_PASSIVE;
     addrinfo* res = nullptr;
     int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &res);
-    if (rc != 0 || !res) return make_error("cannot resolve listen address '" + address + "': " + gai_strerror(rc));
+    if (rc != 0 || !res)
+        return make_error("cannot resolve listen address '" + address + "': " + gai_strerror(rc));
     auto r = listen_fd(res->ai_family, res->ai_addr, res->ai_addrlen, address, false);
     freeaddrinfo(res);
     return r;
 }
 
-void notify_ready() { sd_notify(0, "READY=1\nSTATUS=serving"); }
+void notify_ready() {
+    sd_notify(0, "READY=1\nSTATUS=serving");
+}
 void notify_reloading() {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    const unsigned long long usec =
-        static_cast<unsigned long long>(ts.tv_sec) * 1000000ull + static_cast<unsigned long long>(ts.tv_nsec) / 1000;
+    const unsigned long long usec = static_cast<unsigned long long>(ts.tv_sec) * 1000000ull +
+                                    static_cast<unsigned long long>(ts.tv_nsec) / 1000;
     sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading configuration", usec);
 }
-void notify_stopping() { sd_notify(0, "STOPPING=1\nSTATUS=shutting down"); }
-void notify_watchdog() { sd_notify(0, "WATCHDOG=1"); }
+void notify_stopping() {
+    sd_notify(0, "STOPPING=1\nSTATUS=shutting down");
+}
+void notify_watchdog() {
+    sd_notify(0, "WATCHDOG=1");
+}
 
 uint64_t watchdog_usec() {
     uint64_t usec = 0;
     return sd_watchdog_enabled(0, &usec) > 0 ? usec : 0;
 }
 
-void notify_status(const std::string& status) { sd_notify(0, ("STATUS=" + status).c_str()); }
+void notify_status(const std::string& status) {
+    sd_notify(0, ("STATUS=" + status).c_str());
+}
 
 } // namespace ls::sd

@@ -40,7 +40,8 @@ bool exists(const std::string& path) {
 // A model id as one path component: unusual characters become '_'.
 std::string escape_id(const std::string& id) {
     std::string out;
-    for (char c : id) out.push_back(isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' ? c : '_');
+    for (char c : id)
+        out.push_back(isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' ? c : '_');
     return out;
 }
 
@@ -61,7 +62,9 @@ uint64_t read_keyed(const std::string& path, const std::string& key) {
 
 // ---------------------------------------------------------------- ModelCgroup
 
-ModelCgroup::~ModelCgroup() { (void)remove(); }
+ModelCgroup::~ModelCgroup() {
+    (void)remove();
+}
 
 bool ModelCgroup::remove() {
     // One level per hierarchy. A busy directory means a process escaped the group kill: kill
@@ -98,7 +101,8 @@ void ModelCgroup::kill_all() {
 
 uint64_t ModelCgroup::memory_current() const {
     if (memory_dir_.empty()) return 0;
-    return v2_ ? read_number(memory_dir_ + "/memory.current") : read_number(memory_dir_ + "/memory.usage_in_bytes");
+    return v2_ ? read_number(memory_dir_ + "/memory.current")
+               : read_number(memory_dir_ + "/memory.usage_in_bytes");
 }
 
 uint64_t ModelCgroup::oom_kills() const {
@@ -111,18 +115,25 @@ uint64_t ModelCgroup::oom_kills() const {
 
 const char* CgroupManager::layout_name(Layout l) {
     switch (l) {
-    case Layout::None: return "none";
-    case Layout::V2: return "cgroup v2";
-    case Layout::Hybrid: return "cgroup v1/v2 hybrid";
-    case Layout::V1: return "cgroup v1";
+    case Layout::None:
+        return "none";
+    case Layout::V2:
+        return "cgroup v2";
+    case Layout::Hybrid:
+        return "cgroup v1/v2 hybrid";
+    case Layout::V1:
+        return "cgroup v1";
     }
     return "?";
 }
 
 CgroupManager::CgroupManager(std::string root) : root_(std::move(root)) {
-    if (exists(root_ + "/cgroup.controllers")) layout_ = Layout::V2;
-    else if (exists(root_ + "/memory") && exists(root_ + "/unified/cgroup.controllers")) layout_ = Layout::Hybrid;
-    else if (exists(root_ + "/memory")) layout_ = Layout::V1;
+    if (exists(root_ + "/cgroup.controllers"))
+        layout_ = Layout::V2;
+    else if (exists(root_ + "/memory") && exists(root_ + "/unified/cgroup.controllers"))
+        layout_ = Layout::Hybrid;
+    else if (exists(root_ + "/memory"))
+        layout_ = Layout::V1;
     std::istringstream in(read_file("/proc/self/cgroup"));
     std::string line;
     while (std::getline(in, line)) {
@@ -171,10 +182,11 @@ Result<void> CgroupManager::prepare_v2() {
 }
 
 Result<std::unique_ptr<ModelCgroup>> CgroupManager::create(const std::string& model_id,
-                                                            const config::ResourceLimits& limits) {
+                                                           const config::ResourceLimits& limits) {
     if (layout_ == Layout::None) return make_error("no cgroup file system found");
     std::unique_ptr<ModelCgroup> cg(new ModelCgroup());
-    cg->name_ = "llama-swap-" + escape_id(model_id) + "-" + std::to_string(getpid()) + "-" + std::to_string(++counter_);
+    cg->name_ = "llama-swap-" + escape_id(model_id) + "-" + std::to_string(getpid()) + "-" +
+                std::to_string(++counter_);
 
     auto make_dir = [&](const std::string& dir) -> Result<void> {
         if (::mkdir(dir.c_str(), 0755) != 0)
@@ -192,14 +204,19 @@ Result<std::unique_ptr<ModelCgroup>> CgroupManager::create(const std::string& mo
         cg->kill_dir_ = dir;
         cg->procs_files_.push_back(dir + "/cgroup.procs");
         if (limits.memory_max)
-            if (auto r = write_file(dir + "/memory.max", std::to_string(limits.memory_max)); !r) return r.error();
+            if (auto r = write_file(dir + "/memory.max", std::to_string(limits.memory_max)); !r)
+                return r.error();
         if (limits.memory_high)
-            if (auto r = write_file(dir + "/memory.high", std::to_string(limits.memory_high)); !r) return r.error();
+            if (auto r = write_file(dir + "/memory.high", std::to_string(limits.memory_high)); !r)
+                return r.error();
         if (limits.cpu_quota_percent)
-            if (auto r = write_file(dir + "/cpu.max", std::to_string(limits.cpu_quota_percent * 1000) + " 100000"); !r)
+            if (auto r = write_file(dir + "/cpu.max",
+                                    std::to_string(limits.cpu_quota_percent * 1000) + " 100000");
+                !r)
                 return r.error();
         if (!limits.allowed_cpus.empty())
-            if (auto r = write_file(dir + "/cpuset.cpus", limits.allowed_cpus); !r) return r.error();
+            if (auto r = write_file(dir + "/cpuset.cpus", limits.allowed_cpus); !r)
+                return r.error();
         return cg;
     }
 
@@ -209,9 +226,13 @@ Result<std::unique_ptr<ModelCgroup>> CgroupManager::create(const std::string& mo
     cg->memory_dir_ = mem;
     cg->procs_files_.push_back(mem + "/cgroup.procs");
     if (limits.memory_max)
-        if (auto r = write_file(mem + "/memory.limit_in_bytes", std::to_string(limits.memory_max)); !r) return r.error();
+        if (auto r = write_file(mem + "/memory.limit_in_bytes", std::to_string(limits.memory_max));
+            !r)
+            return r.error();
     if (limits.memory_high)
-        if (auto r = write_file(mem + "/memory.soft_limit_in_bytes", std::to_string(limits.memory_high)); !r)
+        if (auto r =
+                write_file(mem + "/memory.soft_limit_in_bytes", std::to_string(limits.memory_high));
+            !r)
             return r.error();
     if (exists(root_ + "/pids")) {
         const std::string dir = root_ + "/pids" + own_path("pids") + "/" + cg->name_;
@@ -222,7 +243,9 @@ Result<std::unique_ptr<ModelCgroup>> CgroupManager::create(const std::string& mo
         if (auto r = make_dir(dir); !r) return r.error();
         cg->procs_files_.push_back(dir + "/cgroup.procs");
         if (auto r = write_file(dir + "/cpu.cfs_period_us", "100000"); !r) return r.error();
-        if (auto r = write_file(dir + "/cpu.cfs_quota_us", std::to_string(limits.cpu_quota_percent * 1000)); !r)
+        if (auto r = write_file(dir + "/cpu.cfs_quota_us",
+                                std::to_string(limits.cpu_quota_percent * 1000));
+            !r)
             return r.error();
     }
     if (!limits.allowed_cpus.empty() && exists(root_ + "/cpuset")) {
@@ -238,9 +261,11 @@ Result<std::unique_ptr<ModelCgroup>> CgroupManager::create(const std::string& mo
     if (limits.gpus_set && exists(root_ + "/devices")) {
         const std::string dir = root_ + "/devices" + own_path("devices") + "/" + cg->name_;
         if (auto r = make_dir(dir); !r) return r.error();
-        const char* dev_dir = getenv("LLAMA_SWAP_DEVICE_DIR"); // tests point this at their own nodes
+        const char* dev_dir =
+            getenv("LLAMA_SWAP_DEVICE_DIR"); // tests point this at their own nodes
         for (dev_t d : gpu_devices_to_deny(limits.gpus, dev_dir ? dev_dir : "/dev")) {
-            const std::string rule = "c " + std::to_string(major(d)) + ":" + std::to_string(minor(d)) + " rwm";
+            const std::string rule =
+                "c " + std::to_string(major(d)) + ":" + std::to_string(minor(d)) + " rwm";
             if (auto r = write_file(dir + "/devices.deny", rule); !r) return r.error();
         }
         cg->procs_files_.push_back(dir + "/cgroup.procs");
@@ -262,7 +287,8 @@ std::vector<dev_t> gpu_devices_to_deny(const std::vector<int>& gpus, const std::
     if (!d) return out;
     while (dirent* e = readdir(d)) {
         const char* name = e->d_name;
-        if (strncmp(name, "nvidia", 6) != 0 || !isdigit(static_cast<unsigned char>(name[6]))) continue;
+        if (strncmp(name, "nvidia", 6) != 0 || !isdigit(static_cast<unsigned char>(name[6])))
+            continue;
         char* end = nullptr;
         long index = strtol(name + 6, &end, 10);
         if (*end != '\0') continue; // nvidiactl, nvidia-uvm, nvidia-modeset: shared, allowed
@@ -270,7 +296,8 @@ std::vector<dev_t> gpu_devices_to_deny(const std::vector<int>& gpus, const std::
         for (int g : gpus) allowed |= g == index;
         if (allowed) continue;
         struct stat st;
-        if (::stat((dev_dir + "/" + name).c_str(), &st) == 0 && S_ISCHR(st.st_mode)) out.push_back(st.st_rdev);
+        if (::stat((dev_dir + "/" + name).c_str(), &st) == 0 && S_ISCHR(st.st_mode))
+            out.push_back(st.st_rdev);
     }
     closedir(d);
     return out;

@@ -41,9 +41,9 @@ private:
     friend class CgroupManager;
     ModelCgroup() = default;
     std::string name_;
-    std::vector<std::string> dirs_;   // every directory we created (all hierarchies)
-    std::string memory_dir_;          // v1 memory or v2 dir
-    std::string kill_dir_;            // a v2 dir with cgroup.kill, or empty
+    std::vector<std::string> dirs_;        // every directory we created (all hierarchies)
+    std::string memory_dir_;               // v1 memory or v2 dir
+    std::string kill_dir_;                 // a v2 dir with cgroup.kill, or empty
     std::vector<std::string> procs_files_; // where to add a pid
     bool v2_ = false;
 };
@@ -58,7 +58,8 @@ public:
 
     // Creates the cgroups for one model start. Errors mean "run unfenced" (logged once by the
     // caller through warned_once()).
-    Result<std::unique_ptr<ModelCgroup>> create(const std::string& model_id, const config::ResourceLimits& limits);
+    Result<std::unique_ptr<ModelCgroup>> create(const std::string& model_id,
+                                                const config::ResourceLimits& limits);
     bool warned_once();
 
 private:

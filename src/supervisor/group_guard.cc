@@ -74,14 +74,14 @@ GroupGuard::~GroupGuard() {
     pipe_.reset();
     if (pid_ > 0) {
         int status;
-        while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-        }
+        while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {}
     }
 }
 
 Result<void> GroupGuard::start(double grace_s) {
     int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) return make_error(std::string("pipe: ") + strerror(errno), errno);
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return make_error(std::string("pipe: ") + strerror(errno), errno);
     pid_t pid = fork();
     if (pid < 0) {
         close(fds[0]);
@@ -107,7 +107,11 @@ void GroupGuard::send(char op, pid_t pgid) {
     while (n < 0 && errno == EINTR);
 }
 
-void GroupGuard::watch(pid_t pgid) { send('+', pgid); }
-void GroupGuard::forget(pid_t pgid) { send('-', pgid); }
+void GroupGuard::watch(pid_t pgid) {
+    send('+', pgid);
+}
+void GroupGuard::forget(pid_t pgid) {
+    send('-', pgid);
+}
 
 } // namespace ls::supervisor

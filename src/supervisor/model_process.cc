@@ -22,7 +22,9 @@ struct ReadyPattern {
         ok = regcomp(&re, pattern.c_str(), REG_EXTENDED | REG_NOSUB) == 0;
     }
     ~ReadyPattern() { regfree(&re); }
-    bool matches(const std::string& line) const { return regexec(&re, line.c_str(), 0, nullptr, 0) == 0; }
+    bool matches(const std::string& line) const {
+        return regexec(&re, line.c_str(), 0, nullptr, 0) == 0;
+    }
 };
 
 namespace {
@@ -53,8 +55,7 @@ ModelProcess::~ModelProcess() {
     if (pid_ > 0) {
         kill(-pid_, SIGKILL);
         int status;
-        while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-        }
+        while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {}
         if (guard_) guard_->forget(pid_);
         pid_ = -1;
     }
@@ -64,7 +65,8 @@ ModelProcess::~ModelProcess() {
 void ModelProcess::set_state(ProcessState to) {
     const ProcessState from = state_;
     if (!transition_allowed(from, to)) {
-        LOG_ERROR("model %s: refused state change %s -> %s", cfg_.id.c_str(), to_string(from), to_string(to));
+        LOG_ERROR("model %s: refused state change %s -> %s", cfg_.id.c_str(), to_string(from),
+                  to_string(to));
         return;
     }
     state_ = to;
@@ -130,7 +132,8 @@ void ModelProcess::start() {
     SpawnRequest req;
     req.argv = argv;
     req.env = cfg_.env;
-    if (!settings_.notify_socket.empty()) req.env.push_back("NOTIFY_SOCKET=" + settings_.notify_socket);
+    if (!settings_.notify_socket.empty())
+        req.env.push_back("NOTIFY_SOCKET=" + settings_.notify_socket);
     if (cfg_.limits.gpus_set) {
         std::string visible;
         for (int g : cfg_.limits.gpus) visible += (visible.empty() ? "" : ",") + std::to_string(g);
@@ -169,13 +172,13 @@ void ModelProcess::start() {
         unit_ = ScopeBackend::unit_name(cfg_.id);
         release_ = std::move(spawned->release);
         const pid_t child = spawned->pid;
-        scope_call_ = settings_.scopes->start_scope(unit_, child, "llama-swap model " + cfg_.id, cfg_.limits,
-                                                   cfg_.unload_timeout_s,
-                                                   [this](const std::string& error) { on_scope_created(error); });
+        scope_call_ = settings_.scopes->start_scope(
+            unit_, child, "llama-swap model " + cfg_.id, cfg_.limits, cfg_.unload_timeout_s,
+            [this](const std::string& error) { on_scope_created(error); });
     } else if (cgroup_) {
         if (auto r = cgroup_->add_process(spawned->pid); !r) {
-            LOG_WARN("model %s: cannot move pid %d into its cgroup (%s), running it unfenced", cfg_.id.c_str(),
-                     spawned->pid, r.error().message.c_str());
+            LOG_WARN("model %s: cannot move pid %d into its cgroup (%s), running it unfenced",
+                     cfg_.id.c_str(), spawned->pid, r.error().message.c_str());
             cgroup_.reset();
         }
         static const char go = 1;
@@ -198,8 +201,8 @@ void ModelProcess::fail_start(std::string message) {
     // Nothing was spawned (or it is already gone): the start fails right here.
     if (pid_ <= 0) {
         failure_ = std::move(message);
-        LOG_EVENT(LogLevel::Warn, (LogFields{.model = cfg_.id, .event = "model_failed"}), "model %s: start failed: %s",
-                  cfg_.id.c_str(), failure_.c_str());
+        LOG_EVENT(LogLevel::Warn, (LogFields{.model = cfg_.id, .event = "model_failed"}),
+                  "model %s: start failed: %s", cfg_.id.c_str(), failure_.c_str());
         cleanup_after_exit();
         set_state(ProcessState::Failed);
         return;
@@ -243,7 +246,9 @@ void ModelProcess::release_held_child() {
         scope_wait_.start(0.005);
         return;
     }
-    if (!moved) LOG_WARN("model %s: %s did not take pid %d in time, starting it anyway", cfg_.id.c_str(), unit_.c_str(), pid_);
+    if (!moved)
+        LOG_WARN("model %s: %s did not take pid %d in time, starting it anyway", cfg_.id.c_str(),
+                 unit_.c_str(), pid_);
     unit_memory_dir_ = memory_cgroup_dir_of(pid_);
     static const char go = 1;
     ssize_t n = ::write(release_.get(), &go, 1);
@@ -302,7 +307,10 @@ void ModelProcess::become_ready(const char* how) {
     retry_.stop();
     const double load = ev_now(loop_) - started_at_;
     LOG_EVENT(LogLevel::Info,
-              (LogFields{.model = cfg_.id, .pid = pid_, .event = "model_ready", .load_ms = static_cast<long long>(load * 1000)}),
+              (LogFields{.model = cfg_.id,
+                         .pid = pid_,
+                         .event = "model_ready",
+                         .load_ms = static_cast<long long>(load * 1000)}),
               "model %s: ready after %.3f s (%s)", cfg_.id.c_str(), load, how);
     set_state(ProcessState::Ready);
 }
@@ -333,7 +341,8 @@ void ModelProcess::on_deadline(struct ev_loop*, ev_timer* w, int) {
     auto* self = static_cast<ModelProcess*>(w->data);
     if (self->state_ != ProcessState::Starting) return;
     char msg[128];
-    snprintf(msg, sizeof msg, "health check timed out after %.0f s", self->settings_.health_check_timeout_s);
+    snprintf(msg, sizeof msg, "health check timed out after %.0f s",
+             self->settings_.health_check_timeout_s);
     self->fail_start(msg);
 }
 
@@ -355,8 +364,10 @@ void ModelProcess::stop(double grace_s, const char* reason) {
               "model %s: stopping pid %d (%s)", cfg_.id.c_str(), pid_, reason);
     set_state(ProcessState::Stopping);
     if (pid_ <= 0) return;
-    if (!cfg_.cmd_stop.empty()) run_stop_command();
-    else if (kill(-pid_, SIGTERM) != 0) kill(pid_, SIGTERM);
+    if (!cfg_.cmd_stop.empty())
+        run_stop_command();
+    else if (kill(-pid_, SIGTERM) != 0)
+        kill(pid_, SIGTERM);
     kill_at_ = ev_now(loop_) + grace_s;
     kill_timer_.start(grace_s);
 }
@@ -386,14 +397,16 @@ void ModelProcess::on_stop_child(struct ev_loop*, ev_child* w, int) {
     auto* self = static_cast<ModelProcess*>(w->data);
     self->stop_child_.stop();
     if (w->rstatus != 0)
-        LOG_WARN("model %s: cmdStop ended with %s", self->cfg_.id.c_str(), describe_status(w->rstatus).c_str());
+        LOG_WARN("model %s: cmdStop ended with %s", self->cfg_.id.c_str(),
+                 describe_status(w->rstatus).c_str());
     self->stop_pid_ = -1;
 }
 
 void ModelProcess::on_kill(struct ev_loop*, ev_timer* w, int) {
     auto* self = static_cast<ModelProcess*>(w->data);
     if (self->pid_ <= 0) return;
-    LOG_WARN("model %s: pid %d did not stop in time, sending SIGKILL", self->cfg_.id.c_str(), self->pid_);
+    LOG_WARN("model %s: pid %d did not stop in time, sending SIGKILL", self->cfg_.id.c_str(),
+             self->pid_);
     self->we_sent_sigkill_ = true;
     if (kill(-self->pid_, SIGKILL) != 0) kill(self->pid_, SIGKILL);
 }
@@ -426,7 +439,8 @@ void ModelProcess::drain_output() {
             if (!partial_line_.empty() && partial_line_.back() == '\r') partial_line_.pop_back();
             output_.push(partial_line_);
             observer_.on_process_output(*this, partial_line_);
-            if (ready_pattern_ && state_ == ProcessState::Starting && ready_pattern_->matches(partial_line_))
+            if (ready_pattern_ && state_ == ProcessState::Starting &&
+                ready_pattern_->matches(partial_line_))
                 become_ready("readyPattern matched");
             partial_line_.clear();
         }
@@ -465,7 +479,8 @@ void ModelProcess::handle_exit(int status) {
         oom = oom || scope_oom_kills() > 0;
         // The manager may have removed the scope's cgroup (and its OOM counter) already: a
         // SIGKILL we did not send to a model with memoryMax is the OOM killer's signature.
-        if (!oom && cfg_.limits.memory_max && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL && !we_sent_sigkill_)
+        if (!oom && cfg_.limits.memory_max && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL &&
+            !we_sent_sigkill_)
             oom = true;
         if (settings_.scopes) settings_.scopes->stop_scope(unit_); // whatever is left in it
     }
@@ -483,27 +498,32 @@ void ModelProcess::handle_exit(int status) {
         snprintf(buf, sizeof buf, "killed by the OOM killer: memoryMax %llu bytes",
                  static_cast<unsigned long long>(cfg_.limits.memory_max));
         how = buf;
-        pending_failure_ = std::string("upstream ") + buf; // an OOM kill is a failure, whatever the state
+        pending_failure_ =
+            std::string("upstream ") + buf; // an OOM kill is a failure, whatever the state
     }
     switch (state_) {
     case ProcessState::Starting: {
-        failure_ = !pending_failure_.empty() ? pending_failure_ : "upstream exited while starting (" + how + ")";
+        failure_ = !pending_failure_.empty() ? pending_failure_
+                                             : "upstream exited while starting (" + how + ")";
         std::string last = output_.tail(5);
         if (!last.empty() && pending_failure_.rfind("cannot execute", 0) != 0)
             failure_ += "; last output: " + last;
-        LOG_EVENT(LogLevel::Warn, (LogFields{.model = cfg_.id, .pid = pid, .event = "model_failed"}),
+        LOG_EVENT(LogLevel::Warn,
+                  (LogFields{.model = cfg_.id, .pid = pid, .event = "model_failed"}),
                   "model %s: start failed: %s", cfg_.id.c_str(), failure_.c_str());
         set_state(ProcessState::Failed);
         break;
     }
     case ProcessState::Ready:
         failure_ = oom ? pending_failure_ : "upstream exited unexpectedly (" + how + ")";
-        LOG_EVENT(LogLevel::Warn, (LogFields{.model = cfg_.id, .pid = pid, .event = "model_exited"}), "model %s: pid %d %s",
-                  cfg_.id.c_str(), pid, failure_.c_str());
+        LOG_EVENT(LogLevel::Warn,
+                  (LogFields{.model = cfg_.id, .pid = pid, .event = "model_exited"}),
+                  "model %s: pid %d %s", cfg_.id.c_str(), pid, failure_.c_str());
         set_state(ProcessState::Failed);
         break;
     case ProcessState::Stopping:
-        LOG_EVENT(LogLevel::Info, (LogFields{.model = cfg_.id, .pid = pid, .event = "model_stopped"}),
+        LOG_EVENT(LogLevel::Info,
+                  (LogFields{.model = cfg_.id, .pid = pid, .event = "model_stopped"}),
                   "model %s: pid %d stopped (%s)", cfg_.id.c_str(), pid, how.c_str());
         if (!pending_failure_.empty()) {
             failure_ = pending_failure_;
@@ -514,11 +534,14 @@ void ModelProcess::handle_exit(int status) {
             set_state(ProcessState::Stopped);
         }
         break;
-    default: break;
+    default:
+        break;
     }
 }
 
-std::string ModelProcess::cgroup_name() const { return cgroup_ ? cgroup_->name() : std::string(); }
+std::string ModelProcess::cgroup_name() const {
+    return cgroup_ ? cgroup_->name() : std::string();
+}
 
 uint64_t ModelProcess::memory_current() const {
     if (cgroup_) return cgroup_->memory_current();
@@ -534,10 +557,12 @@ uint64_t ModelProcess::memory_current() const {
 void ModelProcess::on_cgroup_cleanup(struct ev_loop*, ev_timer* w, int) {
     auto* self = static_cast<ModelProcess*>(w->data);
     auto& stale = self->stale_cgroups_;
-    for (auto it = stale.begin(); it != stale.end();) it = (*it)->remove() ? stale.erase(it) : std::next(it);
+    for (auto it = stale.begin(); it != stale.end();)
+        it = (*it)->remove() ? stale.erase(it) : std::next(it);
     if (stale.empty()) return;
     if (++self->cgroup_retries_ > 50) {
-        LOG_WARN("model %s: cgroup %s stays busy, leaving it", self->cfg_.id.c_str(), stale.front()->name().c_str());
+        LOG_WARN("model %s: cgroup %s stays busy, leaving it", self->cfg_.id.c_str(),
+                 stale.front()->name().c_str());
         stale.clear(); // the destructor tries one last time
         return;
     }

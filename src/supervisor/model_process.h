@@ -16,8 +16,8 @@
 #include "supervisor/cgroup.h"
 #include "supervisor/group_guard.h"
 #include "supervisor/port_allocator.h"
-#include "supervisor/scope_backend.h"
 #include "supervisor/process_state.h"
+#include "supervisor/scope_backend.h"
 #include "util/ev.h"
 #include "util/unique_fd.h"
 
@@ -35,10 +35,10 @@ public:
 
 struct ProcessSettings {
     double health_check_timeout_s = 120;
-    double probe_interval_s = 0.015;   // between readiness probes
-    double probe_timeout_s = 2;        // one probe's own limit
-    double failed_start_grace_s = 5;   // stop grace after a failed readiness check
-    std::string notify_socket;         // NOTIFY_SOCKET given to the upstream ("" = none)
+    double probe_interval_s = 0.015;        // between readiness probes
+    double probe_timeout_s = 2;             // one probe's own limit
+    double failed_start_grace_s = 5;        // stop grace after a failed readiness check
+    std::string notify_socket;              // NOTIFY_SOCKET given to the upstream ("" = none)
     class CgroupManager* cgroups = nullptr; // fork backend fences; null: none
     class ScopeBackend* scopes = nullptr;   // null or disconnected: no scope backend
     config::Backend backend = config::Backend::Auto; // the global default
@@ -146,11 +146,11 @@ private:
     std::unique_ptr<ModelCgroup> cgroup_;
     std::vector<std::unique_ptr<ModelCgroup>> stale_cgroups_; // still busy: removal retried
     TimerWatcher cgroup_cleanup_;
-    std::string unit_;                              // scope backend: our unit
-    std::string unit_memory_dir_;                   // its memory cgroup directory
+    std::string unit_;                               // scope backend: our unit
+    std::string unit_memory_dir_;                    // its memory cgroup directory
     std::unique_ptr<ScopeBackend::Call> scope_call_; // pending StartTransientUnit
-    UniqueFd release_;                              // held child: write to let it exec
-    TimerWatcher scope_wait_;                       // until the child is in the scope's cgroup
+    UniqueFd release_;                               // held child: write to let it exec
+    TimerWatcher scope_wait_;                        // until the child is in the scope's cgroup
     int scope_wait_ticks_ = 0;
     bool we_sent_sigkill_ = false;
     int cgroup_retries_ = 0;

@@ -46,7 +46,8 @@ Result<int> PortAllocator::acquire(int preferred) {
         held_.insert(port);
         return port;
     }
-    return make_error("no free port in " + std::to_string(start_) + ".." + std::to_string(start_ + 999));
+    return make_error("no free port in " + std::to_string(start_) + ".." +
+                      std::to_string(start_ + 999));
 }
 
 } // namespace ls::supervisor

@@ -16,11 +16,16 @@ enum class ProcessState : uint8_t { Stopped, Starting, Ready, Stopping, Failed }
 
 constexpr const char* to_string(ProcessState s) {
     switch (s) {
-    case ProcessState::Stopped: return "stopped";
-    case ProcessState::Starting: return "starting";
-    case ProcessState::Ready: return "ready";
-    case ProcessState::Stopping: return "stopping";
-    case ProcessState::Failed: return "failed";
+    case ProcessState::Stopped:
+        return "stopped";
+    case ProcessState::Starting:
+        return "starting";
+    case ProcessState::Ready:
+        return "ready";
+    case ProcessState::Stopping:
+        return "stopping";
+    case ProcessState::Failed:
+        return "failed";
     }
     return "?";
 }
@@ -28,11 +33,16 @@ constexpr const char* to_string(ProcessState s) {
 constexpr bool transition_allowed(ProcessState from, ProcessState to) {
     using S = ProcessState;
     switch (from) {
-    case S::Stopped: return to == S::Starting;
-    case S::Failed: return to == S::Starting;
-    case S::Starting: return to == S::Ready || to == S::Stopping || to == S::Failed;
-    case S::Ready: return to == S::Stopping || to == S::Failed;
-    case S::Stopping: return to == S::Stopped || to == S::Failed;
+    case S::Stopped:
+        return to == S::Starting;
+    case S::Failed:
+        return to == S::Starting;
+    case S::Starting:
+        return to == S::Ready || to == S::Stopping || to == S::Failed;
+    case S::Ready:
+        return to == S::Stopping || to == S::Failed;
+    case S::Stopping:
+        return to == S::Stopped || to == S::Failed;
     }
     return false;
 }

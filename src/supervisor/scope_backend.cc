@@ -34,7 +34,8 @@ std::vector<uint8_t> cpu_mask(const std::string& list) {
         int a = atoi(part.c_str());
         int b = dash == std::string::npos ? a : atoi(part.c_str() + dash + 1);
         for (int c = a; c <= b && c < 8192; ++c) {
-            if (mask.size() <= static_cast<size_t>(c / 8)) mask.resize(static_cast<size_t>(c / 8) + 1, 0);
+            if (mask.size() <= static_cast<size_t>(c / 8))
+                mask.resize(static_cast<size_t>(c / 8) + 1, 0);
             mask[static_cast<size_t>(c / 8)] |= static_cast<uint8_t>(1u << (c % 8));
         }
     }
@@ -59,8 +60,10 @@ std::string ScopeBackend::unit_name(const std::string& id) {
     std::string out = "llama-swap-";
     for (size_t i = 0; i < id.size(); ++i) {
         unsigned char c = static_cast<unsigned char>(id[i]);
-        if (c == '/') out += '-';
-        else if (isalnum(c) || c == '_' || c == ':' || (c == '.' && i > 0)) out += static_cast<char>(c);
+        if (c == '/')
+            out += '-';
+        else if (isalnum(c) || c == '_' || c == ':' || (c == '.' && i > 0))
+            out += static_cast<char>(c);
         else {
             char buf[8];
             snprintf(buf, sizeof buf, "\\x%02x", c);
@@ -88,10 +91,12 @@ Result<void> ScopeBackend::connect(const std::string& address) {
     std::string addr = address;
     if (addr.empty()) {
         const char* runtime = getenv("XDG_RUNTIME_DIR");
-        if (geteuid() == 0 && exists("/run/systemd/private")) addr = "unix:path=/run/systemd/private";
+        if (geteuid() == 0 && exists("/run/systemd/private"))
+            addr = "unix:path=/run/systemd/private";
         else if (runtime && exists(std::string(runtime) + "/systemd/private"))
             addr = "unix:path=" + std::string(runtime) + "/systemd/private";
-        else return make_error("no systemd manager socket found");
+        else
+            return make_error("no systemd manager socket found");
     }
     sd_bus* bus = nullptr;
     int r = sd_bus_new(&bus);
@@ -131,7 +136,8 @@ void ScopeBackend::update_watchers() {
     if (sd_bus_get_timeout(bus_, &until) >= 0 && until != UINT64_MAX) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        const uint64_t now = static_cast<uint64_t>(ts.tv_sec) * 1000000ull + static_cast<uint64_t>(ts.tv_nsec) / 1000;
+        const uint64_t now = static_cast<uint64_t>(ts.tv_sec) * 1000000ull +
+                             static_cast<uint64_t>(ts.tv_nsec) / 1000;
         const double after = until > now ? static_cast<double>(until - now) / 1e6 : 0;
         timer_.start(after);
     } else {
@@ -139,15 +145,20 @@ void ScopeBackend::update_watchers() {
     }
 }
 
-void ScopeBackend::on_io(struct ev_loop*, ev_io* w, int) { static_cast<ScopeBackend*>(w->data)->process(); }
-void ScopeBackend::on_timer(struct ev_loop*, ev_timer* w, int) { static_cast<ScopeBackend*>(w->data)->process(); }
+void ScopeBackend::on_io(struct ev_loop*, ev_io* w, int) {
+    static_cast<ScopeBackend*>(w->data)->process();
+}
+void ScopeBackend::on_timer(struct ev_loop*, ev_timer* w, int) {
+    static_cast<ScopeBackend*>(w->data)->process();
+}
 
 void ScopeBackend::process() {
     if (!bus_) return;
     for (int i = 0; i < 64; ++i) {
         int r = sd_bus_process(bus_, nullptr);
         if (r < 0) {
-            LOG_ERROR("systemd bus connection failed: %s; new models start without scopes", strerror(-r));
+            LOG_ERROR("systemd bus connection failed: %s; new models start without scopes",
+                      strerror(-r));
             io_.stop();
             timer_.stop();
             sd_bus_flush_close_unref(bus_);
@@ -171,17 +182,22 @@ std::unique_ptr<ScopeBackend::Call> ScopeBackend::start_scope(const std::string&
     }
     sd_bus_message* m = nullptr;
     int r = sd_bus_message_new_method_call(bus_, &m, kDest, kPath, kIface, "StartTransientUnit");
-    auto ok = [&](int rr) { return rr >= 0 && r >= 0 ? (r = rr, true) : (r = rr < 0 ? rr : r, false); };
+    auto ok = [&](int rr) {
+        return rr >= 0 && r >= 0 ? (r = rr, true) : (r = rr < 0 ? rr : r, false);
+    };
     if (ok(r)) ok(sd_bus_message_append(m, "ss", unit.c_str(), "fail"));
     if (ok(r)) ok(sd_bus_message_open_container(m, 'a', "(sv)"));
     if (ok(r)) ok(sd_bus_message_append(m, "(sv)", "Description", "s", description.c_str()));
     if (ok(r)) ok(sd_bus_message_append(m, "(sv)", "PIDs", "au", 1, static_cast<uint32_t>(pid)));
     if (ok(r)) ok(sd_bus_message_append(m, "(sv)", "Slice", "s", "llama-swap.slice"));
     if (ok(r)) ok(sd_bus_message_append(m, "(sv)", "CollectMode", "s", "inactive-or-failed"));
-    if (ok(r)) ok(sd_bus_message_append(m, "(sv)", "TimeoutStopUSec", "t",
-                                        static_cast<uint64_t>(stop_timeout_s * 1e6)));
-    if (limits.memory_max && ok(r)) ok(sd_bus_message_append(m, "(sv)", "MemoryMax", "t", limits.memory_max));
-    if (limits.memory_high && ok(r)) ok(sd_bus_message_append(m, "(sv)", "MemoryHigh", "t", limits.memory_high));
+    if (ok(r))
+        ok(sd_bus_message_append(m, "(sv)", "TimeoutStopUSec", "t",
+                                 static_cast<uint64_t>(stop_timeout_s * 1e6)));
+    if (limits.memory_max && ok(r))
+        ok(sd_bus_message_append(m, "(sv)", "MemoryMax", "t", limits.memory_max));
+    if (limits.memory_high && ok(r))
+        ok(sd_bus_message_append(m, "(sv)", "MemoryHigh", "t", limits.memory_high));
     if (limits.cpu_quota_percent && ok(r))
         ok(sd_bus_message_append(m, "(sv)", "CPUQuotaPerSecUSec", "t",
                                  static_cast<uint64_t>(limits.cpu_quota_percent) * 10000));
@@ -202,7 +218,8 @@ std::unique_ptr<ScopeBackend::Call> ScopeBackend::start_scope(const std::string&
         if (ok(r)) ok(sd_bus_message_append(m, "s", "DeviceAllow"));
         if (ok(r)) ok(sd_bus_message_open_container(m, 'v', "a(ss)"));
         if (ok(r)) ok(sd_bus_message_open_container(m, 'a', "(ss)"));
-        for (const char* node : {"/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset"})
+        for (const char* node :
+             {"/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset"})
             if (ok(r)) ok(sd_bus_message_append(m, "(ss)", node, "rw"));
         for (int g : limits.gpus) {
             const std::string node = "/dev/nvidia" + std::to_string(g);
@@ -228,8 +245,8 @@ std::unique_ptr<ScopeBackend::Call> ScopeBackend::start_scope(const std::string&
 void ScopeBackend::stop_scope(const std::string& unit) {
     if (!bus_) return;
     // Floating call: nobody waits for the answer; the unit is collected when it is gone.
-    sd_bus_call_method_async(bus_, nullptr, kDest, kPath, kIface, "StopUnit", nullptr, nullptr, "ss", unit.c_str(),
-                             "replace");
+    sd_bus_call_method_async(bus_, nullptr, kDest, kPath, kIface, "StopUnit", nullptr, nullptr,
+                             "ss", unit.c_str(), "replace");
     update_watchers();
 }
 
@@ -247,7 +264,8 @@ std::string memory_cgroup_dir_of(pid_t pid) {
             if (c == "memory") v1 = path;
     }
     if (!v1.empty() && exists("/sys/fs/cgroup/memory" + v1)) return "/sys/fs/cgroup/memory" + v1;
-    if (!v2.empty() && exists("/sys/fs/cgroup" + v2 + "/memory.current")) return "/sys/fs/cgroup" + v2;
+    if (!v2.empty() && exists("/sys/fs/cgroup" + v2 + "/memory.current"))
+        return "/sys/fs/cgroup" + v2;
     return "";
 }
 

@@ -34,8 +34,10 @@ public:
     // The returned slot cancels the callback when destroyed.
     using Done = std::function<void(const std::string& error)>;
     struct Call;
-    std::unique_ptr<Call> start_scope(const std::string& unit, pid_t pid, const std::string& description,
-                                      const config::ResourceLimits& limits, double stop_timeout_s, Done done);
+    std::unique_ptr<Call> start_scope(const std::string& unit, pid_t pid,
+                                      const std::string& description,
+                                      const config::ResourceLimits& limits, double stop_timeout_s,
+                                      Done done);
     // Stops a scope (kills what is left in it); fire and forget.
     void stop_scope(const std::string& unit);
 

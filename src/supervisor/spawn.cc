@@ -89,7 +89,8 @@ Result<Spawned> spawn_process(const SpawnRequest& req) {
     UniqueFd hold_read, hold_write;
     if (req.hold) {
         int hold[2];
-        if (pipe2(hold, O_CLOEXEC) != 0) return make_error(std::string("pipe: ") + strerror(errno), errno);
+        if (pipe2(hold, O_CLOEXEC) != 0)
+            return make_error(std::string("pipe: ") + strerror(errno), errno);
         hold_read.reset(hold[0]);
         hold_write.reset(hold[1]);
     }
@@ -97,7 +98,9 @@ Result<Spawned> spawn_process(const SpawnRequest& req) {
     const pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) return make_error(std::string("fork: ") + strerror(errno), errno);
-    if (pid == 0) exec_child(req, argv.data(), envp.data(), status_write.get(), hold_read.get(), hold_write.get(), parent);
+    if (pid == 0)
+        exec_child(req, argv.data(), envp.data(), status_write.get(), hold_read.get(),
+                   hold_write.get(), parent);
 
     // Also set the group from the parent: whichever runs first, the group exists before
     // anyone signals it.

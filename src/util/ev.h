@@ -26,8 +26,10 @@ public:
         // Still registered on the same fd: only the mask changes, which libev applies without
         // re-adding the fd. After an explicit stop() the fd may have been closed and reused,
         // so it is registered afresh.
-        if (active && fd == w_.fd) ev_io_modify(&w_, events);
-        else ev_io_set(&w_, fd, events);
+        if (active && fd == w_.fd)
+            ev_io_modify(&w_, events);
+        else
+            ev_io_set(&w_, fd, events);
         ev_io_start(loop_, &w_);
     }
     void stop() {

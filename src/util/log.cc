@@ -20,20 +20,28 @@ bool g_journal = false;
 
 const char* level_tag(LogLevel level) {
     switch (level) {
-    case LogLevel::Debug: return "debug";
-    case LogLevel::Info: return "info";
-    case LogLevel::Warn: return "warn";
-    case LogLevel::Error: return "error";
+    case LogLevel::Debug:
+        return "debug";
+    case LogLevel::Info:
+        return "info";
+    case LogLevel::Warn:
+        return "warn";
+    case LogLevel::Error:
+        return "error";
     }
     return "?";
 }
 
 int syslog_priority(LogLevel level) {
     switch (level) {
-    case LogLevel::Debug: return LOG_DEBUG;
-    case LogLevel::Info: return LOG_INFO;
-    case LogLevel::Warn: return LOG_WARNING;
-    case LogLevel::Error: return LOG_ERR;
+    case LogLevel::Debug:
+        return LOG_DEBUG;
+    case LogLevel::Info:
+        return LOG_INFO;
+    case LogLevel::Warn:
+        return LOG_WARNING;
+    case LogLevel::Error:
+        return LOG_ERR;
     }
     return LOG_INFO;
 }
@@ -68,9 +76,11 @@ void write_stderr(const char* data, size_t len) {
 
 void emit(LogLevel level, const LogFields* f, const char* body, size_t len) {
     char line[2100];
-    int m = snprintf(line, sizeof line, "[%s] %.*s\n", level_tag(level), static_cast<int>(len), body);
+    int m =
+        snprintf(line, sizeof line, "[%s] %.*s\n", level_tag(level), static_cast<int>(len), body);
     if (m <= 0) return;
-    const size_t total = static_cast<size_t>(m) < sizeof line ? static_cast<size_t>(m) : sizeof line - 1;
+    const size_t total =
+        static_cast<size_t>(m) < sizeof line ? static_cast<size_t>(m) : sizeof line - 1;
     // Warnings and errors always get out, whatever logToStdout says.
     if (g_proxy_to_stderr || level >= LogLevel::Warn) {
         if (g_journal) {
@@ -80,7 +90,8 @@ void emit(LogLevel level, const LogFields* f, const char* body, size_t len) {
             const char* fields[8] = {message, priority, "SYSLOG_IDENTIFIER=llama-swap"};
             int count = 3;
             if (f && !f->model.empty()) {
-                snprintf(model, sizeof model, "MODEL_ID=%.*s", static_cast<int>(f->model.size()), f->model.data());
+                snprintf(model, sizeof model, "MODEL_ID=%.*s", static_cast<int>(f->model.size()),
+                         f->model.data());
                 fields[count++] = model;
             }
             if (f && f->pid > 0) {
@@ -88,7 +99,8 @@ void emit(LogLevel level, const LogFields* f, const char* body, size_t len) {
                 fields[count++] = pid;
             }
             if (f && f->request_id) {
-                snprintf(request, sizeof request, "REQUEST_ID=%llu", static_cast<unsigned long long>(f->request_id));
+                snprintf(request, sizeof request, "REQUEST_ID=%llu",
+                         static_cast<unsigned long long>(f->request_id));
                 fields[count++] = request;
             }
             if (f && f->event) {
@@ -111,35 +123,51 @@ void vlog(LogLevel level, const LogFields* f, const char* fmt, va_list ap) {
     char body[2048];
     int n = vsnprintf(body, sizeof body, fmt, ap);
     if (n < 0) return;
-    const size_t len = static_cast<size_t>(n) < sizeof body ? static_cast<size_t>(n) : sizeof body - 1;
+    const size_t len =
+        static_cast<size_t>(n) < sizeof body ? static_cast<size_t>(n) : sizeof body - 1;
     emit(level, f, body, len);
 }
 } // namespace
 
 bool parse_log_level(std::string_view name, LogLevel& out) {
-    if (name == "debug") out = LogLevel::Debug;
-    else if (name == "info") out = LogLevel::Info;
-    else if (name == "warn") out = LogLevel::Warn;
-    else if (name == "error") out = LogLevel::Error;
-    else return false;
+    if (name == "debug")
+        out = LogLevel::Debug;
+    else if (name == "info")
+        out = LogLevel::Info;
+    else if (name == "warn")
+        out = LogLevel::Warn;
+    else if (name == "error")
+        out = LogLevel::Error;
+    else
+        return false;
     return true;
 }
 
 bool parse_log_target(std::string_view name, LogTarget& out) {
-    if (name == "auto") out = LogTarget::Auto;
-    else if (name == "stderr") out = LogTarget::Stderr;
-    else if (name == "journal") out = LogTarget::Journal;
-    else return false;
+    if (name == "auto")
+        out = LogTarget::Auto;
+    else if (name == "stderr")
+        out = LogTarget::Stderr;
+    else if (name == "journal")
+        out = LogTarget::Journal;
+    else
+        return false;
     return true;
 }
 
 void set_log_target(LogTarget target) {
     g_journal = target == LogTarget::Journal || (target == LogTarget::Auto && stderr_is_journal());
 }
-bool journal_enabled() { return g_journal; }
+bool journal_enabled() {
+    return g_journal;
+}
 
-void set_log_level(LogLevel level) { g_level = level; }
-LogLevel log_level() { return g_level; }
+void set_log_level(LogLevel level) {
+    g_level = level;
+}
+LogLevel log_level() {
+    return g_level;
+}
 
 void set_log_sink(LogSink sink, void* user) {
     g_sink = sink;
@@ -150,7 +178,9 @@ void set_stderr_outputs(bool proxy, bool upstream) {
     g_proxy_to_stderr = proxy;
     g_upstream_to_stderr = upstream;
 }
-bool upstream_to_stderr() { return g_upstream_to_stderr; }
+bool upstream_to_stderr() {
+    return g_upstream_to_stderr;
+}
 
 void log_upstream_line(std::string_view model, int pid, std::string_view line) {
     const int len = static_cast<int>(line.size() > 4000 ? 4000 : line.size());
@@ -159,18 +189,25 @@ void log_upstream_line(std::string_view model, int pid, std::string_view line) {
     if (g_journal && (g_proxy_to_stderr || g_upstream_to_stderr)) {
         char message[4100], model_field[300], pid_field[32];
         snprintf(message, sizeof message, "MESSAGE=%.*s", len, line.data());
-        snprintf(model_field, sizeof model_field, "MODEL_ID=%.*s", static_cast<int>(model.size()), model.data());
+        snprintf(model_field, sizeof model_field, "MODEL_ID=%.*s", static_cast<int>(model.size()),
+                 model.data());
         snprintf(pid_field, sizeof pid_field, "UPSTREAM_PID=%d", pid);
-        const char* fields[] = {message, model_field, pid_field, "PRIORITY=6", "SYSLOG_IDENTIFIER=llama-swap",
+        const char* fields[] = {message,
+                                model_field,
+                                pid_field,
+                                "PRIORITY=6",
+                                "SYSLOG_IDENTIFIER=llama-swap",
                                 "EVENT=upstream_output"};
         journal_send(fields, 6);
         return;
     }
     if (g_journal || (!g_upstream_to_stderr && !log_enabled(LogLevel::Debug))) return;
     char buf[4400];
-    int n = snprintf(buf, sizeof buf, "[debug] [%.*s] %.*s\n", static_cast<int>(model.size()), model.data(), len,
-                     line.data());
-    if (n > 0) write_stderr(buf, static_cast<size_t>(n) < sizeof buf ? static_cast<size_t>(n) : sizeof buf - 1);
+    int n = snprintf(buf, sizeof buf, "[debug] [%.*s] %.*s\n", static_cast<int>(model.size()),
+                     model.data(), len, line.data());
+    if (n > 0)
+        write_stderr(buf,
+                     static_cast<size_t>(n) < sizeof buf ? static_cast<size_t>(n) : sizeof buf - 1);
 }
 
 void log_msg(LogLevel level, const char* fmt, ...) {

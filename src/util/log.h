@@ -15,7 +15,9 @@ enum class LogLevel { Debug = 0, Info = 1, Warn = 2, Error = 3 };
 bool parse_log_level(std::string_view name, LogLevel& out);
 void set_log_level(LogLevel level);
 LogLevel log_level();
-inline bool log_enabled(LogLevel level) { return level >= log_level(); }
+inline bool log_enabled(LogLevel level) {
+    return level >= log_level();
+}
 
 enum class LogTarget { Auto, Stderr, Journal };
 bool parse_log_target(std::string_view name, LogTarget& out);
@@ -28,7 +30,8 @@ struct LogFields {
     std::string_view model;
     int pid = 0;
     uint64_t request_id = 0;
-    const char* event = nullptr; // model_starting, model_ready, model_stopped, model_failed, swap, …
+    const char* event =
+        nullptr; // model_starting, model_ready, model_stopped, model_failed, swap, …
     long long load_ms = -1;
 };
 

@@ -49,6 +49,8 @@ private:
     bool ok_ = true;
 };
 
-inline Error make_error(std::string message, int code = 0) { return Error{std::move(message), code}; }
+inline Error make_error(std::string message, int code = 0) {
+    return Error{std::move(message), code};
+}
 
 } // namespace ls

@@ -729,7 +729,8 @@ models:
     cmd: x
     proxy: https://remote:8443
 )",
-                 "config.yaml:4:12: model 'm': https:// upstreams are not supported (use http:// on a local port)");
+                 "config.yaml:4:12: model 'm': https:// upstreams are not supported (use http:// "
+                 "on a local port)");
     expect_error(R"(
 models:
   m:
