@@ -309,12 +309,7 @@ void Connection::finish_request() {
     req_.body.clear();
     response_started_ = false;
     if (!keep_alive_ || close_after_response_ || head_phase_) {
-        state_ = State::Closing;
-        ::shutdown(fd_.get(), SHUT_RD);
-        if (output_pending() == 0)
-            close();
-        else
-            update_io();
+        close_after_flush();
         return;
     }
     state_ = State::Idle;
@@ -588,6 +583,11 @@ void Connection::abort_response() {
     response_chunked_ = false;
     keep_alive_ = false;
     if (exchange_) server_.reaper().defer(std::move(exchange_));
+    close_after_flush();
+}
+
+void Connection::close_after_flush() {
+    // No more requests are read; what is queued still goes out, then the socket closes.
     state_ = State::Closing;
     ::shutdown(fd_.get(), SHUT_RD);
     if (output_pending() == 0)

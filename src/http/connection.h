@@ -122,6 +122,7 @@ private:
     void parse_input();
     void dispatch();
     void finish_request();
+    void close_after_flush();
     void reject(int status, std::string_view message, std::string_view code);
     bool count_head_bytes(size_t n);
     void queue_output(const char* data, size_t len);
