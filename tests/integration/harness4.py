@@ -7,7 +7,6 @@ Python 3 standard library only.
 """
 
 import base64
-import hashlib
 import http.client
 import json
 import os
@@ -418,7 +417,3 @@ class Background:
         if self._error is not None:
             raise self._error
         return self._value
-
-
-def sha256_stream():
-    return hashlib.sha256()

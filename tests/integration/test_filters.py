@@ -288,6 +288,15 @@ class LoadingState(unittest.TestCase):
             err = self.check_error_event(s)
             self.assertEqual(err["code"], "model_start_failed")
 
+    def test_queue_timeout_as_event(self):
+        cfg = {"sendLoadingState": True, "queueTimeout": 1,
+               "models": {"q": {"cmd": h.fake_cmd(model="q", load_delay_ms=4000)}}}
+        with h4.Daemon(cfg) as d:
+            s = h.stream_request(d.port, "/v1/chat/completions", h.chat_body("q", stream=True),
+                                 timeout=10)
+            err = self.check_error_event(s)
+            self.assertEqual(err["code"], "model_wait_timeout")
+
     def test_upstream_error_status_as_event(self):
         # The fake serves its health at /nope/health but has no /nope/v1/chat/completions.
         cfg = {"sendLoadingState": True,

@@ -219,6 +219,23 @@ class Events(unittest.TestCase):
                              5, "the remove of the snapshot's request")
 
 
+    def test_model_status_follows_reload(self):
+        with h4.Daemon(ab_cfg()) as d:
+            with h4.EventStream(d.port, "/api/events") as s:
+                s.wait_event(lambda e: len(e) >= 2, 5, "the initial frames")
+                cfg = ab_cfg()
+                del cfg["models"]["b"]
+                cfg["models"]["c"] = {"cmd": h.fake_cmd(model="c"), "name": "C"}
+                d.write_config(cfg)
+                self.assertTrue(d.sighup())
+
+                def ids(evs):
+                    st = [dd for t, dd, _ in evs if t == "modelStatus"]
+                    return sorted(m["id"] for m in st[-1]) == ["a", "c", "hid"] and st[-1]
+                last = s.wait_event(ids, 5, "a modelStatus frame with the new models")
+                self.assertEqual({m["id"]: m["name"] for m in last}["c"], "C")
+
+
 class SlowReaders(unittest.TestCase):
     def test_reader_that_never_reads(self):
         # Readers that never read: the daemon skips lines for them instead of buffering, keeps

@@ -358,6 +358,25 @@ class Unload(unittest.TestCase):
             r = bg.result()
             self.assertNotEqual(r.status, 200, "the upstream was stopped under the request")
 
+    def test_unload_while_loading(self):
+        # Requests waiting for a model that gets unloaded are answered 503 model_unloaded.
+        cfg = {"models": {"u": {"cmd": h.fake_cmd(model="u", load_delay_ms=1500)}}}
+        with h4.Daemon(cfg) as d:
+            waiting = h4.Background(lambda: d.chat("u", timeout=20))
+            h.wait_until(lambda: d.running() and d.running()[0]["state"] == "starting", 3,
+                         what="u starting")
+            pid = d.running()[0]["pid"]
+            r = d.request("POST", "/api/models/unload/u", timeout=20)
+            self.assertEqual((r.status, r.body.strip()), (200, b"OK"), r)
+            self.assertFalse(h.pid_alive(pid))
+            r = waiting.result()
+            self.assertEqual(r.status, 503, r)
+            self.assertEqual(h4.err_code(r), "model_unloaded")
+            self.assertEqual(r.headers.get("retry-after"), "1")
+            self.assertEqual(d.running(), [])
+            # The next request starts it again.
+            self.assertEqual(d.chat("u", timeout=20).status, 200)
+
 
 def upstream_cfg():
     return {

@@ -5,6 +5,8 @@ server.spoolDir); a 20 MB JSON body; useModelName rewriting the multipart `model
 
 import atexit
 import hashlib
+import http.client
+import json
 import os
 import sys
 import threading
@@ -239,6 +241,25 @@ class Upload(unittest.TestCase):
             r = d.request("POST", "/v1/audio/transcriptions", body=body,
                           headers={"Content-Type": ctype})
             self.assertEqual(r.json()["body_sha256"], h.sha256(expected))
+
+    def test_chunked_upload_model_after_file(self):
+        # Transfer-Encoding: chunked (no Content-Length): relayed with the right length.
+        with h4.Daemon(upload_cfg) as d:
+            length, chunks, sha = file_then_model(30, "w")
+            conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=60)
+            try:
+                conn.request("POST", "/v1/audio/transcriptions", body=chunks(),
+                             headers={"Content-Type": "multipart/form-data; boundary=" + BOUNDARY,
+                                      "Transfer-Encoding": "chunked"}, encode_chunked=True)
+                r = conn.getresponse()
+                doc = json.loads(r.read())
+            finally:
+                conn.close()
+            self.assertEqual(r.status, 200, doc)
+            self.assertEqual(doc["body_length"], length)
+            self.assertEqual(doc["body_sha256"], sha.hexdigest())
+            self.assertEqual(doc["model"], "w")
+            self.assertLess(d.mem_kb("VmHWM"), 32 * 1024)
 
     def test_uploads_in_parallel_with_other_requests(self):
         # While a big upload streams in, the daemon keeps answering others.
