@@ -379,6 +379,7 @@ void Daemon::serve_model_request(http::Connection& conn, http::Request& req) {
         rewrite.replacement = json_body ? "\"" + http::json_escape(model->use_model_name) + "\""
                                         : model->use_model_name;
     }
+    req.log_model = model->id;
     auto exchange = std::make_unique<proxy::ProxyExchange>(loop_, conn, req, scheduler_, pool_,
                                                            model->id, std::move(opt));
     proxy::ProxyExchange* x = exchange.get();
@@ -417,6 +418,7 @@ void Daemon::serve_upstream_passthrough(http::Connection& conn, http::Request& r
     opt.observer = &events_;
     opt.target = std::string(sub_path);
     if (!req.query.empty()) opt.target += "?" + req.query;
+    req.log_model = model->id;
     auto exchange = std::make_unique<proxy::ProxyExchange>(loop_, conn, req, scheduler_, pool_,
                                                            model->id, std::move(opt));
     proxy::ProxyExchange* x = exchange.get();

@@ -567,7 +567,8 @@ void Connection::end_response() {
 void Connection::log_access() const {
     if (!log_enabled(LogLevel::Info)) return;
     const std::string* ua = req_.headers.find("user-agent");
-    LOG_EVENT(LogLevel::Info, (LogFields{.request_id = req_.id, .event = "request"}),
+    LOG_EVENT(LogLevel::Info,
+              (LogFields{.model = req_.log_model, .request_id = req_.id, .event = "request"}),
               "%s \"%s %s HTTP/%d.%d\" %d %llu \"%s\" %.3f", peer_.c_str(),
               req_.method_name.empty() ? "-" : req_.method_name.c_str(), req_.target.c_str(),
               req_.version_major, req_.version_minor, response_status_,

@@ -24,6 +24,7 @@ struct Request {
     bool has_body = false; // Content-Length > 0 or chunked
     Body body;
     double received_at = 0; // ev_now() when the head was complete
+    std::string log_model;  // the model a proxied request went to (MODEL_ID in the journal)
 };
 
 // Value of query parameter `name` (percent-decoded), or false when absent.

@@ -47,8 +47,14 @@ Scheduler::Slot* Scheduler::slot(const std::string& id) {
 namespace {
 // Settings that only take effect when the process is started again.
 bool needs_restart(const config::ModelConfig& a, const config::ModelConfig& b) {
+    const config::ResourceLimits &la = a.limits, &lb = b.limits;
+    const bool limits_changed =
+        la.memory_max != lb.memory_max || la.memory_high != lb.memory_high ||
+        la.cpu_quota_percent != lb.cpu_quota_percent || la.allowed_cpus != lb.allowed_cpus ||
+        la.gpus != lb.gpus || la.gpus_set != lb.gpus_set;
     return a.cmd != b.cmd || a.cmd_stop != b.cmd_stop || a.proxy != b.proxy ||
-           a.check_endpoint != b.check_endpoint || a.env != b.env;
+           a.check_endpoint != b.check_endpoint || a.env != b.env ||
+           a.ready_pattern != b.ready_pattern || a.backend != b.backend || limits_changed;
 }
 } // namespace
 

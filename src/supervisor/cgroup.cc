@@ -1,12 +1,12 @@
 #include "supervisor/cgroup.h"
 
+#include "util/text_file.h"
+
 #include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
-#include <fstream>
-#include <sstream>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -26,10 +26,7 @@ Result<void> write_file(const std::string& path, const std::string& value) {
 }
 
 std::string read_file(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
+    return read_text_file(path);
 }
 
 bool exists(const std::string& path) {
@@ -51,12 +48,7 @@ uint64_t read_number(const std::string& path) {
 }
 
 uint64_t read_keyed(const std::string& path, const std::string& key) {
-    std::istringstream in(read_file(path));
-    std::string k;
-    uint64_t v;
-    while (in >> k >> v)
-        if (k == key) return v;
-    return 0;
+    return keyed_number(read_file(path), key);
 }
 } // namespace
 
@@ -92,10 +84,8 @@ Result<void> ModelCgroup::add_process(pid_t pid) {
 void ModelCgroup::kill_all() {
     if (!kill_dir_.empty() && write_file(kill_dir_ + "/cgroup.kill", "1")) return;
     for (const auto& f : procs_files_) {
-        std::istringstream in(read_file(f));
-        pid_t pid;
-        while (in >> pid)
-            if (pid > 0) ::kill(pid, SIGKILL);
+        for (long long pid : numbers_in(read_file(f)))
+            if (pid > 0) ::kill(static_cast<pid_t>(pid), SIGKILL);
     }
 }
 
@@ -134,9 +124,9 @@ CgroupManager::CgroupManager(std::string root) : root_(std::move(root)) {
         layout_ = Layout::Hybrid;
     else if (exists(root_ + "/memory"))
         layout_ = Layout::V1;
-    std::istringstream in(read_file("/proc/self/cgroup"));
-    std::string line;
-    while (std::getline(in, line)) {
+    const std::string text = read_file("/proc/self/cgroup");
+    for (std::string_view view : split(text, '\n')) {
+        const std::string line(view);
         // "ID:controllers:path"
         size_t a = line.find(':'), b = line.find(':', a + 1);
         if (a == std::string::npos || b == std::string::npos) continue;
@@ -146,9 +136,7 @@ CgroupManager::CgroupManager(std::string root) : root_(std::move(root)) {
 
 std::string CgroupManager::own_path(const std::string& controller) const {
     for (const auto& [list, path] : own_) {
-        std::istringstream in(list);
-        std::string c;
-        while (std::getline(in, c, ','))
+        for (std::string_view c : split(list, ','))
             if (c == controller) return path == "/" ? "" : path;
         if (controller.empty() && list.empty()) return path == "/" ? "" : path;
     }
@@ -172,9 +160,8 @@ Result<void> CgroupManager::prepare_v2() {
         const std::string leaf = base + "/supervisor";
         if (::mkdir(leaf.c_str(), 0755) != 0 && errno != EEXIST)
             return make_error("cannot create " + leaf + ": " + strerror(errno), errno);
-        std::istringstream procs(read_file(base + "/cgroup.procs"));
-        pid_t pid;
-        while (procs >> pid) (void)write_file(leaf + "/cgroup.procs", std::to_string(pid));
+        for (long long pid : numbers_in(read_file(base + "/cgroup.procs")))
+            (void)write_file(leaf + "/cgroup.procs", std::to_string(pid));
         if (auto r = write_file(base + "/cgroup.subtree_control", wanted); !r) return r;
     }
     v2_prepared_ = true;

@@ -4,7 +4,6 @@
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
-#include <fstream>
 #include <regex.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,6 +11,7 @@
 #include "config/macros.h"
 #include "supervisor/spawn.h"
 #include "util/log.h"
+#include "util/text_file.h"
 
 namespace ls::supervisor {
 
@@ -236,12 +236,11 @@ void ModelProcess::on_scope_wait(struct ev_loop*, ev_timer* w, int) {
 
 void ModelProcess::release_held_child() {
     if (pid_ <= 0 || !release_) return;
-    std::ifstream in("/proc/" + std::to_string(pid_) + "/cgroup");
-    std::string line;
+    const std::string text = read_text_file("/proc/" + std::to_string(pid_) + "/cgroup");
     bool moved = false;
-    while (std::getline(in, line))
-        if (line.rfind("0::", 0) == 0 || line.find(":name=systemd:") != std::string::npos)
-            moved |= line.find("/" + unit_) != std::string::npos;
+    for (std::string_view line : split(text, '\n'))
+        if (line.rfind("0::", 0) == 0 || line.find(":name=systemd:") != std::string_view::npos)
+            moved |= line.find("/" + unit_) != std::string_view::npos;
     if (!moved && ++scope_wait_ticks_ < 400) { // 2 s at most, then go on unfenced
         scope_wait_.start(0.005);
         return;
@@ -258,13 +257,9 @@ void ModelProcess::release_held_child() {
 
 uint64_t ModelProcess::scope_oom_kills() const {
     if (unit_memory_dir_.empty()) return 0;
-    std::ifstream in(unit_memory_dir_ + "/memory.events");
-    if (!in) in.open(unit_memory_dir_ + "/memory.oom_control");
-    std::string key;
-    uint64_t value;
-    while (in >> key >> value)
-        if (key == "oom_kill") return value;
-    return 0;
+    std::string text = read_text_file(unit_memory_dir_ + "/memory.events");
+    if (text.empty()) text = read_text_file(unit_memory_dir_ + "/memory.oom_control");
+    return keyed_number(text, "oom_kill");
 }
 
 void ModelProcess::on_exec_status(struct ev_loop*, ev_io* w, int) {
@@ -547,9 +542,8 @@ uint64_t ModelProcess::memory_current() const {
     if (cgroup_) return cgroup_->memory_current();
     if (unit_memory_dir_.empty()) return 0;
     for (const char* f : {"/memory.current", "/memory.usage_in_bytes"}) {
-        std::ifstream in(unit_memory_dir_ + f);
-        uint64_t v;
-        if (in >> v) return v;
+        const std::string text = read_text_file(unit_memory_dir_ + f);
+        if (!text.empty()) return strtoull(text.c_str(), nullptr, 10);
     }
     return 0;
 }

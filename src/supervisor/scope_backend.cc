@@ -3,14 +3,13 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
-#include <fstream>
 #include <poll.h>
-#include <sstream>
 #include <sys/stat.h>
 #include <systemd/sd-login.h>
 #include <unistd.h>
 
 #include "util/log.h"
+#include "util/text_file.h"
 
 namespace ls::supervisor {
 
@@ -27,9 +26,8 @@ bool exists(const std::string& p) {
 // "0-3,8" → the AllowedCPUs= byte mask (bit N = CPU N, little endian).
 std::vector<uint8_t> cpu_mask(const std::string& list) {
     std::vector<uint8_t> mask;
-    std::istringstream in(list);
-    std::string part;
-    while (std::getline(in, part, ',')) {
+    for (std::string_view piece : split(list, ',')) {
+        const std::string part(piece);
         size_t dash = part.find('-');
         int a = atoi(part.c_str());
         int b = dash == std::string::npos ? a : atoi(part.c_str() + dash + 1);
@@ -251,16 +249,14 @@ void ScopeBackend::stop_scope(const std::string& unit) {
 }
 
 std::string memory_cgroup_dir_of(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/cgroup");
-    std::string line, v2, v1;
-    while (std::getline(in, line)) {
+    const std::string text = read_text_file("/proc/" + std::to_string(pid) + "/cgroup");
+    std::string v2, v1;
+    for (std::string_view line : split(text, '\n')) {
         size_t a = line.find(':'), b = line.find(':', a + 1);
-        if (a == std::string::npos || b == std::string::npos) continue;
-        const std::string ctrls = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
+        if (a == std::string_view::npos || b == std::string_view::npos) continue;
+        const std::string_view ctrls = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
         if (ctrls.empty()) v2 = path;
-        std::istringstream cs(ctrls);
-        std::string c;
-        while (std::getline(cs, c, ','))
+        for (std::string_view c : split(ctrls, ','))
             if (c == "memory") v1 = path;
     }
     if (!v1.empty() && exists("/sys/fs/cgroup/memory" + v1)) return "/sys/fs/cgroup/memory" + v1;

@@ -66,16 +66,19 @@ Result<Spawned> spawn_process(const SpawnRequest& req) {
     for (const auto& a : req.argv) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
 
+    // The inherited environment, then req.env on top; for a name given twice the last wins
+    // (the daemon's own NOTIFY_SOCKET and CUDA_VISIBLE_DEVICES come after the model's `env`).
+    auto name_of = [](std::string_view entry) { return entry.substr(0, entry.find('=')); };
+    auto set_later = [&](std::string_view name, size_t from) {
+        for (size_t i = from; i < req.env.size(); ++i)
+            if (name_of(req.env[i]) == name) return true;
+        return false;
+    };
     std::vector<std::string> env_storage;
-    for (char** e = environ; *e; ++e) {
-        std::string_view entry(*e);
-        std::string_view name = entry.substr(0, entry.find('='));
-        bool overridden = false;
-        for (const auto& x : req.env)
-            if (x.compare(0, name.size() + 1, std::string(name) + "=") == 0) overridden = true;
-        if (!overridden) env_storage.emplace_back(entry);
-    }
-    for (const auto& x : req.env) env_storage.push_back(x);
+    for (char** e = environ; *e; ++e)
+        if (!set_later(name_of(*e), 0)) env_storage.emplace_back(*e);
+    for (size_t i = 0; i < req.env.size(); ++i)
+        if (!set_later(name_of(req.env[i]), i + 1)) env_storage.push_back(req.env[i]);
     std::vector<char*> envp;
     for (auto& e : env_storage) envp.push_back(e.data());
     envp.push_back(nullptr);
