@@ -9,7 +9,6 @@ test skips, with the reason, otherwise. The cgroups are found by the names the d
 them: llama-swap-<model>-<daemon pid>-<n>."""
 
 import os
-import re
 import signal
 import stat
 import sys
@@ -65,8 +64,8 @@ class Cgroups(unittest.TestCase):
             except OSError:
                 pass
         for d in self.daemons:
-            if d.proc is not None and d.proc.poll() is None:
-                continue  # still running: its own teardown comes first
+            if d.proc is None or d.proc.poll() is None:
+                continue  # never started, or still running (its own teardown comes first)
             left = sdlib.find_cgroup_dirs(sdlib.daemon_cgroup_pattern(d.proc.pid))
             if left:
                 stayed = sdlib.remove_cgroup_dirs(left)
@@ -152,18 +151,23 @@ class Cgroups(unittest.TestCase):
             self.assertIn("killed by the OOM killer", d.log())
             self.assert_gone(d, "after the OOM kill")
 
+    def test_oom_kill_while_starting_fails_waiting_request(self):
+        # OOM-killed before it ever answers its health check: the waiting request gets the
+        # OOM message in its 502 (README: "in /running, the log and the waiting requests' 502").
+        with self.daemon({"big": {"cmd": ALLOC_300M, "memoryMax": "64M", "proxy": NOWHERE,
+                                  "checkEndpoint": "/health"}}) as d:
+            r = d.chat("big", timeout=30)
+            self.assertEqual(r.status, 502, r)
+            self.assertIn("OOM killer", r.json()["error"]["message"], r)
+            e = entry(d, "big")
+            self.assertEqual(e["state"], "failed", e)
+            self.assertIn("OOM killer", e.get("error", ""), e)
+            self.assert_gone(d, "after the OOM kill")
+
     def test_grandchild_in_own_session_killed_with_cgroup(self):
         # A grandchild that left the process group (setsid) is still in the model's cgroup:
         # an unload kills it too, and the cgroup can then be removed.
-        def cfg(d):
-            pidfile = os.path.join(d.tmp, "escapee.pid")
-            self.pidfile = pidfile
-            cmd = ("sh -c 'setsid sleep 300 & echo $! > %s; exec %s --port ${PORT} --model e'"
-                   % (pidfile, h.FAKE_UPSTREAM))
-            return {"backend": "fork", "models": {"e": {"cmd": cmd}}}
-        d = sdlib.SdDaemon(cfg)
-        self.daemons.append(d)
-        with d:
+        with self.escapee_daemon("e") as d:
             self.assertEqual(d.chat("e").status, 200)
             pid = h.wait_until(lambda: h.read_pid_file(self.pidfile), 5, what="the pid file")[0]
             self.extra_pids.append((pid, "sleep"))
@@ -216,9 +220,37 @@ class Cgroups(unittest.TestCase):
         finally:
             d.__exit__(*sys.exc_info())
 
+    def escapee_daemon(self, model):
+        """A daemon whose model forks a grandchild into a session of its own (setsid): out of
+        the model's process group, but in its cgroups."""
+        def cfg(d):
+            self.pidfile = os.path.join(d.tmp, "escapee.pid")
+            cmd = ("sh -c 'setsid sleep 300 & echo $! > %s; exec %s --port ${PORT} --model %s'"
+                   % (self.pidfile, h.FAKE_UPSTREAM, model))
+            return {"backend": "fork", "models": {model: {"cmd": cmd, "memoryMax": "256M"}}}
+        d = sdlib.SdDaemon(cfg)
+        self.daemons.append(d)
+        return d
+
+    def test_escaped_grandchild_killed_after_daemon_sigkill(self):
+        # README, "No orphans": upstreams are killed "even if the daemon itself is SIGKILLed".
+        # The guard kills the model's process group; a grandchild that left the group is
+        # still in the model's cgroup (cgroup.kill is there) and must not survive either.
+        with self.escapee_daemon("s") as d:
+            self.assertEqual(d.chat("s").status, 200)
+            upstream = entry(d, "s")["pid"]
+            pid = h.wait_until(lambda: h.read_pid_file(self.pidfile), 5, what="the pid file")[0]
+            self.extra_pids.append((pid, "sleep"))
+            d.kill()
+            h.wait_until(lambda: not h.pid_alive(upstream), 10, what="the upstream to die")
+            # The guard gives the group 5 s after SIGTERM; 10 s is generous.
+            h.wait_until(lambda: not h.pid_alive(pid), 10,
+                         what="grandchild %d (own session, in the model's cgroup) to die after "
+                              "the daemon was SIGKILLed" % pid)
+
     def test_cgroups_removed_after_daemon_sigkill(self):
-        # README: "No orphans ... even if the daemon itself is SIGKILLed". The guard kills
-        # the upstreams' process groups, and the model's cgroups must not outlive them either.
+        # The guard kills the upstreams' process groups of a SIGKILLed daemon; the model's
+        # cgroups (empty then) must not be left behind for ever either.
         with self.daemon({"k": {"cmd": h.fake_cmd(model="k"), "memoryMax": "256M"}}) as d:
             self.assertEqual(d.chat("k").status, 200)
             pid = entry(d, "k")["pid"]
@@ -226,7 +258,6 @@ class Cgroups(unittest.TestCase):
             d.kill()
             h.wait_until(lambda: not h.pid_alive(pid), 10, what="the upstream to die")
             self.assert_gone(d, "after the daemon was SIGKILLed")
-
 
 if __name__ == "__main__":
     h.main()

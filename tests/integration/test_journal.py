@@ -116,6 +116,16 @@ class Journal(unittest.TestCase):
         seq = [int(e["__MONOTONIC_TIMESTAMP"]) for e in (starting, ready, stopped)]
         self.assertEqual(seq, sorted(seq))
 
+    def test_swap_event(self):
+        swap = self.one("swap")
+        self.assertIn("jm2", swap["MESSAGE"])
+        stopping = self.one("model_stopping")
+        self.assertIn("swap", stopping["MESSAGE"])
+        # The other model's entries carry its own id, so MODEL_ID=jm does not show them.
+        other = [e for e in self.all if e.get("MODEL_ID") == "jm2"]
+        self.assertTrue(events(other, "model_ready"), other)
+        self.assertFalse([e for e in self.model if e.get("MODEL_ID") != MODEL])
+
     def test_upstream_output_lines(self):
         lines = events(self.model, "upstream_output")
         texts = [e.get("MESSAGE") for e in lines]
@@ -134,6 +144,13 @@ class Journal(unittest.TestCase):
         self.assertTrue(any('"POST /v1/chat/completions HTTP/1.1" 200' in m for m in msgs), msgs)
         self.assertTrue(any('"POST /api/models/unload HTTP/1.1" 200' in m for m in msgs), msgs)
         self.assertTrue(any('"POST /v1/chat/completions HTTP/1.1" 404' in m for m in msgs), msgs)
+        # A model request's entry names its model; the unknown model's 404 and the unload
+        # name none.
+        chat = [e for e in reqs if '"POST /v1/chat/completions HTTP/1.1" 200' in e["MESSAGE"]]
+        self.assertEqual(sorted(e.get("MODEL_ID") for e in chat), [MODEL, "jm2"], chat)
+        for e in reqs:
+            if " 404 " in e["MESSAGE"] or "/api/models/unload" in e["MESSAGE"]:
+                self.assertNotIn("MODEL_ID", e, e)
         ids = [e.get("REQUEST_ID") for e in reqs]
         for i in ids:
             self.assertRegex(i or "", r"^\d+$", reqs)

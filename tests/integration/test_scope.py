@@ -9,6 +9,7 @@ skips, with the reason, when that manager cannot run."""
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -123,6 +124,40 @@ class Scope(unittest.TestCase):
             self.assertIn("OOM killer", e.get("error", ""), e)
             self.assertNotIn("[big] survived", d.log(), "the 300 MB allocation succeeded under 64M")
             self.assert_no_units("after the OOM kill")
+
+    def test_external_sigkill_not_reported_as_oom(self):
+        # A model with memoryMax killed by someone else (an operator's kill -9) did not hit
+        # its memory limit: the fork backend says "exited unexpectedly (signal Killed)", and
+        # the scope backend must not claim an OOM kill either.
+        with self.daemon({"m": {"cmd": h.fake_cmd(model="m"), "memoryMax": "256M"}}) as d:
+            self.assertEqual(d.chat("m").status, 200)
+            os.kill(entry(d, "m")["pid"], signal.SIGKILL)
+            e = h.wait_until(lambda: (lambda x: x if x and x["state"] == "failed" else None)(
+                entry(d, "m")), 10, what="the model to be reported failed")
+            self.assertNotIn("OOM", e.get("error", ""), e)
+            self.assertIn("signal Killed", e.get("error", ""), e)
+
+    def test_escaped_grandchild_killed_on_unload(self):
+        # A grandchild in a session of its own is out of the model's process group but in
+        # its scope: stopping the unit takes it down.
+        def cfg(d):
+            self.pidfile = os.path.join(d.tmp, "escapee.pid")
+            cmd = ("sh -c 'setsid sleep 300 & echo $! > %s; exec %s --port ${PORT} --model e'"
+                   % (self.pidfile, h.FAKE_UPSTREAM))
+            return {"backend": "scope", "models": {"e": {"cmd": cmd}}}
+        with sdlib.SdDaemon(cfg, env=self.mgr.env()) as d:
+            self.assertEqual(d.chat("e").status, 200)
+            pid = h.wait_until(lambda: h.read_pid_file(self.pidfile), 5, what="the pid file")[0]
+            try:
+                with open("/proc/%d/cgroup" % pid) as f:
+                    self.assertIn("/llama-swap-e.scope", f.read())
+                self.assertEqual(d.request("POST", "/api/models/unload/e").status, 200)
+                h.wait_until(lambda: not h.pid_alive(pid), 10,
+                             what="the escaped grandchild %d to be killed" % pid)
+                self.assert_no_units("after the unload")
+            finally:
+                if h.pid_alive(pid):
+                    os.kill(pid, signal.SIGKILL)
 
     def test_escaped_unit_names(self):
         models = {"org/m2": {"cmd": h.fake_cmd(model="org/m2")},

@@ -1,6 +1,6 @@
 """Runs inside `unshare -m --propagation private` (test_journal.py starts it): a private
 journald on tmpfs mounts, the daemon with --log-target journal against it, a short scenario
-(load a model, a request, an unload, a 404, shutdown), then `journalctl -o json` of what the
+(load a model, swap it for another, an unload, a 404, shutdown), then `journalctl -o json` of what the
 daemon logged. Writes one JSON document to the path in argv[1]:
 
   {"daemon_pid": N, "stderr": "...", "all": [entries], "model": [entries of MODEL_ID=jm]}
@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -23,6 +22,7 @@ from sdlib import h  # noqa: E402
 
 JOURNALD = "/lib/systemd/systemd-journald"
 MODEL = "jm"
+OTHER = "jm2"
 
 
 def skip(why):
@@ -59,7 +59,10 @@ def main():
     out_path = sys.argv[1]
     if not os.access(JOURNALD, os.X_OK):
         skip("%s is not installed" % JOURNALD)
-    private_mounts()
+    try:
+        private_mounts()
+    except (subprocess.CalledProcessError, OSError) as e:
+        skip("cannot mount tmpfs in the private namespace: %s" % e)
     jd = subprocess.Popen([JOURNALD], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE)
     try:
@@ -72,10 +75,13 @@ def main():
             skip("systemd-journald exited: %s" % jd.stderr.read().decode(errors="replace")[-500:])
 
         cfg = {"backend": "fork", "logLevel": "info",
-               "models": {MODEL: {"cmd": h.fake_cmd(model=MODEL, log_lines=3)}}}
+               "models": {MODEL: {"cmd": h.fake_cmd(model=MODEL, log_lines=3)},
+                          OTHER: {"cmd": h.fake_cmd(model=OTHER)}}}
         d = sdlib.SdDaemon(cfg, args=["--log-target", "journal"])
         with d:
             r = d.chat(MODEL)
+            assert r.status == 200, r
+            r = d.chat(OTHER)  # swaps MODEL out
             assert r.status == 200, r
             r = d.request("POST", "/api/models/unload")
             assert r.status == 200, r
