@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <systemd/sd-login.h>
 #include <unistd.h>
 
 namespace ls::supervisor {
@@ -157,6 +158,16 @@ Result<void> CgroupManager::prepare_v2() {
     const std::string wanted = "+memory +cpu +cpuset +pids";
     if (!write_file(base + "/cgroup.subtree_control", wanted)) {
         if (own_path("").empty()) return make_error("cannot enable controllers in the root cgroup");
+        // Moving every process of our cgroup is only ours to do in our own delegated unit
+        // (Delegate=yes), never in, say, the login session of the shell that started us.
+        char* unit = nullptr;
+        const bool own_unit =
+            sd_pid_get_unit(getpid(), &unit) >= 0 && unit && own_path("").size() > strlen(unit) &&
+            own_path("").compare(own_path("").size() - strlen(unit), strlen(unit), unit) == 0;
+        free(unit);
+        if (!own_unit)
+            return make_error("controllers cannot be delegated here (not running in our own unit "
+                              "with Delegate=yes)");
         const std::string leaf = base + "/supervisor";
         if (::mkdir(leaf.c_str(), 0755) != 0 && errno != EEXIST)
             return make_error("cannot create " + leaf + ": " + strerror(errno), errno);

@@ -2,6 +2,9 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/prctl.h>
@@ -16,11 +19,63 @@ namespace ls::supervisor {
 
 namespace {
 constexpr int kMaxGroups = 1024;
+constexpr int kMaxCgroups = 256;
+constexpr int kMaxPath = 512;
 
+// One message: a fixed header, then `len` bytes of cgroup directory for the cgroup ops.
+// Writes of up to PIPE_BUF bytes to a pipe are atomic, so messages never interleave.
 struct Message {
-    char op; // '+' watch, '-' forget
+    char op; // '+'/'-' watch/forget a process group; 'C'/'c' watch/forget a cgroup dir
     pid_t pgid;
+    uint16_t len;
 };
+
+bool read_full(int fd, void* buf, size_t len) {
+    char* p = static_cast<char*>(buf);
+    while (len > 0) {
+        ssize_t r = read(fd, p, len);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return false;
+        p += r;
+        len -= static_cast<size_t>(r);
+    }
+    return true;
+}
+
+void write_str(const char* path, const char* suffix, const char* value) {
+    char file[kMaxPath + 32];
+    snprintf(file, sizeof file, "%s/%s", path, suffix);
+    int fd = open(file, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    ssize_t w = write(fd, value, strlen(value));
+    (void)w;
+    close(fd);
+}
+
+// Kills everything in a cgroup (cgroup.kill where the kernel has it, else pid by pid).
+void kill_cgroup(const char* path) {
+    char file[kMaxPath + 32];
+    snprintf(file, sizeof file, "%s/cgroup.kill", path);
+    if (access(file, F_OK) == 0) {
+        write_str(path, "cgroup.kill", "1");
+        return;
+    }
+    snprintf(file, sizeof file, "%s/cgroup.procs", path);
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    char buf[4096];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return;
+    buf[n] = '\0';
+    for (char* p = buf; *p;) {
+        char* end = nullptr;
+        long pid = strtol(p, &end, 10);
+        if (end == p) break;
+        if (pid > 0) kill(static_cast<pid_t>(pid), SIGKILL);
+        p = end;
+    }
+}
 
 // The guard's whole life: no allocation, no stdio, only system calls.
 [[noreturn]] void guard_main(int fd, double grace_s) {
@@ -37,19 +92,29 @@ struct Message {
     }
     syscall(SYS_close_range, 4U, ~0U, 0U);
 
-    pid_t groups[kMaxGroups];
-    int count = 0;
+    static pid_t groups[kMaxGroups];
+    static char cgroups[kMaxCgroups][kMaxPath];
+    int count = 0, cg_count = 0;
     Message m;
+    char path[kMaxPath];
     for (;;) {
-        ssize_t r = read(fd, &m, sizeof m);
-        if (r < 0 && errno == EINTR) continue;
-        if (r != static_cast<ssize_t>(sizeof m)) break; // EOF: the daemon is gone
+        if (!read_full(fd, &m, sizeof m)) break; // EOF: the daemon is gone
+        if (m.len >= kMaxPath || (m.len > 0 && !read_full(fd, path, m.len))) break;
+        path[m.len] = '\0';
         if (m.op == '+' && count < kMaxGroups) {
             groups[count++] = m.pgid;
         } else if (m.op == '-') {
             for (int i = 0; i < count; ++i)
                 if (groups[i] == m.pgid) {
                     groups[i] = groups[--count];
+                    break;
+                }
+        } else if (m.op == 'C' && cg_count < kMaxCgroups) {
+            memcpy(cgroups[cg_count++], path, m.len + 1u);
+        } else if (m.op == 'c') {
+            for (int i = 0; i < cg_count; ++i)
+                if (strcmp(cgroups[i], path) == 0) {
+                    memcpy(cgroups[i], cgroups[--cg_count], kMaxPath);
                     break;
                 }
         }
@@ -64,6 +129,17 @@ struct Message {
         nanosleep(&tick, nullptr);
     }
     for (int i = 0; i < count; ++i) kill(-groups[i], SIGKILL);
+    // Processes that left their group (setsid) are still in the model's cgroup: kill them
+    // there, then remove the cgroups once empty.
+    for (int i = 0; i < cg_count; ++i) kill_cgroup(cgroups[i]);
+    for (int attempt = 0; attempt < 40 && cg_count > 0; ++attempt) {
+        int left = 0;
+        for (int i = 0; i < cg_count; ++i)
+            if (rmdir(cgroups[i]) != 0 && errno == EBUSY)
+                memcpy(cgroups[left++], cgroups[i], kMaxPath);
+        cg_count = left;
+        if (cg_count > 0) nanosleep(&tick, nullptr);
+    }
     _exit(0);
 }
 } // namespace
@@ -98,20 +174,29 @@ Result<void> GroupGuard::start(double grace_s) {
     return {};
 }
 
-void GroupGuard::send(char op, pid_t pgid) {
-    if (!pipe_.valid()) return;
-    Message m{op, pgid};
-    // Small atomic writes to a pipe; the guard drains it continuously.
+void GroupGuard::send(char op, pid_t pgid, const std::string& path) {
+    if (!pipe_.valid() || path.size() >= kMaxPath) return;
+    char buf[sizeof(Message) + kMaxPath];
+    Message m{op, pgid, static_cast<uint16_t>(path.size())};
+    memcpy(buf, &m, sizeof m);
+    memcpy(buf + sizeof m, path.data(), path.size());
+    // One write of less than PIPE_BUF: atomic; the guard drains the pipe continuously.
     ssize_t n;
-    do n = ::write(pipe_.get(), &m, sizeof m);
+    do n = ::write(pipe_.get(), buf, sizeof m + path.size());
     while (n < 0 && errno == EINTR);
 }
 
 void GroupGuard::watch(pid_t pgid) {
-    send('+', pgid);
+    send('+', pgid, {});
 }
 void GroupGuard::forget(pid_t pgid) {
-    send('-', pgid);
+    send('-', pgid, {});
+}
+void GroupGuard::watch_cgroup(const std::string& dir) {
+    send('C', 0, dir);
+}
+void GroupGuard::forget_cgroup(const std::string& dir) {
+    send('c', 0, dir);
 }
 
 } // namespace ls::supervisor

@@ -5,6 +5,7 @@
 // forks (workers, container runtimes).
 #pragma once
 
+#include <string>
 #include <sys/types.h>
 
 #include "util/result.h"
@@ -24,10 +25,14 @@ public:
     bool running() const { return pipe_.valid(); }
     void watch(pid_t pgid);
     void forget(pid_t pgid);
+    // A model's cgroup directory: on the daemon's death everything in it is killed and the
+    // directory removed (processes that left the process group included).
+    void watch_cgroup(const std::string& dir);
+    void forget_cgroup(const std::string& dir);
     pid_t pid() const { return pid_; }
 
 private:
-    void send(char op, pid_t pgid);
+    void send(char op, pid_t pgid, const std::string& path);
     UniqueFd pipe_;
     pid_t pid_ = -1;
 };

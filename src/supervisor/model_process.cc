@@ -46,7 +46,8 @@ ModelProcess::ModelProcess(struct ev_loop* loop, config::ModelConfig cfg, Proces
       child_(loop, &on_child, this), stop_child_(loop, &on_stop_child, this),
       deadline_(loop, &on_deadline, this), retry_(loop, &on_retry, this),
       kill_timer_(loop, &on_kill, this), probe_(loop, &on_probe_result, this),
-      cgroup_cleanup_(loop, &on_cgroup_cleanup, this), scope_wait_(loop, &on_scope_wait, this) {
+      cgroup_cleanup_(loop, &on_cgroup_cleanup, this), scope_wait_(loop, &on_scope_wait, this),
+      oom_watch_(loop) {
     state_since_ = ev_now(loop_);
 }
 
@@ -176,6 +177,9 @@ void ModelProcess::start() {
             unit_, child, "llama-swap model " + cfg_.id, cfg_.limits, cfg_.unload_timeout_s,
             [this](const std::string& error) { on_scope_created(error); });
     } else if (cgroup_) {
+        // On the daemon's death the guard kills what is left in these cgroups and removes them.
+        if (guard_)
+            for (const auto& dir : cgroup_->paths()) guard_->watch_cgroup(dir);
         if (auto r = cgroup_->add_process(spawned->pid); !r) {
             LOG_WARN("model %s: cannot move pid %d into its cgroup (%s), running it unfenced",
                      cfg_.id.c_str(), spawned->pid, r.error().message.c_str());
@@ -249,6 +253,7 @@ void ModelProcess::release_held_child() {
         LOG_WARN("model %s: %s did not take pid %d in time, starting it anyway", cfg_.id.c_str(),
                  unit_.c_str(), pid_);
     unit_memory_dir_ = memory_cgroup_dir_of(pid_);
+    if (!unit_memory_dir_.empty()) oom_watch_.start(unit_memory_dir_);
     static const char go = 1;
     ssize_t n = ::write(release_.get(), &go, 1);
     (void)n;
@@ -402,7 +407,6 @@ void ModelProcess::on_kill(struct ev_loop*, ev_timer* w, int) {
     if (self->pid_ <= 0) return;
     LOG_WARN("model %s: pid %d did not stop in time, sending SIGKILL", self->cfg_.id.c_str(),
              self->pid_);
-    self->we_sent_sigkill_ = true;
     if (kill(-self->pid_, SIGKILL) != 0) kill(self->pid_, SIGKILL);
 }
 
@@ -471,18 +475,13 @@ void ModelProcess::handle_exit(int status) {
         cgroup_->kill_all();
     }
     if (!unit_.empty()) {
-        oom = oom || scope_oom_kills() > 0;
-        // The manager may have removed the scope's cgroup (and its OOM counter) already: a
-        // SIGKILL we did not send to a model with memoryMax is the OOM killer's signature.
-        if (!oom && cfg_.limits.memory_max && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL &&
-            !we_sent_sigkill_)
-            oom = true;
+        // Seen while it happened: the manager may have removed the scope's cgroup by now.
+        oom = oom || oom_watch_.fired() || scope_oom_kills() > 0;
         if (settings_.scopes) settings_.scopes->stop_scope(unit_); // whatever is left in it
     }
     scope_call_.reset();
     release_.reset();
     scope_wait_.stop();
-    we_sent_sigkill_ = false;
     if (guard_) guard_->forget(pid);
     pid_ = -1;
     cleanup_after_exit();
@@ -564,6 +563,11 @@ void ModelProcess::on_cgroup_cleanup(struct ev_loop*, ev_timer* w, int) {
 }
 
 void ModelProcess::cleanup_after_exit() {
+    if (cgroup_ && guard_)
+        for (const auto& dir : cgroup_->paths()) guard_->forget_cgroup(dir);
+    oom_watch_.stop();
+    unit_.clear(); // the manager collects the scope; /running must not show a dead unit
+    unit_memory_dir_.clear();
     if (cgroup_) {
         if (!cgroup_->remove()) {
             stale_cgroups_.push_back(std::move(cgroup_));

@@ -15,6 +15,7 @@
 #include "readiness/health_probe.h"
 #include "supervisor/cgroup.h"
 #include "supervisor/group_guard.h"
+#include "supervisor/oom_watch.h"
 #include "supervisor/port_allocator.h"
 #include "supervisor/process_state.h"
 #include "supervisor/scope_backend.h"
@@ -152,7 +153,7 @@ private:
     UniqueFd release_;                               // held child: write to let it exec
     TimerWatcher scope_wait_;                        // until the child is in the scope's cgroup
     int scope_wait_ticks_ = 0;
-    bool we_sent_sigkill_ = false;
+    OomWatch oom_watch_; // scope backend: OOM kills seen as they happen
     int cgroup_retries_ = 0;
 };
 

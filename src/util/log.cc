@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <syslog.h>
+// Every entry would otherwise carry CODE_FILE/LINE/FUNC of this one sending function.
+#define SD_JOURNAL_SUPPRESS_LOCATION 1
 #include <systemd/sd-journal.h>
 #include <unistd.h>
 
