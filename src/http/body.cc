@@ -25,7 +25,8 @@ Result<void> write_all(int fd, const char* data, size_t len) {
 
 Result<void> Body::spill() {
     // Disk-backed first: a memfd lives in RAM, which is what spooling tries to avoid.
-    int fd = ::open(spool_dir_.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    const char* dir = spool_dir_ ? spool_dir_->c_str() : "/var/tmp";
+    int fd = ::open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (fd < 0) fd = memfd_create("llama-swap-body", MFD_CLOEXEC);
     if (fd < 0)
         return make_error(std::string("cannot create spool file: ") + strerror(errno), errno);

@@ -15,8 +15,9 @@ namespace ls::http {
 class Body {
 public:
     Body() = default;
-    Body(size_t memory_limit, std::string spool_dir)
-        : memory_limit_(memory_limit), spool_dir_(std::move(spool_dir)) {}
+    // `spool_dir` must outlive the body (it is the server's configuration).
+    Body(size_t memory_limit, const std::string* spool_dir)
+        : memory_limit_(memory_limit), spool_dir_(spool_dir) {}
     Body(Body&&) = default;
     Body& operator=(Body&&) = default;
 
@@ -35,7 +36,7 @@ private:
     Result<void> spill();
 
     size_t memory_limit_ = 1024 * 1024;
-    std::string spool_dir_ = "/var/tmp";
+    const std::string* spool_dir_ = nullptr; // null: /var/tmp
     std::string mem_;
     UniqueFd file_;
     size_t size_ = 0;

@@ -95,7 +95,7 @@ int Connection::cb_message_begin(llhttp_t* p) {
     Connection* c = from_parser(p);
     c->state_ = State::ReadingHead;
     c->req_ = Request();
-    c->req_.body = Body(c->limits_.body_memory_bytes, c->limits_.spool_dir);
+    c->req_.body = Body(c->limits_.body_memory_bytes, &c->limits_.spool_dir);
     c->req_.received_at = ev_now(c->loop_); // refined when the head is complete
     c->head_bytes_ = 0;
     c->cur_field_.clear();

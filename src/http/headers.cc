@@ -6,8 +6,9 @@
 namespace ls::http {
 
 namespace {
+// ASCII only (header names are tokens): no locale lookup per character.
 char lower(char c) {
-    return static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c;
 }
 
 std::string_view trim(std::string_view s) {

@@ -284,6 +284,18 @@ bool JsonModelScanner::step(char c) {
 
 void JsonModelScanner::on_body(const char* data, size_t len) {
     for (size_t i = 0; i < len && s_ != S::Error;) {
+        // Fast path: the bulk of a body is string content nobody captures (messages, images).
+        if (s_ == S::String && !capture_) {
+            size_t j = i;
+            while (j < len) {
+                const unsigned char c = static_cast<unsigned char>(data[j]);
+                if (c == '"' || c == '\\' || c < 0x20) break;
+                ++j;
+            }
+            offset_ += j - i;
+            i = j;
+            if (i == len) break;
+        }
         if (step(data[i])) {
             ++i;
             ++offset_;

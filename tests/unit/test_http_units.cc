@@ -275,7 +275,7 @@ std::string read_all(const Body& b) {
 
 Test(body, stays_in_memory_under_the_limit) {
     TempDir dir;
-    Body b(100, dir.path);
+    Body b(100, &dir.path);
     const std::string a = pattern(60, 1), c = pattern(40, 2);
     cr_assert(b.append(a.data(), a.size()).ok());
     cr_assert(b.append(c.data(), c.size()).ok()); // exactly at the limit: still memory
@@ -288,7 +288,7 @@ Test(body, stays_in_memory_under_the_limit) {
 
 Test(body, spools_past_the_limit) {
     TempDir dir;
-    Body b(64, dir.path);
+    Body b(64, &dir.path);
     std::string want;
     for (size_t i = 0; i < 10; ++i) {
         std::string piece = pattern(25 + i, i);
@@ -330,7 +330,7 @@ Test(body, spools_past_the_limit) {
 
 Test(body, single_append_larger_than_the_limit) {
     TempDir dir;
-    Body b(16, dir.path);
+    Body b(16, &dir.path);
     const std::string big = pattern(100000, 9);
     cr_assert(b.append(big.data(), big.size()).ok());
     cr_assert(b.spooled());
@@ -340,7 +340,8 @@ Test(body, single_append_larger_than_the_limit) {
 }
 
 Test(body, spool_dir_missing_falls_back_to_memfd) {
-    Body b(8, "/nonexistent/ls-unit-spool");
+    const std::string missing = "/nonexistent/ls-unit-spool";
+    Body b(8, &missing);
     const std::string data = pattern(50, 3);
     cr_assert(b.append(data.data(), data.size()).ok());
     cr_assert(b.spooled());
@@ -360,7 +361,7 @@ Test(body, empty_reads) {
 
 Test(body, move_keeps_contents) {
     TempDir dir;
-    Body a(10, dir.path);
+    Body a(10, &dir.path);
     const std::string data = pattern(30, 4);
     cr_assert(a.append(data.data(), data.size()).ok());
     Body b = std::move(a);
