@@ -455,40 +455,38 @@ void Connection::reject(int status, std::string_view message, std::string_view c
     respond_error(status, message, code);
 }
 
-void Connection::start_head_line(int status, const HeaderList& headers) {
+void Connection::start_head_line(int status, const HeaderList& headers, bool drop_framing) {
     response_status_ = status;
     response_bytes_ = 0;
-    std::string head;
-    head.reserve(256);
-    head += "HTTP/1.1 ";
-    head += std::to_string(status);
-    head += ' ';
-    head += status_text(status);
-    head += "\r\nDate: ";
-    head += http_date();
-    head += "\r\n";
+    // Written straight into the output buffer: no temporary strings on the per-request path.
+    char first[32];
+    const int n = snprintf(first, sizeof first, "HTTP/1.1 %d ", status);
+    out_.append(first, static_cast<size_t>(n));
+    out_ += status_text(status);
+    out_ += "\r\nDate: ";
+    out_ += http_date();
+    out_ += "\r\n";
     for (const auto& h : headers.items()) {
-        head += h.name;
-        head += ": ";
-        head += h.value;
-        head += "\r\n";
+        if (drop_framing && (iequals(h.name, "content-length") || iequals(h.name, "transfer-encoding")))
+            continue; // the framing we chose replaces these
+        out_ += h.name;
+        out_ += ": ";
+        out_ += h.value;
+        out_ += "\r\n";
     }
     // Browsers calling from another origin (web UIs) may read our answers, as with the original.
     if (req_.headers.has("origin") && !headers.has("access-control-allow-origin"))
-        head += "Access-Control-Allow-Origin: *\r\n";
+        out_ += "Access-Control-Allow-Origin: *\r\n";
     if (!keep_alive_ || close_after_response_ || head_phase_ || server_.shutting_down())
-        head += "Connection: close\r\n";
+        out_ += "Connection: close\r\n";
     else if (req_.version_major == 1 && req_.version_minor == 0)
-        head += "Connection: keep-alive\r\n"; // HTTP/1.0 closes unless told otherwise
-    out_.append(head);                        // flushed by the caller's queue_output
+        out_ += "Connection: keep-alive\r\n"; // HTTP/1.0 closes unless told otherwise
 }
 
 void Connection::respond(int status, const HeaderList& headers, std::string_view body) {
     if (closed() || response_started_) return;
-    HeaderList h = headers;
-    h.set("Content-Length", std::to_string(body.size()));
     cork(); // head and body leave in one send()
-    start_response(status, h, Framing::None);
+    start_response(status, headers, Framing::ContentLength, body.size());
     if (!head_request_ && !body.empty()) {
         response_bytes_ = body.size();
         queue_output(body.data(), body.size());
@@ -510,33 +508,34 @@ void Connection::start_response(int status, const HeaderList& headers, Framing f
     if (closed() || response_started_) return;
     response_started_ = true;
     if (server_.shutting_down()) keep_alive_ = false;
-    HeaderList h = headers;
     response_chunked_ = false;
     switch (framing) {
-    case Framing::ContentLength:
-        h.set("Content-Length", std::to_string(content_length));
+    case Framing::ContentLength: {
+        start_head_line(status, headers, true);
+        char line[48];
+        const int n = snprintf(line, sizeof line, "Content-Length: %llu\r\n",
+                               static_cast<unsigned long long>(content_length));
+        out_.append(line, static_cast<size_t>(n));
         break;
+    }
     case Framing::Chunked:
         if (req_.version_major == 1 && req_.version_minor == 0) {
             // HTTP/1.0 has no chunked coding: the end of the body is the end of the connection.
-            h.remove("Content-Length");
             keep_alive_ = false;
-            start_head_line(status, h);
-            out_.append("\r\n");
-            queue_output("", 0);
-            return;
-        }
-        if (!head_request_) {
-            h.remove("Content-Length");
-            h.set("Transfer-Encoding", "chunked");
+            start_head_line(status, headers, true);
+        } else if (!head_request_) {
+            start_head_line(status, headers, true);
+            out_ += "Transfer-Encoding: chunked\r\n";
             response_chunked_ = true;
+        } else {
+            start_head_line(status, headers, false);
         }
         break;
     case Framing::None:
+        start_head_line(status, headers, false);
         break;
     }
-    start_head_line(status, h);
-    out_.append("\r\n");
+    out_ += "\r\n";
     queue_output("", 0);
 }
 

@@ -129,7 +129,7 @@ private:
     void flush_output();
     void update_io();
     void arm_timer();
-    void start_head_line(int status, const HeaderList& headers);
+    void start_head_line(int status, const HeaderList& headers, bool drop_framing);
     void log_access() const;
 
     Server& server_;

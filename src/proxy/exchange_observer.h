@@ -4,14 +4,16 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace ls::proxy {
 
+// Views into the exchange's own request and model id: valid until on_exchange_end returns.
 struct ExchangeInfo {
     uint64_t id = 0;
-    std::string model;
-    std::string method;
-    std::string path;
+    std::string_view model;
+    std::string_view method;
+    std::string_view path;
     double started_at = 0; // ev_now()
 };
 

@@ -132,9 +132,9 @@ void ProxyExchange::on_granted(supervisor::ModelProcess& process) {
         snprintf(done, sizeof done, "\nDone! (%.2fs)\n━━━━━\n\n", ev_now(loop_) - req_.received_at);
         loading_event(done);
     }
-    upstream_ = process.upstream();
+    upstream_ = &process.upstream();
     timeouts_ = process.config().timeouts;
-    pool_key_ = upstream_.key() + "|" + std::to_string(process.pid());
+    pool_key_ = process.pool_key();
     build_request();
     connect_upstream(true);
 }
@@ -153,7 +153,7 @@ void ProxyExchange::build_request() {
     head_.reserve(512);
     head_ += req_.method_name;
     head_ += ' ';
-    head_ += upstream_.base_path;
+    head_ += upstream_->base_path;
     head_ += opt_.target;
     head_ += " HTTP/1.1\r\n";
     bool has_host = false;
@@ -170,7 +170,7 @@ void ProxyExchange::build_request() {
         head_ += h.value;
         head_ += "\r\n";
     }
-    if (!has_host) head_ += "Host: " + upstream_.host_header + "\r\n";
+    if (!has_host) head_ += "Host: " + upstream_->host_header + "\r\n";
 
     size_t body_len = req_.body.size();
     segments_.clear();
@@ -212,7 +212,7 @@ void ProxyExchange::connect_upstream(bool allow_reuse) {
             return;
         }
     }
-    int fd = ::socket(upstream_.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = ::socket(upstream_->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         upstream_failed("cannot create a socket", errno);
         return;
@@ -221,7 +221,7 @@ void ProxyExchange::connect_upstream(bool allow_reuse) {
     sock_->io.rebind(&on_io, this);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (::connect(fd, reinterpret_cast<const sockaddr*>(&upstream_.addr), upstream_.addr_len) !=
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&upstream_->addr), upstream_->addr_len) !=
             0 &&
         errno != EINPROGRESS) {
         upstream_failed("cannot connect to the upstream", errno);

@@ -101,7 +101,8 @@ private:
     bool reused_ = false; // the upstream connection came from the pool
     bool got_response_bytes_ = false;
     std::string pool_key_;
-    UpstreamAddress upstream_;
+    // The granted process's address: valid while the model is held (it is not replaced then).
+    const UpstreamAddress* upstream_ = nullptr;
     UpstreamSocketPtr sock_; // the upstream connection (from the pool or new)
     int ufd() const { return sock_ ? sock_->fd.get() : -1; }
     void watch(int events) {

@@ -183,6 +183,13 @@ void Scheduler::request(const std::string& model_id, Waiter* waiter) {
         return;
     }
     s->ttl->stop();
+    // Fast path: nothing waits and the model is ready — no queue entry, no pump.
+    if (queue_.empty() && s->process->state() == ProcessState::Ready && !s->pending_config && !s->removed &&
+        !pumping_) {
+        s->in_flight++;
+        waiter->on_granted(*s->process);
+        return;
+    }
     const double timeout =
         cfg_.queue_timeout_s > 0 ? cfg_.queue_timeout_s : cfg_.health_check_timeout_s;
     waiter->pos_ = queue_.insert(

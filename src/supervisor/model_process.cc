@@ -191,6 +191,7 @@ void ModelProcess::start() {
         spawned->release.reset();
     }
     pid_ = spawned->pid;
+    pool_key_ = upstream_.key() + "|" + std::to_string(pid_);
     if (guard_) guard_->watch(pid_);
     exec_status_ = std::move(spawned->exec_status);
     child_.start(pid_);

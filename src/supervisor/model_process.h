@@ -60,6 +60,8 @@ public:
     pid_t pid() const { return pid_; }
     int port() const { return port_; }
     const proxy::UpstreamAddress& upstream() const { return upstream_; }
+    // Identity of this process's upstream for connection pooling (address and pid).
+    const std::string& pool_key() const { return pool_key_; }
     const std::string& failure() const { return failure_; }
     double state_since() const { return state_since_; }
     double load_seconds() const { return ready_at_ > started_at_ ? ready_at_ - started_at_ : 0; }
@@ -125,6 +127,7 @@ private:
     std::string cmd_text_;
     std::string check_path_;
     proxy::UpstreamAddress upstream_;
+    std::string pool_key_;
     std::string failure_;
     std::string pending_failure_; // set while Stopping after a failed start
 
