@@ -5,10 +5,12 @@ STATUS, RELOADING/MONOTONIC_USEC, STOPPING, WATCHDOG), upstream readiness throug
 daemon's own notify socket and through readyPattern, and `systemd-analyze verify` of the
 shipped units."""
 
+import fcntl
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -357,6 +359,79 @@ class Units(unittest.TestCase):
         self.assertRegex(svc, r"(?m)^RestartPreventExitStatus=.*\b78\b")  # invalid config
         self.assertRegex(svc, r"(?m)^Requires=.*llama-swap\.socket")
         self.assertRegex(sock, r"(?m)^Accept=no$")  # listening sockets, not connections
+
+
+# ---------------------------------------------------------------------------------------------
+class RestartUnderSocket(unittest.TestCase):
+    """Under a socket unit the listening socket belongs to the service manager: while the
+    daemon restarts, new connections wait in the kernel's backlog and the next daemon answers
+    them. Here the test plays the manager: it keeps the socket across two daemons."""
+
+    def start(self, fd, config_path, log):
+        env = dict(os.environ)
+        for k in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "WATCHDOG_USEC"):
+            env.pop(k, None)
+        env.update({"LISTEN_FDS": "1", "LISTEN_FDNAMES": "http"})
+        script = 'exec 3<&%d %d<&-; LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@"' % (fd, fd)
+        return subprocess.Popen(["/bin/bash", "-c", script, h.LLAMA_SWAP, "-c", config_path],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(fd,),
+                                env=env, start_new_session=True)
+
+    def wait_health(self, port, proc):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            self.assertIsNone(proc.poll(), "the daemon exited early")
+            try:
+                if h.request(port, "GET", "/health", timeout=1.0).status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        self.fail("the daemon never answered /health")
+
+    def test_connection_queued_during_restart_is_served(self):
+        tmp = tempfile.mkdtemp(prefix="llama-swap-restart-")
+        procs = []
+        try:
+            cfg = os.path.join(tmp, "config.yaml")
+            with open(cfg, "w") as f:
+                f.write("models:\n  m:\n    cmd: %s\n" % h.fake_cmd(model="m"))
+            log = open(os.path.join(tmp, "daemon.log"), "ab")
+            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(128)
+            port = listener.getsockname()[1]
+            fd = fcntl.fcntl(listener.fileno(), fcntl.F_DUPFD, 20)
+            first = self.start(fd, cfg, log)
+            procs.append(first)
+            self.wait_health(port, first)
+            first.send_signal(signal.SIGTERM)
+            self.assertEqual(first.wait(timeout=20), 0)
+            # No daemon runs now: the connection is accepted by the kernel and waits.
+            client = socket.create_connection(("127.0.0.1", port), timeout=10)
+            client.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            second = self.start(fd, cfg, log)
+            procs.append(second)
+            reply = b""
+            while True:
+                chunk = client.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
+            client.close()
+            self.assertTrue(reply.startswith(b"HTTP/1.1 200"), "reply: %r" % reply[:200])
+            self.assertTrue(reply.endswith(b"OK"), "reply: %r" % reply[-50:])
+            os.close(fd)
+            listener.close()
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+                    try:
+                        p.wait(timeout=20)
+                    except subprocess.TimeoutExpired:
+                        p.kill()
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
