@@ -145,6 +145,10 @@ void Scheduler::apply_pending_configs() {
             ++it;
             continue;
         }
+        if (s.in_flight > 0) { // a request still holds the old process object (e.g. after /unload)
+            ++it;
+            continue;
+        }
         if (s.removed) {
             if (s.in_flight == 0 && s.queued == 0) {
                 it = slots_.erase(it);
