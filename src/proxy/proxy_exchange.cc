@@ -341,6 +341,7 @@ void ProxyExchange::send_more() {
         cur_field_.clear();
         in_value_ = false;
         message_complete_ = false;
+        resp_head_bytes_ = 0;
     }
     update_upstream_io();
 }
@@ -357,6 +358,7 @@ void ProxyExchange::read_response() {
         state_ = State::ReadingHead;
         llhttp_init(&parser_, HTTP_RESPONSE, &kSettings);
         parser_.data = this;
+        resp_head_bytes_ = 0;
     }
     char buf[kReadChunk];
     for (;;) {
@@ -392,7 +394,10 @@ void ProxyExchange::read_response() {
         if (err != HPE_OK) {
             LOG_WARN("model %s: malformed upstream response: %s", model_.c_str(),
                      llhttp_get_error_reason(&parser_));
-            upstream_failed("the upstream sent a malformed response", 0);
+            upstream_failed(resp_head_bytes_ > kMaxResponseHead
+                                ? "the upstream's response head is larger than 64 KiB"
+                                : "the upstream sent a malformed response",
+                            0);
             return;
         }
         if (paused_for_client_) {
@@ -407,6 +412,7 @@ void ProxyExchange::read_response() {
 
 int ProxyExchange::cb_header_field(llhttp_t* p, const char* at, size_t len) {
     ProxyExchange* x = from_parser(p);
+    if ((x->resp_head_bytes_ += len + 4) > kMaxResponseHead) return HPE_USER;
     if (x->in_value_) {
         x->cur_field_.clear();
         x->in_value_ = false;
@@ -417,6 +423,7 @@ int ProxyExchange::cb_header_field(llhttp_t* p, const char* at, size_t len) {
 
 int ProxyExchange::cb_header_value(llhttp_t* p, const char* at, size_t len) {
     ProxyExchange* x = from_parser(p);
+    if ((x->resp_head_bytes_ += len) > kMaxResponseHead) return HPE_USER;
     if (!x->in_value_) {
         x->resp_headers_.add(x->cur_field_, std::string());
         x->in_value_ = true;

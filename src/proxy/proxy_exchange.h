@@ -123,6 +123,8 @@ private:
     bool upstream_keep_alive_ = false;
     bool paused_for_client_ = false;
     bool message_complete_ = false;
+    size_t resp_head_bytes_ = 0; // an upstream cannot make us buffer an endless head
+    static constexpr size_t kMaxResponseHead = 64 * 1024;
 
     TimerWatcher loading_tick_;
     bool loading_stream_ = false; // the client already has our 200 event-stream head

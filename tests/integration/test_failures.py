@@ -174,6 +174,39 @@ class Failures(unittest.TestCase):
             self.assertEqual(r.json()["error"]["code"], "upstream_unreachable")
             self.assertEqual(d.request("GET", "/health").status, 200)
 
+    def test_endless_upstream_head_is_refused(self):
+        # An upstream that never ends its response head must not make the daemon buffer it.
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(4)
+        port = srv.getsockname()[1]
+
+        def serve():
+            try:
+                c, _ = srv.accept()
+                c.recv(65536)
+                c.sendall(b"HTTP/1.1 200 OK\r\n")
+                for i in range(20000):  # 2 MB of headers, far beyond the 64 KiB bound
+                    c.sendall(b"X-Junk-%d: %s\r\n" % (i, b"a" * 100))
+            except OSError:
+                pass  # the daemon hung up on us: expected
+
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+        cfg = {"models": {"m": {"cmd": h.fake_cmd(model="m").replace("${PORT}", "0"),
+                                "proxy": "http://127.0.0.1:%d" % port,
+                                "checkEndpoint": "none"}}}
+        try:
+            with h.Daemon(cfg) as d:
+                r = d.chat("m", timeout=30)
+                self.assertEqual(r.status, 502, r)
+                self.assertIn("larger than 64 KiB", r.json()["error"]["message"])
+                rss = int([l for l in open("/proc/%d/status" % d.proc.pid) if l.startswith("VmHWM")][0].split()[1])
+                self.assertLess(rss, 32 * 1024, "daemon peak RSS %d kB" % rss)
+                self.assertEqual(d.request("GET", "/health").status, 200)
+        finally:
+            srv.close()
+
     def kill_daemon_and_check(self, flags, bound):
         cfg = lambda d: {"models": {"m": {"cmd": h.fake_cmd(  # noqa: E731
             model="m", fork_grandchild=True, pid_file=d.pid_file("m"), **flags)}}}
