@@ -13,6 +13,7 @@
 #include "router/json_filters.h"
 #include "router/model_extract.h"
 #include "util/log.h"
+#include "util/text_file.h"
 
 namespace ls {
 
@@ -143,6 +144,14 @@ Daemon::Daemon(struct ev_loop* loop, config::Config cfg, supervisor::GroupGuard*
                  &log_hub_);
     apply_log_settings();
     scheduler_.apply_config(cfg_);
+    scheduler_.on_transition = [this](const supervisor::ModelProcess& p, supervisor::ProcessState,
+                                      supervisor::ProcessState to) {
+        if (to == supervisor::ProcessState::Starting) metrics_.on_model_start(p.id());
+        if (to == supervisor::ProcessState::Ready)
+            metrics_.on_model_ready(p.id(), p.load_seconds());
+    };
+    scheduler_.on_swap = [this] { metrics_.on_swap(); };
+    activity_.set_capacity(cfg_.metrics_max_in_memory);
     scheduler_.on_change = [this] {
         update_status();
         events_.set_model_status(api::model_status_json(cfg_, scheduler_));
@@ -289,6 +298,15 @@ void Daemon::on_request(http::Connection& conn, http::Request& req) {
     case api::RouteKind::Events:
         events_.open_stream(conn);
         return;
+    case api::RouteKind::Metrics: {
+        http::HeaderList h;
+        h.add("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+        conn.respond(200, h, metrics_.render(scheduler_));
+        return;
+    }
+    case api::RouteKind::Activity:
+        conn.respond(200, json, activity_.json(activity_query(req.query)));
+        return;
     case api::RouteKind::Unload: {
         std::vector<std::string> all;
         for (const auto& [id, m] : cfg_.models) all.push_back(id);
@@ -308,6 +326,46 @@ void Daemon::on_request(http::Connection& conn, http::Request& req) {
     case api::RouteKind::NotFound:
         break;
     }
+}
+
+metrics::ActivityLog::Query Daemon::activity_query(std::string_view query) const {
+    metrics::ActivityLog::Query q;
+    std::string v;
+    if (http::query_param(query, "limit", v)) q.limit = atoi(v.c_str());
+    if (http::query_param(query, "page", v)) q.page = atoi(v.c_str());
+    // ?model= may repeat; an alias names its model
+    for (std::string_view pair : split(query, '&')) {
+        if (pair.rfind("model=", 0) != 0) continue;
+        const std::string name = http::percent_decode(pair.substr(6));
+        const config::ModelConfig* m = cfg_.resolve(name);
+        q.models.push_back(m ? m->id : name);
+    }
+    return q;
+}
+
+void Daemon::on_exchange_start(const proxy::ExchangeInfo& info) {
+    events_.on_exchange_start(info);
+}
+
+void Daemon::on_exchange_end(const proxy::ExchangeInfo& info, const proxy::ExchangeResult& r) {
+    events_.on_exchange_end(info, r);
+    metrics::ActivityRecord rec;
+    rec.id = info.id;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    rec.timestamp = static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9 -
+                    (r.ended_at - info.started_at); // when the request arrived
+    rec.model = std::string(info.model);
+    rec.method = std::string(info.method);
+    rec.path = std::string(info.path);
+    rec.status = r.status;
+    rec.duration_ms = (r.ended_at - info.started_at) * 1000;
+    rec.wait_ms = r.granted_at > 0 ? (r.granted_at - info.started_at) * 1000 : rec.duration_ms;
+    rec.upstream_ms = r.granted_at > 0 ? (r.ended_at - r.granted_at) * 1000 : 0;
+    rec.bytes = r.bytes;
+    rec.usage = r.usage;
+    metrics_.on_request(rec.model, rec.status, rec.duration_ms / 1000, rec.usage);
+    activity_.add(std::move(rec));
 }
 
 void Daemon::serve_model_request(http::Connection& conn, http::Request& req) {
@@ -343,7 +401,7 @@ void Daemon::serve_model_request(http::Connection& conn, http::Request& req) {
     }
     proxy::ProxyOptions opt;
     opt.strip_credentials = !cfg_.api_keys.empty();
-    opt.observer = &events_;
+    opt.observer = this;
     opt.loading_state = req.path == "/v1/chat/completions" && ref.stream &&
                         model->send_loading_state.value_or(cfg_.send_loading_state);
     const bool json_body = dynamic_cast<router::JsonModelScanner*>(scanner) != nullptr;
@@ -415,7 +473,7 @@ void Daemon::serve_upstream_passthrough(http::Connection& conn, http::Request& r
     }
     proxy::ProxyOptions opt;
     opt.strip_credentials = !cfg_.api_keys.empty();
-    opt.observer = &events_;
+    opt.observer = this;
     opt.target = std::string(sub_path);
     if (!req.query.empty()) opt.target += "?" + req.query;
     req.log_model = model->id;
@@ -534,6 +592,7 @@ void Daemon::reload(const char* why) {
     for (const auto& w : cfg->warnings) LOG_WARN("%s", w.render().c_str());
     cfg_ = std::move(cfg.value());
     apply_log_settings();
+    activity_.set_capacity(cfg_.metrics_max_in_memory);
     server_.set_limits(cfg_.server);
     scheduler_.apply_config(cfg_);
     LOG_INFO("configuration reloaded (%zu models)", cfg_.models.size());

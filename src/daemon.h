@@ -13,6 +13,9 @@
 #include "http/connection.h"
 #include "http/server.h"
 #include "logs/log_hub.h"
+#include "metrics/activity.h"
+#include "metrics/prometheus.h"
+#include "proxy/exchange_observer.h"
 #include "proxy/upstream_pool.h"
 #include "router/model_extract.h"
 #include "router/scheduler.h"
@@ -23,7 +26,7 @@
 
 namespace ls {
 
-class Daemon final : public http::Application {
+class Daemon final : public http::Application, public proxy::ExchangeObserver {
 public:
     Daemon(struct ev_loop* loop, config::Config cfg, supervisor::GroupGuard* guard);
 
@@ -39,6 +42,10 @@ public:
     int run();
 
     bool on_request_head(http::Connection& conn, http::Request& req) override;
+    // Every proxied request: live events, the activity log and the metrics.
+    void on_exchange_start(const proxy::ExchangeInfo& info) override;
+    void on_exchange_end(const proxy::ExchangeInfo& info,
+                         const proxy::ExchangeResult& result) override;
     void on_request(http::Connection& conn, http::Request& req) override;
 
 private:
@@ -59,6 +66,7 @@ private:
     void start_unload(http::Connection& conn, std::vector<std::string> models, bool json_reply);
     void check_pending_unloads();
     void serve_log_stream(http::Connection& conn, http::Request& req);
+    metrics::ActivityLog::Query activity_query(std::string_view query) const;
 
     class UnloadExchange;
     friend class UnloadExchange;
@@ -73,6 +81,8 @@ private:
     Reaper reaper_;
     logs::LogHub log_hub_;
     api::EventBus events_;
+    metrics::ActivityLog activity_;
+    metrics::MetricsRegistry metrics_;
     router::Scheduler scheduler_;
     proxy::UpstreamPool pool_;
     http::Server server_;

@@ -95,7 +95,7 @@ void EventBus::on_exchange_start(const proxy::ExchangeInfo& info) {
     if (!streams_.empty()) publish("inflight", inflight_json("upsert", info)); // no JSON for nobody
 }
 
-void EventBus::on_exchange_end(const proxy::ExchangeInfo& info, int, uint64_t) {
+void EventBus::on_exchange_end(const proxy::ExchangeInfo& info, const proxy::ExchangeResult&) {
     inflight_.erase(info.id);
     if (!streams_.empty()) publish("inflight", inflight_json("remove", info));
 }

@@ -31,7 +31,8 @@ public:
 
     void on_log_line(logs::Source source, const std::string& model, std::string_view line) override;
     void on_exchange_start(const proxy::ExchangeInfo& info) override;
-    void on_exchange_end(const proxy::ExchangeInfo& info, int status, uint64_t bytes) override;
+    void on_exchange_end(const proxy::ExchangeInfo& info,
+                         const proxy::ExchangeResult& result) override;
 
     size_t subscriber_count() const { return streams_.size(); }
     static std::string frame(const char* type, const std::string& data_json);

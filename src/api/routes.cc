@@ -37,6 +37,8 @@ constexpr Route kRoutes[] = {
     {"/logs", "GET", RouteKind::Logs},
     {"/logs/stream", "GET", RouteKind::LogStream},
     {"/api/events", "GET", RouteKind::Events},
+    {"/metrics", "GET", RouteKind::Metrics},
+    {"/api/metrics/activity", "GET", RouteKind::Activity},
     {"/api/models/unload", "POST", RouteKind::Unload},
     {"/running", "GET", RouteKind::Running},
     {"/health", "GET", RouteKind::Health},

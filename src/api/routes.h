@@ -18,6 +18,8 @@ enum class RouteKind {
     Logs,        // GET /logs: history as text
     LogStream,   // GET /logs/stream[/proxy|/upstream|/<model>]
     Events,      // GET /api/events (SSE)
+    Metrics,     // GET /metrics (Prometheus)
+    Activity,    // GET /api/metrics/activity
 };
 
 struct RouteMatch {

@@ -160,9 +160,8 @@ Result<Tree> parse_yaml(const std::string& text, const std::string& file) {
 using Pair = std::pair<const Node*, const Node*>; // key, value
 
 const std::set<std::string_view> kTopUnsupported = {
-    "logTimeFormat", "metricsMaxInMemory", "captureBuffer", "upstream", "routing", "matrix",
-    "peers",         "profiles",           "selectors",     "store",    "ui",      "performance",
-    "logRequests"};
+    "logTimeFormat", "captureBuffer", "upstream", "routing", "matrix",      "peers",
+    "profiles",      "selectors",     "store",    "ui",      "performance", "logRequests"};
 const std::set<std::string_view> kModelUnsupported = {"compat"};
 
 bool is_null(const Node& n) {
@@ -1226,6 +1225,7 @@ Result<Config> Loader::run() {
                                                          "logToStdout",
                                                          "sendLoadingState",
                                                          "includeAliasesInList",
+                                                         "metricsMaxInMemory",
                                                          "apiKeys",
                                                          "hooks"};
         if (kTopUnsupported.count(k)) {
@@ -1286,6 +1286,11 @@ Result<Config> Loader::run() {
         if (l != "debug" && l != "info" && l != "warn" && l != "error")
             return err(*v, "logLevel must be one of debug, info, warn, error");
         cfg_.log_level = l;
+    }
+    if (const Node* v = get("metricsMaxInMemory")) {
+        auto n = get_int(*v, "metricsMaxInMemory", scope, 0, 1000000);
+        if (!n) return n.error();
+        cfg_.metrics_max_in_memory = static_cast<int>(n.value());
     }
     if (const Node* v = get("backend")) {
         auto text = get_string(*v, "backend", scope);

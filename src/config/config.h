@@ -152,6 +152,7 @@ struct Config {
     std::string log_to_stdout = "proxy"; // proxy | upstream | both | none
     bool send_loading_state = false;
     bool include_aliases_in_list = false;
+    int metrics_max_in_memory = 1000; // activity records kept (`metricsMaxInMemory`)
     // `apiKeys`: when non-empty every route but /health needs one of them. Empty keys and
     // keys containing whitespace are errors.
     std::vector<std::string> api_keys;

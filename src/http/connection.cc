@@ -467,7 +467,8 @@ void Connection::start_head_line(int status, const HeaderList& headers, bool dro
     out_ += http_date();
     out_ += "\r\n";
     for (const auto& h : headers.items()) {
-        if (drop_framing && (iequals(h.name, "content-length") || iequals(h.name, "transfer-encoding")))
+        if (drop_framing &&
+            (iequals(h.name, "content-length") || iequals(h.name, "transfer-encoding")))
             continue; // the framing we chose replaces these
         out_ += h.name;
         out_ += ": ";

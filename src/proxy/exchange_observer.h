@@ -1,10 +1,12 @@
-// Who wants to know about proxied requests (live events now; activity records and metrics
-// later): told when a request is admitted and when it ends.
+// Who wants to know about proxied requests (live events, activity records, metrics): told
+// when a request is admitted and when it ends.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <string_view>
+
+#include "metrics/usage.h"
 
 namespace ls::proxy {
 
@@ -17,12 +19,19 @@ struct ExchangeInfo {
     double started_at = 0; // ev_now()
 };
 
+struct ExchangeResult {
+    int status = 0;        // what the client got; 0: nothing (client gone first)
+    uint64_t bytes = 0;    // response body bytes relayed
+    double granted_at = 0; // when the model was ready for it (0: never)
+    double ended_at = 0;
+    metrics::Usage usage; // from the response's usage/timings, -1 where unknown
+};
+
 class ExchangeObserver {
 public:
     virtual ~ExchangeObserver() = default;
     virtual void on_exchange_start(const ExchangeInfo& info) = 0;
-    // status 0: no response was sent (client gone); bytes: response body bytes relayed.
-    virtual void on_exchange_end(const ExchangeInfo& info, int status, uint64_t bytes) = 0;
+    virtual void on_exchange_end(const ExchangeInfo& info, const ExchangeResult& result) = 0;
 };
 
 } // namespace ls::proxy

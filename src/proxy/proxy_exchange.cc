@@ -43,7 +43,18 @@ ProxyExchange::ProxyExchange(struct ev_loop* loop, http::Connection& client, htt
 ProxyExchange::~ProxyExchange() {
     scheduler_.cancel(this);
     release_model();
-    if (started_ && opt_.observer) opt_.observer->on_exchange_end(info_, status_, relayed_);
+    if (started_ && opt_.observer) {
+        ExchangeResult r;
+        r.status = status_;
+        r.bytes = relayed_;
+        r.granted_at = granted_at_;
+        r.ended_at = ev_now(loop_);
+        if (usage_) {
+            usage_->finish();
+            r.usage = usage_->usage();
+        }
+        opt_.observer->on_exchange_end(info_, r);
+    }
 }
 
 void ProxyExchange::begin() {
@@ -122,6 +133,7 @@ void ProxyExchange::fail_client(int status, const std::string& message, const st
 
 void ProxyExchange::on_granted(supervisor::ModelProcess& process) {
     granted_ = true;
+    granted_at_ = ev_now(loop_);
     if (!client_) {
         release_model();
         return;
@@ -472,6 +484,8 @@ int ProxyExchange::cb_headers_complete(llhttp_t* p) {
     }
     x->state_ = State::Relaying;
     x->timeout_.stop();
+    // Token counts come from the body as it passes: SSE events or a JSON document.
+    if (x->opt_.observer && status < 300) x->usage_ = std::make_unique<metrics::UsageScanner>(sse);
     if (x->loading_stream_) {
         // Our 200 event stream is already under way: the upstream's body continues it, and
         // an error answer becomes one event instead of a second status line.
@@ -492,6 +506,7 @@ int ProxyExchange::cb_body(llhttp_t* p, const char* at, size_t len) {
     }
     if (!x->client_->write_body(at, len)) return HPE_USER;
     x->relayed_ += len;
+    if (x->usage_) x->usage_->feed(at, len);
     if (x->client_->output_congested()) x->paused_for_client_ = true;
     return 0;
 }

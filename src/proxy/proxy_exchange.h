@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "http/connection.h"
+#include "metrics/usage.h"
 #include "proxy/exchange_observer.h"
 #include "proxy/upstream_address.h"
 #include "proxy/upstream_pool.h"
@@ -135,6 +136,8 @@ private:
     bool started_ = false;
     int status_ = 0;       // what the client got (0: nothing)
     uint64_t relayed_ = 0; // response body bytes relayed
+    double granted_at_ = 0;
+    std::unique_ptr<metrics::UsageScanner> usage_; // created with the response head
 };
 
 } // namespace ls::proxy

@@ -188,8 +188,8 @@ void Scheduler::request(const std::string& model_id, Waiter* waiter) {
     }
     s->ttl->stop();
     // Fast path: nothing waits and the model is ready — no queue entry, no pump.
-    if (queue_.empty() && s->process->state() == ProcessState::Ready && !s->pending_config && !s->removed &&
-        !pumping_) {
+    if (queue_.empty() && s->process->state() == ProcessState::Ready && !s->pending_config &&
+        !s->removed && !pumping_) {
         s->in_flight++;
         waiter->on_granted(*s->process);
         return;
@@ -385,6 +385,7 @@ void Scheduler::pump() {
                           (LogFields{.model = victim->process->id(), .event = "swap"}),
                           "swap: stopping %s to make room for %s", victim->process->id().c_str(),
                           it->model.c_str());
+                if (on_swap) on_swap();
                 victim->process->stop(victim->process->config().unload_timeout_s, "swapping");
             }
             if (can_start) {
@@ -417,6 +418,7 @@ void Scheduler::on_process_state(ModelProcess& p, ProcessState from, ProcessStat
     if (s && (to == ProcessState::Stopped || to == ProcessState::Failed)) s->ttl->stop();
     if (s && to == ProcessState::Ready) arm_ttl(*s);
     if (s && (s->pending_config || s->removed)) maintenance_.start(0);
+    if (on_transition) on_transition(p, from, to);
     if (on_change) on_change();
     pump();
 }

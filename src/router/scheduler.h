@@ -97,6 +97,11 @@ public:
 
     // Called on every model state change (e.g. for sd_notify STATUS later).
     std::function<void()> on_change;
+    // Each transition of a model, and each model stopped to make room (metrics).
+    std::function<void(const supervisor::ModelProcess&, supervisor::ProcessState from,
+                       supervisor::ProcessState to)>
+        on_transition;
+    std::function<void()> on_swap;
 
 private:
     struct Slot {

@@ -1,0 +1,40 @@
+// Token counts and speeds of a response, read from what passes through the proxy without
+// holding it: OpenAI `usage` (also `response.usage` of the Responses API and Anthropic's
+// `message.usage`/`usage`), and llama.cpp `timings`, in JSON bodies and SSE events alike.
+// Only text that mentions "usage" or "timings" is ever parsed.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace ls::metrics {
+
+struct Usage {
+    long long prompt_tokens = -1; // -1: unknown
+    long long generated_tokens = -1;
+    long long cached_tokens = -1;
+    double prompt_per_second = -1;
+    double tokens_per_second = -1;
+};
+
+class UsageScanner {
+public:
+    explicit UsageScanner(bool sse) : sse_(sse) {}
+    void feed(const char* data, size_t len);
+    void finish();
+    const Usage& usage() const { return usage_; }
+
+    static constexpr size_t kMaxKept = 256 * 1024; // larger JSON bodies are not parsed
+
+private:
+    void consider(std::string_view json_text);
+    bool sse_;
+    bool overflow_ = false;
+    std::string pending_; // SSE: the current partial line; JSON: the body so far
+    Usage usage_;
+};
+
+// Fills `u` from one parsed JSON document (exposed for tests).
+void extract_usage(std::string_view json_text, Usage& u);
+
+} // namespace ls::metrics
