@@ -32,15 +32,7 @@ class Raw(str):
 def _scalar(v):
     if isinstance(v, Raw):
         return str(v)
-    if v is True:
-        return "true"
-    if v is False:
-        return "false"
-    if v is None:
-        return "null"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    return json.dumps(str(v))
+    return h._yaml_scalar(v)  # the base harness's scalar rules for everything else
 
 
 def _flow(v):
