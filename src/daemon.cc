@@ -400,8 +400,6 @@ void Daemon::serve_model_request(http::Connection& conn, http::Request& req) {
         return;
     }
     proxy::ProxyOptions opt;
-    opt.strip_credentials = !cfg_.api_keys.empty();
-    opt.observer = this;
     opt.loading_state = req.path == "/v1/chat/completions" && ref.stream &&
                         model->send_loading_state.value_or(cfg_.send_loading_state);
     const bool json_body = dynamic_cast<router::JsonModelScanner*>(scanner) != nullptr;
@@ -437,9 +435,16 @@ void Daemon::serve_model_request(http::Connection& conn, http::Request& req) {
         rewrite.replacement = json_body ? "\"" + http::json_escape(model->use_model_name) + "\""
                                         : model->use_model_name;
     }
-    req.log_model = model->id;
+    start_proxy(conn, req, *model, std::move(opt));
+}
+
+void Daemon::start_proxy(http::Connection& conn, http::Request& req,
+                         const config::ModelConfig& model, proxy::ProxyOptions opt) {
+    opt.strip_credentials = !cfg_.api_keys.empty();
+    opt.observer = this;
+    req.log_model = model.id;
     auto exchange = std::make_unique<proxy::ProxyExchange>(loop_, conn, req, scheduler_, pool_,
-                                                           model->id, std::move(opt));
+                                                           model.id, std::move(opt));
     proxy::ProxyExchange* x = exchange.get();
     conn.attach_exchange(std::move(exchange));
     x->begin();
@@ -472,16 +477,9 @@ void Daemon::serve_upstream_passthrough(http::Connection& conn, http::Request& r
         return;
     }
     proxy::ProxyOptions opt;
-    opt.strip_credentials = !cfg_.api_keys.empty();
-    opt.observer = this;
     opt.target = std::string(sub_path);
     if (!req.query.empty()) opt.target += "?" + req.query;
-    req.log_model = model->id;
-    auto exchange = std::make_unique<proxy::ProxyExchange>(loop_, conn, req, scheduler_, pool_,
-                                                           model->id, std::move(opt));
-    proxy::ProxyExchange* x = exchange.get();
-    conn.attach_exchange(std::move(exchange));
-    x->begin();
+    start_proxy(conn, req, *model, std::move(opt));
 }
 
 void Daemon::serve_log_stream(http::Connection& conn, http::Request& req) {

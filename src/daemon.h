@@ -16,6 +16,7 @@
 #include "metrics/activity.h"
 #include "metrics/prometheus.h"
 #include "proxy/exchange_observer.h"
+#include "proxy/proxy_exchange.h"
 #include "proxy/upstream_pool.h"
 #include "router/model_extract.h"
 #include "router/scheduler.h"
@@ -63,6 +64,9 @@ private:
     bool admit(http::Connection& conn, const http::Request& req, const api::RouteMatch& route);
     void serve_model_request(http::Connection& conn, http::Request& req);
     void serve_upstream_passthrough(http::Connection& conn, http::Request& req);
+    // Hands the request to a ProxyExchange for `model` (credentials stripped when ours).
+    void start_proxy(http::Connection& conn, http::Request& req, const config::ModelConfig& model,
+                     proxy::ProxyOptions opt);
     void start_unload(http::Connection& conn, std::vector<std::string> models, bool json_reply);
     void check_pending_unloads();
     void serve_log_stream(http::Connection& conn, http::Request& req);
