@@ -1,0 +1,374 @@
+#!/usr/bin/env python3
+"""Metrics: GET /api/metrics/activity (records of proxied requests: tokens, timings, paging,
+model filter, metricsMaxInMemory) and GET /metrics (Prometheus text format, parsed strictly)."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+PROMPT = "one two three four five"  # the fake counts prompt tokens as words: 5
+KEY = "sk-metrics-test-key"
+
+
+def two_models(**top):
+    cfg = {"models": {
+        "a": {"cmd": h.fake_cmd(model="a", tokens=7, load_delay_ms=300), "aliases": ["a-alias"]},
+        "b": {"cmd": h.fake_cmd(model="b", tokens=3)},
+    }}
+    cfg.update(top)
+    return cfg
+
+
+def body(model, stream=False):
+    b = h.chat_body(model, stream=stream)
+    b["messages"] = [{"role": "user", "content": PROMPT}]
+    return b
+
+
+def chat(d, model, stream=False, headers=None):
+    if stream:
+        s = h.stream_request(d.port, "/v1/chat/completions", body(model, True), headers=headers)
+        assert s.status == 200 and s.complete, (s.status, s.error)
+        return s
+    r = d.request("POST", "/v1/chat/completions", body(model), headers=headers)
+    assert r.status == 200, r
+    return r
+
+
+def activity(d, query="", headers=None):
+    r = d.request("GET", "/api/metrics/activity" + query, headers=headers)
+    assert r.status == 200, r
+    assert r.headers.get("content-type", "").startswith("application/json"), r
+    return r.json()
+
+
+# ---------------------------------------------------------------------------------------------
+# A strict parser of the Prometheus text exposition format (version 0.0.4).
+
+NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'
+SAMPLE_RE = re.compile(r"^(%s)(?:\{((?:%s)(?:,%s)*)?\})? (\S+)$" % (NAME, LABEL, LABEL))
+LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"')
+
+
+def parse_value(text):
+    if text in ("+Inf", "-Inf", "NaN"):
+        return float(text.replace("Inf", "inf").replace("NaN", "nan"))
+    if not re.match(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$", text):
+        raise AssertionError("bad sample value %r" % text)
+    return float(text)
+
+
+def family_of(name, types):
+    for suffix in ("_bucket", "_sum", "_count"):
+        if name.endswith(suffix) and types.get(name[:-len(suffix)]) in ("histogram", "summary"):
+            return name[:-len(suffix)]
+    return name
+
+
+def parse_exposition(text):
+    """{family: {"type", "help", "samples": [(name, {labels}, value)]}}; raises on any
+    deviation from the format."""
+    assert text.endswith("\n"), "exposition must end with a newline"
+    fams = {}
+    types = {}
+    seen_samples = set()  # families whose samples began (HELP/TYPE must come first)
+    done = set()          # families whose block ended (samples must be contiguous)
+    current = None
+    for n, line in enumerate(text.split("\n")[:-1], 1):
+        where = "line %d: %r" % (n, line)
+        assert line, "empty line: " + where
+        if line.startswith("#"):
+            m = re.match(r"^# (HELP|TYPE) (%s) (.*)$" % NAME, line)
+            if not m:
+                assert not line.startswith("# HELP") and not line.startswith("# TYPE"), where
+                continue
+            kind, name, rest = m.groups()
+            assert name not in seen_samples and name not in done, \
+                "%s after samples of its family: %s" % (kind, where)
+            f = fams.setdefault(name, {"type": None, "help": None, "samples": []})
+            if kind == "TYPE":
+                assert rest in ("counter", "gauge", "histogram", "summary", "untyped"), where
+                assert f["type"] is None, "duplicate TYPE: " + where
+                f["type"] = rest
+                types[name] = rest
+            else:
+                assert f["help"] is None, "duplicate HELP: " + where
+                assert rest, "empty HELP: " + where
+                f["help"] = rest
+            if current is not None and current != name:
+                done.add(current)
+            current = name
+            continue
+        m = SAMPLE_RE.match(line)
+        assert m, "malformed sample: " + where
+        name, labels_text, value = m.group(1), m.group(2) or "", m.group(3)
+        fam = family_of(name, types)
+        assert fam in fams, "sample without HELP/TYPE: " + where
+        assert fams[fam]["type"] and fams[fam]["help"], "HELP and TYPE must precede: " + where
+        assert fam not in done, "samples of %s not contiguous: %s" % (fam, where)
+        if current is not None and current != fam:
+            done.add(current)
+        current = fam
+        seen_samples.add(fam)
+        labels = dict(LABEL_RE.findall(labels_text))
+        assert len(labels) == len(LABEL_RE.findall(labels_text)), "duplicate label: " + where
+        if fams[fam]["type"] == "counter":
+            assert name == fam, where
+        fams[fam]["samples"].append((name, labels, parse_value(value)))
+    for fam, f in fams.items():
+        assert f["type"] and f["help"], "family %s lacks HELP or TYPE" % fam
+        if f["type"] == "histogram":
+            check_histogram(fam, f["samples"])
+    return fams
+
+
+def check_histogram(fam, samples):
+    series = {}
+    for name, labels, value in samples:
+        key = tuple(sorted((k, v) for k, v in labels.items() if k != "le"))
+        s = series.setdefault(key, {"buckets": [], "sum": None, "count": None})
+        if name == fam + "_bucket":
+            assert "le" in labels, (fam, labels)
+            s["buckets"].append((parse_value(labels["le"]), value))
+        elif name == fam + "_sum":
+            s["sum"] = value
+        elif name == fam + "_count":
+            s["count"] = value
+        else:
+            raise AssertionError("unexpected sample %s in histogram %s" % (name, fam))
+    for key, s in series.items():
+        bounds = [b for b, _ in s["buckets"]]
+        assert bounds == sorted(bounds), (fam, key, bounds)
+        assert bounds and bounds[-1] == float("inf"), "%s %s lacks +Inf bucket" % (fam, key)
+        values = [v for _, v in s["buckets"]]
+        assert all(x <= y for x, y in zip(values, values[1:])), \
+            "%s %s buckets not cumulative: %s" % (fam, key, values)
+        assert s["count"] is not None and s["sum"] is not None, (fam, key)
+        assert values[-1] == s["count"], "%s %s: +Inf %s != _count %s" % (
+            fam, key, values[-1], s["count"])
+
+
+def value(fams, fam, **labels):
+    """The value of the one sample named `fam` whose labels include `labels` (None if none)."""
+    found = [v for f in fams.values() for n, l, v in f["samples"]
+             if n == fam and all(l.get(k) == str(x) for k, x in labels.items())]
+    assert len(found) <= 1, (fam, labels, found)
+    return found[0] if found else None
+
+
+def scrape(d, headers=None):
+    r = d.request("GET", "/metrics", headers=headers)
+    assert r.status == 200, r
+    return r, parse_exposition(r.body.decode())
+
+
+# ---------------------------------------------------------------------------------------------
+
+class Activity(unittest.TestCase):
+
+    def test_records_newest_first_with_tokens_and_timings(self):
+        with h.Daemon(two_models()) as d:
+            self.assertEqual(activity(d)["data"], [])
+            chat(d, "a")               # loads a (300 ms), not streamed
+            chat(d, "a", stream=True)  # streamed, a already loaded
+            doc = activity(d)
+            self.assertEqual(doc["total"], 2, doc)
+            self.assertEqual(doc["page"], 1)
+            self.assertEqual(doc["limit"], 25)
+            self.assertEqual(doc["total_pages"], 1)
+            streamed, plain = doc["data"]
+            self.assertGreater(streamed["id"], plain["id"], doc)
+            self.assertGreaterEqual(streamed["timestamp"], plain["timestamp"], doc)
+            for rec in (streamed, plain):
+                self.assertEqual(rec["model"], "a", rec)
+                self.assertEqual(rec["method"], "POST", rec)
+                self.assertEqual(rec["path"], "/v1/chat/completions", rec)
+                self.assertEqual(rec["status"], 200, rec)
+                self.assertEqual(rec["prompt_tokens"], 5, rec)
+                self.assertEqual(rec["generated_tokens"], 7, rec)
+                self.assertGreater(rec["bytes"], 0, rec)
+                self.assertGreaterEqual(rec["duration_ms"], rec["upstream_ms"], rec)
+                self.assertGreaterEqual(rec["duration_ms"] + 1, rec["wait_ms"] + rec["upstream_ms"],
+                                        rec)
+                self.assertGreater(rec["tokens_per_second"], 0, rec)
+                self.assertGreater(rec["prompt_per_second"], 0, rec)
+                for k in ("id", "timestamp", "cached_tokens"):
+                    self.assertIn(k, rec)
+            self.assertGreaterEqual(plain["wait_ms"], 250, plain)  # includes the model load
+            self.assertLess(streamed["wait_ms"], 250, streamed)    # model already loaded
+
+    def test_model_filter_alias_limit_page(self):
+        with h.Daemon(two_models()) as d:
+            chat(d, "a")
+            chat(d, "b")
+            chat(d, "a-alias", stream=True)
+            chat(d, "b", stream=True)
+            doc = activity(d)
+            self.assertEqual([r["model"] for r in doc["data"]], ["b", "a", "b", "a"], doc)
+            self.assertEqual([r["generated_tokens"] for r in doc["data"]], [3, 7, 3, 7], doc)
+            ids = [r["id"] for r in doc["data"]]
+            self.assertEqual(ids, sorted(ids, reverse=True))
+            fa = activity(d, "?model=a-alias")
+            self.assertEqual([r["model"] for r in fa["data"]], ["a", "a"], fa)
+            self.assertEqual(fa["total"], 2)
+            self.assertEqual(activity(d, "?model=a")["total"], 2)
+            both = activity(d, "?model=a&model=b")
+            self.assertEqual(both["total"], 4, both)
+            self.assertEqual(activity(d, "?model=nope")["data"], [])
+            p1 = activity(d, "?limit=3")
+            self.assertEqual([r["id"] for r in p1["data"]], ids[:3])
+            self.assertEqual((p1["limit"], p1["total"], p1["total_pages"]), (3, 4, 2), p1)
+            p2 = activity(d, "?limit=3&page=2")
+            self.assertEqual([r["id"] for r in p2["data"]], ids[3:], p2)
+            self.assertEqual(p2["page"], 2)
+            self.assertEqual(activity(d, "?limit=3&page=3")["data"], [])
+            fp = activity(d, "?model=b&limit=1&page=2")
+            self.assertEqual([r["id"] for r in fp["data"]], [ids[2]], fp)
+            self.assertEqual(fp["total_pages"], 2)
+            self.assertEqual(activity(d, "?limit=0")["limit"], 1)
+            self.assertEqual(activity(d, "?limit=5000")["limit"], 999)
+            self.assertEqual(activity(d, "?page=0")["page"], 1)
+
+    def test_unknown_model_not_recorded_start_failure_recorded(self):
+        cfg = two_models()
+        cfg["models"]["c"] = {"cmd": h.fake_cmd(model="c", crash_at_start=True)}
+        with h.Daemon(cfg) as d:
+            r = d.chat("no-such-model")
+            self.assertEqual(r.status, 404, r)
+            self.assertEqual(activity(d)["total"], 0)
+            r = d.chat("c", timeout=30)
+            self.assertEqual(r.status, 502, r)
+            doc = activity(d)
+            self.assertEqual(doc["total"], 1, doc)
+            rec = doc["data"][0]
+            self.assertEqual((rec["model"], rec["status"]), ("c", 502), rec)
+            self.assertEqual(rec["prompt_tokens"], -1, rec)
+            self.assertEqual(rec["generated_tokens"], -1, rec)
+            _, fams = scrape(d)
+            self.assertEqual(value(fams, "llamaswap_requests_total", model="c", status=502), 1)
+            self.assertIsNone(value(fams, "llamaswap_requests_total", model="no-such-model",
+                                    status=404))
+
+    def test_max_in_memory(self):
+        with h.Daemon(two_models(metricsMaxInMemory=2)) as d:
+            for m in ("b", "b", "b"):
+                chat(d, m)
+            doc = activity(d)
+            self.assertEqual(doc["total"], 2, doc)
+            self.assertEqual(len(doc["data"]), 2)
+            _, fams = scrape(d)  # the counters are not bounded by the ring
+            self.assertEqual(value(fams, "llamaswap_requests_total", model="b", status=200), 3)
+
+    def test_max_in_memory_zero_disables(self):
+        with h.Daemon(two_models(metricsMaxInMemory=0)) as d:
+            chat(d, "b")
+            doc = activity(d)
+            self.assertEqual((doc["total"], doc["data"]), (0, []), doc)
+
+
+class Prometheus(unittest.TestCase):
+
+    def test_exposition_and_counters(self):
+        with h.Daemon(two_models()) as d:
+            r, fams = scrape(d)
+            self.assertTrue(r.headers.get("content-type", "").startswith("text/plain"), r)
+            self.assertEqual(value(fams, "llamaswap_swaps_total"), 0)
+            for m in ("a", "b"):
+                self.assertEqual(value(fams, "llamaswap_model_state", model=m, state="stopped"),
+                                 1, fams["llamaswap_model_state"])
+            chat(d, "a")
+            chat(d, "a", stream=True)
+            r, fams = scrape(d)
+            self.assertEqual(value(fams, "llamaswap_requests_total", model="a", status=200), 2)
+            self.assertEqual(value(fams, "llamaswap_prompt_tokens_total", model="a"), 10)
+            self.assertEqual(value(fams, "llamaswap_generated_tokens_total", model="a"), 14)
+            self.assertEqual(value(fams, "llamaswap_model_starts_total", model="a"), 1)
+            self.assertEqual(value(fams, "llamaswap_model_state", model="a", state="ready"), 1)
+            self.assertEqual(value(fams, "llamaswap_model_state", model="a", state="stopped"), 0)
+            self.assertEqual(value(fams, "llamaswap_request_duration_seconds_count", model="a"), 2)
+            self.assertEqual(value(fams, "llamaswap_model_load_duration_seconds_count",
+                                   model="a"), 1)
+            self.assertGreaterEqual(value(fams, "llamaswap_model_load_duration_seconds_sum",
+                                          model="a"), 0.25)
+            self.assertEqual(value(fams, "llamaswap_swaps_total"), 0)
+            self.assertEqual(value(fams, "llamaswap_queue_depth"), 0)
+            for m in ("a", "b"):  # one state at a time per model
+                states = [v for n, l, v in fams["llamaswap_model_state"]["samples"]
+                          if l["model"] == m]
+                self.assertEqual(sum(states), 1, (m, states))
+            chat(d, "b")  # swaps a out
+            _, fams = scrape(d)
+            self.assertEqual(value(fams, "llamaswap_swaps_total"), 1)
+            self.assertEqual(value(fams, "llamaswap_model_state", model="b", state="ready"), 1)
+            self.assertEqual(value(fams, "llamaswap_model_state", model="a", state="ready"), 0)
+            self.assertEqual(value(fams, "llamaswap_requests_total", model="b", status=200), 1)
+            self.assertEqual(value(fams, "llamaswap_generated_tokens_total", model="b"), 3)
+            chat(d, "a")
+            _, fams = scrape(d)
+            self.assertEqual(value(fams, "llamaswap_swaps_total"), 2)
+            self.assertEqual(value(fams, "llamaswap_model_starts_total", model="a"), 2)
+            self.assertEqual(value(fams, "llamaswap_requests_total", model="a", status=200), 3)
+
+    def test_promtool_check_metrics(self):
+        promtool = shutil.which("promtool")
+        if not promtool:
+            self.skipTest("promtool not installed")
+        with h.Daemon(two_models()) as d:
+            chat(d, "a")
+            chat(d, "b", stream=True)
+            r, _ = scrape(d)
+            p = subprocess.run([promtool, "check", "metrics"], input=r.body,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+            self.assertEqual(p.returncode, 0, p.stdout.decode(errors="replace"))
+
+    def test_parser_rejects_bad_expositions(self):
+        """The strict parser itself: each of these must be refused."""
+        good = ("# HELP x_total X.\n# TYPE x_total counter\nx_total{model=\"a\"} 1\n")
+        parse_exposition(good)
+        bad = [
+            "x_total 1\n",                                              # no HELP/TYPE
+            "# TYPE x_total counter\nx_total 1\n",                      # no HELP
+            good + "# HELP x_total again\n",                            # HELP after samples
+            "# HELP x X.\n# TYPE x gauge\nx{model=a} 1\n",              # unquoted label
+            "# HELP x X.\n# TYPE x gauge\nx 1 2 3\n",                   # junk after value
+            "# HELP x X.\n# TYPE x gauge\nx 1",                         # no final newline
+            "# HELP h H.\n# TYPE h histogram\nh_bucket{le=\"1\"} 2\n"
+            "h_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n",            # not cumulative
+            "# HELP h H.\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\n"
+            "h_bucket{le=\"+Inf\"} 2\nh_sum 1\nh_count 3\n",            # +Inf != count
+        ]
+        for text in bad:
+            with self.assertRaises(AssertionError, msg=text):
+                parse_exposition(text)
+
+
+class Auth(unittest.TestCase):
+
+    def test_both_routes_need_a_key(self):
+        with h.Daemon(two_models(apiKeys=[KEY])) as d:
+            for path in ("/metrics", "/api/metrics/activity", "/api/metrics/activity?limit=1"):
+                r = d.request("GET", path)
+                self.assertEqual(r.status, 401, (path, r))
+                r = d.request("GET", path, headers={"Authorization": "Bearer wrong"})
+                self.assertEqual(r.status, 401, (path, r))
+                for hdrs in ({"Authorization": "Bearer " + KEY}, {"x-api-key": KEY}):
+                    r = d.request("GET", path, headers=hdrs)
+                    self.assertEqual(r.status, 200, (path, r))
+            auth = {"Authorization": "Bearer " + KEY}
+            chat(d, "b", headers=auth)
+            self.assertEqual(activity(d, headers=auth)["total"], 1)
+            _, fams = scrape(d, headers=auth)
+            self.assertEqual(value(fams, "llamaswap_requests_total", model="b", status=200), 1)
+
+
+if __name__ == "__main__":
+    h.main()

@@ -1,0 +1,508 @@
+// Metrics: UsageScanner (JSON bodies and SSE, any chunking), the ActivityLog ring and its JSON
+// listing, Prometheus label escaping and histogram buckets.
+#include <criterion/criterion.h>
+
+#include <cjson/cJSON.h>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+
+#include "metrics/activity.h"
+#include "metrics/prometheus.h"
+#include "metrics/usage.h"
+
+using namespace ls::metrics;
+
+namespace {
+Usage scan(const std::string& text, bool sse) {
+    UsageScanner s(sse);
+    s.feed(text.data(), text.size());
+    s.finish();
+    return s.usage();
+}
+
+Usage scan_chunks(const std::string& text, bool sse, std::mt19937& rng, size_t max_chunk) {
+    UsageScanner s(sse);
+    size_t i = 0;
+    while (i < text.size()) {
+        size_t n = std::uniform_int_distribution<size_t>(1, max_chunk)(rng);
+        if (n > text.size() - i) n = text.size() - i;
+        s.feed(text.data() + i, n);
+        i += n;
+    }
+    s.finish();
+    return s.usage();
+}
+
+void assert_same(const Usage& a, const Usage& b) {
+    cr_assert_eq(a.prompt_tokens, b.prompt_tokens);
+    cr_assert_eq(a.generated_tokens, b.generated_tokens);
+    cr_assert_eq(a.cached_tokens, b.cached_tokens);
+    cr_assert_float_eq(a.prompt_per_second, b.prompt_per_second, 1e-9);
+    cr_assert_float_eq(a.tokens_per_second, b.tokens_per_second, 1e-9);
+}
+
+void assert_unknown(const Usage& u) {
+    cr_assert_eq(u.prompt_tokens, -1);
+    cr_assert_eq(u.generated_tokens, -1);
+    cr_assert_eq(u.cached_tokens, -1);
+    cr_assert_float_eq(u.prompt_per_second, -1, 1e-9);
+    cr_assert_float_eq(u.tokens_per_second, -1, 1e-9);
+}
+
+const std::string kOpenAiSse =
+    "data: {\"id\":\"c\",\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n"
+    "data: {\"id\":\"c\",\"choices\":[{\"delta\":{\"content\":\" there\"}}]}\r\n\r\n"
+    ": keep-alive comment mentioning usage\n\n"
+    "data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":11,"
+    "\"completion_tokens\":22,\"total_tokens\":33,"
+    "\"prompt_tokens_details\":{\"cached_tokens\":4}}}\n\n"
+    "data: [DONE]\n\n";
+
+const std::string kAnthropicSse =
+    "event: message_start\n"
+    "data: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"usage\":{\"input_tokens\":"
+    "25,\"output_tokens\":1,\"cache_read_input_tokens\":3}}}\n\n"
+    "event: content_block_delta\n"
+    "data: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":"
+    "\"x\"}}\n\n"
+    "event: message_delta\n"
+    "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},"
+    "\"usage\":{\"output_tokens\":15}}\n\n"
+    "event: message_stop\n"
+    "data: {\"type\":\"message_stop\"}\n\n";
+} // namespace
+
+// ------------------------------------------------------------------ UsageScanner: JSON
+
+Test(usage, json_chat_usage) {
+    Usage u = scan("{\"id\":\"x\",\"choices\":[{\"message\":{\"content\":\"hi\"}}],"
+                   "\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":34,"
+                   "\"total_tokens\":46}}",
+                   false);
+    cr_assert_eq(u.prompt_tokens, 12);
+    cr_assert_eq(u.generated_tokens, 34);
+    cr_assert_eq(u.cached_tokens, -1);
+    cr_assert_float_eq(u.prompt_per_second, -1, 1e-9);
+    cr_assert_float_eq(u.tokens_per_second, -1, 1e-9);
+}
+
+Test(usage, json_timings_override_usage) {
+    Usage u = scan("{\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":34},"
+                   "\"timings\":{\"prompt_n\":10,\"predicted_n\":30,\"cache_n\":5,"
+                   "\"prompt_per_second\":123.5,\"predicted_per_second\":45.25}}",
+                   false);
+    cr_assert_eq(u.prompt_tokens, 10);
+    cr_assert_eq(u.generated_tokens, 30);
+    cr_assert_eq(u.cached_tokens, 5);
+    cr_assert_float_eq(u.prompt_per_second, 123.5, 1e-9);
+    cr_assert_float_eq(u.tokens_per_second, 45.25, 1e-9);
+    // Key order does not matter: timings before usage still win.
+    Usage v = scan("{\"timings\":{\"prompt_n\":10,\"predicted_n\":30},"
+                   "\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":34}}",
+                   false);
+    cr_assert_eq(v.prompt_tokens, 10);
+    cr_assert_eq(v.generated_tokens, 30);
+}
+
+Test(usage, json_responses_api) {
+    Usage u = scan("{\"response\":{\"usage\":{\"input_tokens\":5,\"output_tokens\":7,"
+                   "\"input_tokens_details\":{\"cached_tokens\":2}}}}",
+                   false);
+    cr_assert_eq(u.prompt_tokens, 5);
+    cr_assert_eq(u.generated_tokens, 7);
+    cr_assert_eq(u.cached_tokens, 2);
+}
+
+Test(usage, json_anthropic_message) {
+    Usage u = scan("{\"type\":\"message\",\"usage\":{\"input_tokens\":8,\"output_tokens\":9,"
+                   "\"cache_read_input_tokens\":6}}",
+                   false);
+    cr_assert_eq(u.prompt_tokens, 8);
+    cr_assert_eq(u.generated_tokens, 9);
+    cr_assert_eq(u.cached_tokens, 6);
+}
+
+Test(usage, json_infill_array_uses_last) {
+    Usage u = scan("[{\"content\":\"a\",\"timings\":{\"prompt_n\":1,\"predicted_n\":2}},"
+                   "{\"content\":\"b\",\"timings\":{\"prompt_n\":3,\"predicted_n\":4,"
+                   "\"predicted_per_second\":9.5}}]",
+                   false);
+    cr_assert_eq(u.prompt_tokens, 3);
+    cr_assert_eq(u.generated_tokens, 4);
+    cr_assert_float_eq(u.tokens_per_second, 9.5, 1e-9);
+}
+
+Test(usage, json_without_usage_is_unknown) {
+    assert_unknown(scan("{\"id\":\"x\",\"choices\":[{\"message\":{\"content\":\"hi\"}}]}",
+                        false));
+    assert_unknown(scan("", false));
+    assert_unknown(scan("not json at all, usage", false));
+    assert_unknown(scan("{\"usage\":\"a string\",\"timings\":[1,2]}", false));
+    assert_unknown(scan(kOpenAiSse, false)); // SSE text read as JSON: not a document
+}
+
+Test(usage, json_chunked_same_as_whole) {
+    const std::string body =
+        "{\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":34},"
+        "\"timings\":{\"prompt_n\":10,\"predicted_n\":30,\"prompt_per_second\":1.5}}";
+    std::mt19937 rng(7);
+    Usage whole = scan(body, false);
+    for (int i = 0; i < 20; ++i) assert_same(scan_chunks(body, false, rng, 5), whole);
+}
+
+Test(usage, json_larger_than_kept_is_ignored) {
+    std::string body = "{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2},\"pad\":\"";
+    body.append(UsageScanner::kMaxKept, 'x');
+    body += "\"}";
+    assert_unknown(scan(body, false));
+    std::mt19937 rng(1);
+    assert_unknown(scan_chunks(body, false, rng, 70000));
+    // Exactly at the limit is still parsed.
+    std::string fit = "{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2},\"pad\":\"";
+    fit.append(UsageScanner::kMaxKept - fit.size() - 2, 'x');
+    fit += "\"}";
+    cr_assert_eq(fit.size(), UsageScanner::kMaxKept);
+    cr_assert_eq(scan(fit, false).generated_tokens, 2);
+}
+
+// ------------------------------------------------------------------ UsageScanner: SSE
+
+Test(usage, sse_openai_final_usage_chunk) {
+    Usage u = scan(kOpenAiSse, true);
+    cr_assert_eq(u.prompt_tokens, 11);
+    cr_assert_eq(u.generated_tokens, 22);
+    cr_assert_eq(u.cached_tokens, 4);
+}
+
+Test(usage, sse_llama_timings_in_last_chunk) {
+    const std::string s =
+        "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n"
+        "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4},"
+        "\"timings\":{\"prompt_n\":2,\"predicted_n\":4,\"cache_n\":1,"
+        "\"prompt_per_second\":50,\"predicted_per_second\":20}}\n\n"
+        "data: [DONE]\n\n";
+    Usage u = scan(s, true);
+    cr_assert_eq(u.prompt_tokens, 2);
+    cr_assert_eq(u.generated_tokens, 4);
+    cr_assert_eq(u.cached_tokens, 1);
+    cr_assert_float_eq(u.prompt_per_second, 50, 1e-9);
+    cr_assert_float_eq(u.tokens_per_second, 20, 1e-9);
+}
+
+Test(usage, sse_anthropic_start_and_delta) {
+    Usage u = scan(kAnthropicSse, true);
+    cr_assert_eq(u.prompt_tokens, 25);
+    cr_assert_eq(u.generated_tokens, 15); // message_delta's final count replaces the 1
+    cr_assert_eq(u.cached_tokens, 3);
+}
+
+Test(usage, sse_data_without_space) {
+    Usage u = scan("data:{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}\n", true);
+    cr_assert_eq(u.prompt_tokens, 1);
+    cr_assert_eq(u.generated_tokens, 2);
+}
+
+Test(usage, sse_byte_by_byte_and_random_chunks) {
+    for (const std::string* s : {&kOpenAiSse, &kAnthropicSse}) {
+        Usage whole = scan(*s, true);
+        cr_assert_neq(whole.prompt_tokens, -1);
+        UsageScanner bytes(true);
+        for (char c : *s) bytes.feed(&c, 1);
+        bytes.finish();
+        assert_same(bytes.usage(), whole);
+        std::mt19937 rng(42);
+        for (int i = 0; i < 50; ++i) assert_same(scan_chunks(*s, true, rng, 17), whole);
+    }
+}
+
+Test(usage, sse_line_split_across_feeds) {
+    UsageScanner s(true);
+    const std::string a = "data: {\"usage\":{\"prompt_tok";
+    const std::string b = "ens\":7,\"completion_tokens\":";
+    const std::string c = "8}}\n\ndata: [DONE]\n\n";
+    s.feed(a.data(), a.size());
+    cr_assert_eq(s.usage().prompt_tokens, -1);
+    s.feed(b.data(), b.size());
+    cr_assert_eq(s.usage().prompt_tokens, -1);
+    s.feed(c.data(), c.size());
+    cr_assert_eq(s.usage().prompt_tokens, 7);
+    cr_assert_eq(s.usage().generated_tokens, 8);
+    s.finish();
+    cr_assert_eq(s.usage().generated_tokens, 8);
+}
+
+Test(usage, sse_overlong_line_skipped_next_line_read) {
+    std::string s = "data: {\"usage\":{\"prompt_tokens\":99},\"pad\":\"";
+    s.append(UsageScanner::kMaxKept + 10, 'y');
+    s += "\"}\n\ndata: {\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}\n\n";
+    std::mt19937 rng(3);
+    Usage u = scan_chunks(s, true, rng, 40000);
+    cr_assert_eq(u.prompt_tokens, 3);
+    cr_assert_eq(u.generated_tokens, 4);
+}
+
+Test(usage, sse_without_usage_is_unknown) {
+    assert_unknown(scan("data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\n"
+                        "data: [DONE]\n\n",
+                        true));
+    assert_unknown(scan("", true));
+    assert_unknown(scan("event: ping\ndata: usage\n\n", true));
+}
+
+Test(usage, extract_usage_direct) {
+    Usage u;
+    extract_usage("{\"usage\":{\"prompt_tokens\":4}}", u);
+    cr_assert_eq(u.prompt_tokens, 4);
+    cr_assert_eq(u.generated_tokens, -1);
+    extract_usage("{\"usage\":{\"completion_tokens\":6}}", u); // accumulates
+    cr_assert_eq(u.prompt_tokens, 4);
+    cr_assert_eq(u.generated_tokens, 6);
+}
+
+// ------------------------------------------------------------------ ActivityLog
+
+namespace {
+ActivityRecord rec(uint64_t id, const std::string& model) {
+    ActivityRecord r;
+    r.id = id;
+    r.timestamp = 1700000000.0 + static_cast<double>(id);
+    r.model = model;
+    r.method = "POST";
+    r.path = "/v1/chat/completions";
+    r.status = 200;
+    r.duration_ms = 12.5;
+    r.wait_ms = 2.25;
+    r.upstream_ms = 10.25;
+    r.bytes = 123;
+    return r;
+}
+
+struct Parsed {
+    cJSON* root;
+    explicit Parsed(const std::string& s) : root(cJSON_Parse(s.c_str())) {
+        cr_assert_not_null(root, "invalid JSON: %s", s.c_str());
+    }
+    ~Parsed() { cJSON_Delete(root); }
+    double num(const char* k) const {
+        const cJSON* v = cJSON_GetObjectItemCaseSensitive(root, k);
+        cr_assert(cJSON_IsNumber(v), "%s missing", k);
+        return v->valuedouble;
+    }
+    const cJSON* data() const { return cJSON_GetObjectItemCaseSensitive(root, "data"); }
+    std::vector<int> ids() const {
+        std::vector<int> out;
+        const cJSON* d = data();
+        cr_assert(cJSON_IsArray(d));
+        for (const cJSON* e = d->child; e; e = e->next)
+            out.push_back(static_cast<int>(cJSON_GetObjectItemCaseSensitive(e, "id")->valuedouble));
+        return out;
+    }
+};
+
+std::string listing(const ActivityLog& log, int limit, int page,
+                    std::vector<std::string> models = {}) {
+    ActivityLog::Query q;
+    q.limit = limit;
+    q.page = page;
+    q.models = std::move(models);
+    return log.json(q);
+}
+} // namespace
+
+Test(activity, capacity_bound_and_newest_first) {
+    ActivityLog log(3);
+    for (uint64_t i = 1; i <= 5; ++i) log.add(rec(i, "m"));
+    cr_assert_eq(log.size(), 3);
+    Parsed p(listing(log, 25, 1));
+    cr_assert_eq(p.ids(), (std::vector<int>{5, 4, 3}));
+    cr_assert_eq(p.num("total"), 3);
+    cr_assert_eq(p.num("total_pages"), 1);
+    cr_assert_eq(p.num("page"), 1);
+    cr_assert_eq(p.num("limit"), 25);
+}
+
+Test(activity, set_capacity_shrinks_and_zero_disables) {
+    ActivityLog log(10);
+    for (uint64_t i = 1; i <= 6; ++i) log.add(rec(i, "m"));
+    log.set_capacity(2);
+    cr_assert_eq(log.size(), 2);
+    cr_assert_eq(Parsed(listing(log, 25, 1)).ids(), (std::vector<int>{6, 5}));
+    log.set_capacity(0);
+    cr_assert_eq(log.size(), 0);
+    log.add(rec(7, "m"));
+    cr_assert_eq(log.size(), 0);
+    Parsed p(listing(log, 25, 1));
+    cr_assert_eq(p.ids().size(), 0);
+    cr_assert_eq(p.num("total"), 0);
+    cr_assert_eq(p.num("total_pages"), 0);
+}
+
+Test(activity, default_capacity_1000) {
+    ActivityLog log;
+    for (uint64_t i = 1; i <= 1005; ++i) log.add(rec(i, "m"));
+    cr_assert_eq(log.size(), 1000);
+}
+
+Test(activity, paging) {
+    ActivityLog log(100);
+    for (uint64_t i = 1; i <= 7; ++i) log.add(rec(i, "m"));
+    Parsed p1(listing(log, 3, 1));
+    cr_assert_eq(p1.ids(), (std::vector<int>{7, 6, 5}));
+    cr_assert_eq(p1.num("total"), 7);
+    cr_assert_eq(p1.num("total_pages"), 3);
+    cr_assert_eq(Parsed(listing(log, 3, 2)).ids(), (std::vector<int>{4, 3, 2}));
+    cr_assert_eq(Parsed(listing(log, 3, 3)).ids(), (std::vector<int>{1}));
+    Parsed p4(listing(log, 3, 4)); // past the end: empty, totals still right
+    cr_assert_eq(p4.ids().size(), 0);
+    cr_assert_eq(p4.num("total"), 7);
+    cr_assert_eq(p4.num("page"), 4);
+    Parsed p0(listing(log, 3, 0)); // page < 1 reads as 1
+    cr_assert_eq(p0.num("page"), 1);
+    cr_assert_eq(p0.ids(), (std::vector<int>{7, 6, 5}));
+    cr_assert_eq(Parsed(listing(log, 3, -5)).num("page"), 1);
+}
+
+Test(activity, limit_clamped) {
+    ActivityLog log(2000);
+    for (uint64_t i = 1; i <= 1200; ++i) log.add(rec(i, "m"));
+    Parsed big(listing(log, 5000, 1));
+    cr_assert_eq(big.num("limit"), 999);
+    cr_assert_eq(big.ids().size(), 999);
+    cr_assert_eq(big.num("total_pages"), 2);
+    Parsed zero(listing(log, 0, 1));
+    cr_assert_eq(zero.num("limit"), 1);
+    cr_assert_eq(zero.ids(), (std::vector<int>{1200}));
+    cr_assert_eq(zero.num("total_pages"), 1200);
+    cr_assert_eq(Parsed(listing(log, -3, 1)).num("limit"), 1);
+    cr_assert_eq(Parsed(listing(log, 999, 1)).num("limit"), 999);
+}
+
+Test(activity, model_filter) {
+    ActivityLog log(100);
+    log.add(rec(1, "a"));
+    log.add(rec(2, "b"));
+    log.add(rec(3, "a"));
+    log.add(rec(4, "c"));
+    log.add(rec(5, "b"));
+    Parsed a(listing(log, 25, 1, {"a"}));
+    cr_assert_eq(a.ids(), (std::vector<int>{3, 1}));
+    cr_assert_eq(a.num("total"), 2);
+    cr_assert_eq(Parsed(listing(log, 25, 1, {"b", "c"})).ids(), (std::vector<int>{5, 4, 2}));
+    Parsed none(listing(log, 25, 1, {"zzz"}));
+    cr_assert_eq(none.ids().size(), 0);
+    cr_assert_eq(none.num("total"), 0);
+    Parsed paged(listing(log, 1, 2, {"a", "b"}));
+    cr_assert_eq(paged.ids(), (std::vector<int>{3}));
+    cr_assert_eq(paged.num("total"), 4);
+    cr_assert_eq(paged.num("total_pages"), 4);
+}
+
+Test(activity, record_json_fields) {
+    ActivityRecord r = rec(42, "we\"ird\\m\n");
+    r.status = 502;
+    r.usage.prompt_tokens = 11;
+    r.usage.generated_tokens = 22;
+    r.usage.cached_tokens = 0;
+    r.usage.prompt_per_second = 100.5;
+    // tokens_per_second stays -1
+    Parsed p(ActivityLog::record_json(r));
+    const cJSON* root = p.root;
+    cr_assert_eq(p.num("id"), 42);
+    cr_assert_float_eq(p.num("timestamp"), 1700000042.0, 1e-3);
+    cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(root, "model")->valuestring,
+                     "we\"ird\\m\n");
+    cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(root, "method")->valuestring, "POST");
+    cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(root, "path")->valuestring,
+                     "/v1/chat/completions");
+    cr_assert_eq(p.num("status"), 502);
+    cr_assert_float_eq(p.num("duration_ms"), 12.5, 1e-6);
+    cr_assert_float_eq(p.num("wait_ms"), 2.25, 1e-6);
+    cr_assert_float_eq(p.num("upstream_ms"), 10.25, 1e-6);
+    cr_assert_eq(p.num("bytes"), 123);
+    cr_assert_eq(p.num("prompt_tokens"), 11);
+    cr_assert_eq(p.num("generated_tokens"), 22);
+    cr_assert_eq(p.num("cached_tokens"), 0);
+    cr_assert_float_eq(p.num("prompt_per_second"), 100.5, 1e-6);
+    cr_assert_eq(p.num("tokens_per_second"), -1);
+    // unknown tokens are -1
+    Parsed q(ActivityLog::record_json(rec(1, "m")));
+    cr_assert_eq(q.num("prompt_tokens"), -1);
+    cr_assert_eq(q.num("generated_tokens"), -1);
+    cr_assert_eq(q.num("cached_tokens"), -1);
+    cr_assert_eq(q.num("prompt_per_second"), -1);
+}
+
+// ------------------------------------------------------------------ Prometheus
+
+Test(prometheus, label_escaping) {
+    cr_assert(prometheus_label("plain-model_1.gguf") == std::string("plain-model_1.gguf"));
+    cr_assert(prometheus_label("a\"b") == std::string("a\\\"b"));
+    cr_assert(prometheus_label("a\\b") == std::string("a\\\\b"));
+    cr_assert(prometheus_label("a\nb") == std::string("a\\nb"));
+    cr_assert(prometheus_label("\\\"\n") == std::string("\\\\\\\"\\n"));
+    cr_assert(prometheus_label("") == std::string(""));
+    cr_assert(prometheus_label("\xc3\xa9") == std::string("\xc3\xa9"));
+}
+
+namespace {
+// value of the sample line starting with `prefix` (name{labels}) in `text`, or -1
+double sample_value(const std::string& text, const std::string& prefix) {
+    size_t pos = 0;
+    while ((pos = text.find(prefix, pos)) != std::string::npos) {
+        if (pos == 0 || text[pos - 1] == '\n') {
+            size_t eol = text.find('\n', pos);
+            std::string line = text.substr(pos, eol - pos);
+            if (line.size() > prefix.size() && line[prefix.size()] == ' ')
+                return strtod(line.c_str() + prefix.size() + 1, nullptr);
+        }
+        ++pos;
+    }
+    return -1;
+}
+} // namespace
+
+Test(prometheus, histogram_buckets_cumulative) {
+    Histogram h;
+    for (double v : {0.01, 0.05, 0.3, 0.7, 3.0, 7.0, 1000.0}) h.observe(v);
+    std::string out;
+    h.render(out, "x_seconds", "model=\"m\"");
+    const std::string b = "x_seconds_bucket{model=\"m\",le=\"";
+    cr_assert_eq(sample_value(out, b + "0.05\"}"), 2, "%s", out.c_str()); // 0.05 inclusive
+    cr_assert_eq(sample_value(out, b + "0.1\"}"), 2);
+    cr_assert_eq(sample_value(out, b + "0.25\"}"), 2);
+    cr_assert_eq(sample_value(out, b + "0.5\"}"), 3);
+    cr_assert_eq(sample_value(out, b + "1\"}"), 4);
+    cr_assert_eq(sample_value(out, b + "2.5\"}"), 4);
+    cr_assert_eq(sample_value(out, b + "5\"}"), 5);
+    cr_assert_eq(sample_value(out, b + "10\"}"), 6);
+    cr_assert_eq(sample_value(out, b + "300\"}"), 6);
+    cr_assert_eq(sample_value(out, b + "+Inf\"}"), 7);
+    cr_assert_eq(sample_value(out, "x_seconds_count{model=\"m\"}"), 7);
+    cr_assert_float_eq(sample_value(out, "x_seconds_sum{model=\"m\"}"), 1011.06, 1e-9);
+    // every bucket line is cumulative (non-decreasing), in order, ending at +Inf
+    double prev = 0;
+    int buckets = 0;
+    size_t pos = 0;
+    while ((pos = out.find(b, pos)) != std::string::npos) {
+        size_t eol = out.find('\n', pos);
+        std::string line = out.substr(pos, eol - pos);
+        double v = strtod(line.c_str() + line.rfind(' ') + 1, nullptr);
+        cr_assert_geq(v, prev, "%s", out.c_str());
+        prev = v;
+        ++buckets;
+        pos = eol;
+    }
+    cr_assert_eq(buckets, static_cast<int>(Histogram::kBounds.size()) + 1);
+    cr_assert_eq(prev, 7);
+}
+
+Test(prometheus, empty_histogram) {
+    Histogram h;
+    std::string out;
+    h.render(out, "y", "model=\"m\"");
+    cr_assert_eq(sample_value(out, "y_bucket{model=\"m\",le=\"+Inf\"}"), 0, "%s", out.c_str());
+    cr_assert_eq(sample_value(out, "y_count{model=\"m\"}"), 0);
+    cr_assert_eq(sample_value(out, "y_sum{model=\"m\"}"), 0);
+}
