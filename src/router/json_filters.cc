@@ -26,6 +26,8 @@ void merge_params(cJSON* body, const std::string& params_json) {
 Result<std::string> apply_json_filters(std::string_view body, const config::Filters& filters,
                                        const std::string& requested,
                                        const std::string& use_model_name) {
+    if (body.size() >= 3 && body.compare(0, 3, "\xEF\xBB\xBF") == 0)
+        body.remove_prefix(3); // UTF-8 BOM
     JsonPtr root(cJSON_ParseWithLength(body.data(), body.size()));
     if (!root || !cJSON_IsObject(root.get()))
         return make_error("the request body is not a JSON object");

@@ -283,6 +283,15 @@ bool JsonModelScanner::step(char c) {
 }
 
 void JsonModelScanner::on_body(const char* data, size_t len) {
+    // A UTF-8 byte order mark before the document (some Windows clients send one) is skipped.
+    while (bom_seen_ < 3 && offset_ == bom_seen_ && len > 0 && s_ == S::Value && stack_.empty() &&
+           static_cast<unsigned char>(*data) == kBom[bom_seen_]) {
+        ++bom_seen_;
+        ++data;
+        --len;
+        ++offset_;
+    }
+    if (bom_seen_ > 0 && bom_seen_ < 3 && len > 0) fail("invalid byte order mark");
     for (size_t i = 0; i < len && s_ != S::Error;) {
         // Fast path: the bulk of a body is string content nobody captures (messages, images).
         if (s_ == S::String && !capture_) {
@@ -304,6 +313,7 @@ void JsonModelScanner::on_body(const char* data, size_t len) {
 }
 
 bool JsonModelScanner::finish(std::string& error) {
+    if (bom_seen_ > 0 && bom_seen_ < 3) fail("invalid byte order mark");
     // A number or literal may end at the end of input.
     if (s_ == S::Number || s_ == S::Literal) step(' ');
     if (s_ == S::Error) {

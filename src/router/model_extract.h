@@ -67,8 +67,10 @@ private:
     bool string_is_key_ = false;
     int hex_left_ = 0;
     unsigned code_point_ = 0;
-    unsigned high_surrogate_ = 0;      // first half of a \uD83D\uDE00 pair
-    bool overlong_ = false;            // the captured string hit kMaxCapture
+    unsigned high_surrogate_ = 0; // first half of a \uD83D\uDE00 pair
+    bool overlong_ = false;       // the captured string hit kMaxCapture
+    size_t bom_seen_ = 0;         // bytes of a leading UTF-8 byte order mark skipped so far
+    static constexpr unsigned char kBom[3] = {0xEF, 0xBB, 0xBF};
     bool capture_done_string_ = false; // the value that just ended was a string
     std::string literal_;
     const char* literal_want_ = nullptr;

@@ -371,6 +371,23 @@ Test(json_scanner, moderate_nesting_is_fine) {
     expect_json_model(ok_body, "yes", R"("yes")");
 }
 
+Test(json_scanner, utf8_bom_is_skipped) {
+    // Some Windows clients start the body with a byte order mark; the span still counts it.
+    const std::string body = "\xEF\xBB\xBF{\"model\":\"m\"}";
+    Outcome o = scan_json(body);
+    cr_assert(o.ok, "error: %s", o.error.c_str());
+    cr_assert(o.ref.model == "m");
+    cr_assert(body.substr(o.ref.value_begin, o.ref.value_end - o.ref.value_begin) == "\"m\"");
+}
+
+Test(json_scanner, partial_bom_is_invalid) {
+    for (const std::string& body : {std::string("\xEF{\"model\":\"m\"}"), std::string("\xEF\xBB{}"),
+                                    std::string("\xEF\xBB")}) {
+        Outcome o = scan_json(body);
+        cr_assert_not(o.ok, "accepted a partial byte order mark (%zu bytes)", body.size());
+    }
+}
+
 Test(json_scanner, big_body_model_at_the_end) {
     // ~1 MB of base64-ish text (an image data URL) before the model.
     static const char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
