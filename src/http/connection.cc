@@ -1,5 +1,6 @@
 #include "http/connection.h"
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <cerrno>
 #include <cstring>
@@ -564,15 +565,21 @@ void Connection::end_response() {
     finish_request();
 }
 
+// Long targets are cut in the access log so the status, size and time always make it.
+constexpr size_t kLoggedTarget = 1024;
+
 void Connection::log_access() const {
     if (!log_enabled(LogLevel::Info)) return;
     const std::string* ua = req_.headers.find("user-agent");
     LOG_EVENT(LogLevel::Info,
               (LogFields{.model = req_.log_model, .request_id = req_.id, .event = "request"}),
-              "%s \"%s %s HTTP/%d.%d\" %d %llu \"%s\" %.3f", peer_.c_str(),
-              req_.method_name.empty() ? "-" : req_.method_name.c_str(), req_.target.c_str(),
+              "%s \"%s %.*s%s HTTP/%d.%d\" %d %llu \"%.*s\" %.3f", peer_.c_str(),
+              req_.method_name.empty() ? "-" : req_.method_name.c_str(),
+              static_cast<int>(std::min<size_t>(req_.target.size(), kLoggedTarget)),
+              req_.target.c_str(), req_.target.size() > kLoggedTarget ? "..." : "",
               req_.version_major, req_.version_minor, response_status_,
-              static_cast<unsigned long long>(response_bytes_), ua ? ua->c_str() : "-",
+              static_cast<unsigned long long>(response_bytes_),
+              static_cast<int>(ua ? std::min<size_t>(ua->size(), 256) : 1), ua ? ua->c_str() : "-",
               ev_now(loop_) - req_.received_at);
 }
 
