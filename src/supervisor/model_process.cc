@@ -5,6 +5,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <regex.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -242,10 +243,29 @@ void ModelProcess::on_scope_wait(struct ev_loop*, ev_timer* w, int) {
 void ModelProcess::release_held_child() {
     if (pid_ <= 0 || !release_) return;
     const std::string text = read_text_file("/proc/" + std::to_string(pid_) + "/cgroup");
-    bool moved = false;
-    for (std::string_view line : split(text, '\n'))
-        if (line.rfind("0::", 0) == 0 || line.find(":name=systemd:") != std::string_view::npos)
-            moved |= line.find("/" + unit_) != std::string_view::npos;
+    // The manager moves the child hierarchy by hierarchy: on a v1/v2 hybrid the v1 memory
+    // controller may follow the unified one a moment later, and the fence is the former.
+    std::string unit_path;
+    std::string_view memory_path;
+    bool has_memory_line = false;
+    for (std::string_view line : split(text, '\n')) {
+        const size_t colon = line.find(':', line.find(':') + 1);
+        if (colon == std::string_view::npos) continue;
+        const std::string_view path = line.substr(colon + 1);
+        if ((line.rfind("0::", 0) == 0 || line.find(":name=systemd:") != std::string_view::npos) &&
+            path.find("/" + unit_) != std::string_view::npos)
+            unit_path = std::string(path);
+        if (line.find(":memory:") != std::string_view::npos) {
+            has_memory_line = true;
+            memory_path = path;
+        }
+    }
+    bool moved = !unit_path.empty();
+    if (moved && has_memory_line && memory_path != unit_path) {
+        // Only wait when the manager runs a memory cgroup for the unit at all.
+        struct stat st;
+        if (::stat(("/sys/fs/cgroup/memory" + unit_path).c_str(), &st) == 0) moved = false;
+    }
     if (!moved && ++scope_wait_ticks_ < 400) { // 2 s at most, then go on unfenced
         scope_wait_.start(0.005);
         return;
