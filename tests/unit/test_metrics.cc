@@ -135,8 +135,7 @@ Test(usage, json_infill_array_uses_last) {
 }
 
 Test(usage, json_without_usage_is_unknown) {
-    assert_unknown(scan("{\"id\":\"x\",\"choices\":[{\"message\":{\"content\":\"hi\"}}]}",
-                        false));
+    assert_unknown(scan("{\"id\":\"x\",\"choices\":[{\"message\":{\"content\":\"hi\"}}]}", false));
     assert_unknown(scan("", false));
     assert_unknown(scan("not json at all, usage", false));
     assert_unknown(scan("{\"usage\":\"a string\",\"timings\":[1,2]}", false));
@@ -411,8 +410,7 @@ Test(activity, record_json_fields) {
     const cJSON* root = p.root;
     cr_assert_eq(p.num("id"), 42);
     cr_assert_float_eq(p.num("timestamp"), 1700000042.0, 1e-3);
-    cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(root, "model")->valuestring,
-                     "we\"ird\\m\n");
+    cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(root, "model")->valuestring, "we\"ird\\m\n");
     cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(root, "method")->valuestring, "POST");
     cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(root, "path")->valuestring,
                      "/v1/chat/completions");
