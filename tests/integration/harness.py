@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -96,6 +97,37 @@ def read_pid_file(path):
     except OSError:
         return []
 
+
+
+# ---------------------------------------------------------------------------------------------
+# Requests in flight
+
+class Call:
+    """Runs fn in a thread, recording its result (or exception) and when it returned."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.result = None
+        self.error = None
+        self.started = time.monotonic()
+        self.finished = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            self.result = self.fn()
+        except BaseException as e:  # noqa: BLE001 - reported by get()
+            self.error = e
+        self.finished = time.monotonic()
+
+    def get(self, timeout=30):
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            raise AssertionError("call did not return within %s s" % timeout)
+        if self.error is not None:
+            raise self.error
+        return self.result
 
 # ---------------------------------------------------------------------------------------------
 # Config building

@@ -382,30 +382,21 @@ class EventStream(LiveResponse):
 # Threads for requests in flight
 
 class Background:
-    """Runs fn() in a thread; .result() joins and returns its value (or raises its error)."""
+    """h.Call with the names these tests use: .t0/.t1, done(), result()."""
 
     def __init__(self, fn):
-        self._value = None
-        self._error = None
-        self.t0 = time.monotonic()
-        self.t1 = None
+        self._call = h.Call(fn)
 
-        def run():
-            try:
-                self._value = fn()
-            except BaseException as e:  # noqa: BLE001
-                self._error = e
-            self.t1 = time.monotonic()
-        self._thread = threading.Thread(target=run, daemon=True)
-        self._thread.start()
+    @property
+    def t0(self):
+        return self._call.started
+
+    @property
+    def t1(self):
+        return self._call.finished
 
     def done(self):
-        return not self._thread.is_alive()
+        return not self._call.thread.is_alive()
 
     def result(self, timeout=30.0):
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            raise AssertionError("background request still running after %.1f s" % timeout)
-        if self._error is not None:
-            raise self._error
-        return self._value
+        return self._call.get(timeout)

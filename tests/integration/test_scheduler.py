@@ -13,33 +13,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
-
-class Call:
-    """Runs fn in a thread, recording its result (or exception) and when it returned."""
-
-    def __init__(self, fn):
-        self.fn = fn
-        self.result = None
-        self.error = None
-        self.started = time.monotonic()
-        self.finished = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        try:
-            self.result = self.fn()
-        except BaseException as e:  # noqa: BLE001 - reported by get()
-            self.error = e
-        self.finished = time.monotonic()
-
-    def get(self, timeout=30):
-        self.thread.join(timeout)
-        if self.thread.is_alive():
-            raise AssertionError("call did not return within %s s" % timeout)
-        if self.error is not None:
-            raise self.error
-        return self.result
+Call = h.Call  # runs a request in a thread (see harness.py)
 
 
 def entry(d, model):

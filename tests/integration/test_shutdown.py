@@ -15,28 +15,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
-
-class Call:
-    def __init__(self, fn):
-        self.result = self.error = None
-        self.finished = None
-        self.thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
-        self.thread.start()
-
-    def _run(self, fn):
-        try:
-            self.result = fn()
-        except BaseException as e:  # noqa: BLE001
-            self.error = e
-        self.finished = time.monotonic()
-
-    def get(self, timeout=30):
-        self.thread.join(timeout)
-        if self.thread.is_alive():
-            raise AssertionError("call did not return within %s s" % timeout)
-        if self.error is not None:
-            raise self.error
-        return self.result
+Call = h.Call  # runs a request in a thread (see harness.py)
 
 
 def in_flight(d, model):

@@ -24,6 +24,8 @@ sys.path.insert(0, os.path.join(HERE, "sd"))
 import sdlib  # noqa: E402
 from sdlib import h  # noqa: E402
 
+Background = h.Call  # runs a request in a thread (see harness.py)
+
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 # A path the fake upstream answers with 404: readiness can only come from elsewhere.
@@ -32,27 +34,6 @@ NEVER = "/never-answers"
 
 def m_cfg(**models):
     return {"models": models}
-
-
-class Background:
-    def __init__(self, fn):
-        self.result = self.error = None
-        self.t = threading.Thread(target=self._run, args=(fn,), daemon=True)
-        self.t.start()
-
-    def _run(self, fn):
-        try:
-            self.result = fn()
-        except BaseException as e:  # noqa: BLE001
-            self.error = e
-
-    def get(self, timeout=30):
-        self.t.join(timeout)
-        if self.t.is_alive():
-            raise AssertionError("call did not return within %s s" % timeout)
-        if self.error is not None:
-            raise self.error
-        return self.result
 
 
 class NotifyTest(unittest.TestCase):
