@@ -7,7 +7,9 @@
 #include "api/auth.h"
 #include "api/log_stream.h"
 #include "api/model_api.h"
+#include "api/model_load.h"
 #include "api/routes.h"
+#include "api/ui_assets.h"
 #include "http/error_body.h"
 #include "proxy/proxy_exchange.h"
 #include "router/json_filters.h"
@@ -287,6 +289,14 @@ void Daemon::on_request(http::Connection& conn, http::Request& req) {
         serve_upstream_passthrough(conn, req);
         return;
     case api::RouteKind::Logs: {
+        const std::string* accept = req.headers.find("accept");
+        if (accept && accept->find("text/html") != std::string::npos) {
+            // A browser opening /logs gets the UI's log page, as in the original.
+            http::HeaderList h;
+            h.add("Location", "ui/#/logs");
+            conn.respond(302, h, "");
+            return;
+        }
         http::HeaderList text;
         text.add("Content-Type", "text/plain; charset=utf-8");
         conn.respond(200, text, log_hub_.combined_history());
@@ -323,6 +333,25 @@ void Daemon::on_request(http::Connection& conn, http::Request& req) {
         start_unload(conn, {m->id}, false);
         return;
     }
+    case api::RouteKind::LoadModel: {
+        const std::string name = http::percent_decode(std::string_view(req.path).substr(17));
+        const config::ModelConfig* m = cfg_.resolve(name);
+        if (!m) {
+            conn.respond_error(404, "model '" + name + "' not found", "model_not_found");
+            return;
+        }
+        api::LoadExchange::start(scheduler_, conn, m->id);
+        return;
+    }
+    case api::RouteKind::Root: {
+        http::HeaderList h;
+        h.add("Location", "ui/");
+        conn.respond(302, h, "");
+        return;
+    }
+    case api::RouteKind::Ui:
+        api::serve_ui(conn, req);
+        return;
     case api::RouteKind::NotFound:
         break;
     }

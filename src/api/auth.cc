@@ -77,7 +77,9 @@ bool request_authorized(const http::HeaderList& headers, const std::vector<std::
 }
 
 bool route_is_public(std::string_view path) {
-    return path == "/health" || path == "/wol-health" || path == "/" || path == "/favicon.ico";
+    // The web UI's static files hold no secrets; the UI asks for a key when the API needs one.
+    return path == "/health" || path == "/wol-health" || path == "/" || path == "/favicon.ico" ||
+           path == "/ui" || path.rfind("/ui/", 0) == 0;
 }
 
 } // namespace ls::api

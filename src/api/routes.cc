@@ -42,6 +42,7 @@ constexpr Route kRoutes[] = {
     {"/api/models/unload", "POST", RouteKind::Unload},
     {"/running", "GET", RouteKind::Running},
     {"/health", "GET", RouteKind::Health},
+    {"/", "GET", RouteKind::Root},
 };
 } // namespace
 
@@ -57,6 +58,18 @@ RouteMatch match_route(std::string_view method, std::string_view path) {
         m.kind = RouteKind::LogStream;
         m.method_allowed = method == "GET" || method == "HEAD";
         m.allow = "GET, HEAD";
+        return m;
+    }
+    if (path == "/ui" || path.rfind("/ui/", 0) == 0) {
+        m.kind = RouteKind::Ui;
+        m.method_allowed = method == "GET" || method == "HEAD";
+        m.allow = "GET, HEAD";
+        return m;
+    }
+    if (path.rfind("/api/models/load/", 0) == 0 && path.size() > 17) {
+        m.kind = RouteKind::LoadModel;
+        m.method_allowed = method == "POST";
+        m.allow = "POST";
         return m;
     }
     if (path.rfind("/api/models/unload/", 0) == 0 && path.size() > 19) {

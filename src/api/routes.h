@@ -20,6 +20,9 @@ enum class RouteKind {
     Events,      // GET /api/events (SSE)
     Metrics,     // GET /metrics (Prometheus)
     Activity,    // GET /api/metrics/activity
+    LoadModel,   // POST /api/models/load/<model>: start it, answer once ready
+    Root,        // GET /: redirect to the web UI
+    Ui,          // GET /ui, /ui/<file>: the embedded web UI
 };
 
 struct RouteMatch {

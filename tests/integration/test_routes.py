@@ -377,6 +377,61 @@ class Unload(unittest.TestCase):
             # The next request starts it again.
             self.assertEqual(d.chat("u", timeout=20).status, 200)
 
+    def test_api_load(self):
+        # POST /api/models/load/<model> answers once the model is ready; nothing goes upstream.
+        cfg = coexist_cfg()
+        cfg["models"]["slow"] = {"cmd": h.fake_cmd(model="slow", load_delay_ms=800)}
+        with h4.Daemon(cfg) as d:
+            r = d.request("POST", "/api/models/load/slow", timeout=20)
+            self.assertEqual(r.status, 200, r)
+            doc = r.json()
+            self.assertEqual(doc["msg"], "ok")
+            self.assertEqual(doc["model"], "slow")
+            self.assertGreaterEqual(doc["load_seconds"], 0.8, doc)
+            run = {e["model"]: e for e in d.running()}
+            self.assertEqual(run["slow"]["state"], "ready", run)
+            self.assertEqual(run["slow"]["inFlight"], 0, "the load request was not released")
+            pid = run["slow"]["pid"]
+            # Loading a ready model (by alias, or a slash id percent-encoded) answers at once.
+            r = d.request("POST", "/api/models/load/slow")
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(d.running_models(), ["slow"])
+            self.assertEqual(d.running()[0]["pid"], pid, "a ready model was restarted")
+            r = d.request("POST", "/api/models/load/org%2Fmodel-x")
+            self.assertEqual((r.status, r.json()["model"]), (200, "org/model-x"), r)
+            r = d.request("POST", "/api/models/load/u1-alias")
+            self.assertEqual((r.status, r.json()["model"]), (200, "u1"), r)
+            # group "all" is exclusive (the default): loading it swapped `slow` out
+            self.assertEqual(d.running_models(), ["org/model-x", "u1"])
+
+            r = d.request("POST", "/api/models/load/nope")
+            self.assertEqual((r.status, h4.err_code(r)), (404, "model_not_found"), r)
+            r = d.request("GET", "/api/models/load/u2")
+            self.assertEqual((r.status, r.headers.get("allow")), (405, "POST"), r)
+            r = d.request("POST", "/api/models/load/")
+            self.assertEqual(r.status, 404, r)
+            self.assertNotIn("u2", d.running_models())
+
+    def test_api_load_failure_and_client_gone(self):
+        cfg = {"models": {"bad": {"cmd": h.fake_cmd(model="bad", crash_at_start=True)},
+                          "slow": {"cmd": h.fake_cmd(model="slow", load_delay_ms=1500)}}}
+        with h4.Daemon(cfg) as d:
+            r = d.request("POST", "/api/models/load/bad", timeout=20)
+            self.assertEqual(r.status, 502, r)
+            self.assertIn("error", r.json())
+            # A client that gives up while its model loads: the load goes on, nothing leaks.
+            with h.RawConn(d.port) as c:
+                c.send(b"POST /api/models/load/slow HTTP/1.1\r\nHost: x\r\n"
+                       b"Content-Length: 0\r\n\r\n")
+                h.wait_until(lambda: "slow" in d.running_models(), 3, what="slow starting")
+
+            def slow():
+                return {e["model"]: e for e in d.running()}.get("slow", {})
+            self.assertEqual(slow().get("state"), "starting", "the client left before the load")
+            h.wait_until(lambda: slow().get("state") == "ready", 10, what="slow ready")
+            self.assertEqual((slow()["inFlight"], slow()["queued"]), (0, 0))
+            self.assertEqual(d.request("GET", "/health").status, 200)
+
 
 def upstream_cfg():
     return {
