@@ -125,6 +125,9 @@
       const r = await fetch(BASE + path, Object.assign({}, opts, {
         headers: authHeaders(opts.headers),
         cache: 'no-store',
+        // No cookies or HTTP auth of the browser's own: with credentials a 401 that carries
+        // WWW-Authenticate makes the browser show its login prompt instead of answering.
+        credentials: 'omit',
       }));
       if (r.status !== 401) return r;
       try { await r.body?.cancel(); } catch (_) { /* already gone */ }
@@ -634,7 +637,8 @@
     if (!model) { showMsg($('pg-error'), 'Choose a model first.'); return; }
     if (!text.trim()) { $('pg-input').focus(); return; }
     $('pg-input').value = '';
-    pg.messages.push({ role: 'user', content: text });
+    const history = pg.messages; // "New chat" while this streams starts another array
+    history.push({ role: 'user', content: text });
     addMessage('user', text);
     const prev = document.querySelector('[data-testid="pg-output"]');
     if (prev) prev.removeAttribute('data-testid');
@@ -660,7 +664,9 @@
       const r = await api('/v1/chat/completions', {
         method: 'POST',
         headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream' },
-        body: JSON.stringify({ model, messages: pg.messages, stream: true, stream_options: { include_usage: true } }),
+        body: JSON.stringify({
+          model, messages: history, stream: true, stream_options: { include_usage: true },
+        }),
         signal: ctrl.signal,
       });
       if (!r.ok) throw new Error(await errorText(r));
@@ -709,7 +715,9 @@
       }
       setPgStatus('done', parts.join(' · '));
     } catch (e) {
-      if (ctrl.signal.aborted) {
+      if (history !== pg.messages) {
+        /* the conversation was cleared meanwhile */
+      } else if (ctrl.signal.aborted) {
         setPgStatus('stopped', 'stopped');
         out.box.classList.add('stopped');
       } else {
@@ -720,8 +728,8 @@
     } finally {
       pg.ctrl = null;
       const content = textNode.data;
-      if (content) pg.messages.push({ role: 'assistant', content });
-      else pg.messages.pop(); // nothing came back: the question can be asked again
+      if (content) history.push({ role: 'assistant', content });
+      else history.pop(); // nothing came back: the question can be asked again
       $('pg-send').disabled = false;
       $('pg-stop').disabled = true;
     }

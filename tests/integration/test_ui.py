@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""The web UI: its files served from the binary (/ui/, / and /ui redirects, 404s, public even
+with apiKeys), and the UI driven in a real browser by tests/e2e/ui.mjs (Debian's Chromium via
+playwright-core): Models (load, unload, live states), Logs (a live line), Playground (a
+streamed reply, Stop), Activity (the request with its tokens), with and without an API key.
+
+Screenshots of each page go to $SCREENSHOT_DIR/<case>/, else to ui-screenshots/<case>/ in the
+build directory (or a temp dir); the path is printed."""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+E2E = os.path.join(h.ROOT, "tests", "e2e")
+UI_SCRIPT = os.path.join(E2E, "ui.mjs")
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+KEY = "sk-ui-test-key"
+TOKENS = 30
+NODE_TIMEOUT = 50  # seconds for one browser run (it takes about 10)
+
+
+def ui_config(**top):
+    cfg = {"models": {
+        "alpha": {"cmd": h.fake_cmd(model="alpha", load_delay_ms=500), "name": "Alpha",
+                  "description": "loads in half a second", "aliases": ["first"]},
+        "beta": {"cmd": h.fake_cmd(model="beta", tokens=TOKENS, tps=15, respond="hi "),
+                 "aliases": ["second"]},
+        "broken": {"cmd": "/nonexistent/llama-server --port ${PORT}",
+                   "description": "its command does not exist"},
+    }}
+    cfg.update(top)
+    return cfg
+
+
+def out(text):
+    """A TAP comment now, whatever the result (diagnostics of passing tests are dropped)."""
+    for line in text.rstrip("\n").split("\n"):
+        sys.stdout.write("# %s\n" % line)
+    sys.stdout.flush()
+
+
+def browser_missing():
+    """What the browser cases need and this machine lacks."""
+    missing = []
+    if not shutil.which("node"):
+        missing.append("node (not on PATH)")
+    if not os.path.isfile(os.path.join(E2E, "node_modules", "playwright-core", "package.json")):
+        missing.append("tests/e2e/node_modules/playwright-core (npm ci in tests/e2e)")
+    if not os.access(CHROMIUM, os.X_OK):
+        missing.append("chromium (%s)" % CHROMIUM)
+    return missing
+
+
+def screenshot_dir(case):
+    base = os.environ.get("SCREENSHOT_DIR")
+    if not base:
+        build = os.path.dirname(os.path.dirname(os.path.abspath(h.LLAMA_SWAP)))
+        base = os.path.join(build, "ui-screenshots")
+        try:
+            os.makedirs(base, exist_ok=True)
+        except OSError:
+            base = os.path.join(tempfile.gettempdir(), "llama-swap-ui-screenshots")
+    d = os.path.join(base, case)
+    os.makedirs(d, exist_ok=True)
+    for name in os.listdir(d):  # no stale screenshot (failure-N.png) from an earlier run
+        if name.endswith(".png"):
+            os.remove(os.path.join(d, name))
+    return d
+
+
+def run_browser(test, d, case, api_key=None):
+    """Runs ui.mjs against the daemon; its TAP lines are relayed as comments."""
+    shots = screenshot_dir(case)
+    out("screenshots: %s" % shots)
+    env = dict(os.environ)
+    env.update({
+        "BASE_URL": "http://127.0.0.1:%d" % d.port,
+        "SCREENSHOT_DIR": shots,
+        "MODEL_LOAD": "alpha",
+        "MODEL_CHAT": "beta",
+        "MODEL_BROKEN": "broken",
+        "EXPECT_TOKENS": str(TOKENS),
+        "TOKEN_TEXT": "hi",
+        "CHROMIUM": CHROMIUM,
+    })
+    env.pop("API_KEY", None)
+    if api_key:
+        env["API_KEY"] = api_key
+    # Its own session, so that a run past the deadline is ended with the browser it started.
+    p = subprocess.Popen(["node", UI_SCRIPT], cwd=E2E, env=env, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         start_new_session=True)
+    try:
+        output, _ = p.communicate(timeout=NODE_TIMEOUT)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        output, _ = p.communicate()
+    text = output.decode(errors="replace")
+    out("ui.mjs (%s):\n%s" % (case, text))
+    if timed_out:
+        test.fail("ui.mjs did not finish within %d s" % NODE_TIMEOUT)
+    plan = re.search(r"^1\.\.(\d+)$", text, re.M)
+    oks = re.findall(r"^ok \d+ ", text, re.M)
+    test.assertEqual(p.returncode, 0, "ui.mjs failed (exit %s)" % p.returncode)
+    test.assertTrue(plan and int(plan.group(1)) == len(oks) > 0,
+                    "every planned step passed (%s of %s)" % (len(oks), plan and plan.group(1)))
+    for name in ("models.png", "logs.png", "activity.png", "playground.png"):
+        path = os.path.join(shots, name)
+        test.assertTrue(os.path.getsize(path) > 1000, "screenshot %s" % path)
+
+
+class Assets(unittest.TestCase):
+    """Plain HTTP, no browser."""
+
+    def test_files_redirects_and_404(self):
+        with h.Daemon(ui_config()) as d:
+            r = d.request("GET", "/ui/")
+            self.assertEqual(r.status, 200, r)
+            self.assertTrue(r.headers.get("content-type", "").startswith("text/html"), r)
+            html = r.body.decode()
+            self.assertIn('src="app.js"', html)
+            # Everything the page refers to is served (relative URLs only: no CDN, no fonts).
+            refs = re.findall(r'(?:src|href)="([^"]+)"', html)
+            local = [x for x in refs if not x.startswith(("#", "data:"))]
+            self.assertIn("app.css", local)
+            for ref in local:
+                self.assertRegex(ref, r"^[a-z0-9._-]+$", "a file of the UI, relative")
+                self.assertEqual(d.request("GET", "/ui/" + ref).status, 200, ref)
+            self.assertEqual(d.request("GET", "/ui/index.html").body, r.body)
+
+            js = d.request("GET", "/ui/app.js")
+            self.assertEqual(js.status, 200, js)
+            self.assertRegex(js.headers.get("content-type", ""), r"^(text|application)/javascript")
+            css = d.request("GET", "/ui/app.css")
+            self.assertEqual(css.status, 200, css)
+            self.assertTrue(css.headers.get("content-type", "").startswith("text/css"), css)
+            # Network strings never become HTML, and nothing is loaded from elsewhere.
+            self.assertNotIn("innerHTML", js.body.decode())
+            self.assertNotIn("insertAdjacentHTML", js.body.decode())
+            for body in (html, js.body.decode(), css.body.decode()):
+                self.assertIsNone(re.search(r"https?://", body))
+
+            r = d.request("GET", "/")
+            self.assertEqual(r.status, 302, r)
+            self.assertTrue(r.headers.get("location", "").endswith("ui/"), r)
+            r = d.request("GET", "/ui")
+            self.assertEqual(r.status, 301, r)
+            self.assertTrue(r.headers.get("location", "").endswith("ui/"), r)
+
+            r = d.request("GET", "/ui/nope.js")
+            self.assertEqual(r.status, 404, r)
+            self.assertIn("error", r.json())
+
+    def test_assets_public_with_api_keys(self):
+        with h.Daemon(ui_config(apiKeys=[KEY])) as d:
+            for path in ("/ui/", "/ui/index.html", "/ui/app.js", "/ui/app.css"):
+                self.assertEqual(d.request("GET", path).status, 200, path)
+            self.assertEqual(d.request("GET", "/").status, 302)
+            r = d.request("GET", "/api/events")
+            self.assertEqual(r.status, 401, r)
+            self.assertIn("basic", r.headers.get("www-authenticate", "").lower())
+            self.assertEqual(r.json()["error"]["code"], "unauthorized")
+            # With the key, the event stream opens (it never ends: read its head only).
+            with d.raw(timeout=5) as c:
+                c.send("GET /api/events HTTP/1.1\r\nHost: x\r\n"
+                       "Authorization: Bearer %s\r\n\r\n" % KEY)
+                status, headers, _ = c.read_head()
+                self.assertEqual(status, 200)
+                self.assertTrue(headers.get("content-type", "").startswith("text/event-stream"))
+            r = d.request("POST", "/api/models/load/alpha")
+            self.assertEqual(r.status, 401, r)
+            r = d.request("POST", "/api/models/load/first",
+                          headers={"Authorization": "Bearer " + KEY})
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.json()["model"], "alpha")
+
+
+class Browser(unittest.TestCase):
+    """tests/e2e/ui.mjs in Chromium."""
+
+    def setUp(self):
+        missing = browser_missing()
+        if missing:
+            self.skipTest("no browser test: missing " + ", ".join(missing))
+
+    def test_ui_without_api_key(self):
+        with h.Daemon(ui_config()) as d:
+            run_browser(self, d, "no-key")
+
+    def test_ui_with_api_key(self):
+        with h.Daemon(ui_config(apiKeys=[KEY])) as d:
+            run_browser(self, d, "api-key", api_key=KEY)
+
+
+if __name__ == "__main__":
+    h.main()
