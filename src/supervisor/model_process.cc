@@ -368,6 +368,13 @@ void ModelProcess::on_deadline(struct ev_loop*, ev_timer* w, int) {
 }
 
 void ModelProcess::stop(double grace_s, const char* reason) {
+    if (state_ == ProcessState::Failed) {
+        // Nothing runs any more; unloading a failed model says "seen", so it shows as stopped.
+        LOG_EVENT(LogLevel::Info, (LogFields{.model = cfg_.id, .event = "model_stopped"}),
+                  "model %s: failed state cleared (%s)", cfg_.id.c_str(), reason);
+        set_state(ProcessState::Stopped);
+        return;
+    }
     if (state_ != ProcessState::Starting && state_ != ProcessState::Ready) {
         if (state_ == ProcessState::Stopping && pid_ > 0) {
             const double at = ev_now(loop_) + grace_s;

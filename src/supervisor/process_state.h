@@ -36,7 +36,7 @@ constexpr bool transition_allowed(ProcessState from, ProcessState to) {
     case S::Stopped:
         return to == S::Starting;
     case S::Failed:
-        return to == S::Starting;
+        return to == S::Starting || to == S::Stopped; // stopped: an unload acknowledged it
     case S::Starting:
         return to == S::Ready || to == S::Stopping || to == S::Failed;
     case S::Ready:

@@ -419,6 +419,11 @@ class Unload(unittest.TestCase):
             r = d.request("POST", "/api/models/load/bad", timeout=20)
             self.assertEqual(r.status, 502, r)
             self.assertIn("error", r.json())
+            self.assertEqual(d.running()[0]["state"], "failed")
+            # An explicit unload clears the failed state (the UI's Unload button on it).
+            r = d.request("POST", "/api/models/unload/bad")
+            self.assertEqual((r.status, r.body.strip()), (200, b"OK"), r)
+            self.assertEqual(d.running(), [])
             # A client that gives up while its model loads: the load goes on, nothing leaks.
             with h.RawConn(d.port) as c:
                 c.send(b"POST /api/models/load/slow HTTP/1.1\r\nHost: x\r\n"

@@ -21,6 +21,7 @@ Test(process_state, transition_table_is_exactly_the_documented_edges) {
     const std::set<std::pair<S, S>> allowed = {
         {S::Stopped, S::Starting},  // start
         {S::Failed, S::Starting},   // start again
+        {S::Failed, S::Stopped},    // an explicit unload clears the failure
         {S::Starting, S::Ready},    // ready
         {S::Starting, S::Stopping}, // stop or health-check timeout
         {S::Starting, S::Failed},   // exit while starting
@@ -46,10 +47,13 @@ Test(process_state, no_self_transitions) {
         cr_assert_not(transition_allowed(s, s), "%s -> itself", to_string(s));
 }
 
-Test(process_state, stopped_only_via_stopping) {
+Test(process_state, stopped_only_without_a_live_process) {
+    // A running process must pass through stopping (TERM, grace, KILL) to reach stopped;
+    // failed has nothing left to stop.
     for (ProcessState s : kAll)
-        cr_assert_eq(transition_allowed(s, ProcessState::Stopped), s == ProcessState::Stopping,
-                     "%s -> stopped", to_string(s));
+        cr_assert_eq(transition_allowed(s, ProcessState::Stopped),
+                     s == ProcessState::Stopping || s == ProcessState::Failed, "%s -> stopped",
+                     to_string(s));
 }
 
 Test(process_state, usable_at_compile_time) {
