@@ -69,8 +69,13 @@ A fake llama-server for tests. Options (--flag=value or --flag value):
 
 Endpoints: GET /health, GET /v1/models, POST /v1/chat/completions,
 POST /v1/completions, POST /completion, POST /v1/embeddings,
-POST /v1/audio/transcriptions, ANY /echo[/...], GET /slow?chunks=N&delay_ms=D.
+POST /v1/audio/transcriptions, POST /v1/audio/speech, ANY /echo[/...],
+GET /slow?chunks=N&delay_ms=D.
 Any POST honours ?delay_ms=N (sleep before answering).
+/v1/embeddings answers [0.1, 0.2, 0.3] per input (one per element of an array of
+strings or of token arrays), as base64 float32 with "encoding_format":"base64".
+/v1/audio/speech answers the bytes "FAKE-AUDIO <format> voice=<voice>\n<input>"
+with the content type of "response_format" (mp3 by default: audio/mpeg).
 )";
 
 // ---------------------------------------------------------------------------
@@ -943,23 +948,62 @@ bool handle_completion(Connection& c, Request& req, BodyReader& body, Api api) {
     return gen.stream ? stream_completion(c, req, gen) : complete(c, req, gen);
 }
 
+std::string base64(std::string_view bytes) {
+    static constexpr char kAlphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    for (size_t i = 0; i < bytes.size(); i += 3) {
+        uint32_t n = uint32_t{static_cast<uint8_t>(bytes[i])} << 16;
+        if (i + 1 < bytes.size()) n |= uint32_t{static_cast<uint8_t>(bytes[i + 1])} << 8;
+        if (i + 2 < bytes.size()) n |= static_cast<uint8_t>(bytes[i + 2]);
+        out += kAlphabet[(n >> 18) & 63];
+        out += kAlphabet[(n >> 12) & 63];
+        out += i + 1 < bytes.size() ? kAlphabet[(n >> 6) & 63] : '=';
+        out += i + 2 < bytes.size() ? kAlphabet[n & 63] : '=';
+    }
+    return out;
+}
+
+// How many embeddings an "input" asks for: one per element of an array of strings or of
+// token arrays; one for a string or a single token array.
+int embedding_inputs(const cJSON* input) {
+    if (!cJSON_IsArray(input) || !input->child) return 1;
+    if (cJSON_IsNumber(input->child)) return 1; // one pre-tokenized input
+    return cJSON_GetArraySize(input);
+}
+
 bool handle_embeddings(Connection& c, Request& req, BodyReader& body) {
     bool keep = false;
     auto doc = read_json_body(c, req, body, keep);
     if (!doc) return keep;
-    int prompt =
-        std::max(count_prompt_words(cJSON_GetObjectItemCaseSensitive(doc->get(), "input")), 1);
+    const cJSON* input = cJSON_GetObjectItemCaseSensitive(doc->get(), "input");
+    int prompt = std::max(count_prompt_words(input), 1);
     std::optional<std::string> request_model = string_field(doc->get(), "model");
+    // Like llama-server (and OpenAI): the OpenAI SDKs ask for base64 by default.
+    bool as_base64 = string_field(doc->get(), "encoding_format").value_or("float") == "base64";
     post_delay(req);
 
     Json root = new_object();
     cJSON_AddStringToObject(root.get(), "object", "list");
-    cJSON* item = cJSON_CreateObject();
-    cJSON_AddStringToObject(item, "object", "embedding");
-    cJSON_AddNumberToObject(item, "index", 0);
-    const double values[] = {0.1, 0.2, 0.3};
-    cJSON_AddItemToObject(item, "embedding", cJSON_CreateDoubleArray(values, 3));
-    cJSON_AddItemToArray(cJSON_AddArrayToObject(root.get(), "data"), item);
+    cJSON* data = cJSON_AddArrayToObject(root.get(), "data");
+    const float values[] = {0.1f, 0.2f, 0.3f};
+    for (int i = 0, n = embedding_inputs(input); i < n; ++i) {
+        cJSON* item = cJSON_CreateObject();
+        cJSON_AddStringToObject(item, "object", "embedding");
+        cJSON_AddNumberToObject(item, "index", i);
+        if (as_base64) {
+            std::string raw; // little-endian float32, as OpenAI sends them
+            for (float v : values) {
+                auto bits = std::bit_cast<uint32_t>(v);
+                for (int b = 0; b < 4; ++b) raw += static_cast<char>((bits >> (8 * b)) & 0xff);
+            }
+            cJSON_AddStringToObject(item, "embedding", base64(raw).c_str());
+        } else {
+            const double doubles[] = {0.1, 0.2, 0.3};
+            cJSON_AddItemToObject(item, "embedding", cJSON_CreateDoubleArray(doubles, 3));
+        }
+        cJSON_AddItemToArray(data, item);
+    }
     cJSON_AddStringToObject(root.get(), "model", g_opt.model.c_str());
     cJSON* usage = cJSON_AddObjectToObject(root.get(), "usage");
     cJSON_AddNumberToObject(usage, "prompt_tokens", prompt);
@@ -1010,6 +1054,29 @@ bool handle_transcription(Connection& c, Request& req, BodyReader& body) {
     return reply_json(c, req, 200, root);
 }
 
+// Text to speech: deterministic bytes derived from the request, so a test can predict them.
+bool handle_speech(Connection& c, Request& req, BodyReader& body) {
+    bool keep = false;
+    auto doc = read_json_body(c, req, body, keep);
+    if (!doc) return keep;
+    std::optional<std::string> input = string_field(doc->get(), "input");
+    if (!input) return reply_error(c, req, 400, "'input' is required", "invalid_request_error");
+    std::string format = string_field(doc->get(), "response_format").value_or("mp3");
+    std::string voice = string_field(doc->get(), "voice").value_or("");
+    static const std::pair<const char*, const char*> kTypes[] = {
+        {"mp3", "audio/mpeg"},  {"opus", "audio/ogg"}, {"aac", "audio/aac"},
+        {"flac", "audio/flac"}, {"wav", "audio/wav"},  {"pcm", "audio/pcm"}};
+    const char* type = nullptr;
+    for (const auto& [name, mime] : kTypes)
+        if (format == name) type = mime;
+    if (!type)
+        return reply_error(c, req, 400, "unsupported response_format '" + format + "'",
+                           "invalid_request_error");
+    post_delay(req);
+    std::string audio = "FAKE-AUDIO " + format + " voice=" + voice + "\n" + *input;
+    return reply(c, req, 200, type, audio);
+}
+
 bool handle_models(Connection& c, const Request& req) {
     Json root = new_object();
     cJSON_AddStringToObject(root.get(), "object", "list");
@@ -1043,6 +1110,7 @@ bool route(Connection& c, Request& req, BodyReader& body) {
         return handle_completion(c, req, body, Api::Text);
     if (post && path == "/v1/embeddings") return handle_embeddings(c, req, body);
     if (post && path == "/v1/audio/transcriptions") return handle_transcription(c, req, body);
+    if (post && path == "/v1/audio/speech") return handle_speech(c, req, body);
     // The rest ignore any body, but must still skip it to find the next request.
     if (!body.drain()) return bad_body(c, req);
     if (get && path == g_opt.health_path)
