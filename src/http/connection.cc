@@ -254,6 +254,10 @@ void Connection::handle_read() {
             close();
             return;
         }
+        if (state_ == State::Closing || state_ == State::Lingering) {
+            if (state_ == State::Lingering) arm_timer();
+            continue; // the rest of a request we no longer read: discarded
+        }
         in_.append(scratch, static_cast<size_t>(n));
         last_progress_ = ev_now(loop_);
         parse_input();
@@ -325,7 +329,7 @@ void Connection::handle_write() {
     flush_output();
     if (closed()) return;
     if (state_ == State::Closing && output_pending() == 0) {
-        close();
+        start_lingering();
         return;
     }
     if (was_congested_ && output_pending() <= kLowWatermark) {
@@ -382,8 +386,9 @@ void Connection::update_io() {
     if (closed()) return;
     int events = 0;
     if (output_pending() > 0) events |= EV_WRITE;
-    const bool reading_allowed =
-        state_ != State::Closing && (!parser_paused_ || in_.size() - in_off_ < kMaxBufferedInput);
+    // While closing, input is read only to be discarded (see State::Lingering).
+    const bool reading_allowed = state_ == State::Closing || state_ == State::Lingering ||
+                                 !parser_paused_ || in_.size() - in_off_ < kMaxBufferedInput;
     if (reading_allowed) events |= EV_READ;
     io_.set(fd_.get(), events);
 }
@@ -404,6 +409,10 @@ void Connection::arm_timer() {
     case State::Closing:
         timeout = limits_.body_timeout_s;
         break; // stalled writes
+    case State::Lingering:
+        timeout = std::min(kLingerIdleS, linger_until_ - ev_now(loop_));
+        if (timeout <= 0) timeout = 0.001;
+        break;
     default:
         timer_.stop();
         return;
@@ -436,6 +445,9 @@ void Connection::on_timer(struct ev_loop*, ev_timer* w, int) {
             return;
         }
         break;
+    case State::Lingering:
+        c->close(); // re-armed by every read: the client sent nothing for a while, or too long
+        return;
     default:
         return;
     }
@@ -595,13 +607,27 @@ void Connection::abort_response() {
 }
 
 void Connection::close_after_flush() {
-    // No more requests are read; what is queued still goes out, then the socket closes.
+    // No more requests are parsed; what is queued still goes out, then the socket closes.
     state_ = State::Closing;
-    ::shutdown(fd_.get(), SHUT_RD);
+    in_.clear();
+    in_off_ = 0;
     if (output_pending() == 0)
-        close();
+        start_lingering();
     else
         update_io();
+}
+
+void Connection::start_lingering() {
+    // Closing a socket with unread input sends a reset, which can destroy the response in
+    // the client's receive buffer: send FIN instead and drain what the client still sends.
+    if (server_.shutting_down() || ::shutdown(fd_.get(), SHUT_WR) != 0) {
+        close();
+        return;
+    }
+    state_ = State::Lingering;
+    linger_until_ = ev_now(loop_) + kLingerMaxS;
+    arm_timer();
+    update_io();
 }
 
 void Connection::attach_exchange(std::unique_ptr<Exchange> exchange) {
@@ -612,7 +638,7 @@ void Connection::attach_exchange(std::unique_ptr<Exchange> exchange) {
 void Connection::close_when_done() {
     close_after_response_ = true;
     if (exchange_) exchange_->on_shutdown();
-    if (state_ == State::Idle && in_off_ == in_.size()) close();
+    if ((state_ == State::Idle && in_off_ == in_.size()) || state_ == State::Lingering) close();
 }
 
 void Connection::close() {

@@ -104,7 +104,13 @@ public:
     static constexpr size_t kLowWatermark = 64 * 1024;
 
 private:
-    enum class State { Idle, ReadingHead, ReadingBody, Handling, Closing, Closed };
+    // Closing: the last response is going out; input is read and discarded. Lingering: it is
+    // out and our side is shut down for writing; input is still discarded until the client
+    // closes (or a bounded time passes), so a client still sending a body we refused reads
+    // our answer instead of a connection reset.
+    enum class State { Idle, ReadingHead, ReadingBody, Handling, Closing, Lingering, Closed };
+    static constexpr double kLingerIdleS = 5;
+    static constexpr double kLingerMaxS = 30;
 
     static void on_io(struct ev_loop*, ev_io*, int revents);
     static void on_timer(struct ev_loop*, ev_timer*, int);
@@ -123,6 +129,7 @@ private:
     void dispatch();
     void finish_request();
     void close_after_flush();
+    void start_lingering();
     void reject(int status, std::string_view message, std::string_view code);
     bool count_head_bytes(size_t n);
     void queue_output(const char* data, size_t len);
@@ -168,6 +175,7 @@ private:
     int response_status_ = 0;
     uint64_t response_bytes_ = 0; // body bytes of the current response, for the access log
     double last_progress_ = 0;
+    double linger_until_ = 0;
 };
 
 } // namespace ls::http

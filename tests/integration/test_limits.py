@@ -162,6 +162,33 @@ class Limits(unittest.TestCase):
                 r = c.read_response(allow_interim=True)
             self.assertJsonError(r, 413, "body_too_large")
 
+    def test_too_large_body_sent_in_full_still_gets_413(self):
+        # A client that sends its whole body before reading (Python's http.client, requests)
+        # must read the 413, not a connection reset: the daemon drains the refused body
+        # (lingering close) instead of closing with unread input.
+        with h.Daemon(config(maxBodyBytes=1 << 20)) as d:
+            for size in (8 << 20, 50 << 20):
+                s = socket.create_connection(("127.0.0.1", d.port), timeout=30)
+                try:
+                    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                              b"Content-Type: application/json\r\n"
+                              b"Content-Length: %d\r\n\r\n" % size)
+                    chunk = b"x" * (1 << 20)
+                    for _ in range(size // len(chunk)):
+                        s.sendall(chunk)
+                    data = b""
+                    while True:
+                        part = s.recv(65536)
+                        if not part:
+                            break
+                        data += part
+                finally:
+                    s.close()
+                head, _, body = data.partition(b"\r\n\r\n")
+                self.assertTrue(head.startswith(b"HTTP/1.1 413 "), (size, data[:200]))
+                self.assertEqual(json.loads(body)["error"]["code"], "body_too_large")
+            self.assertEqual(d.request("GET", "/health").status, 200)
+
     def test_http10_streaming_not_chunked(self):
         # HTTP/1.0 has no chunked encoding: the stream is sent raw and ended by the close.
         cfg = {"models": {"m": {"cmd": h.fake_cmd(model="m", tokens=3)}}}
