@@ -42,9 +42,16 @@ bool read_full(int fd, void* buf, size_t len) {
     return true;
 }
 
+// path/suffix into `out`; false (and nothing to act on) when it would not fit.
+template <size_t N>
+bool join_path(char (&out)[N], const char* path, const char* suffix) {
+    const int n = snprintf(out, N, "%s/%s", path, suffix);
+    return n > 0 && static_cast<size_t>(n) < N;
+}
+
 void write_str(const char* path, const char* suffix, const char* value) {
     char file[kMaxPath + 32];
-    snprintf(file, sizeof file, "%s/%s", path, suffix);
+    if (!join_path(file, path, suffix)) return;
     int fd = open(file, O_WRONLY | O_CLOEXEC);
     if (fd < 0) return;
     ssize_t w = write(fd, value, strlen(value));
@@ -55,12 +62,12 @@ void write_str(const char* path, const char* suffix, const char* value) {
 // Kills everything in a cgroup (cgroup.kill where the kernel has it, else pid by pid).
 void kill_cgroup(const char* path) {
     char file[kMaxPath + 32];
-    snprintf(file, sizeof file, "%s/cgroup.kill", path);
+    if (!join_path(file, path, "cgroup.kill")) return;
     if (access(file, F_OK) == 0) {
         write_str(path, "cgroup.kill", "1");
         return;
     }
-    snprintf(file, sizeof file, "%s/cgroup.procs", path);
+    if (!join_path(file, path, "cgroup.procs")) return;
     int fd = open(file, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return;
     char buf[4096];
