@@ -392,6 +392,7 @@ void Daemon::on_exchange_end(const proxy::ExchangeInfo& info, const proxy::Excha
     rec.wait_ms = r.granted_at > 0 ? (r.granted_at - info.started_at) * 1000 : rec.duration_ms;
     rec.upstream_ms = r.granted_at > 0 ? (r.ended_at - r.granted_at) * 1000 : 0;
     rec.bytes = r.bytes;
+    rec.outcome = r.outcome;
     rec.usage = r.usage;
     metrics_.on_request(rec.model, rec.status, rec.duration_ms / 1000, rec.usage);
     activity_.add(std::move(rec));

@@ -38,7 +38,7 @@ std::string ActivityLog::record_json(const ActivityRecord& r) {
     out += ts;
     out += ",\"model\":\"" + http::json_escape(r.model) + "\",\"method\":\"" +
            http::json_escape(r.method) + "\",\"path\":\"" + http::json_escape(r.path) +
-           "\",\"status\":" + std::to_string(r.status);
+           "\",\"status\":" + std::to_string(r.status) + ",\"outcome\":\"" + r.outcome + "\"";
     add_number(out, "duration_ms", r.duration_ms, false);
     add_number(out, "wait_ms", r.wait_ms, false);
     add_number(out, "upstream_ms", r.upstream_ms, false);

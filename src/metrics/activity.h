@@ -24,6 +24,7 @@ struct ActivityRecord {
     double upstream_ms = 0; // from then to the end
     uint64_t bytes = 0;
     Usage usage;
+    const char* outcome = "completed"; // a static string: see proxy::ExchangeResult
 };
 
 class ActivityLog {

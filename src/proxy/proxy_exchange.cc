@@ -49,6 +49,7 @@ ProxyExchange::~ProxyExchange() {
         r.bytes = relayed_;
         r.granted_at = granted_at_;
         r.ended_at = ev_now(loop_);
+        r.outcome = outcome_;
         if (usage_) {
             usage_->finish();
             r.usage = usage_->usage();
@@ -554,6 +555,7 @@ void ProxyExchange::upstream_failed(const std::string& what, int err) {
         LOG_WARN("model %s: %s mid-response, aborting the client response", model_.c_str(),
                  detail.c_str());
         state_ = State::Done;
+        outcome_ = "upstream_failed";
         http::Connection* c = client_;
         client_ = nullptr;
         c->abort_response();
@@ -579,6 +581,7 @@ void ProxyExchange::on_client_gone() {
     // The client disconnected: cancel the upstream request by closing its connection.
     client_ = nullptr;
     scheduler_.cancel(this);
+    if (state_ != State::Done) outcome_ = "client_closed";
     if (state_ != State::Done && state_ != State::Waiting)
         LOG_INFO("model %s: client went away, cancelling the upstream request", model_.c_str());
     state_ = State::Done;

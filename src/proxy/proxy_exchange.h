@@ -134,8 +134,9 @@ private:
 
     ExchangeInfo info_;
     bool started_ = false;
-    int status_ = 0;       // what the client got (0: nothing)
-    uint64_t relayed_ = 0; // response body bytes relayed
+    int status_ = 0;                    // what the client got (0: nothing)
+    const char* outcome_ = "completed"; // see ExchangeResult::outcome
+    uint64_t relayed_ = 0;              // response body bytes relayed
     double granted_at_ = 0;
     std::unique_ptr<metrics::UsageScanner> usage_; // created with the response head
 };

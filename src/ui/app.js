@@ -560,13 +560,22 @@
     const tbody = $('activity-body');
     tbody.replaceChildren(...data.map((a) => {
       const t = new Date((a.timestamp || 0) * 1000);
-      const ok = a.status >= 200 && a.status < 400;
+      const cut = a.outcome && a.outcome !== 'completed';
+      const ok = a.status >= 200 && a.status < 400 && !cut;
       const td = (col, text, cls) => el('td', { class: cls, dataset: { col } }, text);
+      const statusCell = td('status', String(a.status), 'num ' + (ok ? 'ok' : 'bad'));
+      if (cut) {
+        // the response did not reach its end: say who ended it
+        const why = a.outcome === 'client_closed' ? 'client closed' : 'upstream failed';
+        statusCell.textContent = a.status + ' (' + why + ')';
+        statusCell.title = 'The response was cut: ' + why;
+        statusCell.dataset.outcome = a.outcome;
+      }
       return el('tr', { 'data-testid': 'activity-row', 'data-id': a.id, 'data-model': a.model },
         el('td', { dataset: { col: 'time' }, title: t.toLocaleString() }, t.toLocaleTimeString()),
         td('model', a.model),
         td('path', (a.method || '') + ' ' + (a.path || ''), 'path'),
-        td('status', String(a.status), 'num ' + (ok ? 'ok' : 'bad')),
+        statusCell,
         td('duration', fmtMs(a.duration_ms), 'num'),
         td('wait', fmtMs(a.wait_ms), 'num'),
         td('upstream', fmtMs(a.upstream_ms), 'num'),

@@ -304,6 +304,11 @@ step('Activity: the playground request is listed with its model, status and toke
     return null;
   }, [MODEL_CHAT, EXPECT_TOKENS], { timeout: T });
   diag('activity row: ' + JSON.stringify(await found.jsonValue()));
+  // The reply stopped midway is marked as cut by the client, not shown as a plain 200.
+  await page.waitForFunction((model) => [...document.querySelectorAll(
+    'tr[data-testid="activity-row"] td[data-col="status"][data-outcome="client_closed"]')]
+    .some((td) => td.closest('tr').dataset.model === model && /client closed/.test(td.textContent)),
+  MODEL_CHAT, { timeout: T });
   // The model filter narrows the table to one model.
   await page.selectOption(tid('activity-model'), MODEL_CHAT);
   await page.waitForFunction((model) => {

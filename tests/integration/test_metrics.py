@@ -2,6 +2,7 @@
 """Metrics: GET /api/metrics/activity (records of proxied requests: tokens, timings, paging,
 model filter, metricsMaxInMemory) and GET /metrics (Prometheus text format, parsed strictly)."""
 
+import json
 import os
 import re
 import shutil
@@ -193,6 +194,7 @@ class Activity(unittest.TestCase):
                 self.assertEqual(rec["method"], "POST", rec)
                 self.assertEqual(rec["path"], "/v1/chat/completions", rec)
                 self.assertEqual(rec["status"], 200, rec)
+                self.assertEqual(rec["outcome"], "completed", rec)
                 self.assertEqual(rec["prompt_tokens"], 5, rec)
                 self.assertEqual(rec["generated_tokens"], 7, rec)
                 self.assertGreater(rec["bytes"], 0, rec)
@@ -205,6 +207,29 @@ class Activity(unittest.TestCase):
                     self.assertIn(k, rec)
             self.assertGreaterEqual(plain["wait_ms"], 250, plain)  # includes the model load
             self.assertLess(streamed["wait_ms"], 250, streamed)    # model already loaded
+
+    def test_outcome_of_cut_responses(self):
+        # A response that did not reach its end says who cut it, whatever its status was.
+        cfg = {"models": {
+            "slow": {"cmd": h.fake_cmd(model="slow", tokens=50, tps=20)},
+            "dies": {"cmd": h.fake_cmd(model="dies", tokens=50, crash_after_tokens=3)},
+        }, "groups": {"g": {"swap": False, "members": ["slow", "dies"]}}}
+        with h.Daemon(cfg) as d:
+            with h.RawConn(d.port) as c:
+                req = json.dumps({"model": "slow", "stream": True,
+                                  "messages": [{"role": "user", "content": "hi"}]}).encode()
+                c.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                       b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                       % len(req) + req)
+                c.read_until(b"data: ")  # streaming has begun; then the client leaves
+            h.wait_until(lambda: activity(d)["total"] == 1, 10, what="the cut request recorded")
+            rec = activity(d)["data"][0]
+            self.assertEqual((rec["status"], rec["outcome"]), (200, "client_closed"), rec)
+            s = h.stream_request(d.port, "/v1/chat/completions", body("dies", True))
+            self.assertFalse(s.complete, "the upstream died mid-stream")
+            h.wait_until(lambda: activity(d)["total"] == 2, 10, what="the broken one recorded")
+            rec = activity(d)["data"][0]
+            self.assertEqual((rec["model"], rec["outcome"]), ("dies", "upstream_failed"), rec)
 
     def test_model_filter_alias_limit_page(self):
         with h.Daemon(two_models()) as d:
