@@ -63,6 +63,23 @@ GOOD_CREDENTIALS = [
 ]
 
 
+def server_end_open(server_port, client_port):
+    """Whether a process still holds the server end of the TCP connection from client_port
+    (an end that was closed, even if the kernel still keeps it in FIN-WAIT-2, has no inode)."""
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                lines = f.readlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, remote, inode = fields[1], fields[2], fields[9]
+            if (int(local.rsplit(":", 1)[1], 16) == server_port and
+                    int(remote.rsplit(":", 1)[1], 16) == client_port):
+                return inode != "0"
+    return False
+
 class Auth(unittest.TestCase):
     def check_401(self, r, what):
         self.assertEqual(r.status, 401, (what, r))
@@ -144,10 +161,13 @@ class Auth(unittest.TestCase):
                 self.assertNotIn(K2, r.body.decode())
 
     def test_refused_upload_is_not_read(self):
-        # A 401 is decided by the head: a 1 GiB upload is answered without reading the body,
-        # and the connection is closed right after the answer.
+        # A 401 is decided by the head: a 1 GiB upload is answered without waiting for the
+        # body, and the daemon ends its side right after the answer. What the client still
+        # sends is drained and dropped (lingering close: a client that writes its whole body
+        # before reading must see the 401, not a reset) until it goes quiet.
         with h4.Daemon(cfg()) as d:
-            for path in ("/v1/audio/transcriptions", "/v1/chat/completions", "/upstream/m/echo"):
+            for i, path in enumerate(("/v1/audio/transcriptions", "/v1/chat/completions",
+                                      "/upstream/m/echo")):
                 with d.raw(timeout=10) as c:
                     c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
                     head = ("POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: "
@@ -155,24 +175,24 @@ class Auth(unittest.TestCase):
                             % (path, 1 << 30))
                     c.send(head)
                     c.send(b"--zz\r\n" + b"x" * 65536)
-                    t0 = time.monotonic()
                     r = c.read_response()
                     self.check_401(r, path)
                     self.assertEqual(r.headers.get("connection", "").lower(), "close", r)
-                    # The daemon closes its end promptly: EOF (or a reset) well within the
-                    # socket timeout, though we never sent the rest of the body.
+                    # The daemon's end is closed for writing though the body never came.
                     rest = c.read_all()
-                    self.assertTrue(c.eof, "connection not closed")
+                    self.assertTrue(c.eof, "connection not half-closed after the answer")
                     self.assertEqual(rest, b"")
-                    self.assertLess(time.monotonic() - t0, 5.0)
-                    # Sending more now fails: nobody reads it.
-                    failed = False
-                    try:
-                        for _ in range(200):
-                            c.sock.sendall(b"y" * 65536)
-                    except OSError:
-                        failed = True
-                    self.assertTrue(failed, "12 MB more were accepted after the 401")
+                    if i > 0:
+                        continue
+                    # More body is accepted and dropped: the client sees no reset mid-send.
+                    for _ in range(32):
+                        c.sock.sendall(b"y" * 65536)
+                    self.assertEqual(d.request("GET", "/health").status, 200)
+                    # Once the client is quiet (5 s), the daemon closes its socket.
+                    client_port = c.sock.getsockname()[1]
+                    self.assertTrue(server_end_open(d.port, client_port), "closed at once")
+                    h.wait_until(lambda: not server_end_open(d.port, client_port), 20,
+                                 interval=0.25, what="the lingering close")
             self.assertEqual(d.request("GET", "/health").status, 200)
 
     def test_keys_from_reload_apply(self):
