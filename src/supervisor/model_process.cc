@@ -516,9 +516,14 @@ void ModelProcess::handle_exit(int status) {
 
     std::string how = describe_status(status);
     if (oom) {
-        char buf[96];
-        snprintf(buf, sizeof buf, "killed by the OOM killer: memoryMax %llu bytes",
-                 static_cast<unsigned long long>(cfg_.limits.memory_max));
+        char buf[128];
+        if (cfg_.limits.memory_max > 0)
+            snprintf(buf, sizeof buf, "killed by the OOM killer: memoryMax %llu bytes",
+                     static_cast<unsigned long long>(cfg_.limits.memory_max));
+        else // no limit of ours: the whole machine ran out of memory
+            snprintf(buf, sizeof buf,
+                     "killed by the OOM killer (no memoryMax: the host ran out "
+                     "of memory)");
         how = buf;
         pending_failure_ =
             std::string("upstream ") + buf; // an OOM kill is a failure, whatever the state

@@ -74,9 +74,16 @@ Result<Spawned> spawn_process(const SpawnRequest& req) {
             if (name_of(req.env[i]) == name) return true;
         return false;
     };
+    // What systemd told the daemon about itself is not true of a model: its watchdog, its
+    // sockets and its journal stream (a model's output is a pipe to us).
+    auto daemon_only = [](std::string_view name) {
+        return name == "WATCHDOG_USEC" || name == "WATCHDOG_PID" || name == "JOURNAL_STREAM" ||
+               name == "LISTEN_FDS" || name == "LISTEN_PID" || name == "LISTEN_FDNAMES" ||
+               name == "NOTIFY_SOCKET";
+    };
     std::vector<std::string> env_storage;
     for (char** e = environ; *e; ++e)
-        if (!set_later(name_of(*e), 0)) env_storage.emplace_back(*e);
+        if (!daemon_only(name_of(*e)) && !set_later(name_of(*e), 0)) env_storage.emplace_back(*e);
     for (size_t i = 0; i < req.env.size(); ++i)
         if (!set_later(name_of(req.env[i]), i + 1)) env_storage.push_back(req.env[i]);
     std::vector<char*> envp;

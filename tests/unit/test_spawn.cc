@@ -230,6 +230,20 @@ Test(spawn, env_duplicate_entries_not_doubled) {
     cr_assert_str_eq(text.c_str(), "1\n");
 }
 
+Test(spawn, daemon_only_env_not_inherited) {
+    // systemd's facts about the daemon (watchdog, sockets, journal stream, notify socket)
+    // are false for a model; a NOTIFY_SOCKET the daemon sets for the model still arrives.
+    for (const char* name : {"WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM", "LISTEN_FDS",
+                             "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET"})
+        cr_assert_eq(setenv(name, "from-systemd", 1), 0);
+    std::string text =
+        run_sh("env | grep -c from-systemd; echo \"$NOTIFY_SOCKET\"", {"NOTIFY_SOCKET=/run/ours"});
+    for (const char* name : {"WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM", "LISTEN_FDS",
+                             "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET"})
+        unsetenv(name);
+    cr_assert_str_eq(text.c_str(), "0\n/run/ours\n");
+}
+
 Test(spawn, stdin_is_dev_null) {
     std::string text = run_sh("cat; echo done");
     cr_assert_str_eq(text.c_str(), "done\n");
