@@ -2,7 +2,8 @@
 """The web UI: its files served from the binary (/ui/, / and /ui redirects, 404s, public even
 with apiKeys), and the UI driven in a real browser by tests/e2e/ui.mjs (Debian's Chromium via
 playwright-core): Models (load, unload, live states), Logs (a live line), Playground (a
-streamed reply, Stop), Activity (the request with its tokens), with and without an API key.
+streamed reply, Stop), Activity (the request with its tokens), with and without an API key,
+and behind real nginx with the shipped site file.
 
 Screenshots of each page go to $SCREENSHOT_DIR/<case>/, else to ui-screenshots/<case>/ in the
 build directory (or a temp dir); the path is printed."""
@@ -19,6 +20,7 @@ import unittest
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
+import nginx_front as nf  # noqa: E402
 
 E2E = os.path.join(h.ROOT, "tests", "e2e")
 UI_SCRIPT = os.path.join(E2E, "ui.mjs")
@@ -77,13 +79,14 @@ def screenshot_dir(case):
     return d
 
 
-def run_browser(test, d, case, api_key=None):
-    """Runs ui.mjs against the daemon; its TAP lines are relayed as comments."""
+def run_browser(test, d, case, api_key=None, base_url=None):
+    """Runs ui.mjs against the daemon (or base_url in front of it); its TAP lines are
+    relayed as comments."""
     shots = screenshot_dir(case)
     out("screenshots: %s" % shots)
     env = dict(os.environ)
     env.update({
-        "BASE_URL": "http://127.0.0.1:%d" % d.port,
+        "BASE_URL": base_url or "http://127.0.0.1:%d" % d.port,
         "SCREENSHOT_DIR": shots,
         "MODEL_LOAD": "alpha",
         "MODEL_CHAT": "beta",
@@ -205,6 +208,20 @@ class Browser(unittest.TestCase):
         with h.Daemon(ui_config(apiKeys=[KEY])) as d:
             run_browser(self, d, "api-key", api_key=KEY)
 
+    def test_ui_through_nginx_with_api_key(self):
+        # Behind real nginx configured by the shipped contrib/nginx/llama-swap.conf: the
+        # event and log streams must stay live through it.
+        reason = nf.missing()
+        if reason:
+            self.skipTest(reason)
+        nf.say_mode()
+        with nf.Daemon(ui_config(apiKeys=[KEY])) as d, nf.Nginx(d) as ng:
+            run_browser(self, d, "nginx", api_key=KEY,
+                        base_url="http://127.0.0.1:%d" % ng.port)
+            ng.stop()
+            self.assertEqual(ng.problems(), [], "nginx logged errors")
+
 
 if __name__ == "__main__":
+    nf.setup()
     h.main()
