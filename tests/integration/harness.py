@@ -455,10 +455,13 @@ class Daemon:
             raise
         return self
 
+    # The port the daemon is socket-activated on; 0: one the kernel picks (race-free).
+    listen_port = 0
+
     def start(self):
         lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        lsock.bind(("127.0.0.1", 0))
+        lsock.bind(("127.0.0.1", self.listen_port))
         lsock.listen(128)
         self.port = lsock.getsockname()[1]
         # A high fd number so that `exec 3<&N N<&-` never clobbers itself (bash, not dash:

@@ -136,30 +136,9 @@ class Daemon(h4.Daemon):
     """h4.Daemon that, in the private namespace, listens on the address the shipped snippet
     names (127.0.0.1:8080); elsewhere on 127.0.0.1:0 like h4.Daemon."""
 
-    def start(self):
-        if not _netns:
-            return super().start()
-        # harness.Daemon.start with a fixed port (socket-activated the same way).
-        lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        lsock.bind(("127.0.0.1", SHIPPED_DAEMON_PORT))
-        lsock.listen(128)
-        self.port = SHIPPED_DAEMON_PORT
-        n = fcntl.fcntl(lsock.fileno(), fcntl.F_DUPFD, 20)
-        lsock.close()
-        env = dict(os.environ)
-        env.update({"LISTEN_FDS": "1", "LISTEN_FDNAMES": "http"})
-        for k in ("LISTEN_PID", "NOTIFY_SOCKET"):
-            env.pop(k, None)
-        script = 'exec 3<&%d %d<&-; LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@"' % (n, n)
-        self._log = open(self.log_path, "ab")
-        try:
-            self.proc = subprocess.Popen(
-                ["/bin/bash", "-c", script, h.LLAMA_SWAP, "-c", self.config_path] + self.args,
-                stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
-                pass_fds=(n,), env=env, start_new_session=True)
-        finally:
-            os.close(n)
+    @property
+    def listen_port(self):
+        return SHIPPED_DAEMON_PORT if _netns else 0
 
 
 # ---------------------------------------------------------------------------------------------

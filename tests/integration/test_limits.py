@@ -168,22 +168,14 @@ class Limits(unittest.TestCase):
         # (lingering close) instead of closing with unread input.
         with h.Daemon(config(maxBodyBytes=1 << 20)) as d:
             for size in (8 << 20, 50 << 20):
-                s = socket.create_connection(("127.0.0.1", d.port), timeout=30)
-                try:
-                    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
-                              b"Content-Type: application/json\r\n"
-                              b"Content-Length: %d\r\n\r\n" % size)
+                with d.raw(timeout=30) as c:
+                    c.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                           b"Content-Type: application/json\r\n"
+                           b"Content-Length: %d\r\n\r\n" % size)
                     chunk = b"x" * (1 << 20)
                     for _ in range(size // len(chunk)):
-                        s.sendall(chunk)
-                    data = b""
-                    while True:
-                        part = s.recv(65536)
-                        if not part:
-                            break
-                        data += part
-                finally:
-                    s.close()
+                        c.sock.sendall(chunk)
+                    data = c.read_all()
                 head, _, body = data.partition(b"\r\n\r\n")
                 self.assertTrue(head.startswith(b"HTTP/1.1 413 "), (size, data[:200]))
                 self.assertEqual(json.loads(body)["error"]["code"], "body_too_large")
