@@ -223,6 +223,17 @@ bool Daemon::admit(http::Connection& conn, const http::Request& req, const api::
         conn.respond(204, h, "");
         return false;
     }
+    if (route.kind == api::RouteKind::Logs && route.method_allowed) {
+        const std::string* accept = req.headers.find("accept");
+        if (accept && accept->find("text/html") != std::string::npos) {
+            // A browser opening /logs gets the UI's log page, as in the original (before the
+            // key check: the UI asks for the key itself, and the redirect reveals nothing).
+            http::HeaderList h;
+            h.add("Location", "ui/#/logs");
+            conn.respond(302, h, "");
+            return false;
+        }
+    }
     if (!api::route_is_public(req.path) && !api::request_authorized(req.headers, cfg_.api_keys)) {
         http::HeaderList h;
         h.add("WWW-Authenticate", "Basic realm=\"llama-swap\"");
@@ -289,14 +300,6 @@ void Daemon::on_request(http::Connection& conn, http::Request& req) {
         serve_upstream_passthrough(conn, req);
         return;
     case api::RouteKind::Logs: {
-        const std::string* accept = req.headers.find("accept");
-        if (accept && accept->find("text/html") != std::string::npos) {
-            // A browser opening /logs gets the UI's log page, as in the original.
-            http::HeaderList h;
-            h.add("Location", "ui/#/logs");
-            conn.respond(302, h, "");
-            return;
-        }
         http::HeaderList text;
         text.add("Content-Type", "text/plain; charset=utf-8");
         conn.respond(200, text, log_hub_.combined_history());

@@ -173,6 +173,10 @@ class Assets(unittest.TestCase):
             for path in ("/ui/", "/ui/index.html", "/ui/app.js", "/ui/app.css"):
                 self.assertEqual(d.request("GET", path).status, 200, path)
             self.assertEqual(d.request("GET", "/").status, 302)
+            # A browser opening /logs is sent to the UI's log page, which asks for the key.
+            r = d.request("GET", "/logs", headers={"Accept": "text/html,*/*;q=0.8"})
+            self.assertEqual((r.status, r.headers.get("location")), (302, "ui/#/logs"), r)
+            self.assertEqual(d.request("GET", "/logs").status, 401)
             r = d.request("GET", "/api/events")
             self.assertEqual(r.status, 401, r)
             self.assertIn("basic", r.headers.get("www-authenticate", "").lower())
