@@ -22,7 +22,7 @@ std::string UpstreamAddress::key() const {
     return std::string(host) + "|" + std::to_string(port);
 }
 
-Result<UpstreamAddress> parse_upstream_url(const std::string& url) {
+Result<UpstreamAddress> parse_upstream_url(const std::string& url, bool lookup_names) {
     UpstreamAddress out;
     out.url = url;
     constexpr std::string_view kScheme = "http://";
@@ -58,6 +58,7 @@ Result<UpstreamAddress> parse_upstream_url(const std::string& url) {
     if (port_text.empty() || *end != '\0' || port < 1 || port > 65535)
         return make_error("bad port in proxy URL '" + url + "'");
 
+    out.port = static_cast<uint16_t>(port);
     if (host == "localhost") host = "127.0.0.1";
     auto* v4 = reinterpret_cast<sockaddr_in*>(&out.addr);
     auto* v6 = reinterpret_cast<sockaddr_in6*>(&out.addr);
@@ -71,6 +72,10 @@ Result<UpstreamAddress> parse_upstream_url(const std::string& url) {
         v6->sin6_family = AF_INET6;
         v6->sin6_port = htons(static_cast<uint16_t>(port));
         out.addr_len = sizeof(sockaddr_in6);
+        return out;
+    }
+    if (!lookup_names) {
+        out.lookup_name = host;
         return out;
     }
     addrinfo hints{};

@@ -14,12 +14,16 @@ struct UpstreamAddress {
     std::string host_header; // "host:port" as written in the URL
     std::string base_path;   // path prefix of the URL without a trailing '/', often empty
     std::string url;         // the URL itself, for messages
+    // A host name still to be looked up (addr_len is 0 until then), and the port.
+    std::string lookup_name;
+    uint16_t port = 0;
     std::string key() const; // identity for connection pooling
 };
 
 // Accepts http://HOST[:PORT][/PATH]. HOST is an IPv4/IPv6 literal or a name; "localhost" maps
-// to 127.0.0.1 without a resolver call. Other names are resolved with getaddrinfo (blocking,
-// done once when the model starts, not per request).
-Result<UpstreamAddress> parse_upstream_url(const std::string& url);
+// to 127.0.0.1 without a resolver call. Other names are looked up with getaddrinfo when
+// `lookup_names` (blocking: for tools and tests), else left in lookup_name for the caller's
+// asynchronous Resolver (the daemon never blocks its loop on DNS).
+Result<UpstreamAddress> parse_upstream_url(const std::string& url, bool lookup_names = true);
 
 } // namespace ls::proxy

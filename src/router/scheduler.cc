@@ -13,7 +13,7 @@ using supervisor::ProcessState;
 Scheduler::Scheduler(struct ev_loop* loop, supervisor::GroupGuard* guard, logs::LogHub* hub)
     : loop_(loop), guard_(guard), hub_(hub), ports_(5800),
       queue_timer_(loop, &on_queue_timeout, this), notify_(loop, &on_notify, this), scopes_(loop),
-      maintenance_(loop, &on_maintenance, this) {
+      resolver_(loop), maintenance_(loop, &on_maintenance, this) {
     if (auto r = notify_.open(); !r)
         LOG_WARN("upstream readiness via sd_notify is unavailable: %s", r.error().message.c_str());
 }
@@ -65,6 +65,7 @@ supervisor::ProcessSettings Scheduler::process_settings() const {
     if (cgroups_.layout() != supervisor::CgroupManager::Layout::None)
         settings.cgroups = const_cast<supervisor::CgroupManager*>(&cgroups_);
     settings.scopes = const_cast<supervisor::ScopeBackend*>(&scopes_);
+    settings.resolver = const_cast<proxy::Resolver*>(&resolver_);
     settings.backend = cfg_.backend;
     return settings;
 }

@@ -16,6 +16,7 @@
 
 #include "config/config.h"
 #include "logs/log_hub.h"
+#include "proxy/resolver.h"
 #include "readiness/notify_socket.h"
 #include "supervisor/group_guard.h"
 #include "supervisor/model_process.h"
@@ -151,6 +152,7 @@ private:
     readiness::NotifySocket notify_;
     supervisor::CgroupManager cgroups_;
     supervisor::ScopeBackend scopes_;
+    proxy::Resolver resolver_;
     bool scope_tried_ = false;
     std::string scope_address_;
     // Replacing or removing a process object happens here, outside its own callbacks.

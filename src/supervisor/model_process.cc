@@ -104,12 +104,18 @@ void ModelProcess::start() {
     cmd_text_.clear();
     for (const auto& a : argv) cmd_text_ += (cmd_text_.empty() ? "" : " ") + a;
 
-    auto addr = proxy::parse_upstream_url(proxy_url);
+    auto addr = proxy::parse_upstream_url(proxy_url, settings_.resolver == nullptr);
     if (!addr) {
         fail_start(addr.error().message);
         return;
     }
     upstream_ = std::move(addr.value());
+    readiness_waits_for_lookup_ = false;
+    ready_waits_for_lookup_ = nullptr;
+    if (!upstream_.lookup_name.empty()) // a host name: looked up while the model starts
+        lookup_ = settings_.resolver->resolve(
+            upstream_.lookup_name, upstream_.port,
+            [this](Result<proxy::ResolvedAddress> r) { on_resolved(std::move(r)); });
 
     int out[2];
     if (pipe2(out, O_CLOEXEC) != 0) {
@@ -192,7 +198,7 @@ void ModelProcess::start() {
         spawned->release.reset();
     }
     pid_ = spawned->pid;
-    pool_key_ = upstream_.key() + "|" + std::to_string(pid_);
+    if (!lookup_) pool_key_ = upstream_.key() + "|" + std::to_string(pid_);
     if (guard_) guard_->watch(pid_);
     exec_status_ = std::move(spawned->exec_status);
     child_.start(pid_);
@@ -302,7 +308,29 @@ void ModelProcess::on_exec_status(struct ev_loop*, ev_io* w, int) {
     if (self->state_ == ProcessState::Starting) self->begin_readiness();
 }
 
+void ModelProcess::on_resolved(Result<proxy::ResolvedAddress> result) {
+    lookup_.reset();
+    if (state_ != ProcessState::Starting) return;
+    if (!result) {
+        fail_start(result.error().message);
+        return;
+    }
+    upstream_.addr = result->addr;
+    upstream_.addr_len = result->addr_len;
+    pool_key_ = upstream_.key() + "|" + std::to_string(pid_);
+    LOG_DEBUG("model %s: %s is %s", cfg_.id.c_str(), upstream_.lookup_name.c_str(),
+              upstream_.key().c_str());
+    if (ready_waits_for_lookup_)
+        become_ready(ready_waits_for_lookup_);
+    else if (readiness_waits_for_lookup_)
+        begin_readiness();
+}
+
 void ModelProcess::begin_readiness() {
+    if (lookup_) { // nothing to probe yet
+        readiness_waits_for_lookup_ = true;
+        return;
+    }
     if (check_path_.empty()) { // checkEndpoint: none
         deadline_.stop();
         set_state(ProcessState::Ready);
@@ -323,6 +351,10 @@ void ModelProcess::on_probe_result(void* p, int status) {
 
 void ModelProcess::become_ready(const char* how) {
     if (state_ != ProcessState::Starting) return;
+    if (lookup_) { // no address to send requests to yet
+        ready_waits_for_lookup_ = how;
+        return;
+    }
     probe_.cancel();
     deadline_.stop();
     retry_.stop();
@@ -385,6 +417,7 @@ void ModelProcess::stop(double grace_s, const char* reason) {
         }
         return;
     }
+    lookup_.reset();
     probe_.cancel();
     retry_.stop();
     deadline_.stop();
@@ -618,6 +651,7 @@ void ModelProcess::cleanup_after_exit() {
     retry_.stop();
     deadline_.stop();
     kill_timer_.stop();
+    lookup_.reset();
     if (port_ > 0) {
         ports_.release(port_);
         port_ = 0;

@@ -11,6 +11,7 @@
 
 #include "config/config.h"
 #include "logs/line_ring.h"
+#include "proxy/resolver.h"
 #include "proxy/upstream_address.h"
 #include "readiness/health_probe.h"
 #include "supervisor/cgroup.h"
@@ -42,6 +43,7 @@ struct ProcessSettings {
     std::string notify_socket;              // NOTIFY_SOCKET given to the upstream ("" = none)
     class CgroupManager* cgroups = nullptr; // fork backend fences; null: none
     class ScopeBackend* scopes = nullptr;   // null or disconnected: no scope backend
+    proxy::Resolver* resolver = nullptr;    // host names in `proxy`; null: blocking lookup
     config::Backend backend = config::Backend::Auto; // the global default
 };
 
@@ -107,6 +109,7 @@ private:
     void run_stop_command();
     void become_ready(const char* how);
     void on_scope_created(const std::string& error);
+    void on_resolved(Result<proxy::ResolvedAddress> result);
     uint64_t scope_oom_kills() const;
 
     struct ev_loop* loop_;
@@ -127,6 +130,11 @@ private:
     std::string cmd_text_;
     std::string check_path_;
     proxy::UpstreamAddress upstream_;
+    // The proxy host's name lookup, while it runs (the process starts meanwhile); readiness
+    // that comes before its answer waits for it.
+    std::unique_ptr<proxy::Resolver::Lookup> lookup_;
+    bool readiness_waits_for_lookup_ = false;
+    const char* ready_waits_for_lookup_ = nullptr; // how it became ready
     std::string pool_key_;
     std::string failure_;
     std::string pending_failure_; // set while Stopping after a failed start
