@@ -202,7 +202,7 @@ class Failures(unittest.TestCase):
                 self.assertEqual(r.status, 502, r)
                 self.assertIn("larger than 64 KiB", r.json()["error"]["message"])
                 rss = int([l for l in open("/proc/%d/status" % d.proc.pid) if l.startswith("VmHWM")][0].split()[1])
-                self.assertLess(rss, 32 * 1024, "daemon peak RSS %d kB" % rss)
+                h.assert_memory_below(self, rss, 32 * 1024, "daemon peak RSS")
                 self.assertEqual(d.request("GET", "/health").status, 200)
         finally:
             srv.close()

@@ -271,8 +271,8 @@ class SlowReaders(unittest.TestCase):
                 self.assertLess(time.monotonic() - t0, 2.0, "/health slow behind stuck readers")
                 rss, hwm = d.mem_kb("VmRSS"), d.mem_kb("VmHWM")
                 h.diag("daemon VmRSS %d kB before, %d kB after, VmHWM %d kB" % (rss0, rss, hwm))
-                self.assertLess(rss, 64 * 1024, "VmRSS %d kB" % rss)
-                self.assertLess(hwm, 64 * 1024, "VmHWM %d kB" % hwm)
+                h.assert_memory_below(self, rss, 64 * 1024, "VmRSS")
+                h.assert_memory_below(self, hwm, 64 * 1024, "VmHWM")
 
                 # Now read the first stuck stream: once drained, a new line comes with the
                 # marker that says how many were skipped.

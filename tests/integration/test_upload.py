@@ -190,10 +190,10 @@ class BigUpload(unittest.TestCase):
                 hwm, rss = self.d.mem_kb("VmHWM"), self.d.mem_kb("VmRSS")
             h.diag("upload %d: daemon VmHWM %d kB, VmRSS %d kB after a 500 MB upload"
                    % (attempt + 1, hwm, rss))
-            self.assertLess(hwm, 32 * 1024, "daemon peak RSS (VmHWM) %d kB during upload %d "
-                            "of 500 MB" % (hwm, attempt + 1))
-            self.assertLess(rss, 32 * 1024, "daemon VmRSS %d kB after upload %d"
-                            % (rss, attempt + 1))
+            h.assert_memory_below(self, hwm, 32 * 1024, "daemon peak RSS (VmHWM) during "
+                                  "upload %d of 500 MB" % (attempt + 1))
+            h.assert_memory_below(self, rss, 32 * 1024, "daemon VmRSS after upload %d"
+                                  % (attempt + 1))
 
 
 class Upload(unittest.TestCase):
@@ -211,7 +211,7 @@ class Upload(unittest.TestCase):
             doc = r.json()
             self.assertEqual(doc["body_length"], len(raw))
             self.assertEqual(doc["body_sha256"], h.sha256(raw))
-            self.assertLess(d.mem_kb("VmHWM"), 100 * 1024)
+            h.assert_memory_below(self, d.mem_kb("VmHWM"), 100 * 1024, "daemon VmHWM")
 
     def test_use_model_name_rewrites_multipart_field(self):
         cfg = lambda d: upload_cfg(d, r={"cmd": h.fake_cmd(model="r"),  # noqa: E731
@@ -259,7 +259,7 @@ class Upload(unittest.TestCase):
             self.assertEqual(doc["body_length"], length)
             self.assertEqual(doc["body_sha256"], sha.hexdigest())
             self.assertEqual(doc["model"], "w")
-            self.assertLess(d.mem_kb("VmHWM"), 32 * 1024)
+            h.assert_memory_below(self, d.mem_kb("VmHWM"), 32 * 1024, "daemon VmHWM")
 
     def test_uploads_in_parallel_with_other_requests(self):
         # While a big upload streams in, the daemon keeps answering others.
