@@ -19,6 +19,8 @@ struct Header {
 class HeaderList {
 public:
     void add(std::string name, std::string value) {
+        // One allocation for a typical message's headers instead of growing 1, 2, 4, 8.
+        if (items_.capacity() == 0) items_.reserve(kTypicalCount);
         items_.push_back({std::move(name), std::move(value)});
     }
     // First value of `name`, or nullptr.
@@ -35,6 +37,7 @@ public:
     bool empty() const { return items_.empty(); }
 
 private:
+    static constexpr size_t kTypicalCount = 12;
     std::vector<Header> items_;
 };
 

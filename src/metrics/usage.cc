@@ -1,28 +1,98 @@
 #include "metrics/usage.h"
 
-#include <cjson/cJSON.h>
-#include <cstring>
-#include <memory>
+#include <charconv>
 
 namespace ls::metrics {
 
 namespace {
-struct JsonDeleter {
-    void operator()(cJSON* j) const { cJSON_Delete(j); }
-};
-
 bool mentions(std::string_view text, std::string_view word) {
     return text.find(word) != std::string_view::npos;
 }
 
-long long integer(const cJSON* obj, const char* key) {
-    const cJSON* v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    return cJSON_IsNumber(v) ? static_cast<long long>(v->valuedouble) : -1;
+bool is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-double number(const cJSON* obj, const char* key) {
-    const cJSON* v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    return cJSON_IsNumber(v) ? v->valuedouble : -1;
+size_t skip_space(std::string_view text, size_t i) {
+    while (i < text.size() && is_space(text[i])) ++i;
+    return i;
+}
+
+// One past the string that opens at text[i] ('"'), or npos.
+size_t string_end(std::string_view text, size_t i) {
+    for (++i; i < text.size(); ++i) {
+        if (text[i] == '\\')
+            ++i;
+        else if (text[i] == '"')
+            return i + 1;
+    }
+    return std::string_view::npos;
+}
+
+// One past the JSON value that starts at text[i], or npos: strings and nested containers
+// are skipped whole, so nothing inside them is taken for a key.
+size_t value_end(std::string_view text, size_t i) {
+    if (i >= text.size()) return std::string_view::npos;
+    if (text[i] == '"') return string_end(text, i);
+    if (text[i] != '{' && text[i] != '[') {
+        while (i < text.size() && text[i] != ',' && text[i] != '}' && text[i] != ']' &&
+               !is_space(text[i]))
+            ++i;
+        return i;
+    }
+    int depth = 0;
+    for (; i < text.size(); ++i) {
+        const char c = text[i];
+        if (c == '"') {
+            i = string_end(text, i);
+            if (i == std::string_view::npos) return i;
+            --i;
+        } else if (c == '{' || c == '[') {
+            ++depth;
+        } else if ((c == '}' || c == ']') && --depth == 0) {
+            return i + 1;
+        }
+    }
+    return std::string_view::npos;
+}
+
+// The raw text of the member `key` of the object `object` ("{...}"), or "" when absent.
+std::string_view member(std::string_view object, std::string_view key) {
+    size_t i = skip_space(object, 1);
+    while (i < object.size() && object[i] == '"') {
+        const size_t key_end = string_end(object, i);
+        if (key_end == std::string_view::npos) return {};
+        const std::string_view name = object.substr(i + 1, key_end - i - 2);
+        i = skip_space(object, key_end);
+        if (i >= object.size() || object[i] != ':') return {};
+        i = skip_space(object, i + 1);
+        const size_t end = value_end(object, i);
+        if (end == std::string_view::npos) return {};
+        if (name == key) return object.substr(i, end - i);
+        i = skip_space(object, end);
+        if (i >= object.size() || object[i] != ',') return {};
+        i = skip_space(object, i + 1);
+    }
+    return {};
+}
+
+// A JSON number member as a double; -1 when absent, not a number or negative.
+double number(std::string_view object, std::string_view key) {
+    const std::string_view v = member(object, key);
+    if (v.empty() || !(v[0] == '-' || (v[0] >= '0' && v[0] <= '9'))) return -1;
+    double out = -1;
+    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+    if (ec != std::errc() || end != v.data() + v.size()) return -1;
+    return out;
+}
+
+long long integer(std::string_view object, std::string_view key) {
+    const double v = number(object, key);
+    return v < 0 ? -1 : static_cast<long long>(v);
+}
+
+bool is_object(std::string_view v) {
+    return v.size() >= 2 && v.front() == '{' && v.back() == '}';
 }
 
 void take(long long v, long long& into) {
@@ -32,8 +102,7 @@ void take(double v, double& into) {
     if (v >= 0) into = v;
 }
 
-void from_usage(const cJSON* usage, Usage& u) {
-    if (!cJSON_IsObject(usage)) return;
+void from_usage(std::string_view usage, Usage& u) {
     long long p = integer(usage, "prompt_tokens");
     if (p < 0) p = integer(usage, "input_tokens");
     long long g = integer(usage, "completion_tokens");
@@ -41,15 +110,14 @@ void from_usage(const cJSON* usage, Usage& u) {
     take(p, u.prompt_tokens);
     take(g, u.generated_tokens);
     long long cached = integer(usage, "cache_read_input_tokens");
-    for (const char* details : {"prompt_tokens_details", "input_tokens_details"}) {
-        const cJSON* d = cJSON_GetObjectItemCaseSensitive(usage, details);
-        if (cached < 0 && cJSON_IsObject(d)) cached = integer(d, "cached_tokens");
+    for (std::string_view details : {"prompt_tokens_details", "input_tokens_details"}) {
+        const std::string_view d = member(usage, details);
+        if (cached < 0 && is_object(d)) cached = integer(d, "cached_tokens");
     }
     take(cached, u.cached_tokens);
 }
 
-void from_timings(const cJSON* t, Usage& u) {
-    if (!cJSON_IsObject(t)) return;
+void from_timings(std::string_view t, Usage& u) {
     // llama.cpp's own counts win over `usage`: they are what the server measured.
     take(integer(t, "prompt_n"), u.prompt_tokens);
     take(integer(t, "predicted_n"), u.generated_tokens);
@@ -58,27 +126,56 @@ void from_timings(const cJSON* t, Usage& u) {
     take(number(t, "predicted_per_second"), u.tokens_per_second);
 }
 
-void from_document(const cJSON* root, Usage& u) {
-    if (cJSON_IsArray(root)) { // /infill answers a list: the last element has the timings
-        const cJSON* last = nullptr;
-        for (const cJSON* it = root->child; it; it = it->next) last = it;
-        if (last) from_document(last, u);
-        return;
+// Where `"usage": {...}` and `"timings": {...}` objects are in a JSON text, found by one
+// string-aware pass; only these small objects are then read, never the whole response (a
+// chat answer, or megabytes of embedding numbers), and nothing is allocated.
+struct ObjectSpans {
+    static constexpr size_t kMax = 8;
+    std::string_view usage[kMax];
+    std::string_view timings[kMax];
+    size_t n_usage = 0, n_timings = 0;
+};
+
+ObjectSpans find_objects(std::string_view text) {
+    ObjectSpans spans;
+    size_t i = 0;
+    while (i < text.size()) {
+        if (text[i] != '"') {
+            ++i;
+            continue;
+        }
+        // A string: is it the key of an object value we want?
+        const size_t end = string_end(text, i);
+        if (end == std::string_view::npos) break;
+        const std::string_view key = text.substr(i + 1, end - i - 2);
+        i = end;
+        if (key != "usage" && key != "timings") continue;
+        size_t k = skip_space(text, i);
+        if (k >= text.size() || text[k] != ':') continue;
+        k = skip_space(text, k + 1);
+        if (k >= text.size() || text[k] != '{') continue;
+        const size_t object_end = value_end(text, k);
+        if (object_end == std::string_view::npos) break; // cut short: tells nothing
+        const std::string_view object = text.substr(k, object_end - k);
+        if (key == "usage" && spans.n_usage < ObjectSpans::kMax)
+            spans.usage[spans.n_usage++] = object;
+        else if (key == "timings" && spans.n_timings < ObjectSpans::kMax)
+            spans.timings[spans.n_timings++] = object;
+        i = object_end; // inside: only counters
     }
-    if (!cJSON_IsObject(root)) return;
-    from_usage(cJSON_GetObjectItemCaseSensitive(root, "usage"), u);
-    for (const char* wrapper : {"response", "message"}) { // Responses API, Anthropic
-        const cJSON* w = cJSON_GetObjectItemCaseSensitive(root, wrapper);
-        if (cJSON_IsObject(w)) from_usage(cJSON_GetObjectItemCaseSensitive(w, "usage"), u);
-    }
-    from_timings(cJSON_GetObjectItemCaseSensitive(root, "timings"), u);
+    return spans;
 }
 } // namespace
 
 void extract_usage(std::string_view json_text, Usage& u) {
-    std::unique_ptr<cJSON, JsonDeleter> root(
-        cJSON_ParseWithLength(json_text.data(), json_text.size()));
-    if (root) from_document(root.get(), u);
+    // A JSON document is an object or an array (SSE text, say, is not).
+    const size_t first = skip_space(json_text, 0);
+    if (first >= json_text.size() || (json_text[first] != '{' && json_text[first] != '[')) return;
+    const ObjectSpans spans = find_objects(json_text.substr(first));
+    // `usage` of the document and of its wrappers (Responses API `response`, Anthropic
+    // `message`), then llama.cpp's `timings`, which win.
+    for (size_t i = 0; i < spans.n_usage; ++i) from_usage(spans.usage[i], u);
+    for (size_t i = 0; i < spans.n_timings; ++i) from_timings(spans.timings[i], u);
 }
 
 void UsageScanner::consider(std::string_view text) {

@@ -142,6 +142,32 @@ Test(usage, json_without_usage_is_unknown) {
     assert_unknown(scan(kOpenAiSse, false)); // SSE text read as JSON: not a document
 }
 
+Test(usage, only_real_usage_objects_count) {
+    // Keys inside strings (escaped quotes included) are text, not counters.
+    Usage u = scan("{\"choices\":[{\"message\":{\"content\":\"say \\\"usage\\\": "
+                   "{\\\"prompt_tokens\\\": 99} \\\\\"}}],"
+                   "\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}",
+                   false);
+    cr_assert_eq(u.prompt_tokens, 3);
+    cr_assert_eq(u.generated_tokens, 4);
+    // llama.cpp's timings win over usage wherever they are in the document.
+    u = scan("{\"timings\":{\"prompt_n\":10,\"predicted_n\":30},"
+             "\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":34}}",
+             false);
+    cr_assert_eq(u.prompt_tokens, 10);
+    cr_assert_eq(u.generated_tokens, 30);
+    // A wrapper's usage (Responses API) with strings and arrays around it.
+    u = scan("{\"response\":{\"output\":[{\"content\":[{\"text\":\"}{]\"}]}],"
+             "\"usage\" : {\"input_tokens\":7,\"output_tokens\":8,"
+             "\"input_tokens_details\":{\"cached_tokens\":5}}}}",
+             false);
+    cr_assert_eq(u.prompt_tokens, 7);
+    cr_assert_eq(u.generated_tokens, 8);
+    cr_assert_eq(u.cached_tokens, 5);
+    // A document cut inside its usage object tells nothing.
+    assert_unknown(scan("{\"usage\":{\"prompt_tokens\":3,\"completion_tok", false));
+}
+
 Test(usage, json_chunked_same_as_whole) {
     const std::string body =
         "{\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":34},"
