@@ -278,8 +278,12 @@ bool Daemon::on_request_head(http::Connection& conn, http::Request& req) {
 void Daemon::on_request(http::Connection& conn, http::Request& req) {
     const api::RouteMatch route = api::match_route(req.method_name, req.path);
     if (!req.has_body && !admit(conn, req, route)) return;
-    http::HeaderList json;
-    json.add("Content-Type", "application/json");
+    // Built only by the routes that answer JSON here: the proxied path allocates nothing.
+    auto respond_json = [&conn](std::string body) {
+        http::HeaderList h;
+        h.add("Content-Type", "application/json");
+        conn.respond(200, h, body);
+    };
     switch (route.kind) {
     case api::RouteKind::Health: {
         http::HeaderList text;
@@ -288,10 +292,10 @@ void Daemon::on_request(http::Connection& conn, http::Request& req) {
         return;
     }
     case api::RouteKind::ListModels:
-        conn.respond(200, json, api::models_json(cfg_, scheduler_, started_at_));
+        respond_json(api::models_json(cfg_, scheduler_, started_at_));
         return;
     case api::RouteKind::Running:
-        conn.respond(200, json, api::running_json(scheduler_));
+        respond_json(api::running_json(scheduler_));
         return;
     case api::RouteKind::ModelJson:
         serve_model_request(conn, req);
@@ -318,7 +322,7 @@ void Daemon::on_request(http::Connection& conn, http::Request& req) {
         return;
     }
     case api::RouteKind::Activity:
-        conn.respond(200, json, activity_.json(activity_query(req.query)));
+        respond_json(activity_.json(activity_query(req.query)));
         return;
     case api::RouteKind::Unload: {
         std::vector<std::string> all;
