@@ -1,6 +1,7 @@
 #include "metrics/usage.h"
 
-#include <charconv>
+#include <cstdlib>
+#include <cstring>
 
 namespace ls::metrics {
 
@@ -80,10 +81,15 @@ std::string_view member(std::string_view object, std::string_view key) {
 double number(std::string_view object, std::string_view key) {
     const std::string_view v = member(object, key);
     if (v.empty() || !(v[0] == '-' || (v[0] >= '0' && v[0] <= '9'))) return -1;
-    double out = -1;
-    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
-    if (ec != std::errc() || end != v.data() + v.size()) return -1;
-    return out;
+    // strtod on a bounded copy (the daemon keeps the C locale); std::from_chars<double>
+    // would link libm in, a third of a megabyte of resident memory for two calls.
+    char buf[48];
+    if (v.size() >= sizeof buf) return -1;
+    memcpy(buf, v.data(), v.size());
+    buf[v.size()] = '\0';
+    char* end = nullptr;
+    const double out = strtod(buf, &end);
+    return end == buf + v.size() ? out : -1;
 }
 
 long long integer(std::string_view object, std::string_view key) {
