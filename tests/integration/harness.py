@@ -183,6 +183,14 @@ def fake_cmd(**flags):
 # ---------------------------------------------------------------------------------------------
 # HTTP helpers
 
+def one_model_config(**server):
+    """A config with one fake-upstream model `m`, and these `server:` settings."""
+    c = {"models": {"m": {"cmd": fake_cmd(model="m")}}}
+    if server:
+        c["server"] = server
+    return c
+
+
 class Response:
     def __init__(self, status, headers, body, reason=""):
         self.status = status

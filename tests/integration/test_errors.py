@@ -12,13 +12,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
 
-def config(**server):
-    c = {"models": {"m": {"cmd": h.fake_cmd(model="m")}}}
-    if server:
-        c["server"] = server
-    return c
-
-
 class Errors(unittest.TestCase):
     def assertJsonError(self, r, status, code):
         self.assertEqual(r.status, status, r)
@@ -38,14 +31,14 @@ class Errors(unittest.TestCase):
         self.assertEqual((r.status, r.body), (200, b"OK"))
 
     def test_malformed_request_line(self):
-        with h.Daemon(config()) as d:
+        with h.Daemon(h.one_model_config()) as d:
             for bad in (b"GARBAGE\r\n\r\n", b"GET / HTTP/9.x\r\n\r\n", b"\x00\x01\x02 nonsense\r\n\r\n"):
                 r = h.raw_exchange(d.port, bad)
                 self.assertJsonError(r, 400, "bad_request")
             self.assertStillServing(d)
 
     def test_header_too_large_431(self):
-        with h.Daemon(config()) as d:
+        with h.Daemon(h.one_model_config()) as d:
             big = b"X-Big: " + b"a" * (100 * 1024) + b"\r\n"
             r = h.raw_exchange(d.port, b"GET /health HTTP/1.1\r\nHost: x\r\n" + big + b"\r\n")
             self.assertJsonError(r, 431, "header_too_large")
@@ -53,20 +46,20 @@ class Errors(unittest.TestCase):
 
     def test_many_headers_431(self):
         # A flood of small headers adds up past maxHeaderBytes (64 KiB by default).
-        with h.Daemon(config()) as d:
+        with h.Daemon(h.one_model_config()) as d:
             flood = b"".join(b"X-H%05d: %s\r\n" % (i, b"v" * 40) for i in range(3000))
             r = h.raw_exchange(d.port, b"GET /health HTTP/1.1\r\nHost: x\r\n" + flood + b"\r\n")
             self.assertJsonError(r, 431, "header_too_large")
             self.assertStillServing(d)
 
     def test_small_max_header_bytes(self):
-        with h.Daemon(config(maxHeaderBytes=2048)) as d:
+        with h.Daemon(h.one_model_config(maxHeaderBytes=2048)) as d:
             r = h.raw_exchange(d.port, b"GET /health HTTP/1.1\r\nX-A: " + b"b" * 4096 + b"\r\n\r\n")
             self.assertJsonError(r, 431, "header_too_large")
             self.assertStillServing(d)
 
     def test_body_too_large_413(self):
-        with h.Daemon(config(maxBodyBytes=1024)) as d:
+        with h.Daemon(h.one_model_config(maxBodyBytes=1024)) as d:
             body = json.dumps(h.chat_body("m", pad="x" * 4000)).encode()
             r = d.request("POST", "/v1/chat/completions", body=body,
                           headers={"Content-Type": "application/json"})
@@ -79,7 +72,7 @@ class Errors(unittest.TestCase):
             self.assertStillServing(d)
 
     def test_chunked_body_too_large_413(self):
-        with h.Daemon(config(maxBodyBytes=1024)) as d:
+        with h.Daemon(h.one_model_config(maxBodyBytes=1024)) as d:
             chunk = b"x" * 600
             body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(4)) + b"0\r\n\r\n"
             r = h.raw_exchange(d.port, b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
@@ -89,7 +82,7 @@ class Errors(unittest.TestCase):
             self.assertStillServing(d)
 
     def test_missing_model_400(self):
-        with h.Daemon(config()) as d:
+        with h.Daemon(h.one_model_config()) as d:
             r = d.request("POST", "/v1/chat/completions", body={"messages": []})
             self.assertJsonError(r, 400, "missing_model")
             r = d.request("POST", "/v1/chat/completions", body={"model": ""})
@@ -97,7 +90,7 @@ class Errors(unittest.TestCase):
             self.assertStillServing(d)
 
     def test_unknown_model_404(self):
-        with h.Daemon(config()) as d:
+        with h.Daemon(h.one_model_config()) as d:
             r = d.chat("no-such-model")
             err = self.assertJsonError(r, 404, "model_not_found")
             self.assertIn("no-such-model", err["message"])
@@ -105,7 +98,7 @@ class Errors(unittest.TestCase):
             self.assertStillServing(d)
 
     def test_invalid_json_400(self):
-        with h.Daemon(config()) as d:
+        with h.Daemon(h.one_model_config()) as d:
             r = d.request("POST", "/v1/chat/completions", body=b'{"model": "m", ',
                           headers={"Content-Type": "application/json"})
             self.assertJsonError(r, 400, "invalid_request_body")
@@ -117,7 +110,7 @@ class Errors(unittest.TestCase):
 
     def test_error_then_keep_alive(self):
         # An error answer that consumed its whole request leaves the connection usable.
-        with h.Daemon(config()) as d:
+        with h.Daemon(h.one_model_config()) as d:
             body = b'{"model": "nope"}'
             with d.raw() as c:
                 c.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
@@ -131,7 +124,7 @@ class Errors(unittest.TestCase):
 
     def test_client_disconnect_mid_body(self):
         # A client that announces a body and vanishes must not disturb anything.
-        with h.Daemon(config()) as d:
+        with h.Daemon(h.one_model_config()) as d:
             for _ in range(5):
                 with d.raw() as c:
                     c.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"

@@ -16,13 +16,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
 
-def config(**server):
-    c = {"models": {"m": {"cmd": h.fake_cmd(model="m")}}}
-    if server:
-        c["server"] = server
-    return c
-
-
 ACCESS_RE = re.compile(r'^\[info\] \S+ "([^"]*)" (\d{3}) (\d+) "[^"]*" (-?[\d.]+)$', re.M)
 
 
@@ -34,7 +27,7 @@ class Limits(unittest.TestCase):
     def test_header_timeout_slowloris(self):
         # One byte every 0.2 s never completes the head: the 1 s headerTimeout bounds the whole
         # head, not the gap between bytes.
-        with h.Daemon(config(headerTimeout=1)) as d:
+        with h.Daemon(h.one_model_config(headerTimeout=1)) as d:
             with d.raw(timeout=10) as c:
                 t0 = time.monotonic()
                 req = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"s" * 100
@@ -59,7 +52,7 @@ class Limits(unittest.TestCase):
             self.assertLess(elapsed, 5)
 
     def test_body_timeout(self):
-        with h.Daemon(config(bodyTimeout=1)) as d:
+        with h.Daemon(h.one_model_config(bodyTimeout=1)) as d:
             with d.raw(timeout=10) as c:
                 c.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
                        b"Content-Length: 100\r\n\r\n{\"model\"")
@@ -71,7 +64,7 @@ class Limits(unittest.TestCase):
             self.assertEqual(d.running(), [])
 
     def test_idle_timeout_closes_keepalive(self):
-        with h.Daemon(config(idleTimeout=1)) as d:
+        with h.Daemon(h.one_model_config(idleTimeout=1)) as d:
             with d.raw(timeout=10) as c:
                 c.send(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
                 self.assertEqual(c.read_response().status, 200)
@@ -82,7 +75,7 @@ class Limits(unittest.TestCase):
 
     def test_idle_timeout_not_during_slow_response(self):
         # A request that takes longer than idleTimeout is not an idle connection.
-        with h.Daemon(config(idleTimeout=1, headerTimeout=1)) as d:
+        with h.Daemon(h.one_model_config(idleTimeout=1, headerTimeout=1)) as d:
             r = d.chat("m", path="/v1/chat/completions?delay_ms=2500", timeout=30)
             self.assertEqual(r.status, 200, r)
 
@@ -98,7 +91,7 @@ class Limits(unittest.TestCase):
             self.assertEqual(s.data_lines()[-1][1], b"[DONE]")
 
     def test_max_connections_queues_extra(self):
-        with h.Daemon(config(maxConnections=2)) as d:
+        with h.Daemon(h.one_model_config(maxConnections=2)) as d:
             c1, c2 = d.raw(), d.raw()
             try:
                 for c in (c1, c2):
@@ -129,7 +122,7 @@ class Limits(unittest.TestCase):
                 c2.close()
 
     def test_content_length_with_transfer_encoding_400(self):
-        with h.Daemon(config()) as d:
+        with h.Daemon(h.one_model_config()) as d:
             r = h.raw_exchange(d.port, b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
                                b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
                                b"0\r\n\r\n")
@@ -137,25 +130,25 @@ class Limits(unittest.TestCase):
             self.assertEqual(r.headers.get("connection"), "close")
 
     def test_duplicate_content_length_400(self):
-        with h.Daemon(config()) as d:
+        with h.Daemon(h.one_model_config()) as d:
             r = h.raw_exchange(d.port, b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
                                b"Content-Length: 5\r\nContent-Length: 6\r\n\r\nabcdef")
             self.assertJsonError(r, 400, "bad_request")
 
     def test_bad_header_line_400(self):
-        with h.Daemon(config()) as d:
+        with h.Daemon(h.one_model_config()) as d:
             r = h.raw_exchange(d.port, b"GET /health HTTP/1.1\r\nHost x\r\n\r\n")
             self.assertJsonError(r, 400, "bad_request")
             r = h.raw_exchange(d.port, b"GET /health HTTP/1.1\r\nContent-Length: -1\r\n\r\n")
             self.assertJsonError(r, 400, "bad_request")
 
     def test_long_url_431(self):
-        with h.Daemon(config()) as d:
+        with h.Daemon(h.one_model_config()) as d:
             r = h.raw_exchange(d.port, b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n")
             self.assertEqual(r.status, 431, r)
 
     def test_expect_continue_too_large_413_without_100(self):
-        with h.Daemon(config(maxBodyBytes=1000)) as d:
+        with h.Daemon(h.one_model_config(maxBodyBytes=1000)) as d:
             with d.raw() as c:
                 c.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
                        b"Content-Type: application/json\r\nContent-Length: 50000\r\n\r\n")
@@ -166,7 +159,7 @@ class Limits(unittest.TestCase):
         # A client that sends its whole body before reading (Python's http.client, requests)
         # must read the 413, not a connection reset: the daemon drains the refused body
         # (lingering close) instead of closing with unread input.
-        with h.Daemon(config(maxBodyBytes=1 << 20)) as d:
+        with h.Daemon(h.one_model_config(maxBodyBytes=1 << 20)) as d:
             for size in (8 << 20, 50 << 20):
                 with d.raw(timeout=30) as c:
                     c.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
@@ -198,7 +191,7 @@ class Limits(unittest.TestCase):
 
     def test_access_log_of_rejected_requests(self):
         # Every access-log line reports how long the request took: rejected requests too.
-        with h.Daemon(config(headerTimeout=1)) as d:
+        with h.Daemon(h.one_model_config(headerTimeout=1)) as d:
             h.raw_exchange(d.port, b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
                            b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
             h.raw_exchange(d.port, b"GET /health HTTP/1.1\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n")
