@@ -150,12 +150,6 @@ Test(usage, only_real_usage_objects_count) {
                    false);
     cr_assert_eq(u.prompt_tokens, 3);
     cr_assert_eq(u.generated_tokens, 4);
-    // llama.cpp's timings win over usage wherever they are in the document.
-    u = scan("{\"timings\":{\"prompt_n\":10,\"predicted_n\":30},"
-             "\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":34}}",
-             false);
-    cr_assert_eq(u.prompt_tokens, 10);
-    cr_assert_eq(u.generated_tokens, 30);
     // A wrapper's usage (Responses API) with strings and arrays around it.
     u = scan("{\"response\":{\"output\":[{\"content\":[{\"text\":\"}{]\"}]}],"
              "\"usage\" : {\"input_tokens\":7,\"output_tokens\":8,"
