@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <arpa/inet.h>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <ctime>
 #include <netinet/in.h>
@@ -15,6 +16,15 @@
 #include "util/log.h"
 
 namespace ls::http {
+
+namespace {
+// Decimal (or hex) digits appended without snprintf: this runs for every response and chunk.
+void append_number(std::string& out, uint64_t value, int base = 10) {
+    char digits[24];
+    const auto r = std::to_chars(digits, digits + sizeof digits, value, base);
+    out.append(digits, static_cast<size_t>(r.ptr - digits));
+}
+} // namespace
 
 namespace {
 constexpr size_t kReadChunk = 64 * 1024;
@@ -96,6 +106,7 @@ int Connection::cb_message_begin(llhttp_t* p) {
     Connection* c = from_parser(p);
     c->state_ = State::ReadingHead;
     c->req_ = Request();
+    c->req_.headers.reserve_typical();
     c->req_.body = Body(c->limits_.body_memory_bytes, &c->limits_.spool_dir);
     c->req_.received_at = ev_now(c->loop_); // refined when the head is complete
     c->head_bytes_ = 0;
@@ -472,24 +483,26 @@ void Connection::start_head_line(int status, const HeaderList& headers, bool dro
     response_status_ = status;
     response_bytes_ = 0;
     // Written straight into the output buffer: no temporary strings on the per-request path.
-    char first[32];
-    const int n = snprintf(first, sizeof first, "HTTP/1.1 %d ", status);
-    out_.append(first, static_cast<size_t>(n));
+    out_ += "HTTP/1.1 ";
+    append_number(out_, static_cast<uint64_t>(status));
+    out_ += ' ';
     out_ += status_text(status);
     out_ += "\r\nDate: ";
     out_ += http_date();
     out_ += "\r\n";
+    bool allow_origin_given = false;
     for (const auto& h : headers.items()) {
         if (drop_framing &&
             (iequals(h.name, "content-length") || iequals(h.name, "transfer-encoding")))
             continue; // the framing we chose replaces these
+        allow_origin_given = allow_origin_given || iequals(h.name, "access-control-allow-origin");
         out_ += h.name;
         out_ += ": ";
         out_ += h.value;
         out_ += "\r\n";
     }
     // Browsers calling from another origin (web UIs) may read our answers, as with the original.
-    if (req_.headers.has("origin") && !headers.has("access-control-allow-origin"))
+    if (!allow_origin_given && req_.headers.has("origin"))
         out_ += "Access-Control-Allow-Origin: *\r\n";
     if (!keep_alive_ || close_after_response_ || head_phase_ || server_.shutting_down())
         out_ += "Connection: close\r\n";
@@ -526,10 +539,9 @@ void Connection::start_response(int status, const HeaderList& headers, Framing f
     switch (framing) {
     case Framing::ContentLength: {
         start_head_line(status, headers, true);
-        char line[48];
-        const int n = snprintf(line, sizeof line, "Content-Length: %llu\r\n",
-                               static_cast<unsigned long long>(content_length));
-        out_.append(line, static_cast<size_t>(n));
+        out_ += "Content-Length: ";
+        append_number(out_, content_length);
+        out_ += "\r\n";
         break;
     }
     case Framing::Chunked:
@@ -558,9 +570,8 @@ bool Connection::write_body(const char* data, size_t len) {
     if (head_request_ || len == 0) return true;
     response_bytes_ += len;
     if (response_chunked_) {
-        char size_line[24];
-        int n = snprintf(size_line, sizeof size_line, "%zx\r\n", len);
-        out_.append(size_line, static_cast<size_t>(n));
+        append_number(out_, len, 16);
+        out_ += "\r\n";
         out_.append(data, len);
         queue_output("\r\n", 2);
     } else {

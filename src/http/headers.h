@@ -19,10 +19,11 @@ struct Header {
 class HeaderList {
 public:
     void add(std::string name, std::string value) {
-        // One allocation for a typical message's headers instead of growing 1, 2, 4, 8.
-        if (items_.capacity() == 0) items_.reserve(kTypicalCount);
         items_.push_back({std::move(name), std::move(value)});
     }
+    // Parsers reserve room for a typical message's headers: one allocation instead of
+    // growing 1, 2, 4, 8; lists built by hand (one or two headers) stay small.
+    void reserve_typical() { items_.reserve(kTypicalCount); }
     // First value of `name`, or nullptr.
     const std::string* find(std::string_view name) const;
     bool has(std::string_view name) const { return find(name) != nullptr; }

@@ -37,7 +37,7 @@ ProxyExchange::ProxyExchange(struct ev_loop* loop, http::Connection& client, htt
     : loop_(loop), client_(&client), req_(req), scheduler_(scheduler), pool_(pool),
       model_(std::move(model_id)), opt_(std::move(options)), timeout_(loop, &on_timeout, this),
       loading_tick_(loop, &on_loading_tick, this) {
-    if (opt_.target.empty()) opt_.target = req.target;
+    resp_headers_.reserve_typical();
 }
 
 ProxyExchange::~ProxyExchange() {
@@ -167,7 +167,7 @@ void ProxyExchange::build_request() {
     head_ += req_.method_name;
     head_ += ' ';
     head_ += upstream_->base_path;
-    head_ += opt_.target;
+    head_ += opt_.target.empty() ? req_.target : opt_.target; // empty: the client's own
     head_ += " HTTP/1.1\r\n";
     bool has_host = false;
     for (const auto& h : req_.headers.items()) {
@@ -456,6 +456,7 @@ int ProxyExchange::cb_headers_complete(llhttp_t* p) {
     }
     x->upstream_keep_alive_ = llhttp_should_keep_alive(p) != 0;
     http::HeaderList out;
+    out.reserve_typical();
     bool sse = false;
     for (const auto& h : x->resp_headers_.items()) {
         if (http::is_hop_by_hop(h.name, x->resp_headers_) ||
@@ -486,7 +487,7 @@ int ProxyExchange::cb_headers_complete(llhttp_t* p) {
     x->state_ = State::Relaying;
     x->timeout_.stop();
     // Token counts come from the body as it passes: SSE events or a JSON document.
-    if (x->opt_.observer && status < 300) x->usage_ = std::make_unique<metrics::UsageScanner>(sse);
+    if (x->opt_.observer && status < 300) x->usage_.emplace(sse);
     if (x->loading_stream_) {
         // Our 200 event stream is already under way: the upstream's body continues it, and
         // an error answer becomes one event instead of a second status line.

@@ -138,7 +138,7 @@ private:
     const char* outcome_ = "completed"; // see ExchangeResult::outcome
     uint64_t relayed_ = 0;              // response body bytes relayed
     double granted_at_ = 0;
-    std::unique_ptr<metrics::UsageScanner> usage_; // created with the response head
+    std::optional<metrics::UsageScanner> usage_; // made with a 2xx response head
 };
 
 } // namespace ls::proxy
