@@ -45,22 +45,16 @@ bool matches_any(std::string_view candidate, const std::vector<std::string>& key
     for (const auto& k : keys) ok |= constant_time_equals(candidate, k); // no early exit
     return ok;
 }
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
 } // namespace
 
 bool request_authorized(const http::HeaderList& headers, const std::vector<std::string>& keys) {
     if (keys.empty()) return true;
     if (const std::string* auth = headers.find("authorization")) {
-        std::string_view v = trim(*auth);
+        std::string_view v = http::trim(*auth);
         size_t sp = v.find(' ');
         std::string_view scheme = v.substr(0, sp);
         std::string_view cred =
-            sp == std::string_view::npos ? std::string_view() : trim(v.substr(sp + 1));
+            sp == std::string_view::npos ? std::string_view() : http::trim(v.substr(sp + 1));
         if (http::iequals(scheme, "basic")) {
             const std::string decoded = base64_decode(cred);
             const size_t colon = decoded.find(':');
@@ -72,7 +66,7 @@ bool request_authorized(const http::HeaderList& headers, const std::vector<std::
         }
     }
     if (const std::string* k = headers.find("x-api-key"))
-        if (matches_any(trim(*k), keys)) return true;
+        if (matches_any(http::trim(*k), keys)) return true;
     return false;
 }
 

@@ -34,7 +34,6 @@ public:
     void on_exchange_end(const proxy::ExchangeInfo& info,
                          const proxy::ExchangeResult& result) override;
 
-    size_t subscriber_count() const { return streams_.size(); }
     static std::string frame(const char* type, const std::string& data_json);
 
 private:

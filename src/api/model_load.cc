@@ -13,7 +13,7 @@ LoadExchange::LoadExchange(router::Scheduler& scheduler, http::Connection& conn,
     : scheduler_(scheduler), conn_(&conn), model_id_(std::move(model_id)) {}
 
 LoadExchange::~LoadExchange() {
-    if (waiting_) scheduler_.cancel(this);
+    scheduler_.cancel(this); // nothing when no longer queued
 }
 
 void LoadExchange::start(router::Scheduler& scheduler, http::Connection& conn,
@@ -21,12 +21,10 @@ void LoadExchange::start(router::Scheduler& scheduler, http::Connection& conn,
     auto x = std::make_unique<LoadExchange>(scheduler, conn, model_id);
     LoadExchange* self = x.get();
     conn.attach_exchange(std::move(x)); // before request(): the grant may come at once
-    self->waiting_ = true;
     scheduler.request(model_id, self);
 }
 
 void LoadExchange::on_granted(supervisor::ModelProcess& process) {
-    waiting_ = false;
     // Nothing is sent upstream: the grant is given back at once, so the ttl starts now.
     scheduler_.release(model_id_);
     if (!conn_) return;
@@ -40,7 +38,6 @@ void LoadExchange::on_granted(supervisor::ModelProcess& process) {
 }
 
 void LoadExchange::on_rejected(const router::Rejection& why) {
-    waiting_ = false;
     if (!conn_) return;
     http::HeaderList h;
     if (why.retry_after_s > 0) h.add("Retry-After", std::to_string(why.retry_after_s));
@@ -51,10 +48,7 @@ void LoadExchange::on_rejected(const router::Rejection& why) {
 
 void LoadExchange::on_client_gone() {
     conn_ = nullptr;
-    if (waiting_) {
-        waiting_ = false;
-        scheduler_.cancel(this);
-    }
+    scheduler_.cancel(this);
 }
 
 } // namespace ls::api

@@ -29,7 +29,6 @@ private:
     router::Scheduler& scheduler_;
     http::Connection* conn_;
     std::string model_id_;
-    bool waiting_ = false;
 };
 
 } // namespace ls::api

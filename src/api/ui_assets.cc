@@ -7,12 +7,6 @@ namespace ls::api {
 namespace {
 constexpr std::string_view kPrefix = "/ui/";
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
 // True when Accept-Encoding lists gzip without q=0.
 bool accepts_gzip(const std::string* accept_encoding) {
     if (!accept_encoding) return false;
@@ -22,9 +16,9 @@ bool accepts_gzip(const std::string* accept_encoding) {
         std::string_view item = rest.substr(0, comma);
         rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
         const size_t semi = item.find(';');
-        if (!http::iequals(trim(item.substr(0, semi)), "gzip")) continue;
+        if (!http::iequals(http::trim(item.substr(0, semi)), "gzip")) continue;
         if (semi == std::string_view::npos) return true;
-        std::string_view param = trim(item.substr(semi + 1));
+        std::string_view param = http::trim(item.substr(semi + 1));
         if (param.rfind("q=", 0) != 0) return true;
         param.remove_prefix(2);
         for (char c : param)
@@ -37,7 +31,7 @@ bool accepts_gzip(const std::string* accept_encoding) {
 // If-None-Match holds our ETag (a proxy may have made it weak: W/"...") or "*".
 bool not_modified(const std::string* if_none_match, std::string_view etag) {
     if (!if_none_match) return false;
-    return trim(*if_none_match) == "*" || if_none_match->find(etag) != std::string::npos;
+    return http::trim(*if_none_match) == "*" || if_none_match->find(etag) != std::string::npos;
 }
 } // namespace
 
@@ -45,10 +39,6 @@ const UiAsset* find_ui_asset(std::string_view name) {
     for (size_t i = 0; i < kUiAssetCount; ++i)
         if (kUiAssets[i].name == name && !name.empty()) return &kUiAssets[i];
     return nullptr;
-}
-
-bool is_ui_path(std::string_view path) {
-    return path == "/ui" || path.rfind(kPrefix, 0) == 0;
 }
 
 void serve_ui(http::Connection& conn, const http::Request& req) {

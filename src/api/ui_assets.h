@@ -26,7 +26,4 @@ const UiAsset* find_ui_asset(std::string_view name);
 // client accepts it; 301 from /ui to /ui/; 404 JSON for an unknown file.
 void serve_ui(http::Connection& conn, const http::Request& req);
 
-// GET / and the UI's own paths are all that a browser needs without an API key.
-bool is_ui_path(std::string_view path);
-
 } // namespace ls::api

@@ -68,9 +68,6 @@ struct ResourceLimits {
     // other /dev/nvidia<N>. Unset (gpus_set false): no GPU fencing.
     std::vector<int> gpus;
     bool gpus_set = false;
-    bool any() const {
-        return memory_max || memory_high || cpu_quota_percent || !allowed_cpus.empty() || gpus_set;
-    }
 };
 
 // How a model's process is started: `scope` = a transient systemd scope unit per model (via

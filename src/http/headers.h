@@ -8,6 +8,8 @@
 namespace ls::http {
 
 bool iequals(std::string_view a, std::string_view b);
+// Without the spaces and tabs around it (header values, list items).
+std::string_view trim(std::string_view s);
 // True when the comma-separated header value contains `token` (case-insensitive).
 bool header_has_token(std::string_view value, std::string_view token);
 

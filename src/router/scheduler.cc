@@ -79,7 +79,7 @@ void Scheduler::apply_config(const config::Config& cfg) {
         wants_scope |= m.backend.value_or(cfg.backend) != config::Backend::Fork;
     if (wants_scope && !scope_tried_) {
         scope_tried_ = true;
-        if (auto r = scopes_.connect(scope_address_); r)
+        if (auto r = scopes_.connect(); r)
             LOG_INFO("scope backend: models run in transient units via %s",
                      scopes_.address().c_str());
         else

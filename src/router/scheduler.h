@@ -67,8 +67,6 @@ public:
     // proxy, checkEndpoint, env) changed drains, stops and restarts with the new settings on
     // its next request; a removed model drains and stops; other settings apply at once.
     void apply_config(const config::Config& cfg);
-    // Where the scope backend connects (a D-Bus address); empty = auto-detect.
-    void set_scope_address(std::string address) { scope_address_ = std::move(address); }
 
     // Asks to run a request on `model_id` (a resolved id). Exactly one of on_granted /
     // on_rejected follows, unless cancel() comes first.
@@ -154,7 +152,6 @@ private:
     supervisor::ScopeBackend scopes_;
     proxy::Resolver resolver_;
     bool scope_tried_ = false;
-    std::string scope_address_;
     // Replacing or removing a process object happens here, outside its own callbacks.
     TimerWatcher maintenance_;
     bool pumping_ = false;

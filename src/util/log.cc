@@ -160,9 +160,6 @@ bool parse_log_target(std::string_view name, LogTarget& out) {
 void set_log_target(LogTarget target) {
     g_journal = target == LogTarget::Journal || (target == LogTarget::Auto && stderr_is_journal());
 }
-bool journal_enabled() {
-    return g_journal;
-}
 
 void set_log_level(LogLevel level) {
     g_level = level;
@@ -179,9 +176,6 @@ void set_log_sink(LogSink sink, void* user) {
 void set_stderr_outputs(bool proxy, bool upstream) {
     g_proxy_to_stderr = proxy;
     g_upstream_to_stderr = upstream;
-}
-bool upstream_to_stderr() {
-    return g_upstream_to_stderr;
 }
 
 void log_upstream_line(std::string_view model, int pid, std::string_view line) {

@@ -23,7 +23,6 @@ enum class LogTarget { Auto, Stderr, Journal };
 bool parse_log_target(std::string_view name, LogTarget& out);
 // Auto: the journal when stderr already goes to it (JOURNAL_STREAM names our stderr).
 void set_log_target(LogTarget target);
-bool journal_enabled();
 
 // Structured context of a log entry; unset members are left out.
 struct LogFields {
@@ -41,7 +40,6 @@ void set_log_sink(LogSink sink, void* user);
 
 // logToStdout: which logs reach stderr/journal — the daemon's own, the upstreams' output.
 void set_stderr_outputs(bool proxy, bool upstream);
-bool upstream_to_stderr();
 
 // One line of an upstream's output: to the journal (MODEL_ID, UPSTREAM_PID) or stderr as
 // "[debug] [model] line". Not passed to the sink (the log hub has its own upstream ring).
