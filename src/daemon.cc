@@ -448,14 +448,18 @@ void Daemon::serve_model_request(http::Connection& conn, http::Request& req) {
                                "body_too_large");
             return;
         }
-        std::string text(req.body.size(), '\0');
-        auto got = req.body.read_at(0, text.data(), text.size());
-        if (!got || *got != text.size()) {
-            conn.respond_error(500, "cannot read the spooled request body", "internal_error");
-            return;
+        std::string spooled; // read back only when the body is not in memory
+        if (req.body.spooled()) {
+            spooled.resize(req.body.size());
+            auto got = req.body.read_at(0, spooled.data(), spooled.size());
+            if (!got || *got != spooled.size()) {
+                conn.respond_error(500, "cannot read the spooled request body", "internal_error");
+                return;
+            }
         }
-        auto filtered =
-            router::apply_json_filters(text, model->filters, ref.model, model->use_model_name);
+        auto filtered = router::apply_json_filters(
+            req.body.spooled() ? std::string_view(spooled) : req.body.memory(), model->filters,
+            ref.model, model->use_model_name);
         if (!filtered) {
             conn.respond_error(400, filtered.error().message, "invalid_request_body");
             return;

@@ -303,6 +303,14 @@ std::string json_text(const cJSON* j) {
     return out;
 }
 
+ParamSet param_set(const cJSON* object) {
+    ParamSet set;
+    set.json = json_text(object);
+    for (const cJSON* item = object->child; item; item = item->next)
+        set.members.push_back({item->string, json_text(item)});
+    return set;
+}
+
 /* `stripParams`: comma-separated, blanks trimmed, empties, duplicates and "model" dropped. */
 std::vector<std::string> split_strip_params(const std::string& text) {
     std::vector<std::string> out;
@@ -817,7 +825,7 @@ Result<void> Loader::decode_filters(const Node& v, const Scope& scope, ModelConf
             auto obj = params_json(*value, key, scope);
             if (!obj) return obj.error();
             if (cJSON_GetArraySize(obj.value().get()) > 0)
-                m.filters.set_params_json = json_text(obj.value().get());
+                m.filters.set_params = param_set(obj.value().get());
         } else {
             auto by_id = pairs_of(*value, key);
             if (!by_id) return by_id.error();
@@ -828,13 +836,13 @@ Result<void> Loader::decode_filters(const Node& v, const Scope& scope, ModelConf
                 if (id.empty()) return err(*idn, scope.prefix + key + ": empty key");
                 if (m.filters.set_params_by_id.count(id))
                     return err(*idn, scope.prefix + key + ": duplicate key '" + id + "'");
-                std::string text = "{}";
+                ParamSet set{"{}", {}};
                 if (!is_null(*params)) {
                     auto obj = params_json(*params, key + "." + id, scope);
                     if (!obj) return obj.error();
-                    text = json_text(obj.value().get());
+                    set = param_set(obj.value().get());
                 }
-                m.filters.set_params_by_id.emplace(id, std::move(text));
+                m.filters.set_params_by_id.emplace(id, std::move(set));
                 by_id_keys.emplace_back(id, idn);
             }
         }

@@ -34,20 +34,31 @@ struct Capabilities {
     long long context = 0; // 0 = unknown
 };
 
+// Keys a filter sets in a request body: the compact JSON object text (for messages and
+// comparisons), and its members with their values as JSON text, which the proxy inserts
+// as they are (nothing parsed per request; numbers keep the digits the config wrote).
+struct ParamSet {
+    struct Member {
+        std::string key;
+        std::string value_json;
+    };
+    std::string json; // "" when unset
+    std::vector<Member> members;
+};
+
 // `filters` of a model: edits applied to JSON request bodies before they go upstream.
 struct Filters {
     // `stripParams`: comma-separated top-level keys to delete ("model" is never deleted).
     // The legacy key `strip_params` is accepted too.
     std::vector<std::string> strip_params;
-    // `setParams`: keys set or overridden, as a compact JSON object text ("" when unset);
-    // "model" is refused (error at load).
-    std::string set_params_json;
-    // `setParamsByID`: requested name -> JSON object text, applied after setParams when the
-    // request named the model by that key. Keys other than the model's own id become aliases
-    // of the model (error when a key equals another model's id or alias).
-    std::map<std::string, std::string> set_params_by_id;
+    // `setParams`: keys set or overridden; "model" is refused (error at load).
+    ParamSet set_params;
+    // `setParamsByID`: requested name -> keys applied after setParams when the request named
+    // the model by that key. Keys other than the model's own id become aliases of the model
+    // (error when a key equals another model's id or alias).
+    std::map<std::string, ParamSet> set_params_by_id;
     bool empty() const {
-        return strip_params.empty() && set_params_json.empty() && set_params_by_id.empty();
+        return strip_params.empty() && set_params.json.empty() && set_params_by_id.empty();
     }
 };
 

@@ -11,14 +11,11 @@ struct JsonDeleter {
 };
 using JsonPtr = std::unique_ptr<cJSON, JsonDeleter>;
 
-void merge_params(cJSON* body, const std::string& params_json) {
-    if (params_json.empty()) return;
-    JsonPtr params(cJSON_Parse(params_json.c_str()));
-    if (!params || !cJSON_IsObject(params.get())) return; // validated at config load
-    for (cJSON* item = params->child; item; item = item->next) {
-        if (!item->string || std::string_view(item->string) == "model") continue;
-        cJSON_DeleteItemFromObjectCaseSensitive(body, item->string);
-        cJSON_AddItemToObject(body, item->string, cJSON_Duplicate(item, true));
+void merge_params(cJSON* body, const config::ParamSet& params) {
+    for (const auto& m : params.members) {
+        if (m.key == "model") continue; // refused at load; never overridden here
+        cJSON_DeleteItemFromObjectCaseSensitive(body, m.key.c_str());
+        cJSON_AddItemToObject(body, m.key.c_str(), cJSON_CreateRaw(m.value_json.c_str()));
     }
 }
 } // namespace
@@ -33,7 +30,7 @@ Result<std::string> apply_json_filters(std::string_view body, const config::Filt
         return make_error("the request body is not a JSON object");
     for (const auto& key : filters.strip_params)
         if (key != "model") cJSON_DeleteItemFromObjectCaseSensitive(root.get(), key.c_str());
-    merge_params(root.get(), filters.set_params_json);
+    merge_params(root.get(), filters.set_params);
     if (auto it = filters.set_params_by_id.find(requested); it != filters.set_params_by_id.end())
         merge_params(root.get(), it->second);
     if (!use_model_name.empty()) {

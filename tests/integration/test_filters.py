@@ -85,6 +85,17 @@ class Filters(unittest.TestCase):
             self.assertEqual(r.json()["path"], "/echo/x")
             self.assertEqual(d.running_models(), ["f"])
 
+    def test_set_numbers_keep_their_digits(self):
+        # A 64-bit seed is beyond a double's exact integers: it must reach the upstream with
+        # the digits the config wrote, not rounded through a floating-point parse.
+        cfg = filter_cfg(filters={"setParams": {"seed": 9007199254740993, "t": 0.1}})
+        with h4.Daemon(cfg) as d:
+            r = self.post(d, "f")
+            self.assertEqual(r.status, 200, r)
+            raw = r.json()["body"]
+            self.assertIn('"seed":9007199254740993', raw)
+            self.assertIn('"t":0.1', raw)
+
     def test_other_models_and_passthrough_unfiltered(self):
         with h4.Daemon(filter_cfg()) as d:
             body = json.dumps(dict(self.REQ, model="plain")).encode()

@@ -1284,14 +1284,14 @@ models:
     const Filters& f = m.filters;
     cr_assert_not(f.empty());
     expect_words(f.strip_params, {"temperature", "top_p"});
-    cr_assert_str_eq(f.set_params_json.c_str(),
+    cr_assert_str_eq(f.set_params.json.c_str(),
                      "{\"temperature\":0.2,\"stop\":[\"</s>\",\"\\n\"],"
                      "\"chat_template_kwargs\":{\"enable_thinking\":false}}");
     cr_assert_eq(f.set_params_by_id.size(), 4u);
-    cr_assert_str_eq(f.set_params_by_id.at("m").c_str(), "{\"seed\":1}");
-    cr_assert_str_eq(f.set_params_by_id.at("m-fast").c_str(), "{\"temperature\":0.9}");
-    cr_assert_str_eq(f.set_params_by_id.at("listed").c_str(), "{}");
-    cr_assert_str_eq(f.set_params_by_id.at("m-think").c_str(),
+    cr_assert_str_eq(f.set_params_by_id.at("m").json.c_str(), "{\"seed\":1}");
+    cr_assert_str_eq(f.set_params_by_id.at("m-fast").json.c_str(), "{\"temperature\":0.9}");
+    cr_assert_str_eq(f.set_params_by_id.at("listed").json.c_str(), "{}");
+    cr_assert_str_eq(f.set_params_by_id.at("m-think").json.c_str(),
                      "{\"chat_template_kwargs\":{\"enable_thinking\":true}}");
     // Keys other than the id become aliases (a listed alias is not added twice).
     expect_words(m.aliases, {"listed", "m-fast", "m-think"});
