@@ -151,6 +151,9 @@ Daemon::Daemon(struct ev_loop* loop, config::Config cfg, supervisor::GroupGuard*
         if (to == supervisor::ProcessState::Starting) metrics_.on_model_start(p.id());
         if (to == supervisor::ProcessState::Ready)
             metrics_.on_model_ready(p.id(), p.load_seconds());
+        // Its idle keep-alive connections (and their pool entry) go with the upstream.
+        if (to == supervisor::ProcessState::Stopped || to == supervisor::ProcessState::Failed)
+            pool_.drop(p.pool_key());
     };
     scheduler_.on_swap = [this] { metrics_.on_swap(); };
     activity_.set_capacity(cfg_.metrics_max_in_memory);

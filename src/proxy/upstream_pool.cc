@@ -8,45 +8,37 @@ UpstreamSocketPtr UpstreamPool::take(const std::string& key) {
     const double now = ev_now(loop_);
     auto& list = it->second;
     while (!list.empty()) {
-        std::unique_ptr<Idle> c = std::move(list.back()); // most recently used first
+        UpstreamSocketPtr sock = std::move(list.back().sock); // most recently used first
+        const bool fresh = now < list.back().expires;
         list.pop_back();
-        if (now < c->expires) {
-            if (list.empty()) idle_.erase(it);
-            return std::move(c->sock);
-        }
+        if (fresh) return sock;
     }
-    idle_.erase(it);
     return nullptr;
 }
 
 void UpstreamPool::put(const std::string& key, UpstreamSocketPtr sock, double max_idle_s) {
     if (!sock || max_idle_s <= 0) return; // idleConn: 0 disables reuse; the socket closes here
-    auto& list = idle_[key];
+    auto it = idle_.try_emplace(key).first;
+    auto& list = it->second;
     if (list.size() >= kMaxIdlePerKey) return; // the socket closes here
-    auto c = std::make_unique<Idle>();
-    c->pool = this;
-    c->key = key;
-    c->expires = ev_now(loop_) + max_idle_s;
-    c->sock = std::move(sock);
+    Idle& c =
+        list.emplace_back(Idle{this, &it->first, ev_now(loop_) + max_idle_s, std::move(sock)});
     // An idle connection that becomes readable was closed (or spoken to) by the upstream.
-    c->sock->io.rebind(&on_readable, c.get());
-    c->sock->io.set(c->sock->fd.get(), EV_READ);
-    list.push_back(std::move(c));
+    c.sock->io.rebind(&on_readable, &c);
+    c.sock->io.set(c.sock->fd.get(), EV_READ);
 }
 
 void UpstreamPool::on_readable(struct ev_loop*, ev_io* w, int) {
     auto* c = static_cast<Idle*>(w->data);
-    UpstreamPool* pool = c->pool;
-    auto it = pool->idle_.find(c->key);
-    if (it == pool->idle_.end()) return;
+    auto it = c->pool->idle_.find(*c->key);
+    if (it == c->pool->idle_.end()) return;
     auto& list = it->second;
     for (auto li = list.begin(); li != list.end(); ++li) {
-        if (li->get() == c) {
+        if (&*li == c) {
             list.erase(li); // closes the fd and stops the watcher
-            break;
+            return;
         }
     }
-    if (list.empty()) pool->idle_.erase(it);
 }
 
 void UpstreamPool::drop(const std::string& key) {

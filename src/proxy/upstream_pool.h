@@ -42,14 +42,16 @@ public:
 private:
     struct Idle {
         UpstreamPool* pool;
-        std::string key;
+        const std::string* key; // the map's own key: list nodes never move
         double expires;
         UpstreamSocketPtr sock;
     };
     static void on_readable(struct ev_loop*, ev_io*, int);
 
     struct ev_loop* loop_;
-    std::map<std::string, std::list<std::unique_ptr<Idle>>> idle_;
+    // A key's entry stays while its upstream lives, even when empty: the next put() of a
+    // keep-alive exchange then allocates only its list node. drop() removes it.
+    std::map<std::string, std::list<Idle>> idle_;
 };
 
 } // namespace ls::proxy
