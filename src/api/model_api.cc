@@ -1,22 +1,14 @@
 #include "api/model_api.h"
 
 #include <cjson/cJSON.h>
-#include <memory>
+
+#include "util/json.h"
 
 namespace ls::api {
 
 namespace {
-struct JsonDeleter {
-    void operator()(cJSON* j) const { cJSON_Delete(j); }
-};
-using JsonPtr = std::unique_ptr<cJSON, JsonDeleter>;
-
 std::string print(const JsonPtr& j) {
-    char* text = cJSON_PrintUnformatted(j.get());
-    std::string out = text ? text : "{}";
-    cJSON_free(text);
-    out.push_back('\n');
-    return out;
+    return json_print(j.get()).value_or("{}") + '\n';
 }
 } // namespace
 

@@ -19,6 +19,7 @@
 
 #include "config/macros.h"
 #include "config/shell_words.h"
+#include "util/json.h"
 
 namespace ls::config {
 
@@ -282,10 +283,7 @@ std::optional<double> yaml_float(std::string_view t) {
     return d;
 }
 
-struct JsonDeleter {
-    void operator()(cJSON* j) const { cJSON_Delete(j); }
-};
-using Json = std::unique_ptr<cJSON, JsonDeleter>;
+using Json = JsonPtr;
 
 /* A number or boolean literal as JSON; null when the text is neither. */
 Json typed_literal(const std::string& text) {
@@ -297,10 +295,7 @@ Json typed_literal(const std::string& text) {
 }
 
 std::string json_text(const cJSON* j) {
-    char* text = cJSON_PrintUnformatted(j);
-    std::string out = text ? text : "";
-    cJSON_free(text);
-    return out;
+    return json_print(j).value_or("");
 }
 
 ParamSet param_set(const cJSON* object) {
@@ -589,9 +584,7 @@ Result<double> Loader::get_double(const Node& v, const std::string& key, const S
 Result<bool> Loader::get_bool(const Node& v, const std::string& key, const Scope& scope) {
     auto s = scalar(v, key, scope, "a boolean");
     if (!s) return s.error();
-    const std::string& t = s.value();
-    if (iequals(t, "true") || iequals(t, "yes") || iequals(t, "on")) return true;
-    if (iequals(t, "false") || iequals(t, "no") || iequals(t, "off")) return false;
+    if (auto b = yaml_bool(s.value())) return *b;
     return err(v, "expected a boolean for '" + key + "'");
 }
 

@@ -1,15 +1,12 @@
 #include "router/json_filters.h"
 
 #include <cjson/cJSON.h>
-#include <memory>
+
+#include "util/json.h"
 
 namespace ls::router {
 
 namespace {
-struct JsonDeleter {
-    void operator()(cJSON* j) const { cJSON_Delete(j); }
-};
-using JsonPtr = std::unique_ptr<cJSON, JsonDeleter>;
 
 void merge_params(cJSON* body, const config::ParamSet& params) {
     for (const auto& m : params.members) {
@@ -37,11 +34,9 @@ Result<std::string> apply_json_filters(std::string_view body, const config::Filt
         cJSON_DeleteItemFromObjectCaseSensitive(root.get(), "model");
         cJSON_AddStringToObject(root.get(), "model", use_model_name.c_str());
     }
-    char* text = cJSON_PrintUnformatted(root.get());
+    auto text = json_print(root.get());
     if (!text) return make_error("cannot serialise the filtered request body");
-    std::string out(text);
-    cJSON_free(text);
-    return out;
+    return std::move(*text);
 }
 
 } // namespace ls::router
