@@ -28,11 +28,7 @@ void EventBus::open_stream(http::Connection& conn) {
     auto x = std::make_unique<EventStreamExchange>(*this, conn);
     EventStreamExchange* s = x.get();
     conn.attach_exchange(std::move(x));
-    http::HeaderList h;
-    h.add("Content-Type", "text/event-stream");
-    h.add("Cache-Control", "no-cache");
-    h.add("X-Accel-Buffering", "no");
-    conn.start_response(200, h, http::Framing::Chunked);
+    conn.start_stream("text/event-stream");
     std::string burst = frame("modelStatus", model_status_);
     std::string snapshot = "{\"operation\":\"snapshot\",\"entries\":[";
     bool first = true;

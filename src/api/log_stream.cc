@@ -11,11 +11,7 @@ LogStreamExchange::~LogStreamExchange() {
 }
 
 void LogStreamExchange::start(bool send_history) {
-    http::HeaderList h;
-    h.add("Content-Type", "text/plain; charset=utf-8");
-    h.add("Cache-Control", "no-cache");
-    h.add("X-Accel-Buffering", "no");
-    conn_->start_response(200, h, http::Framing::Chunked);
+    conn_->start_stream("text/plain; charset=utf-8");
     if (send_history) {
         std::string history;
         switch (filter_) {

@@ -39,11 +39,9 @@ void LoadExchange::on_granted(supervisor::ModelProcess& process) {
 
 void LoadExchange::on_rejected(const router::Rejection& why) {
     if (!conn_) return;
-    http::HeaderList h;
-    if (why.retry_after_s > 0) h.add("Retry-After", std::to_string(why.retry_after_s));
     http::Connection* c = conn_;
     conn_ = nullptr;
-    c->respond_error(why.status, why.message, why.code, &h);
+    c->respond_retryable_error(why.status, why.message, why.code, why.retry_after_s);
 }
 
 void LoadExchange::on_client_gone() {

@@ -530,6 +530,21 @@ void Connection::respond_error(int status, std::string_view message, std::string
     respond(status, h, error_json(status, message, code));
 }
 
+void Connection::respond_retryable_error(int status, std::string_view message,
+                                         std::string_view code, int retry_after_s) {
+    HeaderList h;
+    if (retry_after_s > 0) h.add("Retry-After", std::to_string(retry_after_s));
+    respond_error(status, message, code, &h);
+}
+
+void Connection::start_stream(std::string content_type) {
+    HeaderList h;
+    h.add("Content-Type", std::move(content_type));
+    h.add("Cache-Control", "no-cache");
+    h.add("X-Accel-Buffering", "no");
+    start_response(200, h, Framing::Chunked);
+}
+
 void Connection::start_response(int status, const HeaderList& headers, Framing framing,
                                 uint64_t content_length) {
     if (closed() || response_started_) return;

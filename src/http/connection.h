@@ -67,6 +67,12 @@ public:
     void respond(int status, const HeaderList& headers, std::string_view body);
     void respond_error(int status, std::string_view message, std::string_view code,
                        const HeaderList* extra = nullptr);
+    // The same with Retry-After when retry_after_s > 0 (busy, loading, shutting down).
+    void respond_retryable_error(int status, std::string_view message, std::string_view code,
+                                 int retry_after_s);
+    // A 200 the client reads as it is produced (SSE, live logs): chunked, never cached, and
+    // not buffered by nginx (X-Accel-Buffering: no).
+    void start_stream(std::string content_type);
     // A streamed response. For ContentLength, `content_length` bytes must follow.
     void start_response(int status, const HeaderList& headers, Framing framing,
                         uint64_t content_length = 0);

@@ -83,11 +83,7 @@ void ProxyExchange::loading_event(const std::string& reasoning) {
 }
 
 void ProxyExchange::start_loading_stream() {
-    http::HeaderList h;
-    h.add("Content-Type", "text/event-stream");
-    h.add("Cache-Control", "no-cache");
-    h.add("X-Accel-Buffering", "no");
-    client_->start_response(200, h, http::Framing::Chunked);
+    client_->start_stream("text/event-stream");
     status_ = 200;
     loading_stream_ = true;
     loading_event("━━━━━\nllama-swap loading model: " + model_ + "\n");
@@ -126,10 +122,8 @@ void ProxyExchange::fail_client(int status, const std::string& message, const st
         c->end_response();
         return;
     }
-    http::HeaderList extra;
-    if (retry_after_s > 0) extra.add("Retry-After", std::to_string(retry_after_s));
     status_ = status;
-    c->respond_error(status, message, code, &extra);
+    c->respond_retryable_error(status, message, code, retry_after_s);
 }
 
 void ProxyExchange::on_granted(supervisor::ModelProcess& process) {
