@@ -247,15 +247,11 @@ void ProxyExchange::on_timeout(struct ev_loop*, ev_timer* w, int) {
         return;
     }
     if (self->state_ == State::ReadingHead || self->state_ == State::Sending) {
-        self->close_upstream();
-        self->release_model();
-        self->state_ = State::Done;
-        if (!self->client_) return;
-        char msg[160];
-        snprintf(msg, sizeof msg, "model '%s': no response head from the upstream within %.0f s",
-                 self->model_.c_str(), self->timeouts_.response_header_s);
-        LOG_WARN("%s", msg);
-        self->fail_client(504, msg, "upstream_timeout");
+        char what[96];
+        snprintf(what, sizeof what, "no response head from the upstream within %.0f s",
+                 self->timeouts_.response_header_s);
+        self->reused_ = false; // a slow upstream, not a stale pooled connection: no retry
+        self->upstream_failed(what, 0, 504, "upstream_timeout");
     }
 }
 
@@ -534,7 +530,8 @@ void ProxyExchange::finish_ok() {
     }
 }
 
-void ProxyExchange::upstream_failed(const std::string& what, int err) {
+void ProxyExchange::upstream_failed(const std::string& what, int err, int status,
+                                    const char* code) {
     const bool retryable = reused_ && !got_response_bytes_ && state_ != State::Relaying;
     close_upstream();
     if (retryable && client_) {
@@ -558,7 +555,7 @@ void ProxyExchange::upstream_failed(const std::string& what, int err) {
     }
     state_ = State::Done;
     LOG_WARN("model %s: %s", model_.c_str(), detail.c_str());
-    fail_client(502, "model '" + model_ + "': " + detail, "upstream_unreachable");
+    fail_client(status, "model '" + model_ + "': " + detail, code);
 }
 
 void ProxyExchange::close_upstream() {

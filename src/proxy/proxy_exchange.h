@@ -79,7 +79,10 @@ private:
     void handle_io(int revents);
     void send_more();
     void read_response();
-    void upstream_failed(const std::string& what, int err);
+    // The upstream connection failed: retried once on a fresh connection when a pooled one
+    // was stale, else the client gets `status` (or a cut response when relaying).
+    void upstream_failed(const std::string& what, int err, int status = 502,
+                         const char* code = "upstream_unreachable");
     // Answers an error: a JSON error response, or the last event of a loading stream.
     void fail_client(int status, const std::string& message, const std::string& code,
                      int retry_after_s = 0);
