@@ -26,15 +26,6 @@ Result<void> write_file(const std::string& path, const std::string& value) {
     return {};
 }
 
-std::string read_file(const std::string& path) {
-    return read_text_file(path);
-}
-
-bool exists(const std::string& path) {
-    struct stat st;
-    return ::stat(path.c_str(), &st) == 0;
-}
-
 // A model id as one path component: unusual characters become '_'.
 std::string escape_id(const std::string& id) {
     std::string out;
@@ -43,14 +34,6 @@ std::string escape_id(const std::string& id) {
     return out;
 }
 
-uint64_t read_number(const std::string& path) {
-    std::string t = read_file(path);
-    return t.empty() ? 0 : strtoull(t.c_str(), nullptr, 10);
-}
-
-uint64_t read_keyed(const std::string& path, const std::string& key) {
-    return keyed_number(read_file(path), key);
-}
 } // namespace
 
 // ---------------------------------------------------------------- ModelCgroup
@@ -85,21 +68,19 @@ Result<void> ModelCgroup::add_process(pid_t pid) {
 void ModelCgroup::kill_all() {
     if (!kill_dir_.empty() && write_file(kill_dir_ + "/cgroup.kill", "1")) return;
     for (const auto& f : procs_files_) {
-        for (long long pid : numbers_in(read_file(f)))
+        for (long long pid : numbers_in(read_text_file(f)))
             if (pid > 0) ::kill(static_cast<pid_t>(pid), SIGKILL);
     }
 }
 
 uint64_t ModelCgroup::memory_current() const {
     if (memory_dir_.empty()) return 0;
-    return v2_ ? read_number(memory_dir_ + "/memory.current")
-               : read_number(memory_dir_ + "/memory.usage_in_bytes");
+    return cgroup_memory_bytes(memory_dir_);
 }
 
 uint64_t ModelCgroup::oom_kills() const {
     if (memory_dir_.empty()) return 0;
-    return v2_ ? read_keyed(memory_dir_ + "/memory.events", "oom_kill")
-               : read_keyed(memory_dir_ + "/memory.oom_control", "oom_kill");
+    return cgroup_oom_kills(memory_dir_);
 }
 
 // ---------------------------------------------------------------- CgroupManager
@@ -119,13 +100,13 @@ const char* CgroupManager::layout_name(Layout l) {
 }
 
 CgroupManager::CgroupManager(std::string root) : root_(std::move(root)) {
-    if (exists(root_ + "/cgroup.controllers"))
+    if (path_exists(root_ + "/cgroup.controllers"))
         layout_ = Layout::V2;
-    else if (exists(root_ + "/memory") && exists(root_ + "/unified/cgroup.controllers"))
+    else if (path_exists(root_ + "/memory") && path_exists(root_ + "/unified/cgroup.controllers"))
         layout_ = Layout::Hybrid;
-    else if (exists(root_ + "/memory"))
+    else if (path_exists(root_ + "/memory"))
         layout_ = Layout::V1;
-    const std::string text = read_file("/proc/self/cgroup");
+    const std::string text = read_text_file("/proc/self/cgroup");
     for (std::string_view view : split(text, '\n')) {
         const std::string line(view);
         // "ID:controllers:path"
@@ -171,7 +152,7 @@ Result<void> CgroupManager::prepare_v2() {
         const std::string leaf = base + "/supervisor";
         if (::mkdir(leaf.c_str(), 0755) != 0 && errno != EEXIST)
             return make_error("cannot create " + leaf + ": " + strerror(errno), errno);
-        for (long long pid : numbers_in(read_file(base + "/cgroup.procs")))
+        for (long long pid : numbers_in(read_text_file(base + "/cgroup.procs")))
             (void)write_file(leaf + "/cgroup.procs", std::to_string(pid));
         if (auto r = write_file(base + "/cgroup.subtree_control", wanted); !r) return r;
     }
@@ -197,7 +178,6 @@ Result<std::unique_ptr<ModelCgroup>> CgroupManager::create(const std::string& mo
         if (auto r = prepare_v2(); !r) return r.error();
         const std::string dir = root_ + own_path("") + "/" + cg->name_;
         if (auto r = make_dir(dir); !r) return r.error();
-        cg->v2_ = true;
         cg->memory_dir_ = dir;
         cg->kill_dir_ = dir;
         cg->procs_files_.push_back(dir + "/cgroup.procs");
@@ -232,11 +212,11 @@ Result<std::unique_ptr<ModelCgroup>> CgroupManager::create(const std::string& mo
                 write_file(mem + "/memory.soft_limit_in_bytes", std::to_string(limits.memory_high));
             !r)
             return r.error();
-    if (exists(root_ + "/pids")) {
+    if (path_exists(root_ + "/pids")) {
         const std::string dir = root_ + "/pids" + own_path("pids") + "/" + cg->name_;
         if (make_dir(dir)) cg->procs_files_.push_back(dir + "/cgroup.procs");
     }
-    if (limits.cpu_quota_percent && exists(root_ + "/cpu")) {
+    if (limits.cpu_quota_percent && path_exists(root_ + "/cpu")) {
         const std::string dir = root_ + "/cpu" + own_path("cpu") + "/" + cg->name_;
         if (auto r = make_dir(dir); !r) return r.error();
         cg->procs_files_.push_back(dir + "/cgroup.procs");
@@ -246,17 +226,17 @@ Result<std::unique_ptr<ModelCgroup>> CgroupManager::create(const std::string& mo
             !r)
             return r.error();
     }
-    if (!limits.allowed_cpus.empty() && exists(root_ + "/cpuset")) {
+    if (!limits.allowed_cpus.empty() && path_exists(root_ + "/cpuset")) {
         const std::string parent = root_ + "/cpuset" + own_path("cpuset");
         const std::string dir = parent + "/" + cg->name_;
         if (auto r = make_dir(dir); !r) return r.error();
-        std::string mems = read_file(parent + "/cpuset.mems");
+        std::string mems = read_text_file(parent + "/cpuset.mems");
         while (!mems.empty() && mems.back() == '\n') mems.pop_back();
         if (auto r = write_file(dir + "/cpuset.mems", mems); !r) return r.error();
         if (auto r = write_file(dir + "/cpuset.cpus", limits.allowed_cpus); !r) return r.error();
         cg->procs_files_.push_back(dir + "/cgroup.procs");
     }
-    if (limits.gpus_set && exists(root_ + "/devices")) {
+    if (limits.gpus_set && path_exists(root_ + "/devices")) {
         const std::string dir = root_ + "/devices" + own_path("devices") + "/" + cg->name_;
         if (auto r = make_dir(dir); !r) return r.error();
         const char* dev_dir =
@@ -273,7 +253,7 @@ Result<std::unique_ptr<ModelCgroup>> CgroupManager::create(const std::string& mo
         const std::string dir = root_ + "/unified" + own_path("") + "/" + cg->name_;
         if (make_dir(dir)) {
             cg->procs_files_.push_back(dir + "/cgroup.procs");
-            if (exists(dir + "/cgroup.kill")) cg->kill_dir_ = dir;
+            if (path_exists(dir + "/cgroup.kill")) cg->kill_dir_ = dir;
         }
     }
     return cg;

@@ -45,7 +45,6 @@ private:
     std::string memory_dir_;               // v1 memory or v2 dir
     std::string kill_dir_;                 // a v2 dir with cgroup.kill, or empty
     std::vector<std::string> procs_files_; // where to add a pid
-    bool v2_ = false;
 };
 
 class CgroupManager {

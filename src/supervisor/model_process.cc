@@ -269,8 +269,7 @@ void ModelProcess::release_held_child() {
     bool moved = !unit_path.empty();
     if (moved && has_memory_line && memory_path != unit_path) {
         // Only wait when the manager runs a memory cgroup for the unit at all.
-        struct stat st;
-        if (::stat(("/sys/fs/cgroup/memory" + unit_path).c_str(), &st) == 0) moved = false;
+        if (path_exists("/sys/fs/cgroup/memory" + unit_path)) moved = false;
     }
     if (!moved && ++scope_wait_ticks_ < 400) { // 2 s at most, then go on unfenced
         scope_wait_.start(0.005);
@@ -288,10 +287,7 @@ void ModelProcess::release_held_child() {
 }
 
 uint64_t ModelProcess::scope_oom_kills() const {
-    if (unit_memory_dir_.empty()) return 0;
-    std::string text = read_text_file(unit_memory_dir_ + "/memory.events");
-    if (text.empty()) text = read_text_file(unit_memory_dir_ + "/memory.oom_control");
-    return keyed_number(text, "oom_kill");
+    return unit_memory_dir_.empty() ? 0 : cgroup_oom_kills(unit_memory_dir_);
 }
 
 void ModelProcess::on_exec_status(struct ev_loop*, ev_io* w, int) {
@@ -605,12 +601,7 @@ std::string ModelProcess::cgroup_name() const {
 
 uint64_t ModelProcess::memory_current() const {
     if (cgroup_) return cgroup_->memory_current();
-    if (unit_memory_dir_.empty()) return 0;
-    for (const char* f : {"/memory.current", "/memory.usage_in_bytes"}) {
-        const std::string text = read_text_file(unit_memory_dir_ + f);
-        if (!text.empty()) return strtoull(text.c_str(), nullptr, 10);
-    }
-    return 0;
+    return unit_memory_dir_.empty() ? 0 : cgroup_memory_bytes(unit_memory_dir_);
 }
 
 void ModelProcess::on_cgroup_cleanup(struct ev_loop*, ev_timer* w, int) {

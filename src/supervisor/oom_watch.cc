@@ -11,8 +11,7 @@
 namespace ls::supervisor {
 
 uint64_t OomWatch::read_count() const {
-    return keyed_number(read_text_file(dir_ + (v2_ ? "/memory.events" : "/memory.oom_control")),
-                        "oom_kill");
+    return cgroup_oom_kills(dir_);
 }
 
 bool OomWatch::start(const std::string& dir) {

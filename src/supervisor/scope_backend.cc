@@ -18,11 +18,6 @@ constexpr const char* kDest = "org.freedesktop.systemd1";
 constexpr const char* kPath = "/org/freedesktop/systemd1";
 constexpr const char* kIface = "org.freedesktop.systemd1.Manager";
 
-bool exists(const std::string& p) {
-    struct stat st;
-    return stat(p.c_str(), &st) == 0;
-}
-
 // "0-3,8" → the AllowedCPUs= byte mask (bit N = CPU N, little endian).
 std::vector<uint8_t> cpu_mask(const std::string& list) {
     std::vector<uint8_t> mask;
@@ -89,9 +84,9 @@ Result<void> ScopeBackend::connect(const std::string& address) {
     std::string addr = address;
     if (addr.empty()) {
         const char* runtime = getenv("XDG_RUNTIME_DIR");
-        if (geteuid() == 0 && exists("/run/systemd/private"))
+        if (geteuid() == 0 && path_exists("/run/systemd/private"))
             addr = "unix:path=/run/systemd/private";
-        else if (runtime && exists(std::string(runtime) + "/systemd/private"))
+        else if (runtime && path_exists(std::string(runtime) + "/systemd/private"))
             addr = "unix:path=" + std::string(runtime) + "/systemd/private";
         else
             return make_error("no systemd manager socket found");
@@ -259,8 +254,9 @@ std::string memory_cgroup_dir_of(pid_t pid) {
         for (std::string_view c : split(ctrls, ','))
             if (c == "memory") v1 = path;
     }
-    if (!v1.empty() && exists("/sys/fs/cgroup/memory" + v1)) return "/sys/fs/cgroup/memory" + v1;
-    if (!v2.empty() && exists("/sys/fs/cgroup" + v2 + "/memory.current"))
+    if (!v1.empty() && path_exists("/sys/fs/cgroup/memory" + v1))
+        return "/sys/fs/cgroup/memory" + v1;
+    if (!v2.empty() && path_exists("/sys/fs/cgroup" + v2 + "/memory.current"))
         return "/sys/fs/cgroup" + v2;
     return "";
 }

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace ls {
@@ -59,6 +60,25 @@ std::vector<long long> numbers_in(std::string_view text) {
         p = end;
     }
     return out;
+}
+
+bool path_exists(const std::string& path) {
+    struct stat st;
+    return ::stat(path.c_str(), &st) == 0;
+}
+
+uint64_t cgroup_memory_bytes(const std::string& dir) {
+    for (const char* f : {"/memory.current", "/memory.usage_in_bytes"}) {
+        const std::string text = read_text_file(dir + f);
+        if (!text.empty()) return strtoull(text.c_str(), nullptr, 10);
+    }
+    return 0;
+}
+
+uint64_t cgroup_oom_kills(const std::string& dir) {
+    std::string text = read_text_file(dir + "/memory.events");
+    if (text.empty()) text = read_text_file(dir + "/memory.oom_control");
+    return keyed_number(text, "oom_kill");
 }
 
 } // namespace ls

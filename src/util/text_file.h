@@ -17,5 +17,11 @@ std::vector<std::string_view> split(std::string_view text, char sep, bool skip_e
 uint64_t keyed_number(std::string_view text, std::string_view key);
 // Every whitespace-separated number in `text` (cgroup.procs).
 std::vector<long long> numbers_in(std::string_view text);
+bool path_exists(const std::string& path);
+
+// What a memory cgroup directory reports, v2 (memory.current, memory.events) or v1
+// (memory.usage_in_bytes, memory.oom_control): only one of each pair exists. 0 if unreadable.
+uint64_t cgroup_memory_bytes(const std::string& dir);
+uint64_t cgroup_oom_kills(const std::string& dir);
 
 } // namespace ls
