@@ -1,6 +1,5 @@
 #include "supervisor/oom_watch.h"
 
-#include <cerrno>
 #include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>

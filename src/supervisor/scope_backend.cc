@@ -1,10 +1,8 @@
 #include "supervisor/scope_backend.h"
 
-#include <cerrno>
-#include <climits>
+#include <cstdint>
 #include <cstring>
 #include <poll.h>
-#include <sys/stat.h>
 #include <systemd/sd-login.h>
 #include <unistd.h>
 
