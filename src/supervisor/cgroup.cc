@@ -106,23 +106,12 @@ CgroupManager::CgroupManager(std::string root) : root_(std::move(root)) {
         layout_ = Layout::Hybrid;
     else if (path_exists(root_ + "/memory"))
         layout_ = Layout::V1;
-    const std::string text = read_text_file("/proc/self/cgroup");
-    for (std::string_view view : split(text, '\n')) {
-        const std::string line(view);
-        // "ID:controllers:path"
-        size_t a = line.find(':'), b = line.find(':', a + 1);
-        if (a == std::string::npos || b == std::string::npos) continue;
-        own_.emplace_back(line.substr(a + 1, b - a - 1), line.substr(b + 1));
-    }
+    own_ = parse_proc_cgroup(read_text_file("/proc/self/cgroup"));
 }
 
 std::string CgroupManager::own_path(const std::string& controller) const {
-    for (const auto& [list, path] : own_) {
-        for (std::string_view c : split(list, ','))
-            if (c == controller) return path == "/" ? "" : path;
-        if (controller.empty() && list.empty()) return path == "/" ? "" : path;
-    }
-    return "";
+    const std::string* path = cgroup_path_of(own_, controller);
+    return !path || *path == "/" ? "" : *path;
 }
 
 bool CgroupManager::warned_once() {
@@ -279,6 +268,40 @@ std::vector<dev_t> gpu_devices_to_deny(const std::vector<int>& gpus, const std::
     }
     closedir(d);
     return out;
+}
+
+// ---------------------------------------------------------------- /proc/PID/cgroup
+
+std::vector<ProcCgroup> parse_proc_cgroup(std::string_view text) {
+    std::vector<ProcCgroup> out;
+    for (std::string_view line : split(text, '\n')) {
+        const size_t a = line.find(':');
+        const size_t b = a == std::string_view::npos ? a : line.find(':', a + 1);
+        if (b == std::string_view::npos) continue;
+        out.push_back(
+            {std::string(line.substr(a + 1, b - a - 1)), std::string(line.substr(b + 1))});
+    }
+    return out;
+}
+
+const std::string* cgroup_path_of(const std::vector<ProcCgroup>& lines,
+                                  std::string_view controller) {
+    for (const auto& l : lines) {
+        if (controller.empty() && l.controllers.empty()) return &l.path; // the v2 line
+        for (std::string_view c : split(l.controllers, ','))
+            if (c == controller) return &l.path;
+    }
+    return nullptr;
+}
+
+std::string memory_cgroup_dir(const std::vector<ProcCgroup>& lines) {
+    if (const std::string* v1 = cgroup_path_of(lines, "memory");
+        v1 && path_exists("/sys/fs/cgroup/memory" + *v1))
+        return "/sys/fs/cgroup/memory" + *v1;
+    if (const std::string* v2 = cgroup_path_of(lines, "");
+        v2 && path_exists("/sys/fs/cgroup" + *v2 + "/memory.current"))
+        return "/sys/fs/cgroup" + *v2;
+    return "";
 }
 
 } // namespace ls::supervisor

@@ -10,6 +10,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <sys/types.h>
 #include <vector>
 
@@ -17,6 +18,20 @@
 #include "util/result.h"
 
 namespace ls::supervisor {
+
+// One line of /proc/PID/cgroup, "ID:controllers:path": the controllers are empty on the v2
+// line and "name=systemd" on v1's named systemd hierarchy.
+struct ProcCgroup {
+    std::string controllers;
+    std::string path;
+};
+std::vector<ProcCgroup> parse_proc_cgroup(std::string_view text);
+// The path in the hierarchy holding `controller` ("" = the v2 line), or nullptr.
+const std::string* cgroup_path_of(const std::vector<ProcCgroup>& lines,
+                                  std::string_view controller);
+// The memory cgroup directory these lines name (v1 memory, else v2 with memory.current),
+// "" when there is none.
+std::string memory_cgroup_dir(const std::vector<ProcCgroup>& lines);
 
 class ModelCgroup {
 public:
@@ -66,7 +81,7 @@ private:
     Result<void> prepare_v2();
     std::string root_;
     Layout layout_ = Layout::None;
-    std::vector<std::pair<std::string, std::string>> own_; // controller list → path
+    std::vector<ProcCgroup> own_; // /proc/self/cgroup
     bool v2_prepared_ = false;
     bool warned_ = false;
     unsigned counter_ = 0;

@@ -248,28 +248,20 @@ void ModelProcess::on_scope_wait(struct ev_loop*, ev_timer* w, int) {
 
 void ModelProcess::release_held_child() {
     if (pid_ <= 0 || !release_) return;
-    const std::string text = read_text_file("/proc/" + std::to_string(pid_) + "/cgroup");
+    const auto lines =
+        parse_proc_cgroup(read_text_file("/proc/" + std::to_string(pid_) + "/cgroup"));
     // The manager moves the child hierarchy by hierarchy: on a v1/v2 hybrid the v1 memory
     // controller may follow the unified one a moment later, and the fence is the former.
-    std::string unit_path;
-    std::string_view memory_path;
-    bool has_memory_line = false;
-    for (std::string_view line : split(text, '\n')) {
-        const size_t colon = line.find(':', line.find(':') + 1);
-        if (colon == std::string_view::npos) continue;
-        const std::string_view path = line.substr(colon + 1);
-        if ((line.rfind("0::", 0) == 0 || line.find(":name=systemd:") != std::string_view::npos) &&
-            path.find("/" + unit_) != std::string_view::npos)
-            unit_path = std::string(path);
-        if (line.find(":memory:") != std::string_view::npos) {
-            has_memory_line = true;
-            memory_path = path;
-        }
-    }
-    bool moved = !unit_path.empty();
-    if (moved && has_memory_line && memory_path != unit_path) {
+    auto in_unit = [&](const std::string* path) {
+        return path && path->find("/" + unit_) != std::string::npos ? path : nullptr;
+    };
+    const std::string* unit_path = in_unit(cgroup_path_of(lines, ""));
+    if (!unit_path) unit_path = in_unit(cgroup_path_of(lines, "name=systemd"));
+    const std::string* memory_path = cgroup_path_of(lines, "memory");
+    bool moved = unit_path != nullptr;
+    if (moved && memory_path && *memory_path != *unit_path) {
         // Only wait when the manager runs a memory cgroup for the unit at all.
-        if (path_exists("/sys/fs/cgroup/memory" + unit_path)) moved = false;
+        if (path_exists("/sys/fs/cgroup/memory" + *unit_path)) moved = false;
     }
     if (!moved && ++scope_wait_ticks_ < 400) { // 2 s at most, then go on unfenced
         scope_wait_.start(0.005);
@@ -278,7 +270,7 @@ void ModelProcess::release_held_child() {
     if (!moved)
         LOG_WARN("model %s: %s did not take pid %d in time, starting it anyway", cfg_.id.c_str(),
                  unit_.c_str(), pid_);
-    unit_memory_dir_ = memory_cgroup_dir_of(pid_);
+    unit_memory_dir_ = memory_cgroup_dir(lines);
     if (!unit_memory_dir_.empty()) oom_watch_.start(unit_memory_dir_);
     static const char go = 1;
     ssize_t n = ::write(release_.get(), &go, 1);

@@ -241,22 +241,4 @@ void ScopeBackend::stop_scope(const std::string& unit) {
     update_watchers();
 }
 
-std::string memory_cgroup_dir_of(pid_t pid) {
-    const std::string text = read_text_file("/proc/" + std::to_string(pid) + "/cgroup");
-    std::string v2, v1;
-    for (std::string_view line : split(text, '\n')) {
-        size_t a = line.find(':'), b = line.find(':', a + 1);
-        if (a == std::string_view::npos || b == std::string_view::npos) continue;
-        const std::string_view ctrls = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
-        if (ctrls.empty()) v2 = path;
-        for (std::string_view c : split(ctrls, ','))
-            if (c == "memory") v1 = path;
-    }
-    if (!v1.empty() && path_exists("/sys/fs/cgroup/memory" + v1))
-        return "/sys/fs/cgroup/memory" + v1;
-    if (!v2.empty() && path_exists("/sys/fs/cgroup" + v2 + "/memory.current"))
-        return "/sys/fs/cgroup" + v2;
-    return "";
-}
-
 } // namespace ls::supervisor

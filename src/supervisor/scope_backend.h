@@ -65,7 +65,4 @@ struct ScopeBackend::Call {
     ~Call() { sd_bus_slot_unref(slot); }
 };
 
-// The memory cgroup directory of a process (from /proc/PID/cgroup), "" when unknown.
-std::string memory_cgroup_dir_of(pid_t pid);
-
 } // namespace ls::supervisor
