@@ -304,7 +304,7 @@ void Daemon::on_request(http::Connection& conn, http::Request& req) {
         serve_model_request(conn, req);
         return;
     case api::RouteKind::Upstream:
-        serve_upstream_passthrough(conn, req);
+        serve_upstream_passthrough(conn, req, route.rest);
         return;
     case api::RouteKind::Logs: {
         http::HeaderList text;
@@ -313,7 +313,7 @@ void Daemon::on_request(http::Connection& conn, http::Request& req) {
         return;
     }
     case api::RouteKind::LogStream:
-        serve_log_stream(conn, req);
+        serve_log_stream(conn, req, route.rest);
         return;
     case api::RouteKind::Events:
         events_.open_stream(conn);
@@ -334,7 +334,7 @@ void Daemon::on_request(http::Connection& conn, http::Request& req) {
         return;
     }
     case api::RouteKind::UnloadModel: {
-        const std::string name = http::percent_decode(std::string_view(req.path).substr(19));
+        const std::string name = http::percent_decode(route.rest);
         const config::ModelConfig* m = cfg_.resolve(name);
         if (!m) {
             conn.respond_error(404, "model '" + name + "' not found", "model_not_found");
@@ -344,7 +344,7 @@ void Daemon::on_request(http::Connection& conn, http::Request& req) {
         return;
     }
     case api::RouteKind::LoadModel: {
-        const std::string name = http::percent_decode(std::string_view(req.path).substr(17));
+        const std::string name = http::percent_decode(route.rest);
         const config::ModelConfig* m = cfg_.resolve(name);
         if (!m) {
             conn.respond_error(404, "model '" + name + "' not found", "model_not_found");
@@ -494,8 +494,8 @@ void Daemon::start_proxy(http::Connection& conn, http::Request& req,
     x->begin();
 }
 
-void Daemon::serve_upstream_passthrough(http::Connection& conn, http::Request& req) {
-    const std::string_view rest = std::string_view(req.path).substr(10); // after "/upstream/"
+void Daemon::serve_upstream_passthrough(http::Connection& conn, http::Request& req,
+                                        std::string_view rest) {
     size_t matched = 0;
     const config::ModelConfig* model = match_model_prefix(cfg_, rest, matched);
     if (!model) {
@@ -526,12 +526,12 @@ void Daemon::serve_upstream_passthrough(http::Connection& conn, http::Request& r
     start_proxy(conn, req, *model, std::move(opt));
 }
 
-void Daemon::serve_log_stream(http::Connection& conn, http::Request& req) {
+void Daemon::serve_log_stream(http::Connection& conn, http::Request& req, std::string_view rest) {
     using Filter = api::LogStreamExchange::Filter;
     Filter filter = Filter::All;
     std::string model;
-    if (req.path.size() > 12) { // "/logs/stream/<which>"
-        const std::string which = http::percent_decode(std::string_view(req.path).substr(13));
+    if (!rest.empty()) { // "/logs/stream/<which>"
+        const std::string which = http::percent_decode(rest);
         if (which == "proxy") {
             filter = Filter::Proxy;
         } else if (which == "upstream") {

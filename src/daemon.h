@@ -63,13 +63,15 @@ private:
     void update_status();
     bool admit(http::Connection& conn, const http::Request& req, const api::RouteMatch& route);
     void serve_model_request(http::Connection& conn, http::Request& req);
-    void serve_upstream_passthrough(http::Connection& conn, http::Request& req);
+    // `rest`: the path after "/upstream/" (or "/logs/stream/"; empty for /logs/stream).
+    void serve_upstream_passthrough(http::Connection& conn, http::Request& req,
+                                    std::string_view rest);
     // Hands the request to a ProxyExchange for `model` (credentials stripped when ours).
     void start_proxy(http::Connection& conn, http::Request& req, const config::ModelConfig& model,
                      proxy::ProxyOptions opt);
     void start_unload(http::Connection& conn, std::vector<std::string> models, bool json_reply);
     void check_pending_unloads();
-    void serve_log_stream(http::Connection& conn, http::Request& req);
+    void serve_log_stream(http::Connection& conn, http::Request& req, std::string_view rest);
     metrics::ActivityLog::Query activity_query(std::string_view query) const;
 
     class UnloadExchange;

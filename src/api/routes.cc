@@ -48,34 +48,45 @@ constexpr Route kRoutes[] = {
 
 RouteMatch match_route(std::string_view method, std::string_view path) {
     RouteMatch m;
-    // Prefix routes: the rest of the path names a model (ids may contain '/').
-    if (path.rfind("/upstream/", 0) == 0) {
-        m.kind = RouteKind::Upstream;
-        m.method_allowed = true;
+    // Prefix routes: the rest of the path names a model (ids may contain '/') or a file.
+    enum class Methods { Any, GetHead, Post };
+    struct PrefixRoute {
+        std::string_view prefix;
+        bool rest_required;
+        RouteKind kind;
+        Methods methods;
+    };
+    static constexpr PrefixRoute kPrefixRoutes[] = {
+        {"/upstream/", false, RouteKind::Upstream, Methods::Any},
+        {"/logs/stream/", true, RouteKind::LogStream, Methods::GetHead},
+        {"/ui/", false, RouteKind::Ui, Methods::GetHead},
+        {"/api/models/load/", true, RouteKind::LoadModel, Methods::Post},
+        {"/api/models/unload/", true, RouteKind::UnloadModel, Methods::Post},
+    };
+    for (const PrefixRoute& r : kPrefixRoutes) {
+        if (path.rfind(r.prefix, 0) != 0 || (r.rest_required && path.size() == r.prefix.size()))
+            continue;
+        m.kind = r.kind;
+        m.rest = path.substr(r.prefix.size());
+        switch (r.methods) {
+        case Methods::Any:
+            m.method_allowed = true;
+            break;
+        case Methods::GetHead:
+            m.method_allowed = method == "GET" || method == "HEAD";
+            m.allow = "GET, HEAD";
+            break;
+        case Methods::Post:
+            m.method_allowed = method == "POST";
+            m.allow = "POST";
+            break;
+        }
         return m;
     }
-    if (path.rfind("/logs/stream/", 0) == 0 && path.size() > 13) {
-        m.kind = RouteKind::LogStream;
-        m.method_allowed = method == "GET" || method == "HEAD";
-        m.allow = "GET, HEAD";
-        return m;
-    }
-    if (path == "/ui" || path.rfind("/ui/", 0) == 0) {
+    if (path == "/ui") { // redirected to /ui/
         m.kind = RouteKind::Ui;
         m.method_allowed = method == "GET" || method == "HEAD";
         m.allow = "GET, HEAD";
-        return m;
-    }
-    if (path.rfind("/api/models/load/", 0) == 0 && path.size() > 17) {
-        m.kind = RouteKind::LoadModel;
-        m.method_allowed = method == "POST";
-        m.allow = "POST";
-        return m;
-    }
-    if (path.rfind("/api/models/unload/", 0) == 0 && path.size() > 19) {
-        m.kind = RouteKind::UnloadModel;
-        m.method_allowed = method == "POST";
-        m.allow = "POST";
         return m;
     }
     bool path_known = false;

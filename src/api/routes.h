@@ -29,6 +29,7 @@ struct RouteMatch {
     RouteKind kind = RouteKind::NotFound;
     bool method_allowed = false;
     const char* allow = ""; // for 405's Allow header
+    std::string_view rest;  // prefix routes: the path after the prefix (not decoded)
 };
 
 RouteMatch match_route(std::string_view method, std::string_view path);
