@@ -269,7 +269,7 @@ bool Daemon::on_request_head(http::Connection& conn, http::Request& req) {
         std::string error;
         auto scanner = scanner_for(req, error);
         if (!scanner) {
-            conn.respond_error(400, error, "bad_request");
+            refuse_model_request(conn, 400, error, "bad_request");
             return false;
         }
         // The scanner sees the body as it arrives, so a huge file part never needs a second pass.
@@ -404,8 +404,14 @@ void Daemon::on_exchange_end(const proxy::ExchangeInfo& info, const proxy::Excha
     rec.bytes = r.bytes;
     rec.outcome = r.outcome;
     rec.usage = r.usage;
-    metrics_.on_request(rec.model, rec.status, rec.duration_ms / 1000, rec.usage);
+    metrics_.on_request(rec.model, rec.status, rec.duration_ms / 1000, rec.usage, rec.outcome);
     activity_.add(std::move(rec));
+}
+
+void Daemon::refuse_model_request(http::Connection& conn, int status, const std::string& message,
+                                  const char* code, const std::string& model_id) {
+    metrics_.on_refused(model_id, status);
+    conn.respond_error(status, message, code);
 }
 
 void Daemon::serve_model_request(http::Connection& conn, http::Request& req) {
@@ -414,7 +420,7 @@ void Daemon::serve_model_request(http::Connection& conn, http::Request& req) {
     if (scanner) {
         std::string error;
         if (!scanner->finish(error)) {
-            conn.respond_error(400, error, "invalid_request_body");
+            refuse_model_request(conn, 400, error, "invalid_request_body");
             return;
         }
         ref = scanner->result();
@@ -429,14 +435,14 @@ void Daemon::serve_model_request(http::Connection& conn, http::Request& req) {
         }
     }
     if (!ref.found || ref.model.empty()) {
-        conn.respond_error(400,
-                           "missing 'model' in the request (JSON body, multipart field or ?model=)",
-                           "missing_model");
+        refuse_model_request(
+            conn, 400, "missing 'model' in the request (JSON body, multipart field or ?model=)",
+            "missing_model");
         return;
     }
     const config::ModelConfig* model = cfg_.resolve(ref.model);
     if (!model) {
-        conn.respond_error(404, "model '" + ref.model + "' not found", "model_not_found");
+        refuse_model_request(conn, 404, "model '" + ref.model + "' not found", "model_not_found");
         return;
     }
     proxy::ProxyOptions opt;
@@ -447,8 +453,9 @@ void Daemon::serve_model_request(http::Connection& conn, http::Request& req) {
         // Filters need the parsed document: the body is rewritten as a whole.
         constexpr size_t kMaxFilteredBody = 64 * 1024 * 1024;
         if (req.body.size() > kMaxFilteredBody) {
-            conn.respond_error(413, "request body too large for the model's filters (limit 64 MiB)",
-                               "body_too_large");
+            refuse_model_request(conn, 413,
+                                 "request body too large for the model's filters (limit 64 MiB)",
+                                 "body_too_large", model->id);
             return;
         }
         std::string spooled; // read back only when the body is not in memory
@@ -456,7 +463,8 @@ void Daemon::serve_model_request(http::Connection& conn, http::Request& req) {
             spooled.resize(req.body.size());
             auto got = req.body.read_at(0, spooled.data(), spooled.size());
             if (!got || *got != spooled.size()) {
-                conn.respond_error(500, "cannot read the spooled request body", "internal_error");
+                refuse_model_request(conn, 500, "cannot read the spooled request body",
+                                     "internal_error", model->id);
                 return;
             }
         }
@@ -464,7 +472,8 @@ void Daemon::serve_model_request(http::Connection& conn, http::Request& req) {
             req.body.spooled() ? std::string_view(spooled) : req.body.memory(), model->filters,
             ref.model, model->use_model_name);
         if (!filtered) {
-            conn.respond_error(400, filtered.error().message, "invalid_request_body");
+            refuse_model_request(conn, 400, filtered.error().message, "invalid_request_body",
+                                 model->id);
             return;
         }
         opt.rewrite.active = true;

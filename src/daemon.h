@@ -63,6 +63,10 @@ private:
     void update_status();
     bool admit(http::Connection& conn, const http::Request& req, const api::RouteMatch& route);
     void serve_model_request(http::Connection& conn, http::Request& req);
+    // Answers a model request that goes no further, and counts it in /metrics (model "" when
+    // the request named none of ours).
+    void refuse_model_request(http::Connection& conn, int status, const std::string& message,
+                              const char* code, const std::string& model_id = "");
     // `rest`: the path after "/upstream/" (or "/logs/stream/"; empty for /logs/stream).
     void serve_upstream_passthrough(http::Connection& conn, http::Request& req,
                                     std::string_view rest);

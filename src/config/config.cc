@@ -942,13 +942,33 @@ Result<void> Loader::decode_model(const Node& key, const Node& v, ModelConfig& m
             warn(*kn, "key '" + k + "' is not supported yet and is ignored");
             continue;
         }
-        static const std::set<std::string_view> known = {
-            "cmd",           "cmdStop",      "proxy",       "checkEndpoint", "ttl",
-            "unloadTimeout", "env",          "aliases",     "name",          "useModelName",
-            "readyPattern",  "memoryMax",    "memoryHigh",  "cpuQuota",      "allowedCPUs",
-            "gpus",          "backend",      "description", "unlisted",      "concurrencyLimit",
-            "metadata",      "capabilities", "filters",     "timeouts",      "sendLoadingState",
-            "strip_params"};
+        static const std::set<std::string_view> known = {"cmd",
+                                                         "cmdStop",
+                                                         "proxy",
+                                                         "checkEndpoint",
+                                                         "ttl",
+                                                         "unloadTimeout",
+                                                         "env",
+                                                         "aliases",
+                                                         "name",
+                                                         "useModelName",
+                                                         "readyPattern",
+                                                         "memoryMax",
+                                                         "memoryHigh",
+                                                         "cpuQuota",
+                                                         "allowedCPUs",
+                                                         "gpus",
+                                                         "backend",
+                                                         "description",
+                                                         "unlisted",
+                                                         "concurrencyLimit",
+                                                         "metadata",
+                                                         "capabilities",
+                                                         "filters",
+                                                         "timeouts",
+                                                         "sendLoadingState",
+                                                         "strip_params",
+                                                         "upstreamConnections"};
         if (!known.count(k)) {
             warn(*kn, "unknown key '" + k + "'");
             continue;
@@ -1001,6 +1021,21 @@ Result<void> Loader::decode_model(const Node& key, const Node& v, ModelConfig& m
             if (!n) return n.error();
             if (n.value() < 0) return err(*value, prefix + "concurrencyLimit must be >= 0");
             m.concurrency_limit = n.value() == 0 ? 10 : static_cast<int>(n.value());
+        } else if (k == "upstreamConnections") {
+            auto s = scalar(*value, k, scope, "'auto', 'unlimited' or a number");
+            if (!s) return s.error();
+            if (s.value() == "auto") {
+                m.upstream_connections = ModelConfig::kAutoConnections;
+            } else if (s.value() == "unlimited") {
+                m.upstream_connections = 0;
+            } else {
+                auto n = get_int(*value, k, scope);
+                if (!n) return n.error();
+                if (n.value() < 0 || n.value() > 65535)
+                    return err(*value, prefix + "upstreamConnections must be 'auto', 'unlimited', "
+                                                "or a number from 0 (no cap) to 65535");
+                m.upstream_connections = static_cast<int>(n.value());
+            }
         } else if (k == "unlisted" || k == "sendLoadingState") {
             auto b = get_bool(*value, k, scope);
             if (!b) return b.error();

@@ -112,6 +112,11 @@ struct ModelConfig {
     std::string description;
     bool unlisted = false;
     int concurrency_limit = 10; // waiting + in-flight cap; 0/unset -> 10
+    // `upstreamConnections`: most connections to the upstream at once (requests beyond wait
+    // for one in arrival order). kAutoConnections: learned from llama-server's "http
+    // threads: N" line; 0: no cap.
+    static constexpr int kAutoConnections = -1;
+    int upstream_connections = kAutoConnections;
 
     // `metadata`: any YAML value, as compact JSON text with types kept (numbers, bools,
     // null, strings, lists, maps); macros expanded in strings, and a string that is exactly

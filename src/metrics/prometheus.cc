@@ -66,13 +66,18 @@ void Histogram::render(std::string& out, const char* name, const std::string& la
 }
 
 void MetricsRegistry::on_request(const std::string& model, int status, double duration_s,
-                                 const Usage& usage) {
+                                 const Usage& usage, const char* outcome) {
     ModelStats& m = models_[model];
-    ++m.requests_by_status[status];
+    ++m.requests[{status, outcome}];
     if (usage.prompt_tokens > 0) m.prompt_tokens += static_cast<uint64_t>(usage.prompt_tokens);
+    if (usage.cached_tokens > 0) m.cached_tokens += static_cast<uint64_t>(usage.cached_tokens);
     if (usage.generated_tokens > 0)
         m.generated_tokens += static_cast<uint64_t>(usage.generated_tokens);
     m.duration.observe(duration_s);
+}
+
+void MetricsRegistry::on_refused(const std::string& model, int status) {
+    ++models_[model].requests[{status, "refused"}];
 }
 
 void MetricsRegistry::on_model_start(const std::string& model) {
@@ -87,35 +92,50 @@ std::string MetricsRegistry::render(const router::Scheduler& scheduler) const {
     std::string out;
     out.reserve(4096);
     header(out, "llamaswap_requests_total", "counter",
-           "Proxied requests by model and HTTP status (0: client left first).");
+           "Model requests by model, HTTP status (0: client left first) and outcome: completed, "
+           "upstream_failed (cut mid-response), client_closed, refused (answered by llama-swap "
+           "itself; model \"\" when the name is not one of ours).");
     for (const auto& [model, m] : models_)
-        for (const auto& [status, n] : m.requests_by_status)
+        for (const auto& [key, n] : m.requests)
             sample(out, "llamaswap_requests_total",
-                   model_label(model) + ",status=\"" + std::to_string(status) + "\"",
+                   model_label(model) + ",status=\"" + std::to_string(key.first) + "\",outcome=\"" +
+                       key.second + "\"",
                    static_cast<double>(n));
     header(out, "llamaswap_prompt_tokens_total", "counter",
-           "Prompt tokens reported by the upstreams.");
+           "Prompt tokens the clients were charged (usage.prompt_tokens), cached ones included.");
     for (const auto& [model, m] : models_)
-        sample(out, "llamaswap_prompt_tokens_total", model_label(model),
-               static_cast<double>(m.prompt_tokens));
+        if (!model.empty())
+            sample(out, "llamaswap_prompt_tokens_total", model_label(model),
+                   static_cast<double>(m.prompt_tokens));
+    header(out, "llamaswap_cached_prompt_tokens_total", "counter",
+           "Prompt tokens served from the upstream's prompt cache (timings.cache_n, "
+           "prompt_tokens_details.cached_tokens).");
+    for (const auto& [model, m] : models_)
+        if (!model.empty())
+            sample(out, "llamaswap_cached_prompt_tokens_total", model_label(model),
+                   static_cast<double>(m.cached_tokens));
     header(out, "llamaswap_generated_tokens_total", "counter",
            "Generated tokens reported by the upstreams.");
     for (const auto& [model, m] : models_)
-        sample(out, "llamaswap_generated_tokens_total", model_label(model),
-               static_cast<double>(m.generated_tokens));
+        if (!model.empty())
+            sample(out, "llamaswap_generated_tokens_total", model_label(model),
+                   static_cast<double>(m.generated_tokens));
     header(out, "llamaswap_request_duration_seconds", "histogram",
            "Whole proxied requests, queueing and model load included.");
     for (const auto& [model, m] : models_)
-        m.duration.render(out, "llamaswap_request_duration_seconds", model_label(model));
+        if (!model.empty())
+            m.duration.render(out, "llamaswap_request_duration_seconds", model_label(model));
     header(out, "llamaswap_model_load_duration_seconds", "histogram",
            "From a model's start to its readiness.");
     for (const auto& [model, m] : models_)
-        m.load.render(out, "llamaswap_model_load_duration_seconds", model_label(model));
+        if (!model.empty())
+            m.load.render(out, "llamaswap_model_load_duration_seconds", model_label(model));
     header(out, "llamaswap_model_starts_total", "counter",
            "Upstream processes started (restarts included).");
     for (const auto& [model, m] : models_)
-        sample(out, "llamaswap_model_starts_total", model_label(model),
-               static_cast<double>(m.starts));
+        if (!model.empty())
+            sample(out, "llamaswap_model_starts_total", model_label(model),
+                   static_cast<double>(m.starts));
     header(out, "llamaswap_swaps_total", "counter", "Models stopped to make room for another one.");
     sample(out, "llamaswap_swaps_total", "", static_cast<double>(swaps_));
 

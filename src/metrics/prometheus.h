@@ -28,7 +28,13 @@ private:
 
 class MetricsRegistry {
 public:
-    void on_request(const std::string& model, int status, double duration_s, const Usage& usage);
+    // A proxied request ended; `outcome` as proxy::ExchangeResult::outcome.
+    void on_request(const std::string& model, int status, double duration_s, const Usage& usage,
+                    const char* outcome);
+    // A model request the daemon answered itself before any upstream (400 bad body, 404
+    // unknown model, 413): `model` is "" when the name was not one of ours (clients choose
+    // names, and a label per name would grow without bound).
+    void on_refused(const std::string& model, int status);
     void on_model_start(const std::string& model);
     void on_model_ready(const std::string& model, double load_s);
     void on_swap() { ++swaps_; }
@@ -36,8 +42,9 @@ public:
 
 private:
     struct ModelStats {
-        std::map<int, uint64_t> requests_by_status;
+        std::map<std::pair<int, std::string>, uint64_t> requests; // (status, outcome)
         uint64_t prompt_tokens = 0;
+        uint64_t cached_tokens = 0;
         uint64_t generated_tokens = 0;
         uint64_t starts = 0;
         Histogram duration;

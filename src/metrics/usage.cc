@@ -115,6 +115,7 @@ void from_usage(std::string_view usage, Usage& u) {
     if (g < 0) g = integer(usage, "output_tokens");
     take(p, u.prompt_tokens);
     take(g, u.generated_tokens);
+    if (p >= 0 || g >= 0) u.counts_from_usage = true;
     long long cached = integer(usage, "cache_read_input_tokens");
     for (std::string_view details : {"prompt_tokens_details", "input_tokens_details"}) {
         const std::string_view d = member(usage, details);
@@ -124,10 +125,14 @@ void from_usage(std::string_view usage, Usage& u) {
 }
 
 void from_timings(std::string_view t, Usage& u) {
-    // llama.cpp's own counts win over `usage`: they are what the server measured.
-    take(integer(t, "prompt_n"), u.prompt_tokens);
-    take(integer(t, "predicted_n"), u.generated_tokens);
-    take(integer(t, "cache_n"), u.cached_tokens);
+    // prompt_n counts only what was not in the prompt cache: the total is prompt_n + cache_n.
+    const long long prompt_n = integer(t, "prompt_n");
+    const long long cache_n = integer(t, "cache_n");
+    if (!u.counts_from_usage) {
+        take(prompt_n >= 0 && cache_n > 0 ? prompt_n + cache_n : prompt_n, u.prompt_tokens);
+        take(integer(t, "predicted_n"), u.generated_tokens);
+    }
+    take(cache_n, u.cached_tokens);
     take(number(t, "prompt_per_second"), u.prompt_per_second);
     take(number(t, "predicted_per_second"), u.tokens_per_second);
 }
@@ -179,7 +184,7 @@ void extract_usage(std::string_view json_text, Usage& u) {
     if (first >= json_text.size() || (json_text[first] != '{' && json_text[first] != '[')) return;
     const ObjectSpans spans = find_objects(json_text.substr(first));
     // `usage` of the document and of its wrappers (Responses API `response`, Anthropic
-    // `message`), then llama.cpp's `timings`, which win.
+    // `message`), then llama.cpp's `timings` for the speeds (and the counts without usage).
     for (size_t i = 0; i < spans.n_usage; ++i) from_usage(spans.usage[i], u);
     for (size_t i = 0; i < spans.n_timings; ++i) from_timings(spans.timings[i], u);
 }

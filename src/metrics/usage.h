@@ -9,12 +9,17 @@
 
 namespace ls::metrics {
 
+// What a response says it cost. Prompt and generated tokens are what the client was charged
+// (`usage`); llama.cpp's `timings` fill them only when there is no `usage`, since its
+// prompt_n leaves out the tokens served from the prompt cache (cache_n).
 struct Usage {
     long long prompt_tokens = -1; // -1: unknown
     long long generated_tokens = -1;
-    long long cached_tokens = -1;
+    long long cached_tokens = -1; // of prompt_tokens, read from the prompt cache
     double prompt_per_second = -1;
     double tokens_per_second = -1;
+    // Where the counts came from: `usage` is never overwritten by `timings`.
+    bool counts_from_usage = false;
 };
 
 class UsageScanner {

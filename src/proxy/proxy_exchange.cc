@@ -42,6 +42,7 @@ ProxyExchange::ProxyExchange(struct ev_loop* loop, http::Connection& client, htt
 
 ProxyExchange::~ProxyExchange() {
     scheduler_.cancel(this);
+    if (state_ == State::WaitingConnection) pool_.cancel(this);
     release_model();
     if (started_ && opt_.observer) {
         ExchangeResult r;
@@ -142,8 +143,9 @@ void ProxyExchange::on_granted(supervisor::ModelProcess& process) {
     upstream_ = &process.upstream();
     timeouts_ = process.config().timeouts;
     pool_key_ = process.pool_key();
+    connections_ = process.connection_policy();
     build_request();
-    connect_upstream(true);
+    acquire_connection();
 }
 
 void ProxyExchange::release_model() {
@@ -203,29 +205,51 @@ void ProxyExchange::build_request() {
     seg_done_ = 0;
 }
 
-void ProxyExchange::connect_upstream(bool allow_reuse) {
+void ProxyExchange::acquire_connection() {
     close_upstream();
+    UpstreamSocketPtr sock = pool_.acquire(pool_key_, connections_, this);
+    if (!sock) { // the upstream has all the connections it takes: on_connection follows
+        state_ = State::WaitingConnection;
+        return;
+    }
+    use_connection(std::move(sock));
+}
+
+void ProxyExchange::on_connection(UpstreamSocketPtr sock) {
+    if (state_ != State::WaitingConnection || !client_) return; // the slot goes back
+    use_connection(std::move(sock));
+}
+
+void ProxyExchange::use_connection(UpstreamSocketPtr sock) {
+    sock_ = std::move(sock);
+    sock_->io.rebind(&on_io, this);
+    if (!sock_->fd.valid()) {
+        open_connection();
+        return;
+    }
+    seg_index_ = 0;
+    seg_done_ = 0;
+    got_response_bytes_ = false;
+    reused_ = true;
+    state_ = State::Sending;
+    send_more();
+}
+
+void ProxyExchange::open_connection() {
+    timeout_.stop();
+    sock_->io.stop(); // before the old fd (if any) closes: a new one may get its number
+    sock_->fd.reset();
+    sock_->responses = 0;
     seg_index_ = 0;
     seg_done_ = 0;
     got_response_bytes_ = false;
     reused_ = false;
-    if (allow_reuse) {
-        if (UpstreamSocketPtr sock = pool_.take(pool_key_)) {
-            sock_ = std::move(sock);
-            sock_->io.rebind(&on_io, this);
-            reused_ = true;
-            state_ = State::Sending;
-            send_more();
-            return;
-        }
-    }
     int fd = ::socket(upstream_->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         upstream_failed("cannot create a socket", errno);
         return;
     }
-    sock_ = std::make_unique<UpstreamSocket>(loop_, UniqueFd(fd));
-    sock_->io.rebind(&on_io, this);
+    sock_->fd.reset(fd);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (::connect(fd, reinterpret_cast<const sockaddr*>(&upstream_->addr), upstream_->addr_len) !=
@@ -336,7 +360,9 @@ void ProxyExchange::send_more() {
     }
     // The whole request is out; wait for the response.
     if (state_ == State::Sending) {
+        chunked_response_ = false;
         state_ = State::ReadingHead;
+        pool_.request_sent(*sock_);
         if (timeouts_.response_header_s > 0) timeout_.start(timeouts_.response_header_s);
         llhttp_init(&parser_, HTTP_RESPONSE, &kSettings);
         parser_.data = this;
@@ -347,6 +373,11 @@ void ProxyExchange::send_more() {
         resp_head_bytes_ = 0;
     }
     update_upstream_io();
+}
+
+void ProxyExchange::acknowledge_now() {
+    int one = 1; // not sticky: the kernel returns to delayed ACKs by itself
+    setsockopt(ufd(), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
 }
 
 void ProxyExchange::update_upstream_io() {
@@ -383,7 +414,10 @@ void ProxyExchange::read_response() {
             upstream_failed("the upstream closed the connection", 0);
             return;
         }
-        got_response_bytes_ = true;
+        if (!got_response_bytes_) {
+            got_response_bytes_ = true;
+            pool_.response_began(*sock_);
+        }
         // The response head and the body bytes of this read leave in one send().
         http::Connection* client = client_;
         if (client) client->cork();
@@ -403,6 +437,10 @@ void ProxyExchange::read_response() {
                             0);
             return;
         }
+        // More of this response is to come in small pieces. An upstream without TCP_NODELAY
+        // (llama-server) holds each small write until the previous one is acknowledged, and
+        // on a reused connection the kernel delays that ACK by up to 40 ms: send it now.
+        if (state_ == State::ReadingHead || chunked_response_) acknowledge_now();
         if (paused_for_client_) {
             update_upstream_io();
             return;
@@ -475,6 +513,7 @@ int ProxyExchange::cb_headers_complete(llhttp_t* p) {
         framing = http::Framing::Chunked;
     }
     x->state_ = State::Relaying;
+    x->chunked_response_ = framing == http::Framing::Chunked;
     x->timeout_.stop();
     // Token counts come from the body as it passes: SSE events or a JSON document.
     if (x->opt_.observer && status < 300) x->usage_.emplace(sse);
@@ -520,7 +559,7 @@ void ProxyExchange::finish_ok() {
     }
     // A clean, keep-alive response leaves a reusable connection (unless more bytes followed).
     if (upstream_keep_alive_ && message_complete_)
-        pool_.put(pool_key_, std::move(sock_), timeouts_.idle_conn_s);
+        pool_.put(std::move(sock_), timeouts_.idle_conn_s);
     close_upstream();
     release_model();
     if (client_) {
@@ -533,13 +572,14 @@ void ProxyExchange::finish_ok() {
 void ProxyExchange::upstream_failed(const std::string& what, int err, int status,
                                     const char* code) {
     const bool retryable = reused_ && !got_response_bytes_ && state_ != State::Relaying;
-    close_upstream();
-    if (retryable && client_) {
-        // A pooled connection the upstream had already closed: try once on a fresh one.
+    if (retryable && client_ && sock_) {
+        // A pooled connection the upstream had already closed: try once on a fresh one, in
+        // the same connection slot.
         LOG_DEBUG("model %s: stale pooled upstream connection, reconnecting", model_.c_str());
-        connect_upstream(false);
+        open_connection();
         return;
     }
+    close_upstream();
     const std::string detail = err ? what + ": " + strerror(err) : what;
     release_model();
     if (!client_) return;
@@ -573,8 +613,9 @@ void ProxyExchange::on_client_gone() {
     // The client disconnected: cancel the upstream request by closing its connection.
     client_ = nullptr;
     scheduler_.cancel(this);
+    if (state_ == State::WaitingConnection) pool_.cancel(this);
     if (state_ != State::Done) outcome_ = "client_closed";
-    if (state_ != State::Done && state_ != State::Waiting)
+    if (state_ != State::Done && state_ != State::Waiting && state_ != State::WaitingConnection)
         LOG_INFO("model %s: client went away, cancelling the upstream request", model_.c_str());
     state_ = State::Done;
     close_upstream();

@@ -37,7 +37,7 @@ struct ProxyOptions {
     bool loading_state = false;
 };
 
-class ProxyExchange final : public http::Exchange, public router::Waiter {
+class ProxyExchange final : public http::Exchange, public router::Waiter, public ConnectionWaiter {
 public:
     ProxyExchange(struct ev_loop* loop, http::Connection& client, http::Request& req,
                   router::Scheduler& scheduler, UpstreamPool& pool, std::string model_id,
@@ -53,9 +53,20 @@ public:
     // http::Exchange
     void on_client_writable() override;
     void on_client_gone() override;
+    // ConnectionWaiter: the upstream's connection cap let us through.
+    void on_connection(UpstreamSocketPtr sock) override;
 
 private:
-    enum class State { Waiting, Connecting, Sending, ReadingHead, Relaying, Done };
+    // Waiting: for the model; WaitingConnection: for a connection slot of its upstream.
+    enum class State {
+        Waiting,
+        WaitingConnection,
+        Connecting,
+        Sending,
+        ReadingHead,
+        Relaying,
+        Done
+    };
     struct Segment {
         bool from_body; // else: `text`
         size_t offset;  // in the body, or in text
@@ -74,7 +85,10 @@ private:
     static int cb_body(llhttp_t*, const char*, size_t);
     static int cb_message_complete(llhttp_t*);
 
-    void connect_upstream(bool allow_reuse);
+    void acquire_connection();
+    void use_connection(UpstreamSocketPtr sock);
+    // Connects sock_ afresh: a new slot, or the slot of a stale pooled connection.
+    void open_connection();
     void build_request();
     void handle_io(int revents);
     void send_more();
@@ -90,6 +104,7 @@ private:
     void release_model();
     void close_upstream();
     void update_upstream_io();
+    void acknowledge_now(); // TCP_QUICKACK
 
     struct ev_loop* loop_;
     http::Connection* client_;
@@ -104,7 +119,9 @@ private:
     bool released_ = false;
     bool reused_ = false; // the upstream connection came from the pool
     bool got_response_bytes_ = false;
+    bool chunked_response_ = false; // the response body comes in pieces (SSE, chunked)
     std::string pool_key_;
+    ConnectionPolicy connections_;
     // The granted process's address: valid while the model is held (it is not replaced then).
     const UpstreamAddress* upstream_ = nullptr;
     UpstreamSocketPtr sock_; // the upstream connection (from the pool or new)

@@ -1,5 +1,6 @@
 #include "supervisor/model_process.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -36,6 +37,22 @@ std::string describe_status(int status) {
     if (WIFSIGNALED(status)) return std::string("signal ") + strsignal(WTERMSIG(status));
     return "status " + std::to_string(status);
 }
+
+// "couldn't bind HTTP server socket" (llama-server), "Address already in use" (most),
+// "[Errno 98] error while attempting to bind" (uvicorn: vLLM), "bind: address already in use"
+// (Go).
+bool says_bind_failed(std::string_view line) {
+    std::string lower(line.substr(0, 512));
+    for (char& c : lower) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+    if (lower.find("address already in use") != std::string::npos ||
+        lower.find("eaddrinuse") != std::string::npos)
+        return true;
+    if (lower.find("bind") == std::string::npos) return false;
+    for (const char* why :
+         {"couldn't", "could not", "cannot", "can't", "failed", "unable", "error"})
+        if (lower.find(why) != std::string::npos) return true;
+    return false;
+}
 } // namespace
 
 ModelProcess::ModelProcess(struct ev_loop* loop, config::ModelConfig cfg, ProcessSettings settings,
@@ -48,7 +65,7 @@ ModelProcess::ModelProcess(struct ev_loop* loop, config::ModelConfig cfg, Proces
       deadline_(loop, &on_deadline, this), retry_(loop, &on_retry, this),
       kill_timer_(loop, &on_kill, this), probe_(loop, &on_probe_result, this),
       cgroup_cleanup_(loop, &on_cgroup_cleanup, this), scope_wait_(loop, &on_scope_wait, this),
-      oom_watch_(loop) {
+      relaunch_(loop, &on_relaunch, this), oom_watch_(loop) {
     state_since_ = ev_now(loop_);
 }
 
@@ -84,8 +101,15 @@ void ModelProcess::start() {
     output_.clear();
     started_at_ = ev_now(loop_);
     ready_at_ = 0;
+    attempt_ = 1;
     set_state(ProcessState::Starting);
+    launch();
+}
 
+void ModelProcess::launch() {
+    pending_failure_.clear();
+    http_threads_ = 0;
+    bind_failure_seen_ = false;
     std::vector<std::string> argv = cfg_.cmd;
     std::string proxy_url = cfg_.proxy;
     check_path_ = cfg_.check_endpoint;
@@ -204,7 +228,8 @@ void ModelProcess::start() {
     child_.start(pid_);
     exec_io_.set(exec_status_.get(), EV_READ);
     output_io_.set(output_read_.get(), EV_READ);
-    deadline_.start(settings_.health_check_timeout_s);
+    // One deadline for the whole start, however many attempts it takes.
+    deadline_.start(std::max(0.0, started_at_ + settings_.health_check_timeout_s - ev_now(loop_)));
     LOG_EVENT(LogLevel::Info, (LogFields{.model = cfg_.id, .pid = pid_, .event = "model_starting"}),
               "model %s: starting pid %d: %s", cfg_.id.c_str(), pid_, cmd_text_.c_str());
 }
@@ -395,6 +420,15 @@ void ModelProcess::stop(double grace_s, const char* reason) {
         set_state(ProcessState::Stopped);
         return;
     }
+    if (state_ == ProcessState::Starting && pid_ <= 0 && relaunch_.active()) {
+        // Between two attempts of a start: nothing runs.
+        LOG_EVENT(LogLevel::Info, (LogFields{.model = cfg_.id, .event = "model_stopped"}),
+                  "model %s: start abandoned (%s)", cfg_.id.c_str(), reason);
+        cleanup_after_exit();
+        set_state(ProcessState::Stopping);
+        set_state(ProcessState::Stopped);
+        return;
+    }
     if (state_ != ProcessState::Starting && state_ != ProcessState::Ready) {
         if (state_ == ProcessState::Stopping && pid_ > 0) {
             const double at = ev_now(loop_) + grace_s;
@@ -485,15 +519,46 @@ void ModelProcess::drain_output() {
                 data.remove_prefix(nl + 1);
             }
             if (!partial_line_.empty() && partial_line_.back() == '\r') partial_line_.pop_back();
-            output_.push(partial_line_);
-            observer_.on_process_output(*this, partial_line_);
-            if (ready_pattern_ && state_ == ProcessState::Starting &&
-                ready_pattern_->matches(partial_line_))
-                become_ready("readyPattern matched");
+            on_output_line(partial_line_);
             partial_line_.clear();
         }
         if (static_cast<size_t>(n) < sizeof buf) return;
     }
+}
+
+void ModelProcess::on_output_line(const std::string& line) {
+    output_.push(line);
+    observer_.on_process_output(*this, line);
+    if (state_ != ProcessState::Starting) return;
+    if (!bind_failure_seen_ && says_bind_failed(line)) bind_failure_seen_ = true;
+    // llama-server: "main: HTTP server is listening, hostname: H, port: P, http threads: N",
+    // printed before the model loads (a readyPattern must not take it for readiness).
+    static constexpr std::string_view kThreads = "http threads: ";
+    if (http_threads_ == 0) {
+        if (size_t at = line.find(kThreads); at != std::string::npos) {
+            const int n = atoi(line.c_str() + at + kThreads.size());
+            if (n > 0 && n <= 65535) {
+                http_threads_ = n;
+                LOG_DEBUG("model %s: the upstream serves HTTP with %d threads", cfg_.id.c_str(), n);
+            }
+        }
+    }
+    if (ready_pattern_ && ready_pattern_->matches(line)) become_ready("readyPattern matched");
+}
+
+proxy::ConnectionPolicy ModelProcess::connection_policy() const {
+    proxy::ConnectionPolicy p;
+    if (cfg_.upstream_connections > 0) {
+        p.cap = static_cast<size_t>(cfg_.upstream_connections);
+    } else if (cfg_.upstream_connections == config::ModelConfig::kAutoConnections) {
+        // llama-server sizes its pool as its slots + 2 "for monitoring endpoints": leave
+        // those 2 to /health, /metrics and /slots callers, the rest is ours.
+        if (http_threads_ > 0)
+            p.cap = static_cast<size_t>(std::max(1, http_threads_ - 2));
+        else
+            p.close_idle_when_unanswered = true;
+    }
+    return p;
 }
 
 void ModelProcess::on_child(struct ev_loop*, ev_child* w, int) {
@@ -509,12 +574,13 @@ void ModelProcess::handle_exit(int status) {
         if (err > 0) pending_failure_ = "cannot execute '" + cfg_.cmd[0] + "': " + strerror(err);
     }
     drain_output();
-    if (!partial_line_.empty()) {
+    if (!partial_line_.empty()) { // the process is gone: the line tells nothing about readiness
         output_.push(partial_line_);
         observer_.on_process_output(*this, partial_line_);
         partial_line_.clear();
     }
     const pid_t pid = pid_;
+    exited_port_ = port_;
     // Grandchildren left in the group (or, with a cgroup, anywhere in it) must not outlive
     // the model.
     kill(-pid, SIGKILL);
@@ -551,6 +617,7 @@ void ModelProcess::handle_exit(int status) {
     }
     switch (state_) {
     case ProcessState::Starting: {
+        if (!oom && retry_on_another_port(how)) break;
         failure_ = !pending_failure_.empty() ? pending_failure_
                                              : "upstream exited while starting (" + how + ")";
         std::string last = output_.tail(5);
@@ -570,6 +637,9 @@ void ModelProcess::handle_exit(int status) {
         set_state(ProcessState::Failed);
         break;
     case ProcessState::Stopping:
+        if (!oom && WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT)
+            how = "it ended itself by SIGABRT on the stop signal, as some llama-server builds "
+                  "do; nothing is wrong";
         LOG_EVENT(LogLevel::Info,
                   (LogFields{.model = cfg_.id, .pid = pid, .event = "model_stopped"}),
                   "model %s: pid %d stopped (%s)", cfg_.id.c_str(), pid, how.c_str());
@@ -585,6 +655,32 @@ void ModelProcess::handle_exit(int status) {
     default:
         break;
     }
+}
+
+bool ModelProcess::retry_on_another_port(const std::string& how) {
+    // Only a port we chose can be the reason, and only a process that ran can have said so.
+    if (!cfg_.uses_port || exited_port_ <= 0 || !pending_failure_.empty()) return false;
+    // A port taken between our check and its bind is worth a few tries; any other early
+    // exit one more, on a port nobody has touched.
+    const int attempts = bind_failure_seen_ ? kMaxBindAttempts : kMaxEarlyExitAttempts;
+    if (attempt_ >= attempts) return false;
+    ++attempt_;
+    ports_.avoid(exited_port_);
+    const std::string why =
+        bind_failure_seen_ ? "having said it could not bind port " + std::to_string(exited_port_)
+                           : "on port " + std::to_string(exited_port_);
+    LOG_EVENT(LogLevel::Warn, (LogFields{.model = cfg_.id, .event = "model_retry"}),
+              "model %s: exited before it was ready (%s), %s; starting it again on another "
+              "port (attempt %d of %d)",
+              cfg_.id.c_str(), how.c_str(), why.c_str(), attempt_, attempts);
+    // A moment for the service manager to collect the old scope (the new one has its name).
+    relaunch_.start(kRelaunchDelay);
+    return true;
+}
+
+void ModelProcess::on_relaunch(struct ev_loop*, ev_timer* w, int) {
+    auto* self = static_cast<ModelProcess*>(w->data);
+    if (self->state_ == ProcessState::Starting && self->pid_ <= 0) self->launch();
 }
 
 std::string ModelProcess::cgroup_name() const {
@@ -634,6 +730,7 @@ void ModelProcess::cleanup_after_exit() {
     retry_.stop();
     deadline_.stop();
     kill_timer_.stop();
+    relaunch_.stop();
     lookup_.reset();
     if (port_ > 0) {
         ports_.release(port_);

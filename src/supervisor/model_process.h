@@ -13,6 +13,7 @@
 #include "logs/line_ring.h"
 #include "proxy/resolver.h"
 #include "proxy/upstream_address.h"
+#include "proxy/upstream_pool.h"
 #include "readiness/health_probe.h"
 #include "supervisor/cgroup.h"
 #include "supervisor/group_guard.h"
@@ -69,6 +70,10 @@ public:
     double load_seconds() const { return ready_at_ > started_at_ ? ready_at_ - started_at_ : 0; }
     std::string recent_output(size_t lines) const { return output_.tail(lines); }
     const std::string& cmd_text() const { return cmd_text_; }
+    // How many connections the proxy may hold to this upstream (`upstreamConnections`).
+    proxy::ConnectionPolicy connection_policy() const;
+    // llama-server's HTTP thread count from its start-up line ("http threads: N"), or 0.
+    int http_threads() const { return http_threads_; }
     // The model's cgroup (fork backend) and what it uses now; empty/0 when unfenced.
     std::string cgroup_name() const;
     uint64_t memory_current() const;
@@ -97,13 +102,18 @@ private:
     static void on_kill(struct ev_loop*, ev_timer*, int);
     static void on_cgroup_cleanup(struct ev_loop*, ev_timer*, int);
     static void on_scope_wait(struct ev_loop*, ev_timer*, int);
+    static void on_relaunch(struct ev_loop*, ev_timer*, int);
     void release_held_child();
+    void launch(); // one attempt of a start: port, spawn, readiness
+    // An exit while starting that another port may cure: true when a new attempt is due.
+    bool retry_on_another_port(const std::string& how);
     static void on_probe_result(void* self, int status);
 
     void set_state(ProcessState to);
     void fail_start(std::string message); // while Starting: record and stop
     void begin_readiness();
     void drain_output();
+    void on_output_line(const std::string& line);
     void handle_exit(int status);
     void cleanup_after_exit();
     void run_stop_command();
@@ -127,6 +137,13 @@ private:
     pid_t pid_ = -1;
     pid_t stop_pid_ = -1;
     int port_ = 0;
+    int exited_port_ = 0; // port_ of the process that just exited
+    int http_threads_ = 0;
+    int attempt_ = 1;
+    bool bind_failure_seen_ = false; // its output said it could not bind
+    static constexpr int kMaxBindAttempts = 3;
+    static constexpr int kMaxEarlyExitAttempts = 2;
+    static constexpr double kRelaunchDelay = 0.05;
     std::string cmd_text_;
     std::string check_path_;
     proxy::UpstreamAddress upstream_;
@@ -163,6 +180,7 @@ private:
     std::unique_ptr<ScopeBackend::Call> scope_call_; // pending StartTransientUnit
     UniqueFd release_;                               // held child: write to let it exec
     TimerWatcher scope_wait_;                        // until the child is in the scope's cgroup
+    TimerWatcher relaunch_;                          // the next attempt of a start
     int scope_wait_ticks_ = 0;
     OomWatch oom_watch_; // scope backend: OOM kills seen as they happen
     int cgroup_retries_ = 0;

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/unique_fd.h"
@@ -14,8 +15,9 @@ bool PortAllocator::port_is_free(int port) {
     for (int family : {AF_INET, AF_INET6}) {
         UniqueFd fd(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
         if (!fd) continue; // no IPv6 here: nothing can listen there either
+        // No SO_REUSEADDR: that would call a port with TIME-WAIT connections free, and an
+        // upstream that binds without it (llama-server) then fails to start.
         int one = 1;
-        setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
         int rc;
         if (family == AF_INET) {
             sockaddr_in a{};
@@ -36,13 +38,34 @@ bool PortAllocator::port_is_free(int port) {
     return true;
 }
 
+namespace {
+double monotonic_now() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+} // namespace
+
+void PortAllocator::avoid(int port) {
+    avoided_[port] = monotonic_now() + kAvoidSeconds;
+}
+
+bool PortAllocator::usable(int port) {
+    if (held_.count(port)) return false;
+    if (auto it = avoided_.find(port); it != avoided_.end()) {
+        if (monotonic_now() < it->second) return false;
+        avoided_.erase(it);
+    }
+    return port_is_free(port);
+}
+
 Result<int> PortAllocator::acquire(int preferred) {
-    if (preferred > 0 && preferred <= 65535 && !held_.count(preferred) && port_is_free(preferred)) {
+    if (preferred > 0 && preferred <= 65535 && usable(preferred)) {
         held_.insert(preferred);
         return preferred;
     }
     for (int port = start_; port <= 65535 && port < start_ + 1000; ++port) {
-        if (held_.count(port) || !port_is_free(port)) continue;
+        if (!usable(port)) continue;
         held_.insert(port);
         return port;
     }

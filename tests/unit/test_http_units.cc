@@ -680,3 +680,45 @@ Test(port_allocator, out_of_range_start_fails) {
     cr_assert_not(r.ok());
     cr_assert(r.error().message.find("no free port") != std::string::npos);
 }
+
+// llama-server binds without SO_REUSEADDR: a port with a TIME-WAIT connection on it must
+// count as busy, or the model fails with "couldn't bind HTTP server socket".
+Test(port_allocator, a_port_in_time_wait_is_busy) {
+    ls::UniqueFd listener(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    int one = 1;
+    setsockopt(listener.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(bind(listener.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    cr_assert_eq(listen(listener.get(), 1), 0);
+    socklen_t len = sizeof a;
+    getsockname(listener.get(), reinterpret_cast<sockaddr*>(&a), &len);
+    const int port = ntohs(a.sin_port);
+    ls::UniqueFd client(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    cr_assert_eq(connect(client.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    ls::UniqueFd served(accept(listener.get(), nullptr, nullptr));
+    cr_assert(served);
+    served.reset(); // the server side closes first: its end goes to TIME-WAIT on `port`
+    usleep(20 * 1000);
+    client.reset();
+    listener.reset();
+    usleep(20 * 1000);
+    cr_assert_not(ls::supervisor::PortAllocator::port_is_free(port),
+                  "port %d has a TIME-WAIT connection", port);
+    ls::supervisor::PortAllocator alloc(port);
+    auto r = alloc.acquire(port);
+    cr_assert(r.ok());
+    cr_assert_neq(r.value(), port);
+}
+
+Test(port_allocator, a_port_an_upstream_could_not_bind_is_avoided) {
+    int port = 0;
+    ls::UniqueFd probe = hold_some_port(port, false);
+    probe.reset();
+    ls::supervisor::PortAllocator alloc(port);
+    alloc.avoid(port);
+    auto r = alloc.acquire(port);
+    cr_assert(r.ok());
+    cr_assert_neq(r.value(), port, "a port that just failed is not handed out again");
+}

@@ -88,22 +88,37 @@ Test(usage, json_chat_usage) {
     cr_assert_float_eq(u.tokens_per_second, -1, 1e-9);
 }
 
-Test(usage, json_timings_override_usage) {
-    Usage u = scan("{\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":34},"
-                   "\"timings\":{\"prompt_n\":10,\"predicted_n\":30,\"cache_n\":5,"
+// The client is charged `usage`; llama.cpp's timings.prompt_n leaves out the prompt tokens
+// served from its cache (1 of a 29-token prompt sent again), so `usage` wins the counts and
+// timings give the cache and the speeds.
+Test(usage, json_usage_counts_win_timings_give_cache_and_speeds) {
+    Usage u = scan("{\"usage\":{\"prompt_tokens\":29,\"completion_tokens\":34},"
+                   "\"timings\":{\"prompt_n\":1,\"predicted_n\":34,\"cache_n\":28,"
                    "\"prompt_per_second\":123.5,\"predicted_per_second\":45.25}}",
                    false);
-    cr_assert_eq(u.prompt_tokens, 10);
-    cr_assert_eq(u.generated_tokens, 30);
-    cr_assert_eq(u.cached_tokens, 5);
+    cr_assert_eq(u.prompt_tokens, 29);
+    cr_assert_eq(u.generated_tokens, 34);
+    cr_assert_eq(u.cached_tokens, 28);
     cr_assert_float_eq(u.prompt_per_second, 123.5, 1e-9);
     cr_assert_float_eq(u.tokens_per_second, 45.25, 1e-9);
-    // Key order does not matter: timings before usage still win.
-    Usage v = scan("{\"timings\":{\"prompt_n\":10,\"predicted_n\":30},"
-                   "\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":34}}",
+    // Key order does not matter: timings before usage do not win either.
+    Usage v = scan("{\"timings\":{\"prompt_n\":1,\"predicted_n\":30,\"cache_n\":28},"
+                   "\"usage\":{\"prompt_tokens\":29,\"completion_tokens\":30}}",
                    false);
-    cr_assert_eq(v.prompt_tokens, 10);
+    cr_assert_eq(v.prompt_tokens, 29);
     cr_assert_eq(v.generated_tokens, 30);
+    cr_assert_eq(v.cached_tokens, 28);
+}
+
+Test(usage, json_timings_alone_count_the_cached_prompt_too) {
+    Usage u = scan("{\"timings\":{\"prompt_n\":1,\"predicted_n\":5,\"cache_n\":28}}", false);
+    cr_assert_eq(u.prompt_tokens, 29);
+    cr_assert_eq(u.generated_tokens, 5);
+    cr_assert_eq(u.cached_tokens, 28);
+    // Older servers: no cache_n.
+    Usage old = scan("{\"timings\":{\"prompt_n\":7,\"predicted_n\":5}}", false);
+    cr_assert_eq(old.prompt_tokens, 7);
+    cr_assert_eq(old.cached_tokens, -1);
 }
 
 Test(usage, json_responses_api) {
@@ -203,10 +218,29 @@ Test(usage, sse_llama_timings_in_last_chunk) {
         "\"prompt_per_second\":50,\"predicted_per_second\":20}}\n\n"
         "data: [DONE]\n\n";
     Usage u = scan(s, true);
-    cr_assert_eq(u.prompt_tokens, 2);
+    cr_assert_eq(u.prompt_tokens, 3);
     cr_assert_eq(u.generated_tokens, 4);
     cr_assert_eq(u.cached_tokens, 1);
     cr_assert_float_eq(u.prompt_per_second, 50, 1e-9);
+    cr_assert_float_eq(u.tokens_per_second, 20, 1e-9);
+}
+
+Test(usage, sse_timings_per_token_then_usage) {
+    // timings_per_token: every chunk has timings, the last one usage too.
+    const std::string s =
+        "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}],"
+        "\"timings\":{\"prompt_n\":1,\"cache_n\":28,\"predicted_n\":1}}\n\n"
+        "data: {\"choices\":[{\"delta\":{\"content\":\"b\"}}],"
+        "\"timings\":{\"prompt_n\":1,\"cache_n\":28,\"predicted_n\":2}}\n\n"
+        "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":29,\"completion_tokens\":2,"
+        "\"prompt_tokens_details\":{\"cached_tokens\":28}},"
+        "\"timings\":{\"prompt_n\":1,\"cache_n\":28,\"predicted_n\":2,"
+        "\"predicted_per_second\":20}}\n\n"
+        "data: [DONE]\n\n";
+    Usage u = scan(s, true);
+    cr_assert_eq(u.prompt_tokens, 29);
+    cr_assert_eq(u.generated_tokens, 2);
+    cr_assert_eq(u.cached_tokens, 28);
     cr_assert_float_eq(u.tokens_per_second, 20, 1e-9);
 }
 
