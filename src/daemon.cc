@@ -298,7 +298,7 @@ void Daemon::on_request(http::Connection& conn, http::Request& req) {
         respond_json(api::models_json(cfg_, scheduler_, started_at_));
         return;
     case api::RouteKind::Running:
-        respond_json(api::running_json(scheduler_));
+        respond_json(api::running_json(scheduler_, pool_));
         return;
     case api::RouteKind::ModelJson:
         serve_model_request(conn, req);

@@ -119,7 +119,7 @@ std::string model_status_json(const config::Config& cfg, const router::Scheduler
     return out;
 }
 
-std::string running_json(const router::Scheduler& scheduler) {
+std::string running_json(const router::Scheduler& scheduler, const proxy::UpstreamPool& pool) {
     JsonPtr root(cJSON_CreateObject());
     cJSON* list = cJSON_AddArrayToObject(root.get(), "running");
     for (const auto& view : scheduler.models()) {
@@ -143,6 +143,15 @@ std::string running_json(const router::Scheduler& scheduler) {
             cJSON_AddNumberToObject(rec, "memoryBytes", static_cast<double>(p->memory_current()));
         cJSON_AddNumberToObject(rec, "inFlight", view.in_flight);
         cJSON_AddNumberToObject(rec, "queued", view.queued);
+        if (!p->pool_key().empty()) {
+            // How the proxy talks to it: the connection cap (0: none) and its use.
+            cJSON* conns = cJSON_AddObjectToObject(rec, "upstreamConnections");
+            cJSON_AddNumberToObject(conns, "cap", static_cast<double>(p->connection_policy().cap));
+            cJSON_AddNumberToObject(conns, "open",
+                                    static_cast<double>(pool.open_count(p->pool_key())));
+            cJSON_AddNumberToObject(conns, "waiting",
+                                    static_cast<double>(pool.waiting_count(p->pool_key())));
+        }
         if (p->state() == supervisor::ProcessState::Failed)
             cJSON_AddStringToObject(rec, "error", p->failure().c_str());
         cJSON_AddItemToArray(list, rec);

@@ -4,13 +4,15 @@
 #include <string>
 
 #include "config/config.h"
+#include "proxy/upstream_pool.h"
 #include "router/scheduler.h"
 
 namespace ls::api {
 
 std::string models_json(const config::Config& cfg, const router::Scheduler& scheduler,
                         long created);
-std::string running_json(const router::Scheduler& scheduler);
+// GET /running; each running model also shows its upstream connections (cap, open, waiting).
+std::string running_json(const router::Scheduler& scheduler, const proxy::UpstreamPool& pool);
 // The modelStatus event payload: [{id, name, description, state, unlisted, aliases}].
 std::string model_status_json(const config::Config& cfg, const router::Scheduler& scheduler);
 

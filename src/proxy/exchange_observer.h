@@ -25,8 +25,9 @@ struct ExchangeResult {
     double granted_at = 0; // when the model was ready for it (0: never)
     double ended_at = 0;
     metrics::Usage usage; // from the response's usage/timings, -1 where unknown
-    // How it ended: "completed" (the whole response, success or error, reached the client),
-    // "client_closed" (the client left first) or "upstream_failed" (cut mid-response).
+    // How it ended: "completed" (the upstream's whole response reached the client),
+    // "client_closed" (the client left first), "upstream_failed" (cut mid-response, or no
+    // response: the 502/504 is ours) or "refused" (answered by the scheduler: 429, 503).
     const char* outcome = "completed";
 };
 

@@ -105,6 +105,8 @@ void ProxyExchange::on_loading_tick(struct ev_loop*, ev_timer* w, int) {
 void ProxyExchange::on_rejected(const router::Rejection& why) {
     if (!client_) return;
     state_ = State::Done;
+    // 502: the model failed to start; otherwise the scheduler said no (429, 503).
+    outcome_ = why.status == 502 ? "upstream_failed" : "refused";
     fail_client(why.status, why.message, why.code, why.retry_after_s);
 }
 
@@ -594,6 +596,7 @@ void ProxyExchange::upstream_failed(const std::string& what, int err, int status
         return;
     }
     state_ = State::Done;
+    outcome_ = "upstream_failed";
     LOG_WARN("model %s: %s", model_.c_str(), detail.c_str());
     fail_client(status, "model '" + model_ + "': " + detail, code);
 }

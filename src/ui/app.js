@@ -565,10 +565,13 @@
       const td = (col, text, cls) => el('td', { class: cls, dataset: { col } }, text);
       const statusCell = td('status', String(a.status), 'num ' + (ok ? 'ok' : 'bad'));
       if (cut) {
-        // the response did not reach its end: say who ended it
-        const why = a.outcome === 'client_closed' ? 'client closed' : 'upstream failed';
+        // not the upstream's whole answer: say why
+        const why = { client_closed: 'client closed', refused: 'refused' }[a.outcome] ||
+          'upstream failed';
         statusCell.textContent = a.status + ' (' + why + ')';
-        statusCell.title = 'The response was cut: ' + why;
+        statusCell.title = a.outcome === 'refused'
+          ? 'Answered by llama-swap: the request never reached an upstream'
+          : 'The response did not reach its end: ' + why;
         statusCell.dataset.outcome = a.outcome;
       }
       return el('tr', { 'data-testid': 'activity-row', 'data-id': a.id, 'data-model': a.model },
