@@ -1,0 +1,95 @@
+// The loader: typed Config from the YAML tree, one decode_* per section (their definitions
+// live in one file per section: loader.cc for the top level, model_keys.cc, json_values.cc,
+// server_keys.cc, groups.cc). Internal to src/config.
+#pragma once
+
+#include <limits>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "config/config.h"
+#include "config/macros.h"
+#include "config/values.h"
+#include "config/yaml_tree.h"
+
+namespace ls::config::detail {
+
+// Keys of the original that we accept with a warning (not supported yet).
+inline const std::set<std::string_view> kTopUnsupported = {
+    "logTimeFormat", "captureBuffer", "upstream", "routing", "matrix",      "peers",
+    "profiles",      "selectors",     "store",    "ui",      "performance", "logRequests"};
+inline const std::set<std::string_view> kModelUnsupported = {"compat"};
+
+constexpr int kMaxJsonDepth = 64;
+constexpr size_t kMaxJsonValues = 100000;
+
+/* Where a value is being decoded: prefix for semantic errors, macros for expansion. */
+struct Scope {
+    std::string prefix;                // e.g. "model 'm': " or ""
+    const MacroContext* ctx = nullptr; // null: scalars are not expanded
+};
+
+class Loader {
+public:
+    Loader(const Tree& tree, std::string file) : t_(tree), file_(std::move(file)) {}
+
+    Result<Config> run();
+
+private:
+    const Tree& t_;
+    std::string file_;
+    Config cfg_;
+    MacroSet global_macros_;
+
+    const Node& node(int i) const { return t_.nodes[static_cast<size_t>(i)]; }
+    Error err(const Node& n, std::string msg) const { return diag_error(file_, n.pos, msg); }
+    Error err(SourcePos pos, std::string msg) const { return diag_error(file_, pos, msg); }
+    void warn(const Node& n, std::string msg) {
+        cfg_.warnings.push_back(Diagnostic{file_, n.pos, std::move(msg)});
+    }
+
+    Result<std::vector<Pair>> pairs_of(const Node& map, const std::string& what, int depth = 0);
+    Result<void> check_duplicate_keys();
+
+    Result<std::string> scalar(const Node& v, const std::string& key, const Scope& scope,
+                               const char* type, bool allow_pid = false);
+    Result<std::string> get_string(const Node& v, const std::string& key, const Scope& scope,
+                                   bool allow_pid = false) {
+        return scalar(v, key, scope, "a string", allow_pid);
+    }
+    Result<long long> get_int(const Node& v, const std::string& key, const Scope& scope,
+                              long long min = std::numeric_limits<int>::min(),
+                              long long max = std::numeric_limits<int>::max());
+    Result<double> get_double(const Node& v, const std::string& key, const Scope& scope);
+    Result<bool> get_bool(const Node& v, const std::string& key, const Scope& scope);
+    Result<std::vector<const Node*>> get_list(const Node& v, const std::string& key);
+
+    Result<void> decode_macros(const Node& v, MacroSet& target, const MacroContext& ctx,
+                               const std::string& prefix);
+    Result<void> decode_server(const Node& v, const Scope& scope);
+    Result<void> decode_model(const Node& key, const Node& v, ModelConfig& m,
+                              std::vector<std::pair<std::string, const Node*>>& alias_nodes);
+    Result<void> decode_command(const Node& v, const std::string& key, const Scope& scope,
+                                bool allow_pid, std::vector<std::string>& out);
+    Result<void> decode_groups(const Node& v);
+
+    // Any YAML value as JSON (metadata, setParams values); `budget` caps the values emitted,
+    // since anchors may be referenced many times (reported at `root`, the value of the key).
+    Result<Json> to_json(const Node& v, const std::string& key, const Scope& scope, int depth,
+                         size_t& budget, const Node& root);
+    Result<Json> scalar_json(const Node& v, const std::string& key, const Scope& scope);
+    // A mapping of request parameters as a JSON object; `model` may not be set.
+    Result<Json> params_json(const Node& v, const std::string& key, const Scope& scope);
+    Result<void> decode_capabilities(const Node& v, const Scope& scope, Capabilities& c);
+    Result<void> decode_filters(const Node& v, const Scope& scope, ModelConfig& m,
+                                std::string& strip_params, std::string& legacy_strip_params,
+                                std::vector<std::pair<std::string, const Node*>>& by_id_keys);
+    Result<void> decode_timeouts(const Node& v, const Scope& scope, UpstreamTimeouts& t);
+    Result<void> decode_hooks(const Node& v, const Scope& scope,
+                              std::vector<std::pair<std::string, const Node*>>& preload);
+};
+
+} // namespace ls::config::detail
