@@ -486,4 +486,17 @@ bool MultipartModelScanner::finish(std::string& error) {
     return true;
 }
 
+std::unique_ptr<BodyScanner> body_scanner_for(const http::Request& req, std::string& error) {
+    const std::string* ct = req.headers.find("content-type");
+    if (ct && ct->find("multipart/") != std::string::npos) {
+        std::string boundary = multipart_boundary(*ct);
+        if (boundary.empty()) {
+            error = "multipart request without a valid boundary parameter";
+            return nullptr;
+        }
+        return std::make_unique<MultipartModelScanner>(boundary);
+    }
+    return std::make_unique<JsonModelScanner>();
+}
+
 } // namespace ls::router

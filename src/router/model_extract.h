@@ -117,4 +117,8 @@ private:
 // Boundary parameter of a multipart/form-data Content-Type, or empty.
 std::string multipart_boundary(std::string_view content_type);
 
+// The scanner for a request's body by its Content-Type (multipart, else JSON); null with
+// `error` set for a multipart type without a boundary.
+std::unique_ptr<BodyScanner> body_scanner_for(const http::Request& req, std::string& error);
+
 } // namespace ls::router

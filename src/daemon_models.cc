@@ -1,0 +1,198 @@
+// Model requests: the model named by a request (JSON body, multipart field, ?model=, or the
+// /upstream/<model>/ prefix), its filters and useModelName, and the proxy exchange that
+// serves it; every exchange's end goes to the live events, the activity log and /metrics.
+#include "daemon.h"
+
+#include <ctime>
+
+#include "http/error_body.h"
+#include "proxy/proxy_exchange.h"
+#include "router/json_filters.h"
+#include "router/model_extract.h"
+
+namespace ls {
+
+namespace {
+// The longest model id or alias that prefixes `rest` at a path-segment boundary.
+const config::ModelConfig* match_model_prefix(const config::Config& cfg, std::string_view rest,
+                                              size_t& matched_len) {
+    const config::ModelConfig* best = nullptr;
+    matched_len = 0;
+    auto consider = [&](const std::string& name, const config::ModelConfig* m) {
+        if (name.size() <= matched_len || rest.compare(0, name.size(), name) != 0) return;
+        if (rest.size() > name.size() && rest[name.size()] != '/') return;
+        best = m;
+        matched_len = name.size();
+    };
+    for (const auto& [id, m] : cfg.models) consider(id, &m);
+    for (const auto& [alias, id] : cfg.aliases) consider(alias, cfg.resolve(id));
+    return best;
+}
+
+// The original's default upstream.ignorePaths: static assets never trigger a model load.
+bool is_ignored_upstream_path(std::string_view path) {
+    static constexpr std::string_view kExt[] = {".js",  ".json", ".css", ".png", ".gif",
+                                                ".jpg", ".jpeg", ".ico", ".txt"};
+    for (auto ext : kExt)
+        if (path.size() >= ext.size() &&
+            path.compare(path.size() - ext.size(), ext.size(), ext) == 0)
+            return true;
+    return false;
+}
+
+} // namespace
+
+void Daemon::on_exchange_start(const proxy::ExchangeInfo& info) {
+    events_.on_exchange_start(info);
+}
+
+void Daemon::on_exchange_end(const proxy::ExchangeInfo& info, const proxy::ExchangeResult& r) {
+    events_.on_exchange_end(info, r);
+    metrics::ActivityRecord rec;
+    rec.id = info.id;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    rec.timestamp = static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9 -
+                    (r.ended_at - info.started_at); // when the request arrived
+    rec.model = std::string(info.model);
+    rec.method = std::string(info.method);
+    rec.path = std::string(info.path);
+    rec.status = r.status;
+    rec.duration_ms = (r.ended_at - info.started_at) * 1000;
+    rec.wait_ms = r.granted_at > 0 ? (r.granted_at - info.started_at) * 1000 : rec.duration_ms;
+    rec.upstream_ms = r.granted_at > 0 ? (r.ended_at - r.granted_at) * 1000 : 0;
+    rec.bytes = r.bytes;
+    rec.outcome = r.outcome;
+    rec.usage = r.usage;
+    metrics_.on_request(rec.model, rec.status, rec.duration_ms / 1000, rec.usage, rec.outcome);
+    activity_.add(std::move(rec));
+}
+
+void Daemon::refuse_model_request(http::Connection& conn, int status, const std::string& message,
+                                  const char* code, const std::string& model_id) {
+    metrics_.on_refused(model_id, status);
+    conn.respond_error(status, message, code);
+}
+
+void Daemon::serve_model_request(http::Connection& conn, http::Request& req) {
+    auto* scanner = dynamic_cast<router::BodyScanner*>(conn.body_observer());
+    router::ModelRef ref;
+    if (scanner) {
+        std::string error;
+        if (!scanner->finish(error)) {
+            refuse_model_request(conn, 400, error, "invalid_request_body");
+            return;
+        }
+        ref = scanner->result();
+    }
+    if (!ref.found) {
+        std::string from_query;
+        if (http::query_param(req.query, "model", from_query) && !from_query.empty()) {
+            ref = router::ModelRef{};
+            ref.found = true;
+            ref.model = from_query;
+            scanner = nullptr; // nothing to rewrite in the body
+        }
+    }
+    if (!ref.found || ref.model.empty()) {
+        refuse_model_request(
+            conn, 400, "missing 'model' in the request (JSON body, multipart field or ?model=)",
+            "missing_model");
+        return;
+    }
+    const config::ModelConfig* model = cfg_.resolve(ref.model);
+    if (!model) {
+        refuse_model_request(conn, 404, "model '" + ref.model + "' not found", "model_not_found");
+        return;
+    }
+    proxy::ProxyOptions opt;
+    opt.loading_state = req.path == "/v1/chat/completions" && ref.stream &&
+                        model->send_loading_state.value_or(cfg_.send_loading_state);
+    const bool json_body = dynamic_cast<router::JsonModelScanner*>(scanner) != nullptr;
+    if (json_body && !model->filters.empty()) {
+        // Filters need the parsed document: the body is rewritten as a whole.
+        constexpr size_t kMaxFilteredBody = 64 * 1024 * 1024;
+        if (req.body.size() > kMaxFilteredBody) {
+            refuse_model_request(conn, 413,
+                                 "request body too large for the model's filters (limit 64 MiB)",
+                                 "body_too_large", model->id);
+            return;
+        }
+        std::string spooled; // read back only when the body is not in memory
+        if (req.body.spooled()) {
+            spooled.resize(req.body.size());
+            auto got = req.body.read_at(0, spooled.data(), spooled.size());
+            if (!got || *got != spooled.size()) {
+                refuse_model_request(conn, 500, "cannot read the spooled request body",
+                                     "internal_error", model->id);
+                return;
+            }
+        }
+        auto filtered = router::apply_json_filters(
+            req.body.spooled() ? std::string_view(spooled) : req.body.memory(), model->filters,
+            ref.model, model->use_model_name);
+        if (!filtered) {
+            refuse_model_request(conn, 400, filtered.error().message, "invalid_request_body",
+                                 model->id);
+            return;
+        }
+        opt.rewrite.active = true;
+        opt.rewrite.begin = 0;
+        opt.rewrite.end = req.body.size();
+        opt.rewrite.replacement = std::move(filtered.value());
+    } else if (!model->use_model_name.empty() && scanner && ref.value_end > ref.value_begin) {
+        proxy::BodyRewrite& rewrite = opt.rewrite;
+        rewrite.active = true;
+        rewrite.begin = ref.value_begin;
+        rewrite.end = ref.value_end;
+        rewrite.replacement = json_body ? "\"" + http::json_escape(model->use_model_name) + "\""
+                                        : model->use_model_name;
+    }
+    start_proxy(conn, req, *model, std::move(opt));
+}
+
+void Daemon::start_proxy(http::Connection& conn, http::Request& req,
+                         const config::ModelConfig& model, proxy::ProxyOptions opt) {
+    opt.strip_credentials = !cfg_.api_keys.empty();
+    opt.observer = this;
+    req.log_model = model.id;
+    auto exchange = std::make_unique<proxy::ProxyExchange>(loop_, conn, req, scheduler_, pool_,
+                                                           model.id, std::move(opt));
+    proxy::ProxyExchange* x = exchange.get();
+    conn.attach_exchange(std::move(exchange));
+    x->begin();
+}
+
+void Daemon::serve_upstream_passthrough(http::Connection& conn, http::Request& req,
+                                        std::string_view rest) {
+    size_t matched = 0;
+    const config::ModelConfig* model = match_model_prefix(cfg_, rest, matched);
+    if (!model) {
+        conn.respond_error(404, "no model matches " + req.path, "model_not_found");
+        return;
+    }
+    if (matched == rest.size()) {
+        // "/upstream/m" → "/upstream/m/": relative links of the upstream's own UI then work.
+        http::HeaderList h;
+        h.add("Location", req.path + "/" + (req.query.empty() ? "" : "?" + req.query));
+        const bool safe = req.method_name == "GET" || req.method_name == "HEAD";
+        conn.respond(safe ? 301 : 308, h, "");
+        return;
+    }
+    const std::string_view sub_path = rest.substr(matched);
+    const auto* p = scheduler_.process(model->id);
+    if (is_ignored_upstream_path(sub_path) &&
+        (!p || p->state() != supervisor::ProcessState::Ready)) {
+        conn.respond_error(409,
+                           "model '" + model->id + "' is not running; " + std::string(sub_path) +
+                               " does not start it",
+                           "model_not_ready");
+        return;
+    }
+    proxy::ProxyOptions opt;
+    opt.target = std::string(sub_path);
+    if (!req.query.empty()) opt.target += "?" + req.query;
+    start_proxy(conn, req, *model, std::move(opt));
+}
+
+} // namespace ls
