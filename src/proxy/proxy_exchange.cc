@@ -15,6 +15,7 @@ namespace ls::proxy {
 
 namespace {
 constexpr size_t kReadChunk = 64 * 1024;
+constexpr size_t kSmallRead = 4096; // below this a read may have been one small segment
 ProxyExchange* from_parser(llhttp_t* p) {
     return static_cast<ProxyExchange*>(p->data);
 }
@@ -362,7 +363,6 @@ void ProxyExchange::send_more() {
     }
     // The whole request is out; wait for the response.
     if (state_ == State::Sending) {
-        chunked_response_ = false;
         state_ = State::ReadingHead;
         pool_.request_sent(*sock_);
         if (timeouts_.response_header_s > 0) timeout_.start(timeouts_.response_header_s);
@@ -439,10 +439,11 @@ void ProxyExchange::read_response() {
                             0);
             return;
         }
-        // More of this response is to come in small pieces. An upstream without TCP_NODELAY
-        // (llama-server) holds each small write until the previous one is acknowledged, and
-        // on a reused connection the kernel delays that ACK by up to 40 ms: send it now.
-        if (state_ == State::ReadingHead || chunked_response_) acknowledge_now();
+        // More of this response is to come. An upstream without TCP_NODELAY (llama-server)
+        // holds a small write until the previous one is acknowledged, and on a reused
+        // connection the kernel delays the ACK of a small segment by up to 40 ms: send it
+        // now. (Bulk reads need no help: every second full segment is acknowledged at once.)
+        if (static_cast<size_t>(n) < kSmallRead) acknowledge_now();
         if (paused_for_client_) {
             update_upstream_io();
             return;
@@ -515,7 +516,6 @@ int ProxyExchange::cb_headers_complete(llhttp_t* p) {
         framing = http::Framing::Chunked;
     }
     x->state_ = State::Relaying;
-    x->chunked_response_ = framing == http::Framing::Chunked;
     x->timeout_.stop();
     // Token counts come from the body as it passes: SSE events or a JSON document.
     if (x->opt_.observer && status < 300) x->usage_.emplace(sse);

@@ -119,7 +119,6 @@ private:
     bool released_ = false;
     bool reused_ = false; // the upstream connection came from the pool
     bool got_response_bytes_ = false;
-    bool chunked_response_ = false; // the response body comes in pieces (SSE, chunked)
     std::string pool_key_;
     ConnectionPolicy connections_;
     // The granted process's address: valid while the model is held (it is not replaced then).

@@ -345,6 +345,9 @@ void ModelProcess::begin_readiness() {
         return;
     }
     if (check_path_.empty()) { // checkEndpoint: none
+        // Nothing to poll: ready at once, unless the model says when (readyPattern, or an
+        // sd_notify READY=1, which also works without a pattern).
+        if (ready_pattern_) return;
         deadline_.stop();
         set_state(ProcessState::Ready);
         return;

@@ -4,12 +4,19 @@
 // SIGTERM, leave a grandchild behind, and echo request bodies with a SHA-256
 // so tests can prove the proxy forwards bytes exactly.
 //
-// Deliberately simple: blocking POSIX sockets and one thread per connection.
+// Deliberately simple: blocking POSIX sockets and one thread per connection,
+// or (--http-threads N) a fixed pool of N threads like llama-server's
+// cpp-httplib. Further flags reproduce other llama-server habits: binding
+// without SO_REUSEADDR, no TCP_NODELAY, its log lines, prompt-cache
+// accounting and abort() on SIGTERM.
 
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -22,13 +29,16 @@
 #include <bit>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -67,6 +77,48 @@ A fake llama-server for tests. Options (--flag=value or --flag value):
   --exit-after-ms N        exit(5) by itself N ms after start
   --help                   show this help
 
+llama-server imitations (all off by default):
+  --http-threads N         serve connections from a fixed pool of N threads fed by
+                           an unbounded FIFO of accepted connections, like
+                           cpp-httplib; a thread keeps its connection until it is
+                           idle --keepalive-ms, served --keepalive-max requests
+                           or the client closes it (default 0 = one thread per
+                           connection, no idle or request limit)
+  --keepalive-ms N         with --http-threads: idle time that ends a kept-alive
+                           connection (default 5000)
+  --keepalive-max N        with --http-threads: requests per connection; the
+                           last reply says "Connection: close" (default 100)
+  --no-reuseaddr           bind without SO_REUSEADDR (so TIME-WAIT sockets block
+                           the port); on failure print "main: couldn't bind HTTP
+                           server socket, hostname: H, port: P" and exit(1)
+  --no-nodelay             leave Nagle on (no TCP_NODELAY); a streamed reply
+                           still sends its head and every chunk separately
+  --llama-log              print llama-server's lines on stderr: after binding
+                           "main: HTTP server is listening, hostname: H, port: P,
+                           http threads: N" and "main: loading model"; once
+                           loaded "main: server is listening on http://H:P -
+                           starting the main loop" (instead of the stdout line
+                           "fake-upstream: server is listening on ...")
+  --report-threads N       "http threads" to print when --http-threads is 0
+                           (default 4)
+  --parallel N             N slots: at most N completions or embeddings are
+                           processed at once; the others wait for a slot while
+                           holding their HTTP thread (default 0 = no limit)
+  --bind-fail-once PATH    fail to bind, as if another process took the port
+                           first, unless PATH exists (it is created, so only the
+                           first start fails): prints llama-server's "couldn't
+                           bind" line and exits 1
+  --bind-fail-always       fail to bind like that on every start
+  --prompt-cache           reuse the previous completion's prompt: when the new
+                           prompt starts with it, timings.prompt_n counts only
+                           the new tokens (at least 1), timings.cache_n and
+                           usage.prompt_tokens_details.cached_tokens the rest,
+                           usage.prompt_tokens all of them
+  --no-cache-n             omit timings.cache_n and prompt_tokens_details
+                           (older builds)
+  --sigterm-abort          on SIGTERM print "fake-upstream: SIGTERM, aborting"
+                           and abort() (dies by SIGABRT; core dumps disabled)
+
 Endpoints: GET /health, GET /v1/models, POST /v1/chat/completions,
 POST /v1/completions, POST /completion, POST /v1/embeddings,
 POST /v1/audio/transcriptions, POST /v1/audio/speech, ANY /echo[/...],
@@ -99,6 +151,19 @@ struct Options {
     std::string health_path = "/health";
     long long log_lines = 2;
     long long exit_after_ms = -1; // -1 = never
+    long long http_threads = 0;   // 0 = one thread per connection
+    long long keepalive_ms = 5000;
+    long long keepalive_max = 100;
+    bool no_reuseaddr = false;
+    bool no_nodelay = false;
+    bool llama_log = false;
+    long long report_threads = 4;
+    long long parallel = 0; // slots; 0 = no limit
+    std::string bind_fail_once;
+    bool bind_fail_always = false;
+    bool prompt_cache = false;
+    bool no_cache_n = false;
+    bool sigterm_abort = false;
 };
 
 Options g_opt;
@@ -136,6 +201,19 @@ const OptionSpec kOptionSpecs[] = {
     {"health-path", &g_opt.health_path},
     {"log-lines", &g_opt.log_lines},
     {"exit-after-ms", &g_opt.exit_after_ms},
+    {"http-threads", &g_opt.http_threads},
+    {"keepalive-ms", &g_opt.keepalive_ms},
+    {"keepalive-max", &g_opt.keepalive_max},
+    {"no-reuseaddr", &g_opt.no_reuseaddr},
+    {"no-nodelay", &g_opt.no_nodelay},
+    {"llama-log", &g_opt.llama_log},
+    {"report-threads", &g_opt.report_threads},
+    {"parallel", &g_opt.parallel},
+    {"bind-fail-once", &g_opt.bind_fail_once},
+    {"bind-fail-always", &g_opt.bind_fail_always},
+    {"prompt-cache", &g_opt.prompt_cache},
+    {"no-cache-n", &g_opt.no_cache_n},
+    {"sigterm-abort", &g_opt.sigterm_abort},
 };
 
 void parse_number(const std::string& name, const std::string& text, long long* out) {
@@ -187,6 +265,12 @@ void parse_args(int argc, char** argv) {
             parse_number(name, *value, std::get<double*>(spec->target));
     }
     if (g_opt.port < 0 || g_opt.port > 65535) usage_error("--port N (0-65535) is required");
+    if (g_opt.http_threads > 4096) usage_error("--http-threads: at most 4096");
+    if (g_opt.parallel > 4096) usage_error("--parallel: at most 4096");
+    if (g_opt.keepalive_max < 1) usage_error("--keepalive-max: at least 1");
+    if (g_opt.keepalive_ms > 24LL * 3600 * 1000) usage_error("--keepalive-ms: at most a day");
+    if (g_opt.ignore_sigterm && g_opt.sigterm_abort)
+        usage_error("--ignore-sigterm and --sigterm-abort exclude each other");
 }
 
 // ---------------------------------------------------------------------------
@@ -230,16 +314,18 @@ void append_pid_line(pid_t pid) {
     std::fclose(f);
 }
 
-int count_words(std::string_view s) {
-    int words = 0;
-    bool in_word = false;
-    for (char ch : s) {
-        bool space =
-            ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v';
-        if (!space && !in_word) ++words;
-        in_word = !space;
+// Appends the whitespace-separated words of `s` (our stand-in for tokens).
+void split_words(std::string_view s, std::vector<std::string>& out) {
+    auto is_space = [](char ch) {
+        return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v';
+    };
+    size_t i = 0;
+    while (i < s.size()) {
+        while (i < s.size() && is_space(s[i])) ++i;
+        size_t start = i;
+        while (i < s.size() && !is_space(s[i])) ++i;
+        if (i > start) out.emplace_back(s.substr(start, i - start));
     }
-    return words;
 }
 
 // Accepts well-formed UTF-8 without NUL bytes (cJSON strings are C strings).
@@ -388,21 +474,51 @@ void add_request_model(cJSON* root, const std::optional<std::string>& model) {
         cJSON_AddNullToObject(root, "request_model");
 }
 
-// Counts prompt "tokens" as whitespace-separated words in strings, arrays of
+// Collects prompt "tokens": whitespace-separated words in strings, arrays of
 // strings/numbers, and content-part objects ({"type":"text","text":...}).
-int count_prompt_words(const cJSON* item) {
-    if (!item) return 0;
-    if (cJSON_IsString(item)) return count_words(item->valuestring);
-    if (cJSON_IsNumber(item)) return 1; // pre-tokenized prompt
-    if (cJSON_IsArray(item)) {
-        int sum = 0;
-        for (const cJSON* el = item->child; el; el = el->next) sum += count_prompt_words(el);
-        return sum;
+void collect_prompt_words(const cJSON* item, std::vector<std::string>& out) {
+    if (!item) return;
+    if (cJSON_IsString(item)) {
+        split_words(item->valuestring, out);
+    } else if (cJSON_IsNumber(item)) {
+        out.push_back(print_json(item)); // pre-tokenized prompt: one token
+    } else if (cJSON_IsArray(item)) {
+        for (const cJSON* el = item->child; el; el = el->next) collect_prompt_words(el, out);
+    } else if (cJSON_IsObject(item)) {
+        collect_prompt_words(cJSON_GetObjectItemCaseSensitive(item, "text"), out);
     }
-    if (cJSON_IsObject(item))
-        return count_prompt_words(cJSON_GetObjectItemCaseSensitive(item, "text"));
-    return 0;
 }
+
+int count_prompt_words(const cJSON* item) {
+    std::vector<std::string> words;
+    collect_prompt_words(item, words);
+    return static_cast<int>(words.size());
+}
+
+// --prompt-cache: llama-server keeps the last prompt's KV cache, so a prompt
+// that extends (or repeats) it only evaluates the new tokens. One cache shared
+// by every connection, like a single slot.
+class PromptCache {
+public:
+    // Returns how many of `words` are served from the cache, then remembers
+    // them as the new cached prompt. At least one token is always evaluated
+    // (llama-server re-evaluates the last one to get logits).
+    int reuse(std::vector<std::string> words) {
+        std::lock_guard lock(mu_);
+        size_t cached = 0;
+        if (words.size() >= last_.size() && std::equal(last_.begin(), last_.end(), words.begin()))
+            cached = last_.size();
+        last_ = std::move(words);
+        int total = std::max(static_cast<int>(last_.size()), 1);
+        return std::min(static_cast<int>(cached), total - 1);
+    }
+
+private:
+    std::mutex mu_;
+    std::vector<std::string> last_;
+};
+
+PromptCache g_prompt_cache;
 
 // ---------------------------------------------------------------------------
 // Connection: a socket plus a read buffer of bytes received but not consumed.
@@ -464,6 +580,22 @@ public:
             data.remove_prefix(static_cast<size_t>(n));
         }
         return true;
+    }
+
+    // Waits up to `ms` for the next request to begin; false if none came.
+    // EOF and errors count as readable, so a client close ends the wait at once.
+    bool wait_readable(long long ms) {
+        if (!in_.empty()) return true; // a pipelined request is already here
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+        for (;;) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                deadline - std::chrono::steady_clock::now());
+            pollfd p{fd_, POLLIN, 0};
+            int n = poll(&p, 1, static_cast<int>(std::max<long long>(left.count(), 0)));
+            if (n > 0) return true;
+            if (n == 0) return false;
+            if (errno != EINTR) return true; // let the next read report the error
+        }
     }
 
     // For --hang: swallow everything until the peer goes away.
@@ -717,6 +849,10 @@ bool reply(Connection& c, const Request& req, int status, const char* content_ty
            std::string_view body) {
     std::string msg = status_head(status, req, content_type);
     msg += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+    if (g_opt.no_nodelay && !body.empty()) {
+        // cpp-httplib (llama-server) writes the head and the body with separate calls.
+        return c.send_all(msg) && c.send_all(body) && req.keep_alive;
+    }
     msg += body;
     return c.send_all(msg) && req.keep_alive;
 }
@@ -764,6 +900,48 @@ private:
 };
 
 // ---------------------------------------------------------------------------
+// Slots (--parallel): llama-server processes at most n_parallel tasks at once;
+// a request's HTTP thread blocks until its task got a slot and finished.
+
+class Slots {
+public:
+    // Holds one slot for its lifetime (no-op without --parallel).
+    class Lease {
+    public:
+        explicit Lease(Slots& s) : slots_(s) { slots_.acquire(); }
+        ~Lease() { slots_.release(); }
+        Lease(const Lease&) = delete;
+        Lease& operator=(const Lease&) = delete;
+
+    private:
+        Slots& slots_;
+    };
+
+private:
+    void acquire() {
+        if (g_opt.parallel == 0) return;
+        std::unique_lock lock(mu_);
+        free_.wait(lock, [this] { return busy_ < g_opt.parallel; });
+        ++busy_;
+    }
+
+    void release() {
+        if (g_opt.parallel == 0) return;
+        {
+            std::lock_guard lock(mu_);
+            --busy_;
+        }
+        free_.notify_one();
+    }
+
+    std::mutex mu_;
+    std::condition_variable free_;
+    long long busy_ = 0;
+};
+
+Slots g_slots;
+
+// ---------------------------------------------------------------------------
 // Completions
 
 enum class Api { Chat, Text };
@@ -771,26 +949,34 @@ enum class Api { Chat, Text };
 struct Generation {
     Api api = Api::Chat;
     bool stream = false;
-    int prompt_tokens = 1;
+    int prompt_tokens = 1;                    // the whole prompt (what the client is charged)
+    int cached_tokens = 0;                    // of which served from the prompt cache
     std::optional<std::string> request_model; // "model" from the request body
 };
+
+// The prompt's words: every message's content for chat, else "prompt".
+std::vector<std::string> prompt_words(const cJSON* body, Api api) {
+    std::vector<std::string> words;
+    if (api == Api::Chat) {
+        const cJSON* messages = cJSON_GetObjectItemCaseSensitive(body, "messages");
+        const cJSON* msg = nullptr;
+        cJSON_ArrayForEach(msg, messages) {
+            collect_prompt_words(cJSON_GetObjectItemCaseSensitive(msg, "content"), words);
+        }
+    } else {
+        collect_prompt_words(cJSON_GetObjectItemCaseSensitive(body, "prompt"), words);
+    }
+    return words;
+}
 
 Generation describe_request(const cJSON* body, Api api) {
     Generation gen;
     gen.api = api;
     gen.stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "stream"));
     gen.request_model = string_field(body, "model");
-    int words = 0;
-    if (api == Api::Chat) {
-        const cJSON* messages = cJSON_GetObjectItemCaseSensitive(body, "messages");
-        const cJSON* msg = nullptr;
-        cJSON_ArrayForEach(msg, messages) {
-            words += count_prompt_words(cJSON_GetObjectItemCaseSensitive(msg, "content"));
-        }
-    } else {
-        words = count_prompt_words(cJSON_GetObjectItemCaseSensitive(body, "prompt"));
-    }
-    gen.prompt_tokens = std::max(words, 1);
+    std::vector<std::string> words = prompt_words(body, api);
+    gen.prompt_tokens = std::max(static_cast<int>(words.size()), 1);
+    if (g_opt.prompt_cache) gen.cached_tokens = g_prompt_cache.reuse(std::move(words));
     return gen;
 }
 
@@ -830,11 +1016,19 @@ void add_choice(cJSON* root, const Generation& gen, bool chunk, const char* text
     cJSON_AddItemToArray(cJSON_AddArrayToObject(root, "choices"), choice);
 }
 
-void add_usage_and_timings(cJSON* root, int prompt_n, long long predicted_n, double predicted_ms) {
+void add_usage_and_timings(cJSON* root, const Generation& gen, long long predicted_n,
+                           double predicted_ms) {
+    // usage charges the whole prompt; timings count only the tokens evaluated now.
     cJSON* usage = cJSON_AddObjectToObject(root, "usage");
-    cJSON_AddNumberToObject(usage, "prompt_tokens", prompt_n);
+    cJSON_AddNumberToObject(usage, "prompt_tokens", gen.prompt_tokens);
     cJSON_AddNumberToObject(usage, "completion_tokens", static_cast<double>(predicted_n));
-    cJSON_AddNumberToObject(usage, "total_tokens", static_cast<double>(prompt_n + predicted_n));
+    cJSON_AddNumberToObject(usage, "total_tokens",
+                            static_cast<double>(gen.prompt_tokens + predicted_n));
+    if (g_opt.prompt_cache && !g_opt.no_cache_n) {
+        cJSON* details = cJSON_AddObjectToObject(usage, "prompt_tokens_details");
+        cJSON_AddNumberToObject(details, "cached_tokens", gen.cached_tokens);
+    }
+    int prompt_n = gen.prompt_tokens - gen.cached_tokens;
     // Prompt processing is not simulated; report a plausible 0.1 ms per token.
     double prompt_ms = 0.1 * prompt_n;
     predicted_ms = std::max(predicted_ms, 0.001); // avoid dividing by zero
@@ -846,7 +1040,7 @@ void add_usage_and_timings(cJSON* root, int prompt_n, long long predicted_n, dou
     cJSON_AddNumberToObject(t, "predicted_ms", predicted_ms);
     cJSON_AddNumberToObject(t, "predicted_per_second",
                             static_cast<double>(predicted_n) / predicted_ms * 1000);
-    cJSON_AddNumberToObject(t, "cache_n", 0);
+    if (!g_opt.no_cache_n) cJSON_AddNumberToObject(t, "cache_n", gen.cached_tokens);
 }
 
 // Sleeps one token's worth of time at the configured --tps.
@@ -879,7 +1073,7 @@ bool stream_completion(Connection& c, Request& req, const Generation& gen) {
     }
     Json last = completion_base(gen, true);
     add_choice(last.get(), gen, true, nullptr, "stop");
-    add_usage_and_timings(last.get(), gen.prompt_tokens, g_opt.tokens, ms_since(t0));
+    add_usage_and_timings(last.get(), gen, g_opt.tokens, ms_since(t0));
     return out.write(sse_event(last)) && out.write("data: [DONE]\n\n") && out.finish();
 }
 
@@ -895,7 +1089,7 @@ bool complete(Connection& c, const Request& req, const Generation& gen) {
     }
     Json root = completion_base(gen, false);
     add_choice(root.get(), gen, false, text.c_str(), "stop");
-    add_usage_and_timings(root.get(), gen.prompt_tokens, g_opt.tokens, ms_since(t0));
+    add_usage_and_timings(root.get(), gen, g_opt.tokens, ms_since(t0));
     return reply_json(c, req, 200, root);
 }
 
@@ -943,6 +1137,7 @@ bool handle_completion(Connection& c, Request& req, BodyReader& body, Api api) {
     bool keep = false;
     auto doc = read_json_body(c, req, body, keep);
     if (!doc) return keep;
+    Slots::Lease slot(g_slots);
     Generation gen = describe_request(doc->get(), api);
     post_delay(req);
     return gen.stream ? stream_completion(c, req, gen) : complete(c, req, gen);
@@ -981,6 +1176,7 @@ bool handle_embeddings(Connection& c, Request& req, BodyReader& body) {
     std::optional<std::string> request_model = string_field(doc->get(), "model");
     // Like llama-server (and OpenAI): the OpenAI SDKs ask for base64 by default.
     bool as_base64 = string_field(doc->get(), "encoding_format").value_or("float") == "base64";
+    Slots::Lease slot(g_slots);
     post_delay(req);
 
     Json root = new_object();
@@ -1132,10 +1328,15 @@ bool handle_request(Connection& c, Request& req) {
     return route(c, req, body);
 }
 
+// Serves requests on one connection until it closes. With --http-threads it
+// also applies cpp-httplib's keep-alive limits, so the pooled thread is
+// released for the next queued connection.
 void serve_connection(int fd) {
     Connection conn(fd);
     if (g_opt.hang) return conn.discard_until_eof();
-    for (;;) {
+    const bool pooled = g_opt.http_threads > 0;
+    for (long long served = 0;; ++served) {
+        if (pooled && !conn.wait_readable(g_opt.keepalive_ms)) return; // idle too long
         std::string head;
         auto result = conn.read_head(head);
         if (result == Connection::HeadResult::Closed) return;
@@ -1145,7 +1346,44 @@ void serve_connection(int fd) {
             reply_error(conn, req, 400, "Malformed request", "invalid_request_error");
             return;
         }
+        if (pooled && served + 1 >= g_opt.keepalive_max) req.keep_alive = false; // last one
         if (!handle_request(conn, req)) return;
+    }
+}
+
+// --http-threads: accepted connections wait here, first in first out, until
+// a pool thread is free (cpp-httplib's ThreadPool queue is unbounded too).
+class ConnectionQueue {
+public:
+    void push(int fd) {
+        {
+            std::lock_guard lock(mu_);
+            fds_.push_back(fd);
+        }
+        ready_.notify_one();
+    }
+
+    int pop() {
+        std::unique_lock lock(mu_);
+        ready_.wait(lock, [this] { return !fds_.empty(); });
+        int fd = fds_.front();
+        fds_.pop_front();
+        return fd;
+    }
+
+private:
+    std::mutex mu_;
+    std::condition_variable ready_;
+    std::deque<int> fds_;
+};
+
+ConnectionQueue g_queue;
+
+void start_http_pool() {
+    for (long long i = 0; i < g_opt.http_threads; ++i) {
+        std::thread([] {
+            for (;;) serve_connection(g_queue.pop());
+        }).detach();
     }
 }
 
@@ -1158,12 +1396,29 @@ void on_stop_signal(int sig) {
     _exit(0); // immediately, even with responses in flight
 }
 
+// --sigterm-abort: like llama-server builds that abort() while shutting down.
+void on_sigterm_abort(int) {
+    raw_stderr("fake-upstream: SIGTERM, aborting\n");
+    signal(SIGABRT, SIG_DFL); // so nothing can catch it: the process dies by SIGABRT
+    abort();
+}
+
+// A SIGABRT death would otherwise leave a core file behind for every test run.
+void disable_core_dumps() {
+    rlimit none{0, 0};
+    if (setrlimit(RLIMIT_CORE, &none) != 0) std::perror("fake-upstream: setrlimit(RLIMIT_CORE)");
+}
+
 void install_signal_handlers() {
     struct sigaction sa {};
     sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, nullptr);
     if (g_opt.ignore_sigterm) sa.sa_handler = SIG_IGN;
+    if (g_opt.sigterm_abort) {
+        disable_core_dumps();
+        sa.sa_handler = on_sigterm_abort;
+    }
     sigaction(SIGTERM, &sa, nullptr);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, nullptr);
@@ -1219,8 +1474,31 @@ void notify(const char* state) {
     close(fd);
 }
 
+[[noreturn]] void exit_bind_failed() {
+    std::fprintf(stderr, "main: couldn't bind HTTP server socket, hostname: %s, port: %lld\n",
+                 g_opt.host.c_str(), g_opt.port);
+    std::exit(1);
+}
+
+// --bind-fail-once/--bind-fail-always: lose the race for the port. The marker
+// file is created exclusively, so exactly one start fails.
+bool simulate_bind_failure() {
+    if (g_opt.bind_fail_always) return true;
+    if (g_opt.bind_fail_once.empty()) return false;
+    int fd = open(g_opt.bind_fail_once.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        close(fd);
+        return true;
+    }
+    if (errno == EEXIST) return false;
+    std::fprintf(stderr, "fake-upstream: cannot create %s: %s\n", g_opt.bind_fail_once.c_str(),
+                 std::strerror(errno));
+    std::exit(1);
+}
+
 // Binds immediately (like llama-server); returns the listening fd and port.
 int open_listener(int& bound_port) {
+    if (simulate_bind_failure()) exit_bind_failed();
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -1234,8 +1512,13 @@ int open_listener(int& bound_port) {
     }
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
+    // --no-reuseaddr: like older llama-server, a port with TIME-WAIT sockets cannot be bound.
+    bool reuse_ok =
+        g_opt.no_reuseaddr || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0;
+    if (fd < 0 || !reuse_ok || bind(fd, res->ai_addr, res->ai_addrlen) != 0 ||
+        listen(fd, SOMAXCONN) != 0) {
+        // llama-server's exact words (bind and listen are one step there)
+        if (g_opt.no_reuseaddr) exit_bind_failed();
         std::fprintf(stderr, "fake-upstream: cannot listen on %s:%s: %s\n", g_opt.host.c_str(),
                      port.c_str(), std::strerror(errno));
         std::exit(1);
@@ -1249,9 +1532,24 @@ int open_listener(int& bound_port) {
     return fd;
 }
 
+// --llama-log: llama-server's first lines (stderr, unbuffered). The first
+// already says "listening" although every request gets 503 until loaded.
+void print_llama_start_lines(int port) {
+    if (!g_opt.llama_log) return;
+    long long threads = g_opt.http_threads > 0 ? g_opt.http_threads : g_opt.report_threads;
+    std::fprintf(stderr,
+                 "main: HTTP server is listening, hostname: %s, port: %d, http threads: %lld\n",
+                 g_opt.host.c_str(), port, threads);
+    std::fprintf(stderr, "main: loading model\n");
+}
+
 void finish_loading(int port) {
     g_loaded.store(true);
-    if (g_opt.log_lines >= 2) {
+    if (g_opt.llama_log) {
+        // Replaces our own ready line, so only this line means "ready".
+        std::fprintf(stderr, "main: server is listening on http://%s:%d - starting the main loop\n",
+                     g_opt.host.c_str(), port);
+    } else if (g_opt.log_lines >= 2) {
         bool v6 = g_opt.host.find(':') != std::string::npos;
         std::printf("fake-upstream: server is listening on http://%s%s%s:%d\n", v6 ? "[" : "",
                     g_opt.host.c_str(), v6 ? "]" : "", port);
@@ -1286,6 +1584,17 @@ void print_startup_lines(int port) {
         std::printf("fake-upstream: log line %lld of %lld\n", i, g_opt.log_lines);
 }
 
+// Hands an accepted connection to the pool's queue or to a thread of its own.
+void dispatch(int fd) {
+    if (g_opt.http_threads > 0) return g_queue.push(fd);
+    try {
+        std::thread(serve_connection, fd).detach();
+    } catch (const std::system_error& e) {
+        std::fprintf(stderr, "fake-upstream: cannot start thread: %s\n", e.what());
+        close(fd);
+    }
+}
+
 [[noreturn]] void accept_loop(int listen_fd) {
     for (;;) {
         int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
@@ -1295,13 +1604,9 @@ void print_startup_lines(int port) {
             continue;         // EINTR, ECONNABORTED, ...
         }
         int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); // SSE chunks leave at once
-        try {
-            std::thread(serve_connection, fd).detach();
-        } catch (const std::system_error& e) {
-            std::fprintf(stderr, "fake-upstream: cannot start thread: %s\n", e.what());
-            close(fd);
-        }
+        // SSE chunks leave at once; --no-nodelay keeps Nagle on, as llama-server does.
+        if (!g_opt.no_nodelay) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        dispatch(fd);
     }
 }
 
@@ -1319,8 +1624,10 @@ int main(int argc, char** argv) {
     install_signal_handlers();
     int port = 0;
     int listen_fd = open_listener(port);
+    print_llama_start_lines(port);
     print_startup_lines(port);
     if (g_opt.notify_ready) notify("STATUS=loading");
+    start_http_pool();
     start_timers(port);
     accept_loop(listen_fd);
 }
