@@ -144,7 +144,7 @@ def first_chunk_ms(conn):
     r = conn.getresponse()
     first = None
     while True:
-        line = r.fp.readline()
+        line = r.readline()
         if not line:
             break
         if first is None and line.startswith(b"data:"):
@@ -169,6 +169,8 @@ def main():
     ap.add_argument("--fake", required=True)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--work")
+    ap.add_argument("--scenarios", help="comma-separated subset of %s; '' for none"
+                    % ",".join(SCENARIOS))
     a = ap.parse_args()
     work = a.work or tempfile.mkdtemp(prefix="llama-like.")
     procs = Procs()
@@ -190,7 +192,8 @@ def start_daemon(procs, binary, cfg, work, name):
 
 def run(a, work, procs):
     out = sys.stdout
-    for scenario in SCENARIOS:
+    scenarios = SCENARIOS if a.scenarios is None else [x for x in a.scenarios.split(",") if x]
+    for scenario in scenarios:
         targets = []
         port = free_port()
         log = open(os.path.join(work, "fake-%s.log" % scenario), "w")
@@ -209,6 +212,8 @@ def run(a, work, procs):
         for n in (20, 100):
             for r in range(1, a.rounds + 1):
                 for name, _, tport in targets:  # interleaved
+                    if name == "llama-swap-unlimited" and (n != 20 or r != 1):
+                        continue  # the stall it shows takes 30 s a round: once is enough
                     wall, slowest, ok = burst(tport, n)
                     print("burst %s %s n=%d round=%d wall_ms=%.1f max_ms=%.1f ok=%d"
                           % (scenario, name, n, r, wall * 1000, slowest * 1000, ok), file=out)

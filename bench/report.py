@@ -20,9 +20,17 @@ def kv(words):
 
 
 wrk, ready, rss, sysc = {}, [], [], {}
+bursts, ttfc = {}, {}
 for line in open(results_path):
     p = line.split()
     if not p:
+        continue
+    if p[0] == "burst":  # burst SCENARIO TARGET n=.. round=.. wall_ms=.. max_ms=.. ok=..
+        r = kv(p[3:])
+        bursts.setdefault((p[1], int(r["n"])), {}).setdefault(p[2], []).append(r)
+        continue
+    if p[0] == "ttfc":  # ttfc TARGET MODE round=.. ms=..
+        ttfc.setdefault((p[1], p[2]), []).append(float(kv(p[3:])["ms"]))
         continue
     if p[0] == "wrk" and p[2] != "warmup":
         wrk.setdefault(p[1], []).append(kv(p[3:]))
@@ -260,6 +268,65 @@ w("How measured: `VmRSS`/`VmHWM` from `/proc/PID/status`, `Pss` from `/proc/PID/
   "(10 keep-alive connections in turn) through a model proxied to the fast upstream; the reading is taken "
   "0.5 s after start and 0.5 s after the last request." % meta.get("rss_requests"))
 w("")
+# ------------------------------------------------------------------ llama-server-like upstream
+w("## 4. Behind an upstream that behaves like llama-server")
+w("")
+if not bursts and not ttfc:
+    w("Not measured in this run (`bench/llama_like.py` was skipped).")
+    w("")
+else:
+    w("`bench/llama_like.py`: the fake upstream with llama-server's ways — a fixed pool of HTTP threads, each "
+      "staying with a keep-alive connection until it has been idle 5 s, its slots (`--parallel`), no "
+      "`TCP_NODELAY`, its start-up lines — each request 5 ms of generation. *direct*: clients straight to it; "
+      "*llama-swap*: through the daemon with the default `upstreamConnections: auto` (the cap learned from "
+      "the `http threads: N` line); *unlimited*: `upstreamConnections: unlimited`, what the original and our "
+      "earlier releases do (one round only: it waits for the 5-s holds)%s. Every client request uses a "
+      "connection of its own, closed after the answer (as curl); bursts of N requests sent at once, %s rounds "
+      "interleaved, 5.5 s apart; the median wall time of the rounds (and of the slowest request)."
+      % (", and *b*: the other binary `%s`" % meta.get("daemon_b") if meta.get("daemon_b") else "",
+         meta.get("rounds")))
+    w("")
+    scen_label = {"2core": "3 HTTP threads, 1 slot (llama-server's defaults on 2 cores)",
+                  "4slots": "6 HTTP threads, 4 slots (a newer llama-server's defaults on 2 cores)"}
+    tgt_label = {"direct": "direct", "llama-swap": "llama-swap", "llama-swap-unlimited": "unlimited",
+                 "llama-swap-b": "b"}
+    w("| upstream | N | target | wall time | slowest request | answered | within 1.5× direct + 100 ms |")
+    w("|---|---:|---|---:|---:|---:|---|")
+    for (scen, n) in sorted(bursts):
+        rows = bursts[(scen, n)]
+        direct = med([float(r["wall_ms"]) for r in rows.get("direct", [])]) if rows.get("direct") else None
+        for tgt in ("direct", "llama-swap", "llama-swap-unlimited", "llama-swap-b"):
+            rs = rows.get(tgt)
+            if not rs:
+                continue
+            wall = med([float(r["wall_ms"]) for r in rs])
+            slow = med([float(r["max_ms"]) for r in rs])
+            ok = "%d of %d" % (min(int(r["ok"]) for r in rs), n)
+            goal = "–"
+            if tgt != "direct" and direct is not None:
+                goal = "yes" if wall <= 1.5 * direct + 100 else "**no**"
+            w("| %s | %d | %s | %.0f ms | %.0f ms | %s | %s |" % (scen_label.get(scen, scen), n,
+                                                               tgt_label.get(tgt, tgt), wall, slow, ok, goal))
+    w("")
+    w("A request that waits longer than 60 s is counted as not answered (the client gives up).")
+    w("")
+    if ttfc:
+        w("Time from sending a streamed chat request to its first `data:` line, through the daemon, on a "
+          "*reused* upstream connection (sequential requests, pooled) and on a *fresh* one (`idleConn: 0`). "
+          "The upstream writes the response head, then the first chunk 10 ms later, without `TCP_NODELAY`: "
+          "without an immediate ACK from the proxy, Nagle holds the chunk until the proxy's delayed ACK "
+          "(up to 40 ms). Median of %s requests each." % (3 * int(meta.get("rounds", "3"))))
+        w("")
+        w("| binary | reused connection | fresh connection |")
+        w("|---|---:|---:|")
+        for tgt in ("llama-swap", "llama-swap-b"):
+            if (tgt, "reused") not in ttfc:
+                continue
+            label = "this commit" if tgt == "llama-swap" else "b: `%s`" % meta.get("daemon_b")
+            w("| %s | %.1f ms | %.1f ms |" % (label, med(ttfc[(tgt, "reused")]),
+                                              med(ttfc.get((tgt, "fresh"), [0]))))
+        w("")
+
 w("## Looking for hot spots")
 w("")
 w("- `BENCH_DAEMON_B=/path/to/patched/llama-swap bench/run` adds row (e) to the throughput table (and a column "
