@@ -119,6 +119,25 @@ class ThreadPoolUpstream(unittest.TestCase):
                                 "concurrencyLimit": 200}}}
         self.check_no_stall(cfg, "m", 20, 0)
 
+    def test_a_server_that_takes_every_connection_gets_them(self):
+        """vLLM-like (a connection per request, as many as come): `auto` without a start-up
+        line sets no cap, so 60 requests in flight use 60 connections at once."""
+        cfg = {"models": {"m": {"cmd": h.fake_cmd(model="m"), "concurrencyLimit": 200}}}
+        with h.Daemon(cfg) as d:
+            self.assertEqual(d.chat("m", timeout=30).status, 200)
+            n = 60
+            calls = [h.Call(lambda: d.request("POST", "/v1/chat/completions?delay_ms=1500",
+                                              h.chat_body("m"), timeout=CLIENT_TIMEOUT))
+                     for _ in range(n)]
+            peak = h.wait_until(
+                lambda: (lambda c: c["open"] if c["open"] >= n else 0)(
+                    running_entry(d, "m")["upstreamConnections"]), 20, interval=0.02,
+                what="%d connections open at once" % n)
+            self.assertEqual([c.get(CLIENT_TIMEOUT).status for c in calls], [200] * n)
+            conns = running_entry(d, "m")["upstreamConnections"]
+            self.assertEqual((conns["cap"], conns["waiting"]), (0, 0), conns)
+            h.diag("peak open connections %d" % peak)
+
     def test_the_stall_is_real_without_a_cap(self):
         """The control: with `unlimited` (the original's behaviour) the same load waits for the
         keep-alive hold, here 2 s; the fake reproduces llama-server's stall."""

@@ -29,15 +29,29 @@ struct Conn {
     UniqueFd theirs;
 };
 
-Conn connect(UpstreamPool& pool, const char* key, ConnectionPolicy policy = {}) {
+// `answered`: it has served a request (reusable); else it is new, nothing asked yet.
+Conn connect(UpstreamPool& pool, const char* key, ConnectionPolicy policy = {},
+             bool answered = true) {
     UpstreamSocketPtr sock = pool.acquire(key, policy, nullptr);
     cr_assert(sock, "a slot is free");
     cr_assert(!sock->fd.valid(), "a new slot comes unconnected");
     int fds[2];
     cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
     sock->fd.reset(fds[0]);
-    pool.response_began(*sock); // it has served a request: reusable
+    if (answered) pool.response_began(*sock);
     return {std::move(sock), UniqueFd(fds[1])};
+}
+
+ConnectionPolicy capped(size_t n) {
+    ConnectionPolicy p;
+    p.cap = n;
+    return p;
+}
+
+ConnectionPolicy unknown_cap() {
+    ConnectionPolicy p;
+    p.close_idle_when_unanswered = true;
+    return p;
 }
 
 struct Waiter : ConnectionWaiter {
@@ -118,8 +132,7 @@ Test(upstream_pool, drop_forgets_a_key) {
 Test(upstream_pool, the_cap_queues_requests_and_hands_over_warm_connections_in_order) {
     Loop l;
     UpstreamPool pool(l.loop);
-    ConnectionPolicy cap2;
-    cap2.cap = 2;
+    const ConnectionPolicy cap2 = capped(2);
     Conn a = connect(pool, "k", cap2), b = connect(pool, "k", cap2);
     std::vector<int> order;
     Waiter w1, w2, w3;
@@ -152,8 +165,7 @@ Test(upstream_pool, the_cap_queues_requests_and_hands_over_warm_connections_in_o
 Test(upstream_pool, a_newcomer_does_not_overtake_waiting_requests) {
     Loop l;
     UpstreamPool pool(l.loop);
-    ConnectionPolicy cap1;
-    cap1.cap = 1;
+    const ConnectionPolicy cap1 = capped(1);
     Conn a = connect(pool, "k", cap1);
     Waiter w;
     cr_assert_null(pool.acquire("k", cap1, &w).get());
@@ -168,16 +180,12 @@ Test(upstream_pool, a_newcomer_does_not_overtake_waiting_requests) {
 Test(upstream_pool, idle_connections_close_while_a_new_one_goes_unanswered) {
     Loop l;
     UpstreamPool pool(l.loop);
-    ConnectionPolicy unknown;
-    unknown.close_idle_when_unanswered = true;
+    const ConnectionPolicy unknown = unknown_cap();
     Conn other = connect(pool, "k", unknown); // another upstream's idle connection
     pool.put(std::move(other.ours));
     // j: one idle connection, and a new one whose first request gets no answer.
-    UpstreamSocketPtr slot = pool.acquire("j", unknown, nullptr);
-    int fds[2];
-    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
-    slot->fd.reset(fds[0]);
-    UniqueFd peer(fds[1]);
+    Conn fresh = connect(pool, "j", unknown, false);
+    UpstreamSocketPtr& slot = fresh.ours;
     Conn idle = connect(pool, "j", unknown);
     pool.put(std::move(idle.ours));
     pool.request_sent(*slot);
@@ -191,13 +199,9 @@ Test(upstream_pool, idle_connections_close_while_a_new_one_goes_unanswered) {
 Test(upstream_pool, an_answered_connection_keeps_the_idle_ones) {
     Loop l;
     UpstreamPool pool(l.loop);
-    ConnectionPolicy unknown;
-    unknown.close_idle_when_unanswered = true;
-    UpstreamSocketPtr slot = pool.acquire("j", unknown, nullptr);
-    int fds[2];
-    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
-    slot->fd.reset(fds[0]);
-    UniqueFd peer(fds[1]);
+    const ConnectionPolicy unknown = unknown_cap();
+    Conn fresh = connect(pool, "j", unknown, false);
+    UpstreamSocketPtr& slot = fresh.ours;
     Conn idle = connect(pool, "j", unknown);
     pool.put(std::move(idle.ours));
     pool.request_sent(*slot);
@@ -210,8 +214,7 @@ Test(upstream_pool, an_answered_connection_keeps_the_idle_ones) {
 Test(upstream_pool, waiters_of_a_dropped_upstream_get_slots_to_find_out) {
     Loop l;
     UpstreamPool pool(l.loop);
-    ConnectionPolicy cap1;
-    cap1.cap = 1;
+    const ConnectionPolicy cap1 = capped(1);
     Conn a = connect(pool, "k", cap1);
     Waiter w;
     cr_assert_null(pool.acquire("k", cap1, &w).get());
