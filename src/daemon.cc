@@ -126,8 +126,9 @@ void Daemon::on_hangup(struct ev_loop*, ev_signal* w, int) {
     static_cast<Daemon*>(w->data)->reload("SIGHUP");
 }
 
-void Daemon::enable_reload(std::string config_path, bool watch) {
+void Daemon::enable_reload(std::string config_path, bool watch, bool strict) {
     config_path_ = std::move(config_path);
+    strict_ = strict;
     if (!watch) return;
     ev_stat_init(&config_stat_, &on_config_changed, config_path_.c_str(), 2.0);
     config_stat_.data = this;
@@ -162,6 +163,13 @@ void Daemon::reload(const char* why) {
         return;
     }
     for (const auto& w : cfg->warnings) LOG_WARN("%s", w.render().c_str());
+    if (strict_ && !cfg->warnings.empty()) {
+        LOG_ERROR("reload failed, keeping the running configuration: %zu warning(s), which "
+                  "--strict makes errors",
+                  cfg->warnings.size());
+        sd::notify_ready();
+        return;
+    }
     cfg_ = std::move(cfg.value());
     apply_log_settings();
     activity_.set_capacity(cfg_.metrics_max_in_memory);

@@ -33,7 +33,8 @@ public:
 
     // Reload on SIGHUP, and when `watch` also when the file changes (stat polled every 2 s,
     // which also works on bind mounts and ConfigMaps where inotify does not).
-    void enable_reload(std::string config_path, bool watch);
+    // With `strict`, a reloaded file with warnings is refused like a broken one.
+    void enable_reload(std::string config_path, bool watch, bool strict = false);
     // Loads the config file again; a broken file is reported and the running config stays.
     void reload(const char* why);
     ~Daemon() override;
@@ -105,6 +106,7 @@ private:
     SignalWatcher sighup_;
     TimerWatcher shutdown_deadline_;
     std::string config_path_;
+    bool strict_ = false;
     ev_stat config_stat_{};
     bool watching_ = false;
     TimerWatcher config_settle_; // debounce: editors write files in several steps

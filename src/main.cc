@@ -31,6 +31,8 @@ void print_help() {
            "      --log-target T    where logs go: auto (journald when stderr is the journal),\n"
            "                        journal or stderr (default auto)\n"
            "  -t, --check-config    validate the configuration and exit (0 valid, 78 invalid)\n"
+           "  -s, --strict          configuration warnings (unknown keys, ...) are errors: at\n"
+           "                        start, on reload and with --check-config\n"
            "  -v, --version         print the version and exit\n"
            "  -h, --help            print this help and exit\n"
            "\n"
@@ -43,6 +45,7 @@ struct Args {
     std::string config = kDefaultConfig;
     std::string listen = ":8080";
     bool check_only = false;
+    bool strict = false;
     bool watch = false;
     ls::LogTarget log_target = ls::LogTarget::Auto;
 };
@@ -53,6 +56,7 @@ int parse_args(int argc, char** argv, Args& args) {
         {"config", required_argument, nullptr, 'c'},
         {"listen", required_argument, nullptr, 'l'},
         {"check-config", no_argument, nullptr, 't'},
+        {"strict", no_argument, nullptr, 's'},
         {"watch-config", no_argument, nullptr, 'w'},
         {"version", no_argument, nullptr, 'v'},
         {"log-target", required_argument, nullptr, 'L'},
@@ -61,7 +65,7 @@ int parse_args(int argc, char** argv, Args& args) {
     };
     int c;
     // Go's flag package (the original) also accepts single-dash long options.
-    while ((c = getopt_long_only(argc, argv, "c:l:twvh", kOptions, nullptr)) != -1) {
+    while ((c = getopt_long_only(argc, argv, "c:l:tswvh", kOptions, nullptr)) != -1) {
         switch (c) {
         case 'c':
             args.config = optarg;
@@ -71,6 +75,9 @@ int parse_args(int argc, char** argv, Args& args) {
             break;
         case 't':
             args.check_only = true;
+            break;
+        case 's':
+            args.strict = true;
             break;
         case 'w':
             args.watch = true;
@@ -112,9 +119,16 @@ int main(int argc, char** argv) {
         return ls::config::kExitConfig;
     }
     for (const auto& w : cfg->warnings) fprintf(stderr, "%s (warning)\n", w.render().c_str());
+    const size_t warnings = cfg->warnings.size();
+    if (args.strict && warnings > 0) {
+        fprintf(stderr, "%s: %zu warning%s, which --strict makes errors\n", args.config.c_str(),
+                warnings, warnings == 1 ? "" : "s");
+        return ls::config::kExitConfig;
+    }
     if (args.check_only) {
-        printf("%s: configuration is valid (%zu models)\n", args.config.c_str(),
-               cfg->models.size());
+        printf("%s: configuration is valid (%zu model%s, %zu warning%s)\n", args.config.c_str(),
+               cfg->models.size(), cfg->models.size() == 1 ? "" : "s", warnings,
+               warnings == 1 ? "" : "s");
         return 0;
     }
 
@@ -133,7 +147,7 @@ int main(int argc, char** argv) {
     int status;
     {
         ls::Daemon daemon(loop, std::move(cfg.value()), &guard);
-        daemon.enable_reload(args.config, args.watch);
+        daemon.enable_reload(args.config, args.watch, args.strict);
         auto passed = ls::sd::passed_sockets();
         if (passed.empty()) {
             auto sock = ls::sd::listen_on(args.listen);

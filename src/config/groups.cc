@@ -24,10 +24,7 @@ Result<void> Loader::decode_groups(const Node& v) {
         }
         for (auto [gk, gv] : gpairs) {
             const std::string& k = gk->value;
-            if (k != "swap" && k != "exclusive" && k != "persistent" && k != "members") {
-                warn(*gk, "unknown key '" + k + "'");
-                continue;
-            }
+            if (!known_key(*gk, {"swap", "exclusive", "persistent", "members"})) continue;
             if (is_null(*gv)) continue;
             if (k == "members") {
                 auto items = get_list(*gv, k);

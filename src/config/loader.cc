@@ -63,6 +63,15 @@ Result<void> Loader::check_duplicate_keys() {
     return {};
 }
 
+bool Loader::known_key(const Node& key, const std::vector<std::string_view>& known) {
+    if (std::find(known.begin(), known.end(), key.value) != known.end()) return true;
+    std::string msg = "unknown key '" + key.value + "'";
+    if (std::string guess = closest_key(key.value, known); !guess.empty())
+        msg += " (did you mean '" + guess + "'?)";
+    warn(key, std::move(msg));
+    return false;
+}
+
 Result<std::string> Loader::scalar(const Node& v, const std::string& key, const Scope& scope,
                                    const char* type, bool allow_pid) {
     if (v.kind != Node::Kind::Scalar)
@@ -150,18 +159,12 @@ Result<void> Loader::decode_hooks(const Node& v, const Scope& scope,
     auto hooks = pairs_of(v, "hooks");
     if (!hooks) return hooks.error();
     for (auto [kn, value] : hooks.value()) {
-        if (kn->value != "on_startup") {
-            warn(*kn, "unknown key '" + kn->value + "'");
-            continue;
-        }
+        if (!known_key(*kn, {"on_startup"})) continue;
         if (is_null(*value)) continue;
         auto startup = pairs_of(*value, "hooks.on_startup");
         if (!startup) return startup.error();
         for (auto [sk, sv] : startup.value()) {
-            if (sk->value != "preload") {
-                warn(*sk, "unknown key '" + sk->value + "'");
-                continue;
-            }
+            if (!known_key(*sk, {"preload"})) continue;
             if (is_null(*sv)) continue;
             const std::string key = "hooks.on_startup.preload";
             auto items = get_list(*sv, key);
@@ -189,28 +192,9 @@ Result<Config> Loader::run() {
     std::map<std::string, Pair> seen;
     for (const Pair& p : top.value()) {
         const std::string& k = p.first->value;
-        static const std::set<std::string_view> known = {"healthCheckTimeout",
-                                                         "startPort",
-                                                         "globalTTL",
-                                                         "unloadTimeout",
-                                                         "logLevel",
-                                                         "backend",
-                                                         "macros",
-                                                         "models",
-                                                         "groups",
-                                                         "queueTimeout",
-                                                         "server",
-                                                         "logToStdout",
-                                                         "sendLoadingState",
-                                                         "includeAliasesInList",
-                                                         "metricsMaxInMemory",
-                                                         "apiKeys",
-                                                         "hooks"};
         if (kTopUnsupported.count(k)) {
             warn(*p.first, "key '" + k + "' is not supported yet and is ignored");
-        } else if (!known.count(k)) {
-            warn(*p.first, "unknown key '" + k + "'");
-        } else if (!is_null(*p.second)) {
+        } else if (known_key(*p.first, kTopKeys) && !is_null(*p.second)) {
             seen[k] = p;
         }
     }

@@ -17,6 +17,53 @@
 
 namespace ls::config::detail {
 
+// The keys each level reads (unknown ones get a warning with a "did you mean" guess).
+inline const std::vector<std::string_view> kTopKeys = {"healthCheckTimeout",
+                                                       "startPort",
+                                                       "globalTTL",
+                                                       "unloadTimeout",
+                                                       "logLevel",
+                                                       "backend",
+                                                       "macros",
+                                                       "models",
+                                                       "groups",
+                                                       "queueTimeout",
+                                                       "server",
+                                                       "logToStdout",
+                                                       "sendLoadingState",
+                                                       "includeAliasesInList",
+                                                       "metricsMaxInMemory",
+                                                       "apiKeys",
+                                                       "hooks"};
+inline const std::vector<std::string_view> kModelKeys = {"cmd",
+                                                         "cmdStop",
+                                                         "proxy",
+                                                         "checkEndpoint",
+                                                         "ttl",
+                                                         "unloadTimeout",
+                                                         "env",
+                                                         "aliases",
+                                                         "name",
+                                                         "useModelName",
+                                                         "readyPattern",
+                                                         "memoryMax",
+                                                         "memoryHigh",
+                                                         "cpuQuota",
+                                                         "allowedCPUs",
+                                                         "gpus",
+                                                         "backend",
+                                                         "description",
+                                                         "unlisted",
+                                                         "concurrencyLimit",
+                                                         "metadata",
+                                                         "capabilities",
+                                                         "filters",
+                                                         "timeouts",
+                                                         "sendLoadingState",
+                                                         "strip_params",
+                                                         "upstreamConnections",
+                                                         "macros"};
+
 // Keys of the original that we accept with a warning (not supported yet).
 inline const std::set<std::string_view> kTopUnsupported = {
     "logTimeFormat", "captureBuffer", "upstream", "routing", "matrix",      "peers",
@@ -50,6 +97,8 @@ private:
     void warn(const Node& n, std::string msg) {
         cfg_.warnings.push_back(Diagnostic{file_, n.pos, std::move(msg)});
     }
+    // True when `key` is one of `known`; else warns "unknown key 'tll' (did you mean 'ttl'?)".
+    bool known_key(const Node& key, const std::vector<std::string_view>& known);
 
     Result<std::vector<Pair>> pairs_of(const Node& map, const std::string& what, int depth = 0);
     Result<void> check_duplicate_keys();

@@ -32,10 +32,7 @@ Result<void> Loader::decode_capabilities(const Node& v, const Scope& scope, Capa
     for (auto [kn, value] : pairs.value()) {
         const std::string& k = kn->value;
         const std::string key = "capabilities." + k;
-        if (k != "in" && k != "out" && k != "tools" && k != "reranker" && k != "context") {
-            warn(*kn, "unknown key '" + k + "'");
-            continue;
-        }
+        if (!known_key(*kn, {"in", "out", "tools", "reranker", "context"})) continue;
         if (is_null(*value)) continue;
         if (k == "in" || k == "out") {
             auto items = get_list(*value, key);
@@ -73,10 +70,8 @@ Result<void> Loader::decode_filters(const Node& v, const Scope& scope, ModelConf
     for (auto [kn, value] : pairs.value()) {
         const std::string& k = kn->value;
         const std::string key = "filters." + k;
-        if (k != "stripParams" && k != "strip_params" && k != "setParams" && k != "setParamsByID") {
-            warn(*kn, "unknown key '" + k + "'");
+        if (!known_key(*kn, {"stripParams", "strip_params", "setParams", "setParamsByID"}))
             continue;
-        }
         if (is_null(*value)) continue;
         if (k == "stripParams" || k == "strip_params") {
             auto s = get_string(*value, key, scope);
@@ -121,10 +116,7 @@ Result<void> Loader::decode_timeouts(const Node& v, const Scope& scope, Upstream
             warn(*kn, "key '" + k + "' is not supported and is ignored");
             continue;
         }
-        if (k != "connect" && k != "responseHeader" && k != "idleConn") {
-            warn(*kn, "unknown key '" + k + "'");
-            continue;
-        }
+        if (!known_key(*kn, {"connect", "responseHeader", "idleConn"})) continue;
         if (is_null(*value)) continue;
         auto d = get_double(*value, key, scope);
         if (!d) return d.error();
@@ -178,37 +170,7 @@ Result<void> Loader::decode_model(const Node& key, const Node& v, ModelConfig& m
             warn(*kn, "key '" + k + "' is not supported yet and is ignored");
             continue;
         }
-        static const std::set<std::string_view> known = {"cmd",
-                                                         "cmdStop",
-                                                         "proxy",
-                                                         "checkEndpoint",
-                                                         "ttl",
-                                                         "unloadTimeout",
-                                                         "env",
-                                                         "aliases",
-                                                         "name",
-                                                         "useModelName",
-                                                         "readyPattern",
-                                                         "memoryMax",
-                                                         "memoryHigh",
-                                                         "cpuQuota",
-                                                         "allowedCPUs",
-                                                         "gpus",
-                                                         "backend",
-                                                         "description",
-                                                         "unlisted",
-                                                         "concurrencyLimit",
-                                                         "metadata",
-                                                         "capabilities",
-                                                         "filters",
-                                                         "timeouts",
-                                                         "sendLoadingState",
-                                                         "strip_params",
-                                                         "upstreamConnections"};
-        if (!known.count(k)) {
-            warn(*kn, "unknown key '" + k + "'");
-            continue;
-        }
+        if (!known_key(*kn, kModelKeys)) continue;
         if (is_null(*value)) continue;
 
         if (k == "cmd") {

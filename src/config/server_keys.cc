@@ -13,12 +13,10 @@ Result<void> Loader::decode_server(const Node& v, const Scope& scope) {
     for (auto [key, value] : pairs.value()) {
         const std::string& k = key->value;
         bool is_size = k == "maxHeaderBytes" || k == "maxBodyBytes" || k == "bodyMemoryBytes";
-        bool is_time = k == "headerTimeout" || k == "bodyTimeout" || k == "idleTimeout" ||
-                       k == "shutdownTimeout";
-        if (!is_size && !is_time && k != "maxConnections" && k != "spoolDir") {
-            warn(*key, "unknown key '" + k + "'");
+        if (!known_key(*key, {"maxHeaderBytes", "maxBodyBytes", "bodyMemoryBytes", "headerTimeout",
+                              "bodyTimeout", "idleTimeout", "shutdownTimeout", "maxConnections",
+                              "spoolDir"}))
             continue;
-        }
         if (is_null(*value)) continue;
         if (k == "spoolDir") {
             auto dir = get_string(*value, k, scope);

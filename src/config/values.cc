@@ -258,4 +258,42 @@ bool has_space_or_control(const std::string& s) {
     return false;
 }
 
+namespace {
+// Optimal string alignment distance (Levenshtein plus adjacent transpositions), ASCII
+// case-insensitive: a case slip costs nothing, a swapped pair of letters one edit.
+size_t edit_distance(std::string_view a, std::string_view b) {
+    auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+    std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+    for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+    for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+    for (size_t i = 1; i <= a.size(); ++i) {
+        for (size_t j = 1; j <= b.size(); ++j) {
+            const size_t cost = lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1;
+            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+            if (i > 1 && j > 1 && lower(a[i - 1]) == lower(b[j - 2]) &&
+                lower(a[i - 2]) == lower(b[j - 1]))
+                d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+        }
+    }
+    return d[a.size()][b.size()];
+}
+} // namespace
+
+std::string closest_key(std::string_view word, const std::vector<std::string_view>& candidates) {
+    if (word.empty() || word.size() > 64) return {};
+    // At most a third of the word's letters wrong (1 for short words): a real typo, not a
+    // different key that happens to be short.
+    const size_t limit = std::max<size_t>(1, word.size() / 3);
+    std::string best;
+    size_t best_distance = limit + 1;
+    for (std::string_view c : candidates) {
+        const size_t dist = edit_distance(word, c);
+        if (dist < best_distance) {
+            best_distance = dist;
+            best = std::string(c);
+        }
+    }
+    return best;
+}
+
 } // namespace ls::config::detail

@@ -33,5 +33,8 @@ bool parse_size(const std::string& text, uint64_t& out);
 bool valid_cpu_list(const std::string& text);
 bool parse_backend(const std::string& text, Backend& out);
 bool has_space_or_control(const std::string& s);
+// The candidate closest to a misspelt key (`tll` -> `ttl`, `CheckEndpoint` -> `checkEndpoint`),
+// or "" when none is close enough to be a likely typo.
+std::string closest_key(std::string_view word, const std::vector<std::string_view>& candidates);
 
 } // namespace ls::config::detail

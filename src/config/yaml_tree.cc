@@ -39,6 +39,18 @@ Result<Tree> parse_yaml(const std::string& text, const std::string& file) {
         SourcePos pos = parser.error == YAML_READER_ERROR
                             ? pos_of_offset(text, parser.problem_offset)
                             : to_pos(parser.problem_mark);
+        // libyaml says "found character that cannot start any token" for a tab, which hides
+        // the usual cause: an editor that indents with tabs.
+        const size_t at = parser.problem_mark.index;
+        if (parser.error == YAML_SCANNER_ERROR && at < text.size() && text[at] == '\t') {
+            const size_t line_start =
+                text.rfind('\n', at) == std::string::npos ? 0 : text.rfind('\n', at) + 1;
+            const bool indentation =
+                text.find_first_not_of(" \t", line_start) > at; // only blanks before it
+            problem = indentation ? "a tab character in the indentation: YAML indents with "
+                                    "spaces only"
+                                  : "a tab character where YAML does not allow one (use spaces)";
+        }
         Error e = diag_error(file, pos, problem);
         yaml_parser_delete(&parser);
         return e;
