@@ -3,11 +3,16 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "util/result.h"
+
+namespace ls::router::matrix {
+class Program;
+}
 
 namespace ls::config {
 
@@ -141,6 +146,45 @@ struct GroupConfig {
     std::vector<std::string> members;
 };
 
+// `matrix` (top level, the original's legacy place) or `routing.router.settings.matrix`: which
+// models may run together, as sets of a small DSL (src/router/matrix.h).
+struct MatrixConfig {
+    std::vector<std::pair<std::string, std::string>> vars; // key -> model id, in file order
+    std::map<std::string, long long> evict_costs;          // model id -> cost (> 0)
+    std::vector<std::pair<std::string, std::string>> sets; // name -> DSL, in file order
+    std::shared_ptr<const router::matrix::Program> program;
+    long long cost_of(const std::string& model_id) const {
+        auto it = evict_costs.find(model_id);
+        return it == evict_costs.end() ? 1 : it->second;
+    }
+};
+
+enum class RouterKind { Group, Matrix };
+
+// `routing.scheduler.settings.fifo`: the order in which waiting requests get their model.
+struct SchedulerConfig {
+    // `priority`: model id -> priority (higher first, arrival order within one; 0 unlisted).
+    // Keys may be aliases: they are resolved here (the original accepts but never matches them).
+    std::map<std::string, int> priority;
+    // Ours: the starvation bound. A request waiting for a model that needs a swap lets the
+    // running models take new requests of their own (collation: A A B B, not A B A B) for at
+    // most `max_wait_s`; then, or once `max_skips` swaps for other models went ahead of it,
+    // it goes next whatever the priorities and the other traffic. 0 disables each bound.
+    double max_wait_s = 10;
+    int max_skips = 3;
+    int priority_of(const std::string& model_id) const {
+        auto it = priority.find(model_id);
+        return it == priority.end() ? 0 : it->second;
+    }
+};
+
+// `routing` (and the legacy top-level `groups` / `matrix`).
+struct RoutingConfig {
+    RouterKind router = RouterKind::Group;
+    MatrixConfig matrix; // router == Matrix
+    SchedulerConfig scheduler;
+};
+
 // Limits of the HTTP server (our extension: top-level `server:` block).
 struct ServerConfig {
     size_t max_header_bytes = 64 * 1024;
@@ -175,8 +219,9 @@ struct Config {
     Backend backend = Backend::Auto;
     ServerConfig server;
 
-    std::map<std::string, ModelConfig> models;  // sorted by id
-    std::vector<GroupConfig> groups;            // explicit groups + "(default)" for the rest
+    std::map<std::string, ModelConfig> models; // sorted by id
+    std::vector<GroupConfig> groups;           // group router: explicit + "(default)"
+    RoutingConfig routing;
     std::map<std::string, std::string> aliases; // alias -> model id
 
     std::vector<Diagnostic> warnings; // unknown keys etc.
@@ -194,5 +239,26 @@ constexpr int kExitConfig = 78;
 Result<Config> load_config(const std::string& path);
 // Same from a string (tests); `name` stands for the file name in diagnostics.
 Result<Config> load_config_from_string(const std::string& yaml, const std::string& name);
+
+// Where the configuration comes from, like the original's -config and -config-dir: a file, a
+// directory of *.yaml / *.yml files, or both (the file first, then the directory's files in
+// byte order of their names), merged into one configuration (sources.cc has the rules).
+struct ConfigSources {
+    std::string file; // "" when only a directory
+    std::string dir;  // "" when only a file
+};
+// The regular files (or links to them) directly in `dir` whose name ends in .yaml or .yml
+// (case matters; hidden files count), as "dir/name" in byte order; possibly none.
+Result<std::vector<std::string>> list_config_dir(const std::string& dir);
+// Every file to read, in merge order. Errors: the directory cannot be read, the file is also
+// one of the directory's, no file at all.
+Result<std::vector<std::string>> list_config_sources(const ConfigSources& sources);
+// "FILE", "N files in DIR" or "FILE + N files in DIR".
+std::string describe_config_sources(const ConfigSources& sources, size_t dir_files);
+// Reads, merges and loads every source; Config::path is their description. With only a file,
+// exactly load_config(file). Errors and warnings name the file each node was written in.
+Result<Config> load_config_sources(const ConfigSources& sources);
+// The merge and the load without I/O (tests): (file name, text) in merge order.
+Result<Config> load_config_texts(const std::vector<std::pair<std::string, std::string>>& files);
 
 } // namespace ls::config

@@ -339,16 +339,8 @@ Result<Config> Loader::run() {
             cfg_.preload.push_back(m->id);
     }
 
-    if (const Node* v = get("groups")) {
-        if (auto r = decode_groups(*v); !r) return r.error();
-    }
-    GroupConfig def;
-    def.id = "(default)";
-    for (const auto& [id, m] : cfg_.models) {
-        (void)m;
-        if (!cfg_.group_of(id)) def.members.push_back(id);
-    }
-    if (!def.members.empty()) cfg_.groups.push_back(std::move(def));
+    if (auto r = decode_routing(get("routing"), get("groups"), get("matrix"), scope); !r)
+        return r.error();
     std::stable_sort(cfg_.warnings.begin(), cfg_.warnings.end(),
                      [](const Diagnostic& a, const Diagnostic& b) {
                          return std::pair(a.pos.line, a.pos.col) < std::pair(b.pos.line, b.pos.col);

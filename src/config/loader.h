@@ -34,7 +34,9 @@ inline const std::vector<std::string_view> kTopKeys = {"healthCheckTimeout",
                                                        "includeAliasesInList",
                                                        "metricsMaxInMemory",
                                                        "apiKeys",
-                                                       "hooks"};
+                                                       "hooks",
+                                                       "routing",
+                                                       "matrix"};
 inline const std::vector<std::string_view> kModelKeys = {"cmd",
                                                          "cmdStop",
                                                          "proxy",
@@ -66,8 +68,8 @@ inline const std::vector<std::string_view> kModelKeys = {"cmd",
 
 // Keys of the original that we accept with a warning (not supported yet).
 inline const std::set<std::string_view> kTopUnsupported = {
-    "logTimeFormat", "captureBuffer", "upstream", "routing", "matrix",      "peers",
-    "profiles",      "selectors",     "store",    "ui",      "performance", "logRequests"};
+    "logTimeFormat", "captureBuffer", "upstream", "peers",       "profiles",
+    "selectors",     "store",         "ui",       "performance", "logRequests"};
 inline const std::set<std::string_view> kModelUnsupported = {"compat"};
 
 constexpr int kMaxJsonDepth = 64;
@@ -92,10 +94,15 @@ private:
     MacroSet global_macros_;
 
     const Node& node(int i) const { return t_.nodes[static_cast<size_t>(i)]; }
-    Error err(const Node& n, std::string msg) const { return diag_error(file_, n.pos, msg); }
+    // The file a node was written in: a merged tree (--config-dir) holds several.
+    const std::string& file_of(const Node& n) const {
+        const auto i = static_cast<size_t>(n.file);
+        return i < t_.files.size() ? t_.files[i] : file_;
+    }
+    Error err(const Node& n, std::string msg) const { return diag_error(file_of(n), n.pos, msg); }
     Error err(SourcePos pos, std::string msg) const { return diag_error(file_, pos, msg); }
     void warn(const Node& n, std::string msg) {
-        cfg_.warnings.push_back(Diagnostic{file_, n.pos, std::move(msg)});
+        cfg_.warnings.push_back(Diagnostic{file_of(n), n.pos, std::move(msg)});
     }
     // True when `key` is one of `known`; else warns "unknown key 'tll' (did you mean 'ttl'?)".
     bool known_key(const Node& key, const std::vector<std::string_view>& known);
@@ -123,7 +130,13 @@ private:
                               std::vector<std::pair<std::string, const Node*>>& alias_nodes);
     Result<void> decode_command(const Node& v, const std::string& key, const Scope& scope,
                                 bool allow_pid, std::vector<std::string>& out);
-    Result<void> decode_groups(const Node& v);
+    // routing.cc: the router (groups or matrix, from `routing` or the legacy top-level keys)
+    // and the scheduler.
+    Result<void> decode_routing(const Node* routing, const Node* legacy_groups,
+                                const Node* legacy_matrix, const Scope& scope);
+    Result<void> decode_groups(const Node& v, const std::string& path, const Scope& scope);
+    Result<void> decode_matrix(const Node& v, const std::string& path, const Scope& scope);
+    Result<void> decode_scheduler(const Node& v, const Scope& scope);
 
     // Any YAML value as JSON (metadata, setParams values); `budget` caps the values emitted,
     // since anchors may be referenced many times (reported at `root`, the value of the key).

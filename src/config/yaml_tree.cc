@@ -60,6 +60,7 @@ Result<Tree> parse_yaml(const std::string& text, const std::string& file) {
     if (!yaml_parser_load(&parser, &doc)) return parser_error();
 
     Tree tree;
+    tree.files.push_back(file);
     yaml_node_t* root = yaml_document_get_root_node(&doc);
     if (root) {
         tree.root = 0; // the root is node 1 in libyaml's 1-based table

@@ -22,13 +22,15 @@ struct Node {
     std::string value; // scalars
     bool plain = true; // a plain (unquoted, non-block) scalar: may be null
     SourcePos pos;
+    int file = 0;                           // index in Tree::files: where the node was written
     std::vector<int> items;                 // sequences: node indices
     std::vector<std::pair<int, int>> pairs; // mappings: (key, value) node indices
 };
 
 struct Tree {
     std::vector<Node> nodes;
-    int root = -1; // -1: empty document
+    int root = -1;                  // -1: empty document
+    std::vector<std::string> files; // the source files (one, or several once merged)
 };
 
 using Pair = std::pair<const Node*, const Node*>; // key, value

@@ -8,28 +8,10 @@
 #include <vector>
 
 #include "config/config.h"
+#include "config_test_util.h"
 
 using namespace ls::config;
-
-// Raw string literals in this file start with a newline so that line 1 is the first YAML line.
-static std::string yaml_text(const char* text) {
-    std::string s(text);
-    if (!s.empty() && s[0] == '\n') s.erase(0, 1);
-    return s;
-}
-
-static Config load_ok(const char* text) {
-    auto r = load_config_from_string(yaml_text(text), "config.yaml");
-    cr_assert(r.ok(), "load failed: %s", r.ok() ? "" : r.error().message.c_str());
-    return std::move(r).value();
-}
-
-static void expect_error(const char* text, const char* message) {
-    auto r = load_config_from_string(yaml_text(text), "config.yaml");
-    cr_assert_not(r.ok(), "load should fail with: %s", message);
-    const std::string& m = r.error().message;
-    cr_assert_str_eq(m.c_str(), message);
-}
+using namespace ls::config::test;
 
 static void expect_words(const std::vector<std::string>& got,
                          const std::vector<std::string>& want) {
@@ -39,16 +21,6 @@ static void expect_words(const std::vector<std::string>& got,
         const std::string& w = want[i];
         cr_assert_str_eq(g.c_str(), w.c_str(), "word %zu", i);
     }
-}
-
-static void expect_warning(const Config& c, const char* rendered) {
-    for (const auto& w : c.warnings) {
-        std::string s = w.render();
-        if (s == rendered) return;
-    }
-    std::string all;
-    for (const auto& w : c.warnings) all += "\n  " + w.render();
-    cr_assert_fail("warning '%s' not found; got:%s", rendered, all.c_str());
 }
 
 static const ModelConfig& model(const Config& c, const char* id) {
@@ -318,14 +290,15 @@ groups:
     expect_warning(c, "config.yaml:1:1: key 'logTimeFormat' is not supported yet and is ignored");
     expect_warning(c, "config.yaml:2:1: unknown key 'colour'");
     expect_warning(c, "config.yaml:7:5: key 'compat' is not supported yet and is ignored");
-    expect_warning(c, "config.yaml:9:5: unknown key 'cmnd'");
-    expect_warning(c, "config.yaml:12:3: unknown key 'maxConections'");
+    expect_warning(c, "config.yaml:9:5: unknown key 'cmnd' (did you mean 'cmd'?)");
+    expect_warning(
+        c, "config.yaml:12:3: unknown key 'maxConections' (did you mean 'maxConnections'?)");
     // (sorted by position)
     std::string first = c.warnings[0].render();
     cr_assert_str_eq(first.c_str(),
                      "config.yaml:1:1: key 'logTimeFormat' is not supported yet and is ignored");
     cr_assert_eq(c.server.max_connections, 10);
-    expect_warning(c, "config.yaml:16:5: unknown key 'swapp'");
+    expect_warning(c, "config.yaml:16:5: unknown key 'swapp' (did you mean 'swap'?)");
 }
 
 Test(config, groups_and_default_group) {
@@ -450,7 +423,8 @@ models:
 )",
                  "config.yaml:3:11: mapping values are not allowed in this context");
     expect_error("models:\n\tm: 1\n",
-                 "config.yaml:2:1: found character that cannot start any token");
+                 "config.yaml:2:1: a tab character in the indentation: YAML indents with spaces "
+                 "only");
     expect_error("a: *nope\n", "config.yaml:1:4: found undefined alias");
     expect_error("a: 1\n---\nb: 2\n", "config.yaml:2:1: multiple YAML documents are not supported");
     expect_error("- a\n", "config.yaml:1:1: the top level of the configuration must be a mapping");
@@ -654,7 +628,8 @@ groups:
   (default):
     members: []
 )",
-                 "config.yaml:2:3: group id '(default)' is reserved");
+                 "config.yaml:2:3: group id '(default)' is reserved (it holds the models of no "
+                 "group)");
 }
 
 Test(config_errors, duplicate_key) {
