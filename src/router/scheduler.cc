@@ -1,5 +1,6 @@
 #include "router/scheduler.h"
 
+#include <algorithm>
 #include <set>
 #include <unistd.h>
 
@@ -12,8 +13,9 @@ using supervisor::ProcessState;
 
 Scheduler::Scheduler(struct ev_loop* loop, supervisor::GroupGuard* guard, logs::LogHub* hub)
     : loop_(loop), guard_(guard), hub_(hub), ports_(5800),
-      queue_timer_(loop, &on_queue_timeout, this), notify_(loop, &on_notify, this), scopes_(loop),
-      resolver_(loop), maintenance_(loop, &on_maintenance, this) {
+      queue_timer_(loop, &on_queue_timeout, this), overdue_timer_(loop, &on_overdue, this),
+      notify_(loop, &on_notify, this), scopes_(loop), resolver_(loop),
+      maintenance_(loop, &on_maintenance, this) {
     if (auto r = notify_.open(); !r)
         LOG_WARN("upstream readiness via sd_notify is unavailable: %s", r.error().message.c_str());
 }
@@ -197,11 +199,18 @@ void Scheduler::request(const std::string& model_id, Waiter* waiter) {
     }
     const double timeout =
         cfg_.queue_timeout_s > 0 ? cfg_.queue_timeout_s : cfg_.health_check_timeout_s;
+    // Higher priority first, arrival order within a priority: in front of the first entry of
+    // a strictly lower priority.
+    const int priority = cfg_.routing.scheduler.priority_of(model_id);
+    std::vector<int> priorities;
+    for (const auto& e : queue_) priorities.push_back(e.priority);
+    auto at = std::next(queue_.begin(),
+                        static_cast<std::ptrdiff_t>(queue_position(priorities, priority)));
     waiter->pos_ = queue_.insert(
-        queue_.end(), QueueEntry{waiter, model_id, ev_now(loop_), ev_now(loop_) + timeout});
+        at, QueueEntry{waiter, model_id, ev_now(loop_), ev_now(loop_) + timeout, priority, 0});
     waiter->queued_ = true;
     s->queued++;
-    if (queue_.size() == 1) arm_queue_timer();
+    arm_queue_timer();
     pump();
 }
 
@@ -213,9 +222,8 @@ void Scheduler::cancel(Waiter* waiter) {
         if (s->queued == 0 && s->in_flight == 0) arm_ttl(*s);
     }
     waiter->queued_ = false;
-    const bool was_front = it == queue_.begin();
     queue_.erase(it);
-    if (was_front) arm_queue_timer();
+    arm_queue_timer();
     pump(); // a swap this waiter held up may no longer be wanted, or others may now fit
 }
 
@@ -252,25 +260,47 @@ void Scheduler::arm_queue_timer() {
         queue_timer_.stop();
         return;
     }
-    const double left = queue_.front().deadline - ev_now(loop_);
+    // Priorities reorder the queue, so the earliest deadline may be anywhere in it (the
+    // queue is bounded by the models' concurrencyLimit).
+    double first = queue_.front().deadline;
+    for (const auto& e : queue_) first = std::min(first, e.deadline);
+    const double left = first - ev_now(loop_);
     queue_timer_.start(left > 0.001 ? left : 0.001);
 }
 
 void Scheduler::on_queue_timeout(struct ev_loop*, ev_timer* w, int) {
     auto* self = static_cast<Scheduler*>(w->data);
     const double now = ev_now(self->loop_);
-    // Entries are in arrival order and share one timeout, so deadlines are ordered too.
-    while (!self->queue_.empty() && self->queue_.front().deadline <= now + 0.0005) {
-        auto it = self->queue_.begin();
-        const double timeout = self->cfg_.queue_timeout_s > 0 ? self->cfg_.queue_timeout_s
-                                                              : self->cfg_.health_check_timeout_s;
-        char msg[256];
-        snprintf(msg, sizeof msg, "timed out after %.0f s waiting for model '%s' to become ready",
-                 timeout, it->model.c_str());
-        self->reject(it, {503, msg, "model_wait_timeout", 5});
+    const double timeout = self->cfg_.queue_timeout_s > 0 ? self->cfg_.queue_timeout_s
+                                                          : self->cfg_.health_check_timeout_s;
+    for (auto it = self->queue_.begin(); it != self->queue_.end();) {
+        auto next = std::next(it);
+        if (it->deadline <= now + 0.0005) {
+            char msg[256];
+            snprintf(msg, sizeof msg,
+                     "timed out after %.0f s waiting for model '%s' to become ready", timeout,
+                     it->model.c_str());
+            self->reject(it, {503, msg, "model_wait_timeout", 5});
+        }
+        it = next;
     }
     self->arm_queue_timer();
     self->pump();
+}
+
+void Scheduler::arm_overdue_timer() {
+    std::vector<QueuedRequest> queue;
+    for (const auto& e : queue_) queue.push_back({e.model, e.enqueued, e.priority, e.skips});
+    const double now = ev_now(loop_);
+    const double next = next_overdue_at(queue, cfg_.routing.scheduler, now);
+    if (next == 0)
+        overdue_timer_.stop();
+    else
+        overdue_timer_.start(std::max(0.001, next - now));
+}
+
+void Scheduler::on_overdue(struct ev_loop*, ev_timer* w, int) {
+    static_cast<Scheduler*>(w->data)->pump();
 }
 
 void Scheduler::grant(std::list<QueueEntry>::iterator it, Slot& s) {
@@ -279,9 +309,8 @@ void Scheduler::grant(std::list<QueueEntry>::iterator it, Slot& s) {
     s.queued--;
     s.in_flight++;
     s.ttl->stop();
-    const bool was_front = it == queue_.begin();
     queue_.erase(it);
-    if (was_front) arm_queue_timer();
+    arm_queue_timer();
     w->on_granted(*s.process);
 }
 
@@ -302,40 +331,6 @@ void Scheduler::reject_model_waiters(const std::string& model, const Rejection& 
     arm_queue_timer();
 }
 
-bool Scheduler::conflicts(const std::string& a, const std::string& b) const {
-    // Would starting `a` evict `b`, or starting `b` evict `a`?
-    auto evicts = [&](const std::string& target, const std::string& other) {
-        const config::GroupConfig* gt = cfg_.group_of(target);
-        const config::GroupConfig* go = cfg_.group_of(other);
-        if (!gt || !go) return true;
-        if (gt == go) return gt->swap;
-        return gt->exclusive && !go->persistent;
-    };
-    return evicts(a, b) || evicts(b, a);
-}
-
-std::vector<Scheduler::Slot*> Scheduler::eviction_set(const std::string& target) {
-    std::vector<Slot*> out;
-    const config::GroupConfig* gt = cfg_.group_of(target);
-    for (auto& [id, s] : slots_) {
-        if (id == target) continue;
-        const ProcessState st = s->process->state();
-        if (st != ProcessState::Starting && st != ProcessState::Ready &&
-            st != ProcessState::Stopping)
-            continue;
-        const config::GroupConfig* go = cfg_.group_of(id);
-        bool evict;
-        if (!gt || !go)
-            evict = true;
-        else if (gt == go)
-            evict = gt->swap;
-        else
-            evict = gt->exclusive && !go->persistent;
-        if (evict) out.push_back(s.get());
-    }
-    return out;
-}
-
 void Scheduler::pump() {
     if (pumping_) {
         pump_again_ = true;
@@ -345,68 +340,43 @@ void Scheduler::pump() {
     do {
         pump_again_ = false;
         const double now = ev_now(loop_);
-        for (auto& [id, s] : slots_) s->draining = s->pending_config != nullptr || s->removed;
-        std::set<std::string> claimed; // models that earlier waiters are waiting for
-        std::set<Slot*> victims;
+        std::vector<std::list<QueueEntry>::iterator> entries;
+        std::vector<QueuedRequest> queue;
         for (auto it = queue_.begin(); it != queue_.end(); ++it) {
-            Slot* s = slot(it->model);
-            const ProcessState st = s->process->state();
-            // A draining model still takes the requests queued before its drain began:
-            // they are served together (collation) instead of swapping back and forth.
-            const bool joins_drain = s->draining && victims.count(s) && !s->pending_config &&
-                                     !s->removed && it->enqueued < s->drain_since;
-            if (st == ProcessState::Ready && (!s->draining || joins_drain)) {
-                grant(it, *s);
-                pump_again_ = true; // callbacks may have changed the queue: rescan
-                break;
-            }
-            if (!claimed.insert(it->model).second) continue; // this model is handled already
-            if (st != ProcessState::Stopped && st != ProcessState::Failed)
-                continue; // Starting: single-flight
-            if (s->pending_config || s->removed) {
-                // Reloaded: the process object is replaced first (outside this call chain).
-                maintenance_.start(0);
-                continue;
-            }
-            bool blocked = false;
-            for (const auto& other : claimed)
-                if (other != it->model && conflicts(it->model, other)) blocked = true;
-            if (blocked) continue; // an earlier request's model goes first
-            bool can_start = true;
-            for (Slot* victim : eviction_set(it->model)) {
-                victim->draining = true;
-                victims.insert(victim);
-                if (victim->drain_since == 0) victim->drain_since = now;
-                can_start = false;
-                const ProcessState vs = victim->process->state();
-                if (vs == ProcessState::Stopping || victim->in_flight > 0) continue; // wait for it
-                if (vs == ProcessState::Ready && has_waiters_before(*victim, victim->drain_since))
-                    continue;
-                LOG_EVENT(LogLevel::Info,
-                          (LogFields{.model = victim->process->id(), .event = "swap"}),
-                          "swap: stopping %s to make room for %s", victim->process->id().c_str(),
-                          it->model.c_str());
-                if (on_swap) on_swap();
-                victim->process->stop(victim->process->config().unload_timeout_s, "swapping");
-            }
-            if (can_start) {
-                s->process->start(); // may fail synchronously and reject waiters
-                pump_again_ = true;
-                break;
-            }
+            entries.push_back(it);
+            queue.push_back({it->model, it->enqueued, it->priority, it->skips});
         }
-        // A drain that no waiter asks for any more is over.
-        if (!pump_again_)
-            for (auto& [id, s] : slots_)
-                if (!victims.count(s.get())) s->drain_since = 0;
+        ModelLoads loads;
+        for (const auto& [id, s] : slots_)
+            loads[id] = {s->process->state(), s->in_flight, s->queued,
+                         s->pending_config != nullptr || s->removed, s->drain_since};
+        const PassDecision d = plan_pass(queue, loads, policy_, cfg_.routing.scheduler, now);
+        for (const auto& [id, since] : d.drain_since)
+            if (Slot* s = slot(id)) s->drain_since = since;
+        if (d.replace_reloaded) maintenance_.start(0);
+        for (const auto& stop : d.stop) {
+            Slot* victim = slot(stop.model);
+            LOG_EVENT(LogLevel::Info, (LogFields{.model = stop.model, .event = "swap"}),
+                      "swap: stopping %s to make room for %s", stop.model.c_str(),
+                      stop.for_model.c_str());
+            if (on_swap) on_swap();
+            victim->process->stop(victim->process->config().unload_timeout_s, "swapping");
+        }
+        if (d.then == PassDecision::Then::nothing) break;
+        const auto it = entries[d.request];
+        Slot* s = slot(it->model);
+        if (d.then == PassDecision::Then::grant) {
+            grant(it, *s);
+        } else {
+            // Older requests for other models that this start passes count it (maxSkips).
+            for (auto& e : queue_)
+                if (e.model != it->model && e.enqueued < it->enqueued) ++e.skips;
+            s->process->start(); // may fail synchronously and reject waiters
+        }
+        pump_again_ = true; // callbacks may have changed the queue: plan again
     } while (pump_again_);
     pumping_ = false;
-}
-
-bool Scheduler::has_waiters_before(const Slot& s, double t) const {
-    for (const auto& e : queue_)
-        if (e.enqueued < t && slots_.at(e.model).get() == &s) return true;
-    return false;
+    arm_overdue_timer();
 }
 
 void Scheduler::on_process_state(ModelProcess& p, ProcessState from, ProcessState to) {

@@ -1,9 +1,14 @@
-// Admission, queueing and swapping. Requests wait in one FIFO queue; pump() grants what can
-// run and starts at most the swaps the group rules allow:
+// Admission, queueing and swapping. Requests wait in one queue, by priority and then arrival
+// (routing.scheduler.settings.fifo); pump() grants what can run and starts at most the swaps
+// the router allows (groups, or the matrix solver):
 //  - a cold model is started once however many requests wait for it (single-flight);
 //  - a model with requests in flight is never stopped to make room: it drains first, and new
 //    requests for it queue behind the swap instead of starving it (collation: all waiting
 //    requests of a model are served together once it is ready);
+//  - a request whose model needs a swap lets the busy running models keep taking requests of
+//    their own (collation: A A B B rather than A B A B) for at most maxWait, or until maxSkips
+//    swaps for other models went ahead of it; then it is overdue: it goes first, and the
+//    models in its way drain (the starvation bound the original lacks);
 //  - every wait is bounded (queueTimeout → 503 + Retry-After); concurrencyLimit → 429.
 #pragma once
 
@@ -18,6 +23,7 @@
 #include "logs/log_hub.h"
 #include "proxy/resolver.h"
 #include "readiness/notify_socket.h"
+#include "router/swap_plan.h"
 #include "supervisor/group_guard.h"
 #include "supervisor/model_process.h"
 #include "util/ev.h"
@@ -53,6 +59,8 @@ struct QueueEntry {
     std::string model;
     double enqueued;
     double deadline;
+    int priority = 0; // routing.scheduler.settings.fifo.priority of the model
+    int skips = 0;    // swaps for other models that went ahead of it (maxSkips)
 };
 
 class Scheduler : public supervisor::ProcessObserver {
@@ -107,7 +115,6 @@ private:
         std::unique_ptr<supervisor::ModelProcess> process;
         int in_flight = 0;
         int queued = 0;
-        bool draining = false; // must stop for a pending swap: no new grants
         // When the current drain began: requests queued before it still join the model
         // (collation, bounded: later arrivals wait behind the swap).
         double drain_since = 0;
@@ -126,9 +133,8 @@ private:
     void grant(std::list<QueueEntry>::iterator it, Slot& slot);
     void reject(std::list<QueueEntry>::iterator it, const Rejection& why);
     void reject_model_waiters(const std::string& model, const Rejection& why);
-    std::vector<Slot*> eviction_set(const std::string& target);
-    bool conflicts(const std::string& a, const std::string& b) const;
-    bool has_waiters_before(const Slot& s, double t) const;
+    void arm_overdue_timer();
+    static void on_overdue(struct ev_loop*, ev_timer*, int);
     void arm_ttl(Slot& slot);
     void arm_queue_timer();
     static void on_ttl(struct ev_loop*, ev_timer*, int);
@@ -144,9 +150,11 @@ private:
     logs::LogHub* hub_;
     supervisor::PortAllocator ports_;
     config::Config cfg_;
+    RoutingPolicy policy_{cfg_}; // reads cfg_, which apply_config replaces in place
     std::map<std::string, std::unique_ptr<Slot>> slots_;
     std::list<QueueEntry> queue_;
     TimerWatcher queue_timer_;
+    TimerWatcher overdue_timer_; // the next queued request to become overdue
     readiness::NotifySocket notify_;
     supervisor::CgroupManager cgroups_;
     supervisor::ScopeBackend scopes_;
