@@ -74,6 +74,10 @@ Daemon::~Daemon() {
     set_log_sink(nullptr, nullptr);
     preloader_.reset();
     if (watching_) ev_stat_stop(loop_, &config_stat_);
+    if (watching_dir_) {
+        ev_ref(loop_);
+        ev_timer_stop(loop_, &config_dir_poll_);
+    }
     server_.close_all();
     reaper_.run_now();
 }
@@ -126,36 +130,97 @@ void Daemon::on_hangup(struct ev_loop*, ev_signal* w, int) {
     static_cast<Daemon*>(w->data)->reload("SIGHUP");
 }
 
-void Daemon::enable_reload(std::string config_path, bool watch, bool strict) {
-    config_path_ = std::move(config_path);
+void Daemon::enable_reload(config::ConfigSources sources, bool watch, bool strict) {
+    sources_ = std::move(sources);
     strict_ = strict;
     if (!watch) return;
-    ev_stat_init(&config_stat_, &on_config_changed, config_path_.c_str(), 2.0);
-    config_stat_.data = this;
-    ev_stat_start(loop_, &config_stat_);
-    ev_unref(loop_); // watching alone must not keep the loop alive
-    watching_ = true;
+    if (!sources_.file.empty()) {
+        ev_stat_init(&config_stat_, &on_config_changed, sources_.file.c_str(), 2.0);
+        config_stat_.data = this;
+        ev_stat_start(loop_, &config_stat_);
+        ev_unref(loop_); // watching alone must not keep the loop alive
+        watching_ = true;
+    }
+    if (!sources_.dir.empty()) {
+        dir_scan_ = dir_loaded_ = scan_config_dir();
+        ev_timer_init(&config_dir_poll_, &on_config_dir_poll, 2.0, 2.0);
+        config_dir_poll_.data = this;
+        ev_timer_start(loop_, &config_dir_poll_);
+        ev_unref(loop_);
+        watching_dir_ = true;
+    }
 }
 
 void Daemon::on_config_changed(struct ev_loop*, ev_stat* w, int) {
     auto* self = static_cast<Daemon*>(w->data);
-    // Reload once the file has been quiet for a moment: a half-written or truncated file
+    // Reload once the sources have been quiet for a moment: a half-written or truncated file
     // (size 0, or gone while an editor replaces it) must not be taken as the new config.
     self->config_settle_.start(0.5);
 }
 
+std::vector<Daemon::DirFile> Daemon::scan_config_dir() const {
+    std::vector<DirFile> out;
+    auto files = config::list_config_dir(sources_.dir);
+    if (!files) return out; // gone or unreadable: like an empty directory
+    for (auto& path : files.value()) {
+        struct stat st;
+        if (stat(path.c_str(), &st) != 0) continue;
+        out.push_back(DirFile{std::move(path), static_cast<long long>(st.st_size),
+                              st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec,
+                              static_cast<unsigned long long>(st.st_ino)});
+    }
+    return out;
+}
+
+void Daemon::on_config_dir_poll(struct ev_loop*, ev_timer* w, int) {
+    auto* self = static_cast<Daemon*>(w->data);
+    auto scan = self->scan_config_dir();
+    if (scan == self->dir_scan_) return;
+    self->dir_scan_ = std::move(scan);
+    // Like the original, a directory left without any file does not reload.
+    if (!self->dir_scan_.empty()) self->config_settle_.start(0.5);
+}
+
+/* Whether the sources look complete: the file exists and is not empty (an editor truncates
+ * it, or replaces it in several steps), the directory has a file unless the file is the only
+ * source, and no file of the directory that had content when the configuration was last read
+ * is empty now. The write that completes a rewrite changes them again, which starts another
+ * settle; a file really left empty is taken as such at the next change. */
+bool Daemon::sources_settled() {
+    struct stat st;
+    if (!sources_.file.empty() && (stat(sources_.file.c_str(), &st) != 0 || st.st_size == 0))
+        return false;
+    if (sources_.dir.empty()) return true;
+    auto scan = scan_config_dir();
+    if (scan.empty() && sources_.file.empty()) return false;
+    for (const DirFile& f : scan) {
+        if (f.size != 0) continue;
+        for (const DirFile& before : dir_loaded_) {
+            if (before.path == f.path && before.size != 0) {
+                LOG_INFO("%s is empty, not reloading until it changes again", f.path.c_str());
+                dir_loaded_ = std::move(scan);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
 void Daemon::on_config_settled(struct ev_loop*, ev_timer* w, int) {
     auto* self = static_cast<Daemon*>(w->data);
-    struct stat st;
-    if (stat(self->config_path_.c_str(), &st) != 0 || st.st_size == 0) return;
-    self->reload("config file changed");
+    if (!self->sources_settled()) return;
+    self->reload("configuration changed");
 }
 
 void Daemon::reload(const char* why) {
-    if (shutting_down_ || config_path_.empty()) return;
+    if (shutting_down_ || (sources_.file.empty() && sources_.dir.empty())) return;
     sd::notify_reloading();
-    LOG_INFO("%s: reloading %s", why, config_path_.c_str());
-    auto cfg = config::load_config(config_path_);
+    const std::string what = sources_.dir.empty()    ? sources_.file
+                             : sources_.file.empty() ? sources_.dir
+                                                     : sources_.file + " + " + sources_.dir;
+    LOG_INFO("%s: reloading %s", why, what.c_str());
+    if (watching_dir_) dir_loaded_ = scan_config_dir();
+    auto cfg = config::load_config_sources(sources_);
     if (!cfg) {
         LOG_ERROR("reload failed, keeping the running configuration: %s",
                   cfg.error().message.c_str());

@@ -31,11 +31,13 @@ class Daemon final : public http::Application, public proxy::ExchangeObserver {
 public:
     Daemon(struct ev_loop* loop, config::Config cfg, supervisor::GroupGuard* guard);
 
-    // Reload on SIGHUP, and when `watch` also when the file changes (stat polled every 2 s,
-    // which also works on bind mounts and ConfigMaps where inotify does not).
-    // With `strict`, a reloaded file with warnings is refused like a broken one.
-    void enable_reload(std::string config_path, bool watch, bool strict = false);
-    // Loads the config file again; a broken file is reported and the running config stays.
+    // Reload on SIGHUP, and when `watch` also when a source changes: the file through ev_stat
+    // (inotify where the file system has it, else a stat every 2 s, which also works on bind
+    // mounts and ConfigMaps), the directory by a scan every 2 s of its *.yaml / *.yml files
+    // (names, sizes, modification times). With `strict`, a reloaded configuration with
+    // warnings is refused like a broken one.
+    void enable_reload(config::ConfigSources sources, bool watch, bool strict = false);
+    // Reads every source again; a broken configuration is reported and the running one stays.
     void reload(const char* why);
     ~Daemon() override;
 
@@ -56,6 +58,18 @@ private:
     static void on_shutdown_deadline(struct ev_loop*, ev_timer*, int);
     static void on_config_changed(struct ev_loop*, ev_stat*, int);
     static void on_config_settled(struct ev_loop*, ev_timer*, int);
+    static void on_config_dir_poll(struct ev_loop*, ev_timer*, int);
+    // What a scan of the config directory saw of one file.
+    struct DirFile {
+        std::string path;
+        long long size = 0;
+        long long mtime_ns = 0;
+        unsigned long long inode = 0;
+        bool operator==(const DirFile&) const = default;
+    };
+    std::vector<DirFile> scan_config_dir() const;
+    // False while a source looks caught in the middle of a rewrite (an editor saving it).
+    bool sources_settled();
     static void on_status_timer(struct ev_loop*, ev_timer*, int);
     static void on_watchdog(struct ev_loop*, ev_timer*, int);
     void start_watchdog();
@@ -105,11 +119,15 @@ private:
     SignalWatcher sigint_;
     SignalWatcher sighup_;
     TimerWatcher shutdown_deadline_;
-    std::string config_path_;
+    config::ConfigSources sources_;
     bool strict_ = false;
     ev_stat config_stat_{};
     bool watching_ = false;
-    TimerWatcher config_settle_; // debounce: editors write files in several steps
+    ev_timer config_dir_poll_{};
+    bool watching_dir_ = false;
+    std::vector<DirFile> dir_scan_;   // the last scan of the poll
+    std::vector<DirFile> dir_loaded_; // the scan when the configuration was last read
+    TimerWatcher config_settle_;      // debounce: editors write files in several steps
     TimerWatcher status_timer_;
     TimerWatcher watchdog_;
     std::string last_status_;

@@ -24,10 +24,14 @@ void print_help() {
            "(llama-server, vLLM, ...) according to the model of each request.\n"
            "\n"
            "Options:\n"
-           "  -c, --config FILE     configuration file (default %s)\n"
+           "  -c, --config FILE     configuration file (default %s unless --config-dir\n"
+           "                        is given)\n"
+           "      --config-dir DIR  read DIR's *.yaml and *.yml files too (in name order, after\n"
+           "                        FILE if given) and merge them into one configuration\n"
            "  -l, --listen ADDR     address to listen on when no socket is passed by systemd:\n"
            "                        :PORT, HOST:PORT, [V6]:PORT or unix:PATH (default :8080)\n"
-           "  -w, --watch-config    reload the configuration when the file changes\n"
+           "  -w, --watch-config    reload the configuration when the file or a file of the\n"
+           "                        directory changes\n"
            "      --log-target T    where logs go: auto (journald when stderr is the journal),\n"
            "                        journal or stderr (default auto)\n"
            "  -t, --check-config    validate the configuration and exit (0 valid, 78 invalid)\n"
@@ -42,7 +46,7 @@ void print_help() {
 }
 
 struct Args {
-    std::string config = kDefaultConfig;
+    ls::config::ConfigSources sources; // the default file when neither option is given
     std::string listen = ":8080";
     bool check_only = false;
     bool strict = false;
@@ -54,6 +58,7 @@ struct Args {
 int parse_args(int argc, char** argv, Args& args) {
     static const option kOptions[] = {
         {"config", required_argument, nullptr, 'c'},
+        {"config-dir", required_argument, nullptr, 'D'},
         {"listen", required_argument, nullptr, 'l'},
         {"check-config", no_argument, nullptr, 't'},
         {"strict", no_argument, nullptr, 's'},
@@ -68,7 +73,13 @@ int parse_args(int argc, char** argv, Args& args) {
     while ((c = getopt_long_only(argc, argv, "c:l:tswvh", kOptions, nullptr)) != -1) {
         switch (c) {
         case 'c':
-            args.config = optarg;
+        case 'D':
+            if (!*optarg) {
+                fprintf(stderr, "llama-swap: --%s needs a %s\n", c == 'c' ? "config" : "config-dir",
+                        c == 'c' ? "file" : "directory");
+                return 2;
+            }
+            (c == 'c' ? args.sources.file : args.sources.dir) = optarg;
             break;
         case 'l':
             args.listen = optarg;
@@ -104,6 +115,7 @@ int parse_args(int argc, char** argv, Args& args) {
                 argv[optind]);
         return 2;
     }
+    if (args.sources.file.empty() && args.sources.dir.empty()) args.sources.file = kDefaultConfig;
     return -1;
 }
 
@@ -113,7 +125,7 @@ int main(int argc, char** argv) {
     Args args;
     if (int rc = parse_args(argc, argv, args); rc >= 0) return rc;
 
-    auto cfg = ls::config::load_config(args.config);
+    auto cfg = ls::config::load_config_sources(args.sources);
     if (!cfg) {
         fprintf(stderr, "%s\n", cfg.error().message.c_str());
         return ls::config::kExitConfig;
@@ -121,12 +133,12 @@ int main(int argc, char** argv) {
     for (const auto& w : cfg->warnings) fprintf(stderr, "%s (warning)\n", w.render().c_str());
     const size_t warnings = cfg->warnings.size();
     if (args.strict && warnings > 0) {
-        fprintf(stderr, "%s: %zu warning%s, which --strict makes errors\n", args.config.c_str(),
+        fprintf(stderr, "%s: %zu warning%s, which --strict makes errors\n", cfg->path.c_str(),
                 warnings, warnings == 1 ? "" : "s");
         return ls::config::kExitConfig;
     }
     if (args.check_only) {
-        printf("%s: configuration is valid (%zu model%s, %zu warning%s)\n", args.config.c_str(),
+        printf("%s: configuration is valid (%zu model%s, %zu warning%s)\n", cfg->path.c_str(),
                cfg->models.size(), cfg->models.size() == 1 ? "" : "s", warnings,
                warnings == 1 ? "" : "s");
         return 0;
@@ -147,7 +159,7 @@ int main(int argc, char** argv) {
     int status;
     {
         ls::Daemon daemon(loop, std::move(cfg.value()), &guard);
-        daemon.enable_reload(args.config, args.watch, args.strict);
+        daemon.enable_reload(args.sources, args.watch, args.strict);
         auto passed = ls::sd::passed_sockets();
         if (passed.empty()) {
             auto sock = ls::sd::listen_on(args.listen);

@@ -22,4 +22,16 @@ const GroupConfig* Config::group_of(const std::string& model_id) const {
     return nullptr;
 }
 
+const char* to_string(SelectorStrategy s) {
+    switch (s) {
+    case SelectorStrategy::Pin:
+        return "pin";
+    case SelectorStrategy::Warm:
+        return "warm";
+    case SelectorStrategy::Spillover:
+        return "spillover";
+    }
+    return "pin";
+}
+
 } // namespace ls::config

@@ -185,6 +185,28 @@ struct RoutingConfig {
     SchedulerConfig scheduler;
 };
 
+// `selectors.<id>`: a virtual model id that picks one of its targets per request.
+enum class SelectorStrategy { Pin, Warm, Spillover };
+struct SelectorConfig {
+    std::string id;
+    SelectorStrategy strategy = SelectorStrategy::Pin;
+    std::vector<std::string> targets; // as written (ids or aliases: alias filters apply)
+    std::vector<std::string> models;  // the model id of each target, same order
+    int spillover = 1;                // requests per active target before the next one
+    std::string name;
+    std::string description;
+    bool unlisted = false;
+    std::string metadata_json; // `metadata` as compact JSON ("" when unset)
+};
+const char* to_string(SelectorStrategy s);
+
+// `profiles.<name>`: pins that rewrite requested model names while the profile is active.
+struct ProfileConfig {
+    std::string id;
+    std::string description;
+    std::map<std::string, std::string> pins; // requested name -> target ("": disabled)
+};
+
 // Limits of the HTTP server (our extension: top-level `server:` block).
 struct ServerConfig {
     size_t max_header_bytes = 64 * 1024;
@@ -222,12 +244,21 @@ struct Config {
     std::map<std::string, ModelConfig> models; // sorted by id
     std::vector<GroupConfig> groups;           // group router: explicit + "(default)"
     RoutingConfig routing;
+    std::map<std::string, SelectorConfig> selectors;
+    std::map<std::string, ProfileConfig> profiles;
+    // `defaultProfile` (ours; the original has it only as a proposal): active at start-up and
+    // after a reload; "" for none.
+    std::string default_profile;
     std::map<std::string, std::string> aliases; // alias -> model id
 
     std::vector<Diagnostic> warnings; // unknown keys etc.
 
     // Model id for a requested name (an id or an alias); nullptr when unknown.
     const ModelConfig* resolve(const std::string& name) const;
+    const SelectorConfig* selector(const std::string& name) const {
+        auto it = selectors.find(name);
+        return it == selectors.end() ? nullptr : &it->second;
+    }
     // Group of a model (always found for a valid config).
     const GroupConfig* group_of(const std::string& model_id) const;
 };

@@ -341,6 +341,12 @@ Result<Config> Loader::run() {
 
     if (auto r = decode_routing(get("routing"), get("groups"), get("matrix"), scope); !r)
         return r.error();
+    if (const Node* v = get("selectors"))
+        if (auto r = decode_selectors(*v, scope); !r) return r.error();
+    if (const Node* v = get("profiles"))
+        if (auto r = decode_profiles(*v, scope); !r) return r.error();
+    if (const Node* v = get("defaultProfile"))
+        if (auto r = decode_default_profile(*v, scope); !r) return r.error();
     std::stable_sort(cfg_.warnings.begin(), cfg_.warnings.end(),
                      [](const Diagnostic& a, const Diagnostic& b) {
                          return std::pair(a.pos.line, a.pos.col) < std::pair(b.pos.line, b.pos.col);

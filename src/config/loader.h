@@ -36,7 +36,10 @@ inline const std::vector<std::string_view> kTopKeys = {"healthCheckTimeout",
                                                        "apiKeys",
                                                        "hooks",
                                                        "routing",
-                                                       "matrix"};
+                                                       "matrix",
+                                                       "selectors",
+                                                       "profiles",
+                                                       "defaultProfile"};
 inline const std::vector<std::string_view> kModelKeys = {"cmd",
                                                          "cmdStop",
                                                          "proxy",
@@ -68,8 +71,8 @@ inline const std::vector<std::string_view> kModelKeys = {"cmd",
 
 // Keys of the original that we accept with a warning (not supported yet).
 inline const std::set<std::string_view> kTopUnsupported = {
-    "logTimeFormat", "captureBuffer", "upstream", "peers",       "profiles",
-    "selectors",     "store",         "ui",       "performance", "logRequests"};
+    "logTimeFormat", "captureBuffer", "upstream", "peers", "store", "ui",
+    "performance",   "logRequests"};
 inline const std::set<std::string_view> kModelUnsupported = {"compat"};
 
 constexpr int kMaxJsonDepth = 64;
@@ -137,6 +140,11 @@ private:
     Result<void> decode_groups(const Node& v, const std::string& path, const Scope& scope);
     Result<void> decode_matrix(const Node& v, const std::string& path, const Scope& scope);
     Result<void> decode_scheduler(const Node& v, const Scope& scope);
+    // selectors.cc, profiles.cc: after the routing (spillover targets must coexist).
+    Result<void> decode_selectors(const Node& v, const Scope& scope);
+    Result<void> check_spillover_coexistence(const SelectorConfig& sel, const Node& at);
+    Result<void> decode_profiles(const Node& v, const Scope& scope);
+    Result<void> decode_default_profile(const Node& v, const Scope& scope);
 
     // Any YAML value as JSON (metadata, setParams values); `budget` caps the values emitted,
     // since anchors may be referenced many times (reported at `root`, the value of the key).

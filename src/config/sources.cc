@@ -35,9 +35,14 @@ namespace ls::config {
 namespace detail {
 namespace {
 
-constexpr std::string_view kIdentityMaps[] = {
-    "models", "groups", "profiles", "selectors", "peers", "matrix",
-    "routing.router.settings.groups", "routing.router.settings.matrix"};
+constexpr std::string_view kIdentityMaps[] = {"models",
+                                              "groups",
+                                              "profiles",
+                                              "selectors",
+                                              "peers",
+                                              "matrix",
+                                              "routing.router.settings.groups",
+                                              "routing.router.settings.matrix"};
 
 bool is_identity_map(const std::string& path) {
     return std::find(std::begin(kIdentityMaps), std::end(kIdentityMaps), path) !=
@@ -55,8 +60,7 @@ std::string_view scalar_type(const Node& n) {
     if (!n.plain) return "string";
     const std::string& v = n.value;
     if (v.empty() || v == "~" || v == "null" || v == "Null" || v == "NULL") return "null";
-    if (v == "true" || v == "True" || v == "TRUE" || v == "false" || v == "False" ||
-        v == "FALSE")
+    if (v == "true" || v == "True" || v == "TRUE" || v == "false" || v == "False" || v == "FALSE")
         return "bool";
     if (yaml_int(v)) return "int";
     if (yaml_float(v)) return "float";
@@ -107,11 +111,12 @@ private:
     using Pairs = std::vector<std::pair<int, int>>;
 
     const Node& node(int i) const { return t_.nodes[static_cast<size_t>(i)]; }
-    const std::string& file(int i) const {
-        return t_.files[static_cast<size_t>(node(i).file)];
-    }
+    const std::string& file(int i) const { return t_.files[static_cast<size_t>(node(i).file)]; }
     Error err(int i, std::string msg) const { return diag_error(file(i), node(i).pos, msg); }
-    std::string where(int i) const { return Diagnostic{file(i), node(i).pos, ""}.render(); }
+    std::string where(int i) const {
+        return file(i) + ":" + std::to_string(node(i).pos.line) + ":" +
+               std::to_string(node(i).pos.col);
+    }
     int add(Node n) {
         t_.nodes.push_back(std::move(n));
         return static_cast<int>(t_.nodes.size()) - 1;
@@ -216,8 +221,7 @@ Result<int> Merger::merge_value(int skey, int dst, int src, const std::string& p
     return err(skey, at + file(src) + " sets " + shown(s) + ", " + file(dst) + " set " + shown(d));
 }
 
-Result<int> Merger::merge_identity(int dkey, int dst, int skey, int src,
-                                   const std::string& path) {
+Result<int> Merger::merge_identity(int dkey, int dst, int skey, int src, const std::string& path) {
     if (is_empty_value(node(dst))) return src;
     if (is_empty_value(node(src))) return dst;
     const std::string at = "conflict at \"" + path + "\": ";
@@ -404,11 +408,11 @@ Result<std::vector<std::string>> list_config_sources(const ConfigSources& source
             // The same file under any name (a link, another spelling of the path).
             for (const auto& f : files.value()) {
                 struct stat st;
-                if (stat(f.c_str(), &st) == 0 && st.st_dev == fst.st_dev &&
-                    st.st_ino == fst.st_ino)
+                if (stat(f.c_str(), &st) == 0 && st.st_dev == fst.st_dev && st.st_ino == fst.st_ino)
                     return make_error("--config " + sources.file +
                                       " is also present in --config-dir " + sources.dir +
-                                      " (as " + f + "); remove it from one");
+                                      (f == sources.file ? "" : " (as " + f + ")") +
+                                      "; remove it from one");
             }
         }
         out.insert(out.end(), files->begin(), files->end());

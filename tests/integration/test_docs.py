@@ -383,7 +383,10 @@ class Options(unittest.TestCase):
             cfg = os.path.join(tmp, "c.yaml")
             with open(cfg, "w") as f:
                 f.write("models: {}\n")
-            values = {"--config": cfg, "--listen": "127.0.0.1:0", "--log-target": "stderr"}
+            confd = os.path.join(tmp, "conf.d")  # empty: the file alone is the config
+            os.mkdir(confd)
+            values = {"--config": cfg, "--listen": "127.0.0.1:0", "--log-target": "stderr",
+                      "--config-dir": confd}
             for short, long in self.man_options():
                 if long in ("--help", "--version", "--check-config", "--config"):
                     continue
