@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include "api/model_api.h"
+#include "api/profiles.h"
 #include "util/log.h"
 
 namespace ls {
@@ -68,6 +69,11 @@ Daemon::Daemon(struct ev_loop* loop, config::Config cfg, supervisor::GroupGuard*
         check_pending_unloads();
         if (shutting_down_) maybe_finish_shutdown();
     };
+    active_profile_ = cfg_.default_profile;
+    if (!active_profile_.empty())
+        LOG_INFO("active profile: \"%s\" (defaultProfile)", active_profile_.c_str());
+    events_.set_profile(api::active_profile_json(active_profile_),
+                        api::model_status_json(cfg_, scheduler_));
 }
 
 Daemon::~Daemon() {
@@ -236,6 +242,9 @@ void Daemon::reload(const char* why) {
         return;
     }
     cfg_ = std::move(cfg.value());
+    spillover_.clear(); // the selectors' reservations start afresh, as the original's
+    // The profile goes back to defaultProfile (the original's: none).
+    set_active_profile(cfg_.default_profile, "configuration reloaded");
     apply_log_settings();
     activity_.set_capacity(cfg_.metrics_max_in_memory);
     server_.set_limits(cfg_.server);
@@ -245,6 +254,14 @@ void Daemon::reload(const char* why) {
     events_.set_model_status(api::model_status_json(cfg_, scheduler_));
     sd::notify_ready();
     update_status();
+}
+
+void Daemon::set_active_profile(const std::string& name, const char* why) {
+    if (name == active_profile_) return;
+    active_profile_ = name;
+    LOG_INFO("active profile changed to \"%s\" (%s)", name.c_str(), why);
+    events_.set_profile(api::active_profile_json(active_profile_),
+                        api::model_status_json(cfg_, scheduler_));
 }
 
 void Daemon::begin_shutdown(const char* why) {

@@ -20,6 +20,7 @@
 #include "proxy/upstream_pool.h"
 #include "router/model_extract.h"
 #include "router/scheduler.h"
+#include "router/selector_pick.h"
 #include "sd/listen.h"
 #include "supervisor/group_guard.h"
 #include "util/ev.h"
@@ -78,6 +79,13 @@ private:
     void update_status();
     bool admit(http::Connection& conn, const http::Request& req, const api::RouteMatch& route);
     void serve_model_request(http::Connection& conn, http::Request& req);
+    // The name a model request is routed by: the active profile's pin for the requested
+    // name, then a selector's pick. False when it answered the request itself (a disabled
+    // pin: 404; a selector with no target: 503). A spillover reservation lands in `hold`.
+    bool route_virtual_name(http::Connection& conn, std::string& name, std::shared_ptr<void>& hold);
+    const config::ProfileConfig* active_profile() const;
+    // PUT /api/profiles/active; a change is published (profileChanged, then modelStatus).
+    void set_active_profile(const std::string& name, const char* why);
     // Answers a model request that goes no further, and counts it in /metrics (model "" when
     // the request named none of ours).
     void refuse_model_request(http::Connection& conn, int status, const std::string& message,
@@ -114,6 +122,9 @@ private:
     long started_at_;
 
     std::vector<UnloadExchange*> pending_unloads_;
+    std::string active_profile_; // "" for none; defaultProfile at start and after a reload
+    // Spillover selectors' reservations by selector id (a reload starts them afresh).
+    std::map<std::string, std::shared_ptr<router::SpilloverCounters>> spillover_;
 
     SignalWatcher sigterm_;
     SignalWatcher sigint_;

@@ -9,6 +9,8 @@
 #include "proxy/proxy_exchange.h"
 #include "router/json_filters.h"
 #include "router/model_extract.h"
+#include "util/log.h"
+#include "util/text_file.h"
 
 namespace ls {
 
@@ -40,6 +42,26 @@ bool is_ignored_upstream_path(std::string_view path) {
     return false;
 }
 
+// The request-target with one query parameter set to `value` (added when absent).
+std::string with_query_param(const http::Request& req, std::string_view key,
+                             const std::string& value) {
+    std::string query;
+    bool set = false;
+    for (std::string_view pair : split(req.query, '&')) {
+        if (pair.empty()) continue;
+        const std::string_view k = pair.substr(0, pair.find('='));
+        query += query.empty() ? "" : "&";
+        if (k == key && !set) {
+            query += std::string(key) + "=" + http::percent_encode(value);
+            set = true;
+        } else {
+            query += pair;
+        }
+    }
+    if (!set)
+        query += (query.empty() ? "" : "&") + std::string(key) + "=" + http::percent_encode(value);
+    return req.path + "?" + query;
+}
 } // namespace
 
 void Daemon::on_exchange_start(const proxy::ExchangeInfo& info) {
@@ -100,12 +122,19 @@ void Daemon::serve_model_request(http::Connection& conn, http::Request& req) {
             "missing_model");
         return;
     }
-    const config::ModelConfig* model = cfg_.resolve(ref.model);
+    std::string name = ref.model; // as routed: pins and selectors may change it
+    std::shared_ptr<void> hold;
+    if (!route_virtual_name(conn, name, hold)) return;
+    const config::ModelConfig* model = cfg_.resolve(name);
     if (!model) {
-        refuse_model_request(conn, 404, "model '" + ref.model + "' not found", "model_not_found");
+        refuse_model_request(conn, 404, "model '" + name + "' not found", "model_not_found");
         return;
     }
+    // The upstream sees the name the request was routed to (useModelName wins).
+    const std::string& model_field = !model->use_model_name.empty() ? model->use_model_name : name;
+    const bool renamed = model_field != ref.model;
     proxy::ProxyOptions opt;
+    opt.hold = std::move(hold);
     opt.loading_state = req.path == "/v1/chat/completions" && ref.stream &&
                         model->send_loading_state.value_or(cfg_.send_loading_state);
     const bool json_body = dynamic_cast<router::JsonModelScanner*>(scanner) != nullptr;
@@ -130,7 +159,7 @@ void Daemon::serve_model_request(http::Connection& conn, http::Request& req) {
         }
         auto filtered = router::apply_json_filters(
             req.body.spooled() ? std::string_view(spooled) : req.body.memory(), model->filters,
-            ref.model, model->use_model_name);
+            name, renamed ? model_field : std::string());
         if (!filtered) {
             refuse_model_request(conn, 400, filtered.error().message, "invalid_request_body",
                                  model->id);
@@ -140,15 +169,58 @@ void Daemon::serve_model_request(http::Connection& conn, http::Request& req) {
         opt.rewrite.begin = 0;
         opt.rewrite.end = req.body.size();
         opt.rewrite.replacement = std::move(filtered.value());
-    } else if (!model->use_model_name.empty() && scanner && ref.value_end > ref.value_begin) {
+    } else if (renamed && scanner && ref.value_end > ref.value_begin) {
         proxy::BodyRewrite& rewrite = opt.rewrite;
         rewrite.active = true;
         rewrite.begin = ref.value_begin;
         rewrite.end = ref.value_end;
-        rewrite.replacement = json_body ? "\"" + http::json_escape(model->use_model_name) + "\""
-                                        : model->use_model_name;
+        rewrite.replacement =
+            json_body ? "\"" + http::json_escape(model_field) + "\"" : model_field;
+    } else if (renamed && !scanner) { // ?model= in the query
+        opt.target = with_query_param(req, "model", model_field);
     }
     start_proxy(conn, req, *model, std::move(opt));
+}
+
+const config::ProfileConfig* Daemon::active_profile() const {
+    auto it = cfg_.profiles.find(active_profile_);
+    return it == cfg_.profiles.end() ? nullptr : &it->second;
+}
+
+bool Daemon::route_virtual_name(http::Connection& conn, std::string& name,
+                                std::shared_ptr<void>& hold) {
+    if (const config::ProfileConfig* p = active_profile()) {
+        if (auto it = p->pins.find(name); it != p->pins.end()) {
+            if (it->second.empty()) {
+                refuse_model_request(conn, 404,
+                                     "model '" + name + "' is disabled by the active profile '" +
+                                         p->id + "'",
+                                     "model_not_found");
+                return false;
+            }
+            name = it->second;
+        }
+    }
+    const config::SelectorConfig* sel = cfg_.selector(name);
+    if (!sel) return true;
+    auto& counters = spillover_[sel->id];
+    if (!counters) counters = std::make_shared<router::SpilloverCounters>();
+    auto pick = router::pick_target(
+        *sel,
+        [this](const std::string& id) {
+            const auto* p = scheduler_.process(id);
+            return p ? p->state() : supervisor::ProcessState::Stopped;
+        },
+        *counters);
+    if (!pick) {
+        refuse_model_request(conn, 503, pick.error().message, "no_selector_target");
+        return false;
+    }
+    LOG_DEBUG("selector: id=%s target=%s", sel->id.c_str(), sel->targets[*pick].c_str());
+    if (sel->strategy == config::SelectorStrategy::Spillover)
+        hold = std::make_shared<router::SpilloverReservation>(counters, sel->models[*pick]);
+    name = sel->targets[*pick];
+    return true;
 }
 
 void Daemon::start_proxy(http::Connection& conn, http::Request& req,
@@ -165,6 +237,30 @@ void Daemon::start_proxy(http::Connection& conn, http::Request& req,
 
 void Daemon::serve_upstream_passthrough(http::Connection& conn, http::Request& req,
                                         std::string_view rest) {
+    // The active profile's pins apply to the path (the longest one that prefixes it at a
+    // segment boundary); the body is left as it is. Selectors do not work here.
+    std::string pinned;
+    if (const config::ProfileConfig* p = active_profile()) {
+        size_t best = 0;
+        const std::string* target = nullptr;
+        for (const auto& [pin, to] : p->pins)
+            if (pin.size() > best && rest.compare(0, pin.size(), pin) == 0 &&
+                (rest.size() == pin.size() || rest[pin.size()] == '/')) {
+                best = pin.size();
+                target = &to;
+            }
+        if (target) {
+            if (target->empty()) {
+                conn.respond_error(404,
+                                   "model '" + std::string(rest.substr(0, best)) +
+                                       "' is disabled by the active profile '" + p->id + "'",
+                                   "model_not_found");
+                return;
+            }
+            pinned = *target + std::string(rest.substr(best));
+            rest = pinned;
+        }
+    }
     size_t matched = 0;
     const config::ModelConfig* model = match_model_prefix(cfg_, rest, matched);
     if (!model) {

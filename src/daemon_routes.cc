@@ -9,6 +9,7 @@
 #include "api/log_stream.h"
 #include "api/model_api.h"
 #include "api/model_load.h"
+#include "api/profiles.h"
 #include "api/routes.h"
 #include "api/ui_assets.h"
 #include "router/model_extract.h"
@@ -150,7 +151,7 @@ void Daemon::on_request(http::Connection& conn, http::Request& req) {
         return;
     }
     case api::RouteKind::ListModels:
-        respond_json(api::models_json(cfg_, scheduler_, started_at_));
+        respond_json(api::models_json(cfg_, scheduler_, started_at_, active_profile()));
         return;
     case api::RouteKind::Running:
         respond_json(api::running_json(scheduler_, pool_));
@@ -182,6 +183,25 @@ void Daemon::on_request(http::Connection& conn, http::Request& req) {
     case api::RouteKind::Activity:
         respond_json(activity_.json(activity_query(req.query)));
         return;
+    case api::RouteKind::Profiles:
+        respond_json(api::profiles_json(cfg_, active_profile_));
+        return;
+    case api::RouteKind::ProfileActive: {
+        constexpr size_t kMaxChoice = 64 * 1024; // {"name": "..."}
+        if (req.body.spooled() || req.body.size() > kMaxChoice) {
+            conn.respond_error(413, "a profile request is a small JSON object", "body_too_large");
+            return;
+        }
+        const api::ProfileChoice choice = api::parse_profile_choice(req.body.memory(), cfg_);
+        if (choice.status != 200) {
+            conn.respond_error(choice.status, choice.message,
+                               choice.status == 404 ? "not_found" : "bad_request");
+            return;
+        }
+        set_active_profile(choice.name, "requested through the API");
+        respond_json(api::active_profile_json(active_profile_) + "\n");
+        return;
+    }
     case api::RouteKind::Unload: {
         std::vector<std::string> all;
         for (const auto& [id, m] : cfg_.models) all.push_back(id);

@@ -30,6 +30,7 @@ void EventBus::open_stream(http::Connection& conn) {
     conn.attach_exchange(std::move(x));
     conn.start_stream("text/event-stream");
     std::string burst = frame("modelStatus", model_status_);
+    burst += frame("profileChanged", profile_);
     std::string snapshot = "{\"operation\":\"snapshot\",\"entries\":[";
     bool first = true;
     for (const auto& [id, info] : inflight_) {
@@ -64,6 +65,13 @@ void EventBus::publish(const char* type, const std::string& data_json) {
 void EventBus::set_model_status(std::string json) {
     if (json == model_status_) return;
     model_status_ = std::move(json);
+    publish("modelStatus", model_status_);
+}
+
+void EventBus::set_profile(std::string active_json, std::string model_status) {
+    profile_ = std::move(active_json);
+    model_status_ = std::move(model_status);
+    publish("profileChanged", profile_);
     publish("modelStatus", model_status_);
 }
 

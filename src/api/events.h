@@ -1,6 +1,7 @@
 // GET /api/events: the original's server-sent event stream for web UIs. Frames are
 // `event:message\ndata:{"type":T,"data":"<JSON as a string>"}\n\n` with types modelStatus,
-// logData and inflight; a comment heartbeat every 15 s keeps proxies from closing it.
+// profileChanged, logData and inflight; a comment heartbeat every 15 s keeps proxies from
+// closing it.
 #pragma once
 
 #include <map>
@@ -28,6 +29,9 @@ public:
     void publish(const char* type, const std::string& data_json);
     // The current model list, sent on every change and to each new stream.
     void set_model_status(std::string json);
+    // The active profile changed: `profileChanged` ({"active":...}), then the model list
+    // again, as the original sends them; each new stream gets the current one too.
+    void set_profile(std::string active_json, std::string model_status);
 
     void on_log_line(logs::Source source, const std::string& model, std::string_view line) override;
     void on_exchange_start(const proxy::ExchangeInfo& info) override;
@@ -47,6 +51,7 @@ private:
     std::vector<EventStreamExchange*> streams_;
     std::map<uint64_t, proxy::ExchangeInfo> inflight_;
     std::string model_status_ = "[]";
+    std::string profile_ = "{\"active\":null}";
     TimerWatcher heartbeat_;
 };
 

@@ -2,6 +2,9 @@
 
 #include <cjson/cJSON.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "util/json.h"
 
 namespace ls::api {
@@ -84,20 +87,100 @@ cJSON* model_record(const std::string& id, const config::ModelConfig& m, bool lo
 }
 } // namespace
 
-std::string models_json(const config::Config& cfg, const router::Scheduler& scheduler,
-                        long created) {
+namespace {
+// Loaded: the original lists a model as loaded in any state but stopped.
+bool is_loaded(const router::Scheduler& scheduler, const std::string& id) {
+    const auto* p = scheduler.process(id);
+    return p && p->state() == supervisor::ProcessState::Ready;
+}
+
+// A selector's record: its own name and description, `meta.llamaswap` holding its metadata
+// and type, strategy and targets; loaded when a target it would pick now is running.
+cJSON* selector_record(const config::SelectorConfig& s, const router::Scheduler& scheduler,
+                       long created) {
+    cJSON* rec = cJSON_CreateObject();
+    cJSON_AddStringToObject(rec, "id", s.id.c_str());
+    cJSON_AddStringToObject(rec, "object", "model");
+    cJSON_AddNumberToObject(rec, "created", static_cast<double>(created));
+    cJSON_AddStringToObject(rec, "owned_by", "llama-swap");
+    if (!s.name.empty()) cJSON_AddStringToObject(rec, "name", s.name.c_str());
+    if (!s.description.empty()) cJSON_AddStringToObject(rec, "description", s.description.c_str());
+    cJSON* meta = cJSON_AddObjectToObject(rec, "meta");
+    cJSON* ls = s.metadata_json.empty() ? nullptr : cJSON_Parse(s.metadata_json.c_str());
+    if (!ls || !cJSON_IsObject(ls)) {
+        cJSON_Delete(ls);
+        ls = cJSON_CreateObject();
+    }
+    for (const char* k : {"type", "strategy", "targets", "spillover"})
+        cJSON_DeleteItemFromObject(ls, k);
+    cJSON_AddStringToObject(ls, "type", "selector");
+    cJSON_AddStringToObject(ls, "strategy", config::to_string(s.strategy));
+    cJSON_AddItemToObject(ls, "targets", string_array(s.targets));
+    if (s.strategy == config::SelectorStrategy::Spillover)
+        cJSON_AddNumberToObject(ls, "spillover", s.spillover);
+    cJSON_AddItemToObject(meta, "llamaswap", ls);
+    bool loaded = false;
+    const size_t n = s.strategy == config::SelectorStrategy::Pin ? 1 : s.models.size();
+    for (size_t i = 0; i < n && !loaded; ++i) {
+        const auto* p = scheduler.process(s.models[i]);
+        loaded = p && (p->state() == supervisor::ProcessState::Ready ||
+                       p->state() == supervisor::ProcessState::Starting);
+    }
+    cJSON* status = cJSON_AddObjectToObject(rec, "status");
+    cJSON_AddStringToObject(status, "value", loaded ? "loaded" : "unloaded");
+    return rec;
+}
+
+// A pin of the active profile that names no model, alias or selector of its own.
+cJSON* pin_record(const std::string& pin, const std::string& target, const config::Config& cfg,
+                  const router::Scheduler& scheduler, long created) {
+    cJSON* rec = cJSON_CreateObject();
+    cJSON_AddStringToObject(rec, "id", pin.c_str());
+    cJSON_AddStringToObject(rec, "object", "model");
+    cJSON_AddNumberToObject(rec, "created", static_cast<double>(created));
+    cJSON_AddStringToObject(rec, "owned_by", "llama-swap");
+    cJSON* ls = cJSON_AddObjectToObject(cJSON_AddObjectToObject(rec, "meta"), "llamaswap");
+    cJSON_AddStringToObject(ls, "type", "profile");
+    cJSON_AddStringToObject(ls, "target", target.c_str());
+    // The original always says "unloaded"; the target's own state is more useful.
+    const config::ModelConfig* m = cfg.resolve(target);
+    cJSON* status = cJSON_AddObjectToObject(rec, "status");
+    cJSON_AddStringToObject(status, "value",
+                            m && is_loaded(scheduler, m->id) ? "loaded" : "unloaded");
+    return rec;
+}
+} // namespace
+
+std::string models_json(const config::Config& cfg, const router::Scheduler& scheduler, long created,
+                        const config::ProfileConfig* profile) {
+    std::vector<std::pair<std::string, cJSON*>> records; // sorted by id below
+    auto disabled = [&](const std::string& name) {
+        if (!profile) return false;
+        auto it = profile->pins.find(name);
+        return it != profile->pins.end() && it->second.empty();
+    };
+    for (const auto& [id, m] : cfg.models) {
+        if (m.unlisted) continue;
+        const bool loaded = is_loaded(scheduler, id);
+        if (!disabled(id)) records.emplace_back(id, model_record(id, m, loaded, created));
+        if (cfg.include_aliases_in_list)
+            for (const auto& alias : m.aliases)
+                if (!disabled(alias))
+                    records.emplace_back(alias, model_record(alias, m, loaded, created));
+    }
+    for (const auto& [id, s] : cfg.selectors)
+        if (!s.unlisted && !disabled(id))
+            records.emplace_back(id, selector_record(s, scheduler, created));
+    if (profile)
+        for (const auto& [pin, target] : profile->pins)
+            if (!target.empty() && !cfg.resolve(pin) && !cfg.selector(pin))
+                records.emplace_back(pin, pin_record(pin, target, cfg, scheduler, created));
+    std::stable_sort(records.begin(), records.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
     JsonPtr root(cJSON_CreateObject());
     cJSON_AddStringToObject(root.get(), "object", "list");
     cJSON* data = cJSON_AddArrayToObject(root.get(), "data");
-    for (const auto& [id, m] : cfg.models) {
-        if (m.unlisted) continue;
-        const auto* p = scheduler.process(id);
-        const bool loaded = p && p->state() == supervisor::ProcessState::Ready;
-        cJSON_AddItemToArray(data, model_record(id, m, loaded, created));
-        if (cfg.include_aliases_in_list)
-            for (const auto& alias : m.aliases)
-                cJSON_AddItemToArray(data, model_record(alias, m, loaded, created));
-    }
+    for (auto& [id, rec] : records) cJSON_AddItemToArray(data, rec);
     return print(root);
 }
 

@@ -9,8 +9,10 @@
 
 namespace ls::api {
 
-std::string models_json(const config::Config& cfg, const router::Scheduler& scheduler,
-                        long created);
+// GET /v1/models: models (and aliases with includeAliasesInList), selectors and the active
+// profile's pins, sorted by id; a name the profile disables is left out.
+std::string models_json(const config::Config& cfg, const router::Scheduler& scheduler, long created,
+                        const config::ProfileConfig* profile);
 // GET /running; each running model also shows its upstream connections (cap, open, waiting).
 std::string running_json(const router::Scheduler& scheduler, const proxy::UpstreamPool& pool);
 // The modelStatus event payload: [{id, name, description, state, unlisted, aliases}].

@@ -40,6 +40,8 @@ constexpr Route kRoutes[] = {
     {"/metrics", "GET", RouteKind::Metrics},
     {"/api/metrics/activity", "GET", RouteKind::Activity},
     {"/api/models/unload", "POST", RouteKind::Unload},
+    {"/api/profiles", "GET", RouteKind::Profiles},
+    {"/api/profiles/active", "PUT", RouteKind::ProfileActive},
     {"/running", "GET", RouteKind::Running},
     {"/health", "GET", RouteKind::Health},
     {"/", "GET", RouteKind::Root},
@@ -104,7 +106,10 @@ RouteMatch match_route(std::string_view method, std::string_view path) {
         }
     }
     if (path_known)
-        m.allow = has_get && has_post ? "GET, HEAD, POST" : (has_get ? "GET, HEAD" : "POST");
+        m.allow = has_get && has_post ? "GET, HEAD, POST"
+                  : has_get           ? "GET, HEAD"
+                  : has_post          ? "POST"
+                                      : "PUT";
     return m;
 }
 

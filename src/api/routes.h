@@ -8,21 +8,23 @@ namespace ls::api {
 
 enum class RouteKind {
     NotFound,
-    ModelJson,   // POST, model from the JSON body (or a multipart field, or ?model=)
-    ListModels,  // GET /v1/models
-    Running,     // GET /running
-    Health,      // GET /health
-    Unload,      // GET /unload, POST /api/models/unload: stop every model
-    UnloadModel, // POST /api/models/unload/<model>
-    Upstream,    // ANY /upstream/<model>/<path>: raw passthrough
-    Logs,        // GET /logs: history as text
-    LogStream,   // GET /logs/stream[/proxy|/upstream|/<model>]
-    Events,      // GET /api/events (SSE)
-    Metrics,     // GET /metrics (Prometheus)
-    Activity,    // GET /api/metrics/activity
-    LoadModel,   // POST /api/models/load/<model>: start it, answer once ready
-    Root,        // GET /: redirect to the web UI
-    Ui,          // GET /ui, /ui/<file>: the embedded web UI
+    ModelJson,     // POST, model from the JSON body (or a multipart field, or ?model=)
+    ListModels,    // GET /v1/models
+    Running,       // GET /running
+    Health,        // GET /health
+    Unload,        // GET /unload, POST /api/models/unload: stop every model
+    UnloadModel,   // POST /api/models/unload/<model>
+    Upstream,      // ANY /upstream/<model>/<path>: raw passthrough
+    Logs,          // GET /logs: history as text
+    LogStream,     // GET /logs/stream[/proxy|/upstream|/<model>]
+    Events,        // GET /api/events (SSE)
+    Metrics,       // GET /metrics (Prometheus)
+    Activity,      // GET /api/metrics/activity
+    LoadModel,     // POST /api/models/load/<model>: start it, answer once ready
+    Root,          // GET /: redirect to the web UI
+    Ui,            // GET /ui, /ui/<file>: the embedded web UI
+    Profiles,      // GET /api/profiles
+    ProfileActive, // PUT /api/profiles/active
 };
 
 struct RouteMatch {

@@ -28,6 +28,21 @@ std::string percent_decode(std::string_view s) {
     return out;
 }
 
+std::string percent_encode(std::string_view s) {
+    static constexpr char kHex[] = "0123456789ABCDEF";
+    std::string out;
+    for (unsigned char c : s) {
+        if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+            out.push_back(static_cast<char>(c));
+        } else {
+            out.push_back('%');
+            out.push_back(kHex[c >> 4]);
+            out.push_back(kHex[c & 15]);
+        }
+    }
+    return out;
+}
+
 bool query_param(std::string_view query, std::string_view name, std::string& out) {
     while (!query.empty()) {
         size_t amp = query.find('&');

@@ -30,5 +30,7 @@ struct Request {
 // Value of query parameter `name` (percent-decoded), or false when absent.
 bool query_param(std::string_view query, std::string_view name, std::string& out);
 std::string percent_decode(std::string_view s);
+// Everything but RFC 3986's unreserved characters as %XX (for a query value).
+std::string percent_encode(std::string_view s);
 
 } // namespace ls::http

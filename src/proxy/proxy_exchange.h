@@ -4,6 +4,7 @@
 #pragma once
 
 #include <llhttp.h>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,8 @@ struct ProxyOptions {
     // sendLoadingState: while the model loads, answer a streamed chat at once and show the
     // progress as reasoning_content; the upstream's stream then continues the same response.
     bool loading_state = false;
+    // Kept until the exchange ends (a spillover selector's reservation releases itself).
+    std::shared_ptr<void> hold;
 };
 
 class ProxyExchange final : public http::Exchange, public router::Waiter, public ConnectionWaiter {
