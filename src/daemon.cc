@@ -5,6 +5,7 @@
 #include "api/model_api.h"
 #include "api/profiles.h"
 #include "util/log.h"
+#include "util/log_time.h"
 
 namespace ls {
 
@@ -69,6 +70,7 @@ Daemon::Daemon(struct ev_loop* loop, config::Config cfg, supervisor::GroupGuard*
         check_pending_unloads();
         if (shutting_down_) maybe_finish_shutdown();
     };
+    events_.set_ui_config(api::ui_config_json(cfg_));
     active_profile_ = cfg_.default_profile;
     if (!active_profile_.empty())
         LOG_INFO("active profile: \"%s\" (defaultProfile)", active_profile_.c_str());
@@ -96,6 +98,8 @@ Result<void> Daemon::add_listener(sd::ListenSocket sock) {
 void Daemon::apply_log_settings() {
     LogLevel level;
     if (parse_log_level(cfg_.log_level, level)) set_log_level(level);
+    LogTimeFormat time_format;
+    if (parse_log_time_format(cfg_.log_time_format, time_format)) set_log_time_format(time_format);
     const std::string& out = cfg_.log_to_stdout;
     set_stderr_outputs(out == "proxy" || out == "both", out == "upstream" || out == "both");
 }
@@ -243,6 +247,7 @@ void Daemon::reload(const char* why) {
     }
     cfg_ = std::move(cfg.value());
     spillover_.clear(); // the selectors' reservations start afresh, as the original's
+    events_.set_ui_config(api::ui_config_json(cfg_));
     // The profile goes back to defaultProfile (the original's: none).
     set_active_profile(cfg_.default_profile, "configuration reloaded");
     apply_log_settings();

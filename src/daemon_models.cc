@@ -10,6 +10,7 @@
 #include "router/json_filters.h"
 #include "router/model_extract.h"
 #include "util/log.h"
+#include "util/regex_list.h"
 #include "util/text_file.h"
 
 namespace ls {
@@ -29,17 +30,6 @@ const config::ModelConfig* match_model_prefix(const config::Config& cfg, std::st
     for (const auto& [id, m] : cfg.models) consider(id, &m);
     for (const auto& [alias, id] : cfg.aliases) consider(alias, cfg.resolve(id));
     return best;
-}
-
-// The original's default upstream.ignorePaths: static assets never trigger a model load.
-bool is_ignored_upstream_path(std::string_view path) {
-    static constexpr std::string_view kExt[] = {".js",  ".json", ".css", ".png", ".gif",
-                                                ".jpg", ".jpeg", ".ico", ".txt"};
-    for (auto ext : kExt)
-        if (path.size() >= ext.size() &&
-            path.compare(path.size() - ext.size(), ext.size(), ext) == 0)
-            return true;
-    return false;
 }
 
 // The request-target with one query parameter set to `value` (added when absent).
@@ -277,11 +267,11 @@ void Daemon::serve_upstream_passthrough(http::Connection& conn, http::Request& r
     }
     const std::string_view sub_path = rest.substr(matched);
     const auto* p = scheduler_.process(model->id);
-    if (is_ignored_upstream_path(sub_path) &&
-        (!p || p->state() != supervisor::ProcessState::Ready)) {
+    if ((!p || p->state() != supervisor::ProcessState::Ready) && cfg_.ignore_path_res &&
+        cfg_.ignore_path_res->matches(sub_path)) {
         conn.respond_error(409,
                            "model '" + model->id + "' is not running; " + std::string(sub_path) +
-                               " does not start it",
+                               " matches upstream.ignorePaths, which never start a model",
                            "model_not_ready");
         return;
     }

@@ -30,6 +30,7 @@ void EventBus::open_stream(http::Connection& conn) {
     conn.attach_exchange(std::move(x));
     conn.start_stream("text/event-stream");
     std::string burst = frame("modelStatus", model_status_);
+    burst += frame("uiConfig", ui_config_);
     burst += frame("profileChanged", profile_);
     std::string snapshot = "{\"operation\":\"snapshot\",\"entries\":[";
     bool first = true;

@@ -32,6 +32,8 @@ public:
     // The active profile changed: `profileChanged` ({"active":...}), then the model list
     // again, as the original sends them; each new stream gets the current one too.
     void set_profile(std::string active_json, std::string model_status);
+    // `uiConfig` ({"activity":{"session_id":[...]}}), sent to each new stream.
+    void set_ui_config(std::string json) { ui_config_ = std::move(json); }
 
     void on_log_line(logs::Source source, const std::string& model, std::string_view line) override;
     void on_exchange_start(const proxy::ExchangeInfo& info) override;
@@ -52,6 +54,7 @@ private:
     std::map<uint64_t, proxy::ExchangeInfo> inflight_;
     std::string model_status_ = "[]";
     std::string profile_ = "{\"active\":null}";
+    std::string ui_config_ = "{}";
     TimerWatcher heartbeat_;
 };
 

@@ -242,4 +242,11 @@ std::string running_json(const router::Scheduler& scheduler, const proxy::Upstre
     return print(root);
 }
 
+std::string ui_config_json(const config::Config& cfg) {
+    JsonPtr root(cJSON_CreateObject());
+    cJSON* activity = cJSON_AddObjectToObject(root.get(), "activity");
+    cJSON_AddItemToObject(activity, "session_id", string_array(cfg.ui_session_headers));
+    return json_print(root.get()).value_or("{}");
+}
+
 } // namespace ls::api

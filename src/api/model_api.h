@@ -18,4 +18,7 @@ std::string running_json(const router::Scheduler& scheduler, const proxy::Upstre
 // The modelStatus event payload: [{id, name, description, state, unlisted, aliases}].
 std::string model_status_json(const config::Config& cfg, const router::Scheduler& scheduler);
 
+// The `uiConfig` event's data: {"activity":{"session_id":[headers...]}}.
+std::string ui_config_json(const config::Config& cfg);
+
 } // namespace ls::api

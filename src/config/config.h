@@ -10,6 +10,9 @@
 
 #include "util/result.h"
 
+namespace ls {
+class RegexList;
+}
 namespace ls::router::matrix {
 class Program;
 }
@@ -70,6 +73,7 @@ struct Filters {
 // `timeouts` of a model's upstream connection, in seconds; 0 disables a timeout.
 struct UpstreamTimeouts {
     double connect_s = 30;
+    double keepalive_s = 30;      // TCP keep-alive probes on idle upstream connections after this
     double response_header_s = 0; // time from request sent to response head (504 on expiry)
     double idle_conn_s = 90;      // pooled keep-alive connection lifetime
 };
@@ -136,6 +140,9 @@ struct ModelConfig {
     std::string ready_pattern;
     ResourceLimits limits;
     std::optional<Backend> backend; // unset: the global `backend`
+    // `compat.ignoreWebsockets`: WebSocket upgrades never start the model, are refused (409)
+    // while it is not ready, and do not count as requests in flight.
+    bool ignore_websockets = false;
 };
 
 struct GroupConfig {
@@ -218,6 +225,7 @@ struct ServerConfig {
     double shutdown_timeout_s = 30;
     int max_connections = 1024;
     std::string spool_dir = "/var/tmp"; // where large request bodies spool (O_TMPFILE)
+    bool log_requests = true;           // the top-level `logRequests: false` turns it off
 };
 
 struct Config {
@@ -249,6 +257,19 @@ struct Config {
     // `defaultProfile` (ours; the original has it only as a proposal): active at start-up and
     // after a reload; "" for none.
     std::string default_profile;
+
+    // `upstream.ignorePaths`: /upstream/<model>/<path> paths (regular expressions, unanchored)
+    // that never start a model: 409 while it is not ready. The original's default list.
+    std::vector<std::string> ignore_paths = {".*\\.(js|json|css|png|gif|jpg|jpeg|ico|txt)$"};
+    std::shared_ptr<const RegexList> ignore_path_res; // compiled `ignore_paths`
+    std::string log_time_format;      // `logTimeFormat`: a Go layout name, "" for none
+    std::optional<bool> log_requests; // `logRequests: false` turns the request log off
+    // `ui.activity.session_id`: headers the web UI groups activity by.
+    std::vector<std::string> ui_session_headers = {"X-Session-ID", "X-Litellm-Session-Id"};
+    double capture_buffer_mb = 5;               // `captureBuffer` (MB; 0: no captures)
+    bool performance_disabled = false;          // `performance.disabled`
+    double performance_every_s = 5;             // `performance.every` (at least 5 s)
+    std::string store_path;                     // `store.path`
     std::map<std::string, std::string> aliases; // alias -> model id
 
     std::vector<Diagnostic> warnings; // unknown keys etc.

@@ -8,6 +8,9 @@
 #include <cstring>
 #include <map>
 
+#include "util/log_time.h"
+#include "util/regex_list.h"
+
 namespace ls::config {
 namespace detail {
 
@@ -260,6 +263,41 @@ Result<Config> Loader::run() {
         if (!parse_backend(text.value(), cfg_.backend))
             return err(*v, "backend must be auto, scope or fork");
     }
+    if (const Node* v = get("logTimeFormat")) {
+        auto s = get_string(*v, "logTimeFormat", scope);
+        if (!s) return s.error();
+        LogTimeFormat f;
+        if (!parse_log_time_format(s.value(), f))
+            return err(*v, "logTimeFormat: unknown format '" + s.value() +
+                               "' (ansic, unixdate, rubydate, rfc822, rfc822z, rfc850, rfc1123, "
+                               "rfc1123z, rfc3339, rfc3339nano, kitchen, stamp, stampmilli, "
+                               "stampmicro, stampnano)");
+        cfg_.log_time_format = s.value();
+    }
+    if (const Node* v = get("logRequests")) {
+        auto b = get_bool(*v, "logRequests", scope);
+        if (!b) return b.error();
+        cfg_.log_requests = b.value();
+        cfg_.server.log_requests = b.value();
+    }
+    if (const Node* v = get("captureBuffer")) {
+        auto d = get_double(*v, "captureBuffer", scope);
+        if (!d) return d.error();
+        if (d.value() < 0) return err(*v, "captureBuffer must be >= 0 (MB; 0: no captures)");
+        cfg_.capture_buffer_mb = d.value();
+        if (d.value() > 0)
+            warn(*v, "captureBuffer: request captures (/api/captures) are not kept by this "
+                     "version; the size is checked, not used");
+    }
+    if (const Node* v = get("upstream"))
+        if (auto r = decode_upstream(*v, scope); !r) return r.error();
+    if (const Node* v = get("ui"))
+        if (auto r = decode_ui(*v, scope); !r) return r.error();
+    if (const Node* v = get("performance"))
+        if (auto r = decode_performance(*v, scope); !r) return r.error();
+    if (const Node* v = get("store"))
+        if (auto r = decode_store(*v, scope); !r) return r.error();
+    if (auto res = RegexList::compile(cfg_.ignore_paths); res) cfg_.ignore_path_res = res.value();
     if (const Node* v = get("logToStdout")) {
         auto s = get_string(*v, "logToStdout", scope);
         if (!s) return s.error();

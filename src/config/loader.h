@@ -39,7 +39,14 @@ inline const std::vector<std::string_view> kTopKeys = {"healthCheckTimeout",
                                                        "matrix",
                                                        "selectors",
                                                        "profiles",
-                                                       "defaultProfile"};
+                                                       "defaultProfile",
+                                                       "upstream",
+                                                       "ui",
+                                                       "performance",
+                                                       "store",
+                                                       "captureBuffer",
+                                                       "logTimeFormat",
+                                                       "logRequests"};
 inline const std::vector<std::string_view> kModelKeys = {"cmd",
                                                          "cmdStop",
                                                          "proxy",
@@ -67,13 +74,11 @@ inline const std::vector<std::string_view> kModelKeys = {"cmd",
                                                          "sendLoadingState",
                                                          "strip_params",
                                                          "upstreamConnections",
-                                                         "macros"};
+                                                         "macros",
+                                                         "compat"};
 
 // Keys of the original that we accept with a warning (not supported yet).
-inline const std::set<std::string_view> kTopUnsupported = {
-    "logTimeFormat", "captureBuffer", "upstream", "peers", "store", "ui",
-    "performance",   "logRequests"};
-inline const std::set<std::string_view> kModelUnsupported = {"compat"};
+inline const std::set<std::string_view> kTopUnsupported = {"peers"};
 
 constexpr int kMaxJsonDepth = 64;
 constexpr size_t kMaxJsonValues = 100000;
@@ -145,6 +150,11 @@ private:
     Result<void> check_spillover_coexistence(const SelectorConfig& sel, const Node& at);
     Result<void> decode_profiles(const Node& v, const Scope& scope);
     Result<void> decode_default_profile(const Node& v, const Scope& scope);
+    // extra_keys.cc: upstream.ignorePaths, ui, performance, store.
+    Result<void> decode_upstream(const Node& v, const Scope& scope);
+    Result<void> decode_ui(const Node& v, const Scope& scope);
+    Result<void> decode_performance(const Node& v, const Scope& scope);
+    Result<void> decode_store(const Node& v, const Scope& scope);
 
     // Any YAML value as JSON (metadata, setParams values); `budget` caps the values emitted,
     // since anchors may be referenced many times (reported at `root`, the value of the key).

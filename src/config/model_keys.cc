@@ -112,11 +112,9 @@ Result<void> Loader::decode_timeouts(const Node& v, const Scope& scope, Upstream
     for (auto [kn, value] : pairs.value()) {
         const std::string& k = kn->value;
         const std::string key = "timeouts." + k;
-        if (k == "keepalive" || k == "tlsHandshake" || k == "expectContinue") {
-            warn(*kn, "key '" + k + "' is not supported and is ignored");
+        if (!known_key(*kn, {"connect", "responseHeader", "idleConn", "keepalive", "tlsHandshake",
+                             "expectContinue"}))
             continue;
-        }
-        if (!known_key(*kn, {"connect", "responseHeader", "idleConn"})) continue;
         if (is_null(*value)) continue;
         auto d = get_double(*value, key, scope);
         if (!d) return d.error();
@@ -125,8 +123,19 @@ Result<void> Loader::decode_timeouts(const Node& v, const Scope& scope, Upstream
             t.connect_s = d.value();
         else if (k == "responseHeader")
             t.response_header_s = d.value();
-        else
+        else if (k == "idleConn")
             t.idle_conn_s = d.value();
+        else if (k == "keepalive")
+            t.keepalive_s = d.value();
+        else if (k == "tlsHandshake")
+            warn(*kn, scope.prefix + key +
+                          " applies to https:// upstreams, which this version "
+                          "does not proxy");
+        else
+            warn(*kn, scope.prefix + key +
+                          " has no effect: llama-swap reads a request's body "
+                          "itself and never sends Expect: 100-continue "
+                          "upstream");
     }
     return {};
 }
@@ -166,10 +175,7 @@ Result<void> Loader::decode_model(const Node& key, const Node& v, ModelConfig& m
     for (auto [kn, value] : pairs) {
         const std::string& k = kn->value;
         if (k == "macros") continue;
-        if (kModelUnsupported.count(k)) {
-            warn(*kn, "key '" + k + "' is not supported yet and is ignored");
-            continue;
-        }
+
         if (!known_key(*kn, kModelKeys)) continue;
         if (is_null(*value)) continue;
 
@@ -257,6 +263,17 @@ Result<void> Loader::decode_model(const Node& key, const Node& v, ModelConfig& m
             auto s = get_string(*value, k, scope);
             if (!s) return s.error();
             model_strip_params = s.value();
+        } else if (k == "compat") {
+            auto compat = pairs_of(*value, "compat");
+            if (!compat) return compat.error();
+            for (auto [ck, cv] : compat.value()) {
+                if (!known_key(*ck, {"ignoreWebsockets"}) || is_null(*cv)) continue;
+                auto b = get_bool(*cv, "compat.ignoreWebsockets", scope);
+                if (!b) return b.error();
+                m.ignore_websockets = b.value();
+                warn(*ck, prefix + "compat.ignoreWebsockets has no effect yet: this version does "
+                                   "not proxy WebSocket upgrades");
+            }
         } else if (k == "timeouts") {
             if (auto r = decode_timeouts(*value, scope, m.timeouts); !r) return r;
         } else if (k == "memoryMax" || k == "memoryHigh") {

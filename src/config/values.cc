@@ -296,4 +296,46 @@ std::string closest_key(std::string_view word, const std::vector<std::string_vie
     return best;
 }
 
+std::string trim_blanks(const std::string& s) {
+    const char* blanks = " \t\n\r\v\f";
+    const size_t b = s.find_first_not_of(blanks);
+    if (b == std::string::npos) return {};
+    return s.substr(b, s.find_last_not_of(blanks) - b + 1);
+}
+
+std::optional<double> parse_go_duration(std::string_view text) {
+    if (text == "0") return 0.0;
+    double total = 0;
+    size_t i = 0;
+    bool any = false;
+    while (i < text.size()) {
+        const size_t start = i;
+        while (i < text.size() && ((text[i] >= '0' && text[i] <= '9') || text[i] == '.')) ++i;
+        if (i == start) return std::nullopt;
+        const double n = std::strtod(std::string(text.substr(start, i - start)).c_str(), nullptr);
+        const size_t unit_start = i;
+        while (i < text.size() && !(text[i] >= '0' && text[i] <= '9') && text[i] != '.') ++i;
+        const std::string_view unit = text.substr(unit_start, i - unit_start);
+        double scale;
+        if (unit == "h")
+            scale = 3600;
+        else if (unit == "m")
+            scale = 60;
+        else if (unit == "s")
+            scale = 1;
+        else if (unit == "ms")
+            scale = 1e-3;
+        else if (unit == "us" || unit == "\xc2\xb5s")
+            scale = 1e-6;
+        else if (unit == "ns")
+            scale = 1e-9;
+        else
+            return std::nullopt;
+        total += n * scale;
+        any = true;
+    }
+    if (!any) return std::nullopt;
+    return total;
+}
+
 } // namespace ls::config::detail

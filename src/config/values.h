@@ -33,6 +33,10 @@ bool parse_size(const std::string& text, uint64_t& out);
 bool valid_cpu_list(const std::string& text);
 bool parse_backend(const std::string& text, Backend& out);
 bool has_space_or_control(const std::string& s);
+std::string trim_blanks(const std::string& s);
+// A Go duration ("15s", "1m30s", "500ms", "1h"), in seconds; nullopt when it is not one (a bare
+// number is not: Go refuses it too).
+std::optional<double> parse_go_duration(std::string_view text);
 // The candidate closest to a misspelt key (`tll` -> `ttl`, `CheckEndpoint` -> `checkEndpoint`),
 // or "" when none is close enough to be a likely typo.
 std::string closest_key(std::string_view word, const std::vector<std::string_view>& candidates);

@@ -607,7 +607,7 @@ void Connection::end_response() {
 constexpr size_t kLoggedTarget = 1024;
 
 void Connection::log_access() const {
-    if (!log_enabled(LogLevel::Info)) return;
+    if (!limits_.log_requests || !log_enabled(LogLevel::Info)) return;
     const std::string* ua = req_.headers.find("user-agent");
     LOG_EVENT(LogLevel::Info,
               (LogFields{.model = req_.log_model, .request_id = req_.id, .event = "request"}),

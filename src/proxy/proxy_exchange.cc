@@ -1,5 +1,6 @@
 #include "proxy/proxy_exchange.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <netinet/in.h>
@@ -255,6 +256,14 @@ void ProxyExchange::open_connection() {
     sock_->fd.reset(fd);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (timeouts_.keepalive_s >= 1) {
+        // timeouts.keepalive, as Go's dialer uses it: idle time and probe interval alike, so
+        // a pooled connection to a host that vanished is found dead.
+        const int secs = static_cast<int>(std::min(timeouts_.keepalive_s, 32767.0));
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &secs, sizeof secs);
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &secs, sizeof secs);
+    }
     if (::connect(fd, reinterpret_cast<const sockaddr*>(&upstream_->addr), upstream_->addr_len) !=
             0 &&
         errno != EINPROGRESS) {

@@ -11,9 +11,12 @@
 #include <systemd/sd-journal.h>
 #include <unistd.h>
 
+#include "util/log_time.h"
+
 namespace ls {
 namespace {
 LogLevel g_level = LogLevel::Info;
+LogTimeFormat g_time_format;
 LogSink g_sink = nullptr;
 void* g_sink_user = nullptr;
 bool g_proxy_to_stderr = true;
@@ -77,9 +80,11 @@ void write_stderr(const char* data, size_t len) {
 }
 
 void emit(LogLevel level, const LogFields* f, const char* body, size_t len) {
-    char line[2100];
-    int m =
-        snprintf(line, sizeof line, "[%s] %.*s\n", level_tag(level), static_cast<int>(len), body);
+    char line[2200];
+    const size_t stamp = format_log_time(g_time_format, line, 128);
+    int m = snprintf(line + stamp, sizeof line - stamp, "[%s] %.*s\n", level_tag(level),
+                     static_cast<int>(len), body);
+    if (m > 0) m += static_cast<int>(stamp);
     if (m <= 0) return;
     const size_t total =
         static_cast<size_t>(m) < sizeof line ? static_cast<size_t>(m) : sizeof line - 1;
@@ -159,6 +164,10 @@ bool parse_log_target(std::string_view name, LogTarget& out) {
 
 void set_log_target(LogTarget target) {
     g_journal = target == LogTarget::Journal || (target == LogTarget::Auto && stderr_is_journal());
+}
+
+void set_log_time_format(const LogTimeFormat& format) {
+    g_time_format = format;
 }
 
 void set_log_level(LogLevel level) {

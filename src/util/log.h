@@ -14,6 +14,9 @@ enum class LogLevel { Debug = 0, Info = 1, Warn = 2, Error = 3 };
 
 bool parse_log_level(std::string_view name, LogLevel& out);
 void set_log_level(LogLevel level);
+// `logTimeFormat`: a timestamp in front of lines on stderr and in the proxy log (the journal
+// has its own).
+void set_log_time_format(const struct LogTimeFormat& format);
 LogLevel log_level();
 inline bool log_enabled(LogLevel level) {
     return level >= log_level();

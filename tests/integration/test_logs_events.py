@@ -145,9 +145,14 @@ class Events(unittest.TestCase):
                 self.assertTrue(s.headers.get("content-type", "").startswith("text/event-stream"))
                 self.assertEqual(s.headers.get("x-accel-buffering"), "no")
                 self.assertEqual(s.headers.get("transfer-encoding", "").lower(), "chunked")
-                evs = s.wait_event(lambda e: len(e) >= 2 and e, 5, "the initial frames")
-                (t0, d0, e0), (t1, d1, e1) = evs[0], evs[1]
+                evs = s.wait_event(lambda e: len(e) >= 4 and e, 5, "the initial frames")
+                (t0, d0, e0), (tu, du, _), (tp, dp, _), (t1, d1, e1) = evs[:4]
                 self.assertEqual((e0, e1), ("message", "message"))
+                # As the original: the models, the UI's settings, the active profile, then
+                # what is in flight.
+                self.assertEqual((tu, du), ("uiConfig", {"activity": {
+                    "session_id": ["X-Session-ID", "X-Litellm-Session-Id"]}}))
+                self.assertEqual((tp, dp), ("profileChanged", {"active": None}))
                 self.assertEqual(t0, "modelStatus")
                 status = {m["id"]: m for m in d0}
                 self.assertEqual(sorted(status), ["a", "b", "hid"])
@@ -203,8 +208,8 @@ class Events(unittest.TestCase):
             bg = h4.Background(lambda: d.chat("a", path="/v1/chat/completions?delay_ms=1500"))
             h.wait_until(lambda: d.running()[0]["inFlight"] == 1, 3, what="request in flight")
             with h4.EventStream(d.port, "/api/events") as s:
-                evs = s.wait_event(lambda e: len(e) >= 2 and e, 5, "the initial frames")
-                t, snap, _ = evs[1]
+                evs = s.wait_event(lambda e: len(e) >= 4 and e, 5, "the initial frames")
+                t, snap, _ = evs[3]
                 self.assertEqual(t, "inflight")
                 self.assertEqual(snap["operation"], "snapshot")
                 self.assertEqual(len(snap["entries"]), 1, snap)

@@ -285,18 +285,21 @@ groups:
   g:
     members: [m]
     swapp: true
+peers:
+  p: {proxy: "http://h:2", models: [x]}
 )");
     cr_assert_eq(c.warnings.size(), 6u);
-    expect_warning(c, "config.yaml:1:1: key 'logTimeFormat' is not supported yet and is ignored");
+    cr_assert_str_eq(c.log_time_format.c_str(), "RFC3339");
     expect_warning(c, "config.yaml:2:1: unknown key 'colour'");
-    expect_warning(c, "config.yaml:7:5: key 'compat' is not supported yet and is ignored");
+    expect_warning(c, "config.yaml:8:7: model 'm': compat.ignoreWebsockets has no effect yet: "
+                      "this version does not proxy WebSocket upgrades");
+    expect_warning(c, "config.yaml:17:1: key 'peers' is not supported yet and is ignored");
     expect_warning(c, "config.yaml:9:5: unknown key 'cmnd' (did you mean 'cmd'?)");
     expect_warning(
         c, "config.yaml:12:3: unknown key 'maxConections' (did you mean 'maxConnections'?)");
     // (sorted by position)
     std::string first = c.warnings[0].render();
-    cr_assert_str_eq(first.c_str(),
-                     "config.yaml:1:1: key 'logTimeFormat' is not supported yet and is ignored");
+    cr_assert_str_eq(first.c_str(), "config.yaml:2:1: unknown key 'colour'");
     cr_assert_eq(c.server.max_connections, 10);
     expect_warning(c, "config.yaml:16:5: unknown key 'swapp' (did you mean 'swap'?)");
 }
@@ -1461,10 +1464,13 @@ models:
     cr_assert_eq(t.connect_s, 5);
     cr_assert_eq(t.response_header_s, 120.5);
     cr_assert_eq(t.idle_conn_s, 0);
-    cr_assert_eq(c.warnings.size(), 4u);
-    expect_warning(c, "config.yaml:9:7: key 'keepalive' is not supported and is ignored");
-    expect_warning(c, "config.yaml:10:7: key 'tlsHandshake' is not supported and is ignored");
-    expect_warning(c, "config.yaml:11:7: key 'expectContinue' is not supported and is ignored");
+    cr_assert_eq(t.keepalive_s, 30);
+    cr_assert_eq(c.warnings.size(), 3u);
+    expect_warning(c, "config.yaml:10:7: model 'm': timeouts.tlsHandshake applies to https:// "
+                      "upstreams, which this version does not proxy");
+    expect_warning(c, "config.yaml:11:7: model 'm': timeouts.expectContinue has no effect: "
+                      "llama-swap reads a request's body itself and never sends Expect: "
+                      "100-continue upstream");
     expect_warning(c, "config.yaml:12:7: unknown key 'bogus'");
 }
 
