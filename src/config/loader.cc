@@ -370,13 +370,6 @@ Result<Config> Loader::run() {
         }
     }
 
-    for (const auto& [name, item] : preload) {
-        const ModelConfig* m = cfg_.resolve(name);
-        if (!m) return err(*item, "hooks.on_startup.preload: unknown model '" + name + "'");
-        if (std::find(cfg_.preload.begin(), cfg_.preload.end(), m->id) == cfg_.preload.end())
-            cfg_.preload.push_back(m->id);
-    }
-
     if (auto r = decode_routing(get("routing"), get("groups"), get("matrix"), scope); !r)
         return r.error();
     if (const Node* v = get("selectors"))
@@ -385,6 +378,17 @@ Result<Config> Loader::run() {
         if (auto r = decode_profiles(*v, scope); !r) return r.error();
     if (const Node* v = get("defaultProfile"))
         if (auto r = decode_default_profile(*v, scope); !r) return r.error();
+
+    // Preloading names a model, an alias, or a selector (its first target); the original drops
+    // an unknown name without a word, we refuse it.
+    for (const auto& [name, item] : preload) {
+        const ModelConfig* m = cfg_.resolve(name);
+        if (const SelectorConfig* sel = cfg_.selector(name); !m && sel)
+            m = cfg_.resolve(sel->models.front());
+        if (!m) return err(*item, "hooks.on_startup.preload: unknown model '" + name + "'");
+        if (std::find(cfg_.preload.begin(), cfg_.preload.end(), m->id) == cfg_.preload.end())
+            cfg_.preload.push_back(m->id);
+    }
     std::stable_sort(cfg_.warnings.begin(), cfg_.warnings.end(),
                      [](const Diagnostic& a, const Diagnostic& b) {
                          return std::pair(a.pos.line, a.pos.col) < std::pair(b.pos.line, b.pos.col);
