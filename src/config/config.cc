@@ -22,6 +22,22 @@ const GroupConfig* Config::group_of(const std::string& model_id) const {
     return nullptr;
 }
 
+std::optional<PeerRoute> Config::resolve_peer(const std::string& name) const {
+    for (const auto& [id, p] : peers)
+        for (const auto& m : p.models)
+            if (name.size() == id.size() + 1 + m.size() && name.compare(0, id.size(), id) == 0 &&
+                name[id.size()] == '/' && name.compare(id.size() + 1, m.size(), m) == 0)
+                return PeerRoute{&p, m};
+    std::optional<PeerRoute> bare;
+    for (const auto& [id, p] : peers)
+        for (const auto& m : p.models)
+            if (m == name) {
+                if (bare && bare->peer != &p) return std::nullopt; // more than one peer has it
+                bare = PeerRoute{&p, m};
+            }
+    return bare;
+}
+
 const char* to_string(SelectorStrategy s) {
     switch (s) {
     case SelectorStrategy::Pin:

@@ -78,6 +78,13 @@ struct UpstreamTimeouts {
     double idle_conn_s = 90;      // pooled keep-alive connection lifetime
 };
 
+// `tls` of an https:// upstream or peer (ours): the certificate is verified against the
+// system's CAs (or `caFile`), with the host name of the URL; `insecure: true` skips both.
+struct TlsClientConfig {
+    std::string ca_file;
+    bool insecure = false;
+};
+
 // Resource fences of a model's process (a systemd scope or the fork backend's cgroup).
 struct ResourceLimits {
     uint64_t memory_max = 0;        // `memoryMax` bytes (K/M/G/T suffixes); 0 = none
@@ -140,6 +147,7 @@ struct ModelConfig {
     std::string ready_pattern;
     ResourceLimits limits;
     std::optional<Backend> backend; // unset: the global `backend`
+    TlsClientConfig tls;            // `proxy: https://...`
     // `compat.ignoreWebsockets`: WebSocket upgrades never start the model, are refused (409)
     // while it is not ready, and do not count as requests in flight.
     bool ignore_websockets = false;
@@ -190,6 +198,25 @@ struct RoutingConfig {
     RouterKind router = RouterKind::Group;
     MatrixConfig matrix; // router == Matrix
     SchedulerConfig scheduler;
+};
+
+// `peers.<id>`: another OpenAI-compatible server (another llama-swap, OpenRouter, ...) whose
+// models are reachable as "<peer>/<model>", or by the bare name when one peer alone has it.
+struct PeerConfig {
+    std::string id;
+    std::string proxy;               // base URL, http:// or https://
+    std::vector<std::string> models; // as the peer names them (duplicates dropped)
+    std::string api_key;             // sent as Bearer and x-api-key
+    Filters filters;
+    UpstreamTimeouts timeouts; // responseHeader defaults to 60 s for peers
+    TlsClientConfig tls;
+};
+
+// Where a name goes when it is a peer's model.
+struct PeerRoute {
+    const PeerConfig* peer = nullptr;
+    std::string model; // the peer's own name for it
+    std::string fqn() const { return peer->id + "/" + model; }
 };
 
 // `selectors.<id>`: a virtual model id that picks one of its targets per request.
@@ -252,6 +279,7 @@ struct Config {
     std::map<std::string, ModelConfig> models; // sorted by id
     std::vector<GroupConfig> groups;           // group router: explicit + "(default)"
     RoutingConfig routing;
+    std::map<std::string, PeerConfig> peers;
     std::map<std::string, SelectorConfig> selectors;
     std::map<std::string, ProfileConfig> profiles;
     // `defaultProfile` (ours; the original has it only as a proposal): active at start-up and
@@ -276,6 +304,9 @@ struct Config {
 
     // Model id for a requested name (an id or an alias); nullptr when unknown.
     const ModelConfig* resolve(const std::string& name) const;
+    // A peer model by its full name ("peer/model", first) or a bare name only one peer has.
+    // Local ids and aliases win over both: callers try resolve() first.
+    std::optional<PeerRoute> resolve_peer(const std::string& name) const;
     const SelectorConfig* selector(const std::string& name) const {
         auto it = selectors.find(name);
         return it == selectors.end() ? nullptr : &it->second;

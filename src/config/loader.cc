@@ -195,11 +195,7 @@ Result<Config> Loader::run() {
     std::map<std::string, Pair> seen;
     for (const Pair& p : top.value()) {
         const std::string& k = p.first->value;
-        if (kTopUnsupported.count(k)) {
-            warn(*p.first, "key '" + k + "' is not supported yet and is ignored");
-        } else if (known_key(*p.first, kTopKeys) && !is_null(*p.second)) {
-            seen[k] = p;
-        }
+        if (known_key(*p.first, kTopKeys) && !is_null(*p.second)) seen[k] = p;
     }
     auto get = [&](const char* k) -> const Node* {
         auto it = seen.find(k);
@@ -372,12 +368,17 @@ Result<Config> Loader::run() {
 
     if (auto r = decode_routing(get("routing"), get("groups"), get("matrix"), scope); !r)
         return r.error();
+    if (const Node* v = get("peers"))
+        if (auto r = decode_peers(*v, scope); !r) return r.error();
     if (const Node* v = get("selectors"))
         if (auto r = decode_selectors(*v, scope); !r) return r.error();
     if (const Node* v = get("profiles"))
         if (auto r = decode_profiles(*v, scope); !r) return r.error();
     if (const Node* v = get("defaultProfile"))
         if (auto r = decode_default_profile(*v, scope); !r) return r.error();
+
+    if (const Node* v = get("peers"))
+        if (auto r = check_peer_namespace(*v); !r) return r.error();
 
     // Preloading names a model, an alias, or a selector (its first target); the original drops
     // an unknown name without a word, we refuse it.

@@ -46,7 +46,8 @@ inline const std::vector<std::string_view> kTopKeys = {"healthCheckTimeout",
                                                        "store",
                                                        "captureBuffer",
                                                        "logTimeFormat",
-                                                       "logRequests"};
+                                                       "logRequests",
+                                                       "peers"};
 inline const std::vector<std::string_view> kModelKeys = {"cmd",
                                                          "cmdStop",
                                                          "proxy",
@@ -75,10 +76,8 @@ inline const std::vector<std::string_view> kModelKeys = {"cmd",
                                                          "strip_params",
                                                          "upstreamConnections",
                                                          "macros",
-                                                         "compat"};
-
-// Keys of the original that we accept with a warning (not supported yet).
-inline const std::set<std::string_view> kTopUnsupported = {"peers"};
+                                                         "compat",
+                                                         "tls"};
 
 constexpr int kMaxJsonDepth = 64;
 constexpr size_t kMaxJsonValues = 100000;
@@ -150,6 +149,11 @@ private:
     Result<void> check_spillover_coexistence(const SelectorConfig& sel, const Node& at);
     Result<void> decode_profiles(const Node& v, const Scope& scope);
     Result<void> decode_default_profile(const Node& v, const Scope& scope);
+    // peers.cc
+    Result<void> decode_peers(const Node& v, const Scope& scope);
+    Result<void> decode_tls(const Node& v, const std::string& path, const Scope& scope,
+                            TlsClientConfig& tls);
+    Result<void> check_peer_namespace(const Node& at);
     // extra_keys.cc: upstream.ignorePaths, ui, performance, store.
     Result<void> decode_upstream(const Node& v, const Scope& scope);
     Result<void> decode_ui(const Node& v, const Scope& scope);

@@ -190,12 +190,8 @@ Result<void> Loader::decode_model(const Node& key, const Node& v, ModelConfig& m
             if (!s) return s.error();
             proxy_node = value;
             m.proxy = s.value();
-            if (m.proxy.rfind("https://", 0) == 0)
-                return err(
-                    *value,
-                    prefix + "https:// upstreams are not supported (use http:// on a local port)");
-            if (m.proxy.rfind("http://", 0) != 0)
-                return err(*value, prefix + "proxy must start with http://");
+            if (m.proxy.rfind("http://", 0) != 0 && m.proxy.rfind("https://", 0) != 0)
+                return err(*value, prefix + "proxy must start with http:// or https://");
         } else if (k == "checkEndpoint") {
             auto s = get_string(*value, k, scope);
             if (!s) return s.error();
@@ -274,6 +270,8 @@ Result<void> Loader::decode_model(const Node& key, const Node& v, ModelConfig& m
                 warn(*ck, prefix + "compat.ignoreWebsockets has no effect yet: this version does "
                                    "not proxy WebSocket upgrades");
             }
+        } else if (k == "tls") {
+            if (auto r = decode_tls(*value, "tls", scope, m.tls); !r) return r;
         } else if (k == "timeouts") {
             if (auto r = decode_timeouts(*value, scope, m.timeouts); !r) return r;
         } else if (k == "memoryMax" || k == "memoryHigh") {

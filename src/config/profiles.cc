@@ -1,7 +1,7 @@
 // `profiles` (named sets of pins switched at run time) and our `defaultProfile`. The original's
 // rules: a mapping with `description` and `pins` (the old list form is refused), at least one
-// pin, pins naming a model, an alias or a selector (or "" / ~ to disable a name); pins do not
-// chain.
+// pin, pins naming a model, an alias, a peer model or a selector (or "" / ~ to disable a
+// name); pins do not chain.
 #include "config/loader.h"
 #include "router/matrix.h"
 
@@ -55,7 +55,8 @@ Result<void> Loader::decode_profiles(const Node& v, const Scope& scope) {
                 target = s.value();
             }
             // A target is a model, an alias or a selector; never another pin.
-            if (!target.empty() && !cfg_.resolve(target) && !cfg_.selector(target))
+            if (!target.empty() && !cfg_.resolve(target) && !cfg_.selector(target) &&
+                !cfg_.resolve_peer(target))
                 return err(*pv, at + ".pins." + pk->value + " references unknown model " +
                                     mx::go_quote(target));
             p.pins[pk->value] = target;

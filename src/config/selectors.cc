@@ -105,15 +105,25 @@ Result<void> Loader::decode_selectors(const Node& v, const Scope& scope) {
             if (ids.count(t.value()))
                 return err(*items[i], key + " references selector " + mx::go_quote(t.value()) +
                                           "; selector chaining is not supported");
-            const ModelConfig* m = cfg_.resolve(t.value());
-            if (!m)
+            // A local model (id or alias) or a peer's ("peer/model", or a bare name only one
+            // peer has): models[] holds the id, or the peer model's full name.
+            std::string resolved;
+            if (const ModelConfig* m = cfg_.resolve(t.value())) {
+                resolved = m->id;
+            } else if (auto pr = cfg_.resolve_peer(t.value())) {
+                if (sel.strategy == SelectorStrategy::Warm)
+                    return err(*items[i], key + " must resolve to a local model for strategy "
+                                                "\"warm\"");
+                resolved = pr->fqn();
+            } else {
                 return err(*items[i], key + " references unknown model " + mx::go_quote(t.value()));
+            }
             if (sel.strategy == SelectorStrategy::Spillover &&
-                std::find(sel.models.begin(), sel.models.end(), m->id) != sel.models.end())
+                std::find(sel.models.begin(), sel.models.end(), resolved) != sel.models.end())
                 return err(*items[i], at + ".targets contains duplicate resolved model " +
-                                          mx::go_quote(m->id));
+                                          mx::go_quote(resolved));
             sel.targets.push_back(t.value());
-            sel.models.push_back(m->id);
+            sel.models.push_back(resolved);
         }
         if (sel.strategy == SelectorStrategy::Spillover) {
             if (spillover) {
@@ -130,7 +140,11 @@ Result<void> Loader::decode_selectors(const Node& v, const Scope& scope) {
 }
 
 // Spillover runs several targets at once: they must be able to run together.
-Result<void> Loader::check_spillover_coexistence(const SelectorConfig& sel, const Node& at) {
+Result<void> Loader::check_spillover_coexistence(const SelectorConfig& spill, const Node& at) {
+    SelectorConfig sel = spill; // only the local targets must run together
+    sel.models.clear();
+    for (const auto& m : spill.models)
+        if (cfg_.models.count(m)) sel.models.push_back(m);
     if (sel.models.size() < 2) return {};
     const std::string name = "selectors." + sel.id;
     if (cfg_.routing.router == RouterKind::Matrix) {

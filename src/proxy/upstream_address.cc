@@ -25,10 +25,17 @@ std::string UpstreamAddress::key() const {
 Result<UpstreamAddress> parse_upstream_url(const std::string& url, bool lookup_names) {
     UpstreamAddress out;
     out.url = url;
-    constexpr std::string_view kScheme = "http://";
-    if (url.compare(0, kScheme.size(), kScheme) != 0)
-        return make_error("unsupported proxy URL '" + url + "' (only http:// is supported)");
-    std::string rest = url.substr(kScheme.size());
+    constexpr std::string_view kHttp = "http://", kHttps = "https://";
+    size_t scheme_len;
+    if (url.compare(0, kHttp.size(), kHttp) == 0) {
+        scheme_len = kHttp.size();
+    } else if (url.compare(0, kHttps.size(), kHttps) == 0) {
+        scheme_len = kHttps.size();
+        out.tls = true;
+    } else {
+        return make_error("unsupported proxy URL '" + url + "' (http:// or https:// only)");
+    }
+    std::string rest = url.substr(scheme_len);
     size_t slash = rest.find('/');
     std::string authority = rest.substr(0, slash);
     out.base_path = slash == std::string::npos ? "" : rest.substr(slash);
@@ -36,7 +43,7 @@ Result<UpstreamAddress> parse_upstream_url(const std::string& url, bool lookup_n
     out.host_header = authority;
 
     std::string host;
-    std::string port_text = "80";
+    std::string port_text = out.tls ? "443" : "80";
     if (!authority.empty() && authority[0] == '[') {
         size_t close = authority.find(']');
         if (close == std::string::npos)
@@ -59,6 +66,7 @@ Result<UpstreamAddress> parse_upstream_url(const std::string& url, bool lookup_n
         return make_error("bad port in proxy URL '" + url + "'");
 
     out.port = static_cast<uint16_t>(port);
+    out.host = host; // as written: the TLS server name
     if (host == "localhost") host = "127.0.0.1";
     auto* v4 = reinterpret_cast<sockaddr_in*>(&out.addr);
     auto* v6 = reinterpret_cast<sockaddr_in6*>(&out.addr);

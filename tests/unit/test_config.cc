@@ -288,12 +288,13 @@ groups:
 peers:
   p: {proxy: "http://h:2", models: [x]}
 )");
-    cr_assert_eq(c.warnings.size(), 6u);
+    cr_assert_eq(c.warnings.size(), 5u);
     cr_assert_str_eq(c.log_time_format.c_str(), "RFC3339");
+    cr_assert_eq(c.peers.size(), 1u);
     expect_warning(c, "config.yaml:2:1: unknown key 'colour'");
     expect_warning(c, "config.yaml:8:7: model 'm': compat.ignoreWebsockets has no effect yet: "
                       "this version does not proxy WebSocket upgrades");
-    expect_warning(c, "config.yaml:17:1: key 'peers' is not supported yet and is ignored");
+
     expect_warning(c, "config.yaml:9:5: unknown key 'cmnd' (did you mean 'cmd'?)");
     expect_warning(
         c, "config.yaml:12:3: unknown key 'maxConections' (did you mean 'maxConnections'?)");
@@ -700,15 +701,7 @@ models:
     cmd: x
     proxy: localhost:8080
 )",
-                 "config.yaml:4:12: model 'm': proxy must start with http://");
-    expect_error(R"(
-models:
-  m:
-    cmd: x
-    proxy: https://remote:8443
-)",
-                 "config.yaml:4:12: model 'm': https:// upstreams are not supported (use http:// "
-                 "on a local port)");
+                 "config.yaml:4:12: model 'm': proxy must start with http:// or https://");
     expect_error(R"(
 models:
   m:
