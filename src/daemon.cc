@@ -41,9 +41,10 @@ private:
 
 Daemon::Daemon(struct ev_loop* loop, config::Config cfg, supervisor::GroupGuard* guard)
     : loop_(loop), cfg_(std::move(cfg)), guard_(guard), reaper_(loop), events_(loop, log_hub_),
-      scheduler_(loop, guard, &log_hub_), pool_(loop), server_(loop, cfg_.server, *this, reaper_),
-      started_at_(time(nullptr)), sigterm_(loop, SIGTERM, &on_terminate, this),
-      sigint_(loop, SIGINT, &on_terminate, this), sighup_(loop, SIGHUP, &on_hangup, this),
+      scheduler_(loop, guard, &log_hub_), pool_(loop), peer_resolver_(loop),
+      server_(loop, cfg_.server, *this, reaper_), started_at_(time(nullptr)),
+      sigterm_(loop, SIGTERM, &on_terminate, this), sigint_(loop, SIGINT, &on_terminate, this),
+      sighup_(loop, SIGHUP, &on_hangup, this),
       shutdown_deadline_(loop, &on_shutdown_deadline, this),
       config_settle_(loop, &on_config_settled, this), status_timer_(loop, &on_status_timer, this),
       watchdog_(loop, &on_watchdog, this) {
@@ -71,6 +72,7 @@ Daemon::Daemon(struct ev_loop* loop, config::Config cfg, supervisor::GroupGuard*
         if (shutting_down_) maybe_finish_shutdown();
     };
     events_.set_ui_config(api::ui_config_json(cfg_));
+    build_peers();
     active_profile_ = cfg_.default_profile;
     if (!active_profile_.empty())
         LOG_INFO("active profile: \"%s\" (defaultProfile)", active_profile_.c_str());
@@ -248,6 +250,7 @@ void Daemon::reload(const char* why) {
     cfg_ = std::move(cfg.value());
     spillover_.clear(); // the selectors' reservations start afresh, as the original's
     events_.set_ui_config(api::ui_config_json(cfg_));
+    build_peers();
     // The profile goes back to defaultProfile (the original's: none).
     set_active_profile(cfg_.default_profile, "configuration reloaded");
     apply_log_settings();
@@ -259,6 +262,36 @@ void Daemon::reload(const char* why) {
     events_.set_model_status(api::model_status_json(cfg_, scheduler_));
     sd::notify_ready();
     update_status();
+}
+
+void Daemon::build_peers() {
+    peers_.clear();
+    peer_errors_.clear();
+    for (const auto& [id, p] : cfg_.peers) {
+        auto target = std::make_shared<proxy::PeerTarget>();
+        target->id = id;
+        target->timeouts = p.timeouts;
+        target->api_key = p.api_key;
+        auto addr = proxy::parse_upstream_url(p.proxy, false); // names: looked up per request
+        std::string error = addr ? "" : addr.error().message;
+        if (addr) {
+            target->address = std::move(addr.value());
+            if (target->address.tls) {
+                auto ctx = tls::Context::client(p.tls);
+                if (ctx)
+                    target->tls = std::move(ctx.value());
+                else
+                    error = ctx.error().message;
+            }
+        }
+        if (!error.empty()) {
+            LOG_ERROR("peer %s: %s; its models answer 502", id.c_str(), error.c_str());
+            peer_errors_[id] = error;
+            peers_[id] = nullptr;
+            continue;
+        }
+        peers_[id] = std::move(target);
+    }
 }
 
 void Daemon::set_active_profile(const std::string& name, const char* why) {

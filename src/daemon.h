@@ -94,8 +94,18 @@ private:
     void serve_upstream_passthrough(http::Connection& conn, http::Request& req,
                                     std::string_view rest);
     // Hands the request to a ProxyExchange for `model` (credentials stripped when ours).
-    void start_proxy(http::Connection& conn, http::Request& req, const config::ModelConfig& model,
+    void start_proxy(http::Connection& conn, http::Request& req, const std::string& id,
                      proxy::ProxyOptions opt);
+    // The body (or query) a model request goes upstream with: `model_field` instead of the
+    // requested name, and the filters applied. False when it answered the request itself.
+    bool rewrite_model_request(http::Connection& conn, http::Request& req,
+                               const router::ModelRef& ref, router::BodyScanner* scanner,
+                               const config::Filters& filters, const std::string& name,
+                               const std::string& model_field, const std::string& id,
+                               proxy::ProxyOptions& opt);
+    // Each peer's connection target (its TLS context made once), rebuilt on reload; null
+    // (with the reason in peer_errors_) when it cannot be used.
+    void build_peers();
     void start_unload(http::Connection& conn, std::vector<std::string> models, bool json_reply);
     void check_pending_unloads();
     void serve_log_stream(http::Connection& conn, http::Request& req, std::string_view rest);
@@ -118,6 +128,10 @@ private:
     metrics::MetricsRegistry metrics_;
     router::Scheduler scheduler_;
     proxy::UpstreamPool pool_;
+    // Before the server: its exchanges hold lookups and targets of these.
+    proxy::Resolver peer_resolver_;
+    std::map<std::string, std::shared_ptr<const proxy::PeerTarget>> peers_;
+    std::map<std::string, std::string> peer_errors_;
     http::Server server_;
     long started_at_;
 

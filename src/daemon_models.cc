@@ -16,19 +16,61 @@
 namespace ls {
 
 namespace {
-// The longest model id or alias that prefixes `rest` at a path-segment boundary.
-const config::ModelConfig* match_model_prefix(const config::Config& cfg, std::string_view rest,
-                                              size_t& matched_len) {
-    const config::ModelConfig* best = nullptr;
-    matched_len = 0;
-    auto consider = [&](const std::string& name, const config::ModelConfig* m) {
-        if (name.size() <= matched_len || rest.compare(0, name.size(), name) != 0) return;
-        if (rest.size() > name.size() && rest[name.size()] != '/') return;
-        best = m;
-        matched_len = name.size();
+// What /upstream/<name>/<path> names: the longest model id, alias or peer model name that
+// prefixes the path at a segment boundary, compared percent-decoded ("author%2Fmodel" is
+// "author/model"), with the length of the raw text it took.
+struct PathTarget {
+    const config::ModelConfig* model = nullptr;
+    std::optional<config::PeerRoute> peer;
+    size_t raw_len = 0;
+    bool found() const { return model || peer; }
+};
+
+PathTarget match_path_target(const config::Config& cfg, std::string_view raw) {
+    std::string decoded;
+    std::vector<size_t> raw_at; // raw_at[i]: raw length consumed by the first i decoded bytes
+    raw_at.push_back(0);
+    for (size_t i = 0; i < raw.size();) {
+        auto hex = [](char c) {
+            return c >= '0' && c <= '9'   ? c - '0'
+                   : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                   : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                          : -1;
+        };
+        if (raw[i] == '%' && i + 2 < raw.size() && hex(raw[i + 1]) >= 0 && hex(raw[i + 2]) >= 0) {
+            decoded.push_back(static_cast<char>(hex(raw[i + 1]) * 16 + hex(raw[i + 2])));
+            i += 3;
+        } else {
+            decoded.push_back(raw[i]);
+            i += 1;
+        }
+        raw_at.push_back(i);
+    }
+    PathTarget best;
+    size_t best_len = 0;
+    auto fits = [&](const std::string& name) {
+        return name.size() > best_len && decoded.compare(0, name.size(), name) == 0 &&
+               (decoded.size() == name.size() || decoded[name.size()] == '/');
     };
-    for (const auto& [id, m] : cfg.models) consider(id, &m);
-    for (const auto& [alias, id] : cfg.aliases) consider(alias, cfg.resolve(id));
+    auto take = [&](const std::string& name, const config::ModelConfig* m,
+                    std::optional<config::PeerRoute> p) {
+        best = PathTarget{m, std::move(p), raw_at[name.size()]};
+        best_len = name.size();
+    };
+    for (const auto& [id, m] : cfg.models)
+        if (fits(id)) take(id, &m, std::nullopt);
+    for (const auto& [alias, id] : cfg.aliases)
+        if (fits(alias)) take(alias, cfg.resolve(id), std::nullopt);
+    for (const auto& [pid, p] : cfg.peers)
+        for (const auto& m : p.models) {
+            const std::string fqn = pid + "/" + m;
+            if (fits(fqn)) take(fqn, nullptr, config::PeerRoute{&p, m});
+            // A bare name one peer alone has, when no local model or alias holds it.
+            if (fits(m) && !cfg.resolve(m)) {
+                auto route = cfg.resolve_peer(m);
+                if (route && route->peer == &p) take(m, nullptr, route);
+            }
+        }
     return best;
 }
 
@@ -115,27 +157,58 @@ void Daemon::serve_model_request(http::Connection& conn, http::Request& req) {
     std::string name = ref.model; // as routed: pins and selectors may change it
     std::shared_ptr<void> hold;
     if (!route_virtual_name(conn, name, hold)) return;
+    // A local model (ids and aliases win), else a peer's.
     const config::ModelConfig* model = cfg_.resolve(name);
-    if (!model) {
+    std::optional<config::PeerRoute> peer;
+    if (!model) peer = cfg_.resolve_peer(name);
+    if (!model && !peer) {
         refuse_model_request(conn, 404, "model '" + name + "' not found", "model_not_found");
         return;
     }
-    // The upstream sees the name the request was routed to (useModelName wins).
-    const std::string& model_field = !model->use_model_name.empty() ? model->use_model_name : name;
-    const bool renamed = model_field != ref.model;
+    // The upstream sees the name the request was routed to: useModelName wins, and a peer
+    // gets its own name for the model.
+    const std::string model_field = peer                             ? peer->model
+                                    : !model->use_model_name.empty() ? model->use_model_name
+                                                                     : name;
+    const std::string id = peer ? peer->fqn() : model->id;
+    const config::Filters& filters = peer ? peer->peer->filters : model->filters;
     proxy::ProxyOptions opt;
     opt.hold = std::move(hold);
-    opt.loading_state = req.path == "/v1/chat/completions" && ref.stream &&
-                        model->send_loading_state.value_or(cfg_.send_loading_state);
+    if (peer) {
+        auto it = peers_.find(peer->peer->id);
+        if (it == peers_.end() || !it->second) {
+            refuse_model_request(conn, 502,
+                                 "peer '" + peer->peer->id +
+                                     "' is not usable: " + peer_errors_[peer->peer->id],
+                                 "upstream_unreachable", id);
+            return;
+        }
+        opt.peer = it->second;
+        opt.resolver = &peer_resolver_;
+    } else {
+        opt.loading_state = req.path == "/v1/chat/completions" && ref.stream &&
+                            model->send_loading_state.value_or(cfg_.send_loading_state);
+    }
+    if (!rewrite_model_request(conn, req, ref, scanner, filters, name, model_field, id, opt))
+        return;
+    start_proxy(conn, req, id, std::move(opt));
+}
+
+bool Daemon::rewrite_model_request(http::Connection& conn, http::Request& req,
+                                   const router::ModelRef& ref, router::BodyScanner* scanner,
+                                   const config::Filters& filters, const std::string& name,
+                                   const std::string& model_field, const std::string& id,
+                                   proxy::ProxyOptions& opt) {
+    const bool renamed = model_field != ref.model;
     const bool json_body = dynamic_cast<router::JsonModelScanner*>(scanner) != nullptr;
-    if (json_body && !model->filters.empty()) {
+    if (json_body && !filters.empty()) {
         // Filters need the parsed document: the body is rewritten as a whole.
         constexpr size_t kMaxFilteredBody = 64 * 1024 * 1024;
         if (req.body.size() > kMaxFilteredBody) {
             refuse_model_request(conn, 413,
                                  "request body too large for the model's filters (limit 64 MiB)",
-                                 "body_too_large", model->id);
-            return;
+                                 "body_too_large", id);
+            return false;
         }
         std::string spooled; // read back only when the body is not in memory
         if (req.body.spooled()) {
@@ -143,17 +216,16 @@ void Daemon::serve_model_request(http::Connection& conn, http::Request& req) {
             auto got = req.body.read_at(0, spooled.data(), spooled.size());
             if (!got || *got != spooled.size()) {
                 refuse_model_request(conn, 500, "cannot read the spooled request body",
-                                     "internal_error", model->id);
-                return;
+                                     "internal_error", id);
+                return false;
             }
         }
         auto filtered = router::apply_json_filters(
-            req.body.spooled() ? std::string_view(spooled) : req.body.memory(), model->filters,
-            name, renamed ? model_field : std::string());
+            req.body.spooled() ? std::string_view(spooled) : req.body.memory(), filters, name,
+            renamed ? model_field : std::string());
         if (!filtered) {
-            refuse_model_request(conn, 400, filtered.error().message, "invalid_request_body",
-                                 model->id);
-            return;
+            refuse_model_request(conn, 400, filtered.error().message, "invalid_request_body", id);
+            return false;
         }
         opt.rewrite.active = true;
         opt.rewrite.begin = 0;
@@ -169,7 +241,7 @@ void Daemon::serve_model_request(http::Connection& conn, http::Request& req) {
     } else if (renamed && !scanner) { // ?model= in the query
         opt.target = with_query_param(req, "model", model_field);
     }
-    start_proxy(conn, req, *model, std::move(opt));
+    return true;
 }
 
 const config::ProfileConfig* Daemon::active_profile() const {
@@ -213,13 +285,13 @@ bool Daemon::route_virtual_name(http::Connection& conn, std::string& name,
     return true;
 }
 
-void Daemon::start_proxy(http::Connection& conn, http::Request& req,
-                         const config::ModelConfig& model, proxy::ProxyOptions opt) {
+void Daemon::start_proxy(http::Connection& conn, http::Request& req, const std::string& id,
+                         proxy::ProxyOptions opt) {
     opt.strip_credentials = !cfg_.api_keys.empty();
     opt.observer = this;
-    req.log_model = model.id;
-    auto exchange = std::make_unique<proxy::ProxyExchange>(loop_, conn, req, scheduler_, pool_,
-                                                           model.id, std::move(opt));
+    req.log_model = id;
+    auto exchange = std::make_unique<proxy::ProxyExchange>(loop_, conn, req, scheduler_, pool_, id,
+                                                           std::move(opt));
     proxy::ProxyExchange* x = exchange.get();
     conn.attach_exchange(std::move(exchange));
     x->begin();
@@ -251,12 +323,12 @@ void Daemon::serve_upstream_passthrough(http::Connection& conn, http::Request& r
             rest = pinned;
         }
     }
-    size_t matched = 0;
-    const config::ModelConfig* model = match_model_prefix(cfg_, rest, matched);
-    if (!model) {
+    const PathTarget target = match_path_target(cfg_, rest);
+    if (!target.found()) {
         conn.respond_error(404, "no model matches " + req.path, "model_not_found");
         return;
     }
+    const size_t matched = target.raw_len;
     if (matched == rest.size()) {
         // "/upstream/m" → "/upstream/m/": relative links of the upstream's own UI then work.
         http::HeaderList h;
@@ -266,6 +338,23 @@ void Daemon::serve_upstream_passthrough(http::Connection& conn, http::Request& r
         return;
     }
     const std::string_view sub_path = rest.substr(matched);
+    if (target.peer) { // a peer's own paths, untouched, with its key
+        auto it = peers_.find(target.peer->peer->id);
+        if (it == peers_.end() || !it->second) {
+            conn.respond_error(502,
+                               "peer '" + target.peer->peer->id +
+                                   "' is not usable: " + peer_errors_[target.peer->peer->id],
+                               "upstream_unreachable");
+            return;
+        }
+        proxy::ProxyOptions opt;
+        opt.peer = it->second;
+        opt.resolver = &peer_resolver_;
+        opt.target = std::string(sub_path) + (req.query.empty() ? "" : "?" + req.query);
+        start_proxy(conn, req, target.peer->fqn(), std::move(opt));
+        return;
+    }
+    const config::ModelConfig* model = target.model;
     const auto* p = scheduler_.process(model->id);
     if ((!p || p->state() != supervisor::ProcessState::Ready) && cfg_.ignore_path_res &&
         cfg_.ignore_path_res->matches(sub_path)) {
@@ -278,7 +367,7 @@ void Daemon::serve_upstream_passthrough(http::Connection& conn, http::Request& r
     proxy::ProxyOptions opt;
     opt.target = std::string(sub_path);
     if (!req.query.empty()) opt.target += "?" + req.query;
-    start_proxy(conn, req, *model, std::move(opt));
+    start_proxy(conn, req, model->id, std::move(opt));
 }
 
 } // namespace ls

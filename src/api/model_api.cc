@@ -131,6 +131,22 @@ cJSON* selector_record(const config::SelectorConfig& s, const router::Scheduler&
     return rec;
 }
 
+// A peer's model, as the original lists it: "peer/model", named "peer: model".
+cJSON* peer_record(const std::string& peer, const std::string& model, long created) {
+    cJSON* rec = cJSON_CreateObject();
+    const std::string fqn = peer + "/" + model;
+    cJSON_AddStringToObject(rec, "id", fqn.c_str());
+    cJSON_AddStringToObject(rec, "object", "model");
+    cJSON_AddNumberToObject(rec, "created", static_cast<double>(created));
+    cJSON_AddStringToObject(rec, "owned_by", "llama-swap");
+    cJSON_AddStringToObject(rec, "name", (peer + ": " + model).c_str());
+    cJSON* ls = cJSON_AddObjectToObject(cJSON_AddObjectToObject(rec, "meta"), "llamaswap");
+    cJSON_AddStringToObject(ls, "type", "peer");
+    cJSON_AddStringToObject(ls, "peerID", peer.c_str());
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(rec, "status"), "value", "unloaded");
+    return rec;
+}
+
 // A pin of the active profile that names no model, alias or selector of its own.
 cJSON* pin_record(const std::string& pin, const std::string& target, const config::Config& cfg,
                   const router::Scheduler& scheduler, long created) {
@@ -171,9 +187,15 @@ std::string models_json(const config::Config& cfg, const router::Scheduler& sche
     for (const auto& [id, s] : cfg.selectors)
         if (!s.unlisted && !disabled(id))
             records.emplace_back(id, selector_record(s, scheduler, created));
+    for (const auto& [pid, p] : cfg.peers)
+        for (const auto& m : p.models) {
+            const std::string fqn = pid + "/" + m;
+            if (!disabled(fqn)) records.emplace_back(fqn, peer_record(pid, m, created));
+        }
     if (profile)
         for (const auto& [pin, target] : profile->pins)
-            if (!target.empty() && !cfg.resolve(pin) && !cfg.selector(pin))
+            if (!target.empty() && !cfg.resolve(pin) && !cfg.selector(pin) &&
+                !cfg.resolve_peer(pin))
                 records.emplace_back(pin, pin_record(pin, target, cfg, scheduler, created));
     std::stable_sort(records.begin(), records.end(),
                      [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -197,6 +219,13 @@ std::string model_status_json(const config::Config& cfg, const router::Scheduler
         cJSON_AddItemToObject(rec, "aliases", string_array(m.aliases));
         cJSON_AddItemToArray(list.get(), rec);
     }
+    for (const auto& [pid, p] : cfg.peers) // the original: peer models follow, with peerID
+        for (const auto& m : p.models) {
+            cJSON* rec = cJSON_CreateObject();
+            cJSON_AddStringToObject(rec, "id", (pid + "/" + m).c_str());
+            cJSON_AddStringToObject(rec, "peerID", pid.c_str());
+            cJSON_AddItemToArray(list.get(), rec);
+        }
     std::string out = print(list);
     out.pop_back(); // no newline inside an event
     return out;

@@ -76,6 +76,7 @@ struct UpstreamTimeouts {
     double keepalive_s = 30;      // TCP keep-alive probes on idle upstream connections after this
     double response_header_s = 0; // time from request sent to response head (504 on expiry)
     double idle_conn_s = 90;      // pooled keep-alive connection lifetime
+    double tls_handshake_s = 10;  // https:// upstreams: from connected to the TLS handshake done
 };
 
 // `tls` of an https:// upstream or peer (ours): the certificate is verified against the

@@ -128,9 +128,7 @@ Result<void> Loader::decode_timeouts(const Node& v, const Scope& scope, Upstream
         else if (k == "keepalive")
             t.keepalive_s = d.value();
         else if (k == "tlsHandshake")
-            warn(*kn, scope.prefix + key +
-                          " applies to https:// upstreams, which this version "
-                          "does not proxy");
+            t.tls_handshake_s = d.value();
         else
             warn(*kn, scope.prefix + key +
                           " has no effect: llama-swap reads a request's body "

@@ -8,6 +8,7 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include "http/error_body.h"
 #include "util/log.h"
@@ -69,6 +70,10 @@ void ProxyExchange::begin() {
     info_.started_at = req_.received_at;
     started_ = true;
     if (opt_.observer) opt_.observer->on_exchange_start(info_);
+    if (opt_.peer) { // no process, no scheduler: straight to the peer
+        start_peer();
+        return;
+    }
     scheduler_.request(model_, this);
     if (opt_.loading_state && client_ && state_ == State::Waiting && !granted_)
         start_loading_stream();
@@ -145,9 +150,58 @@ void ProxyExchange::on_granted(supervisor::ModelProcess& process) {
         loading_event(done);
     }
     upstream_ = &process.upstream();
+    tls_ = process.tls_context();
     timeouts_ = process.config().timeouts;
     pool_key_ = process.pool_key();
     connections_ = process.connection_policy();
+    build_request();
+    acquire_connection();
+}
+
+std::string ProxyExchange::subject() const {
+    return opt_.peer ? "peer '" + opt_.peer->id + "'" : "model '" + model_ + "'";
+}
+
+void ProxyExchange::start_peer() {
+    const PeerTarget& p = *opt_.peer;
+    granted_at_ = ev_now(loop_);
+    peer_address_ = p.address;
+    upstream_ = &peer_address_;
+    timeouts_ = p.timeouts;
+    tls_ = p.tls;
+    connections_ = {}; // a remote server: no cap of ours
+    if (!peer_address_.lookup_name.empty()) {
+        if (p.resolved->until > ev_now(loop_)) {
+            peer_address_.addr = p.resolved->addr.addr;
+            peer_address_.addr_len = p.resolved->addr.addr_len;
+        } else if (opt_.resolver) {
+            state_ = State::Resolving;
+            lookup_ = opt_.resolver->resolve(
+                peer_address_.lookup_name, peer_address_.port,
+                [this](Result<ResolvedAddress> r) { peer_resolved(std::move(r)); });
+            return;
+        }
+    }
+    peer_resolved(ResolvedAddress{peer_address_.addr, peer_address_.addr_len});
+}
+
+void ProxyExchange::peer_resolved(Result<ResolvedAddress> r) {
+    lookup_.reset();
+    if (!client_) return;
+    if (!r) {
+        state_ = State::Done;
+        outcome_ = "upstream_failed";
+        LOG_WARN("peer %s: %s", opt_.peer->id.c_str(), r.error().message.c_str());
+        fail_client(502, subject() + ": " + r.error().message, "upstream_unreachable");
+        return;
+    }
+    if (!peer_address_.lookup_name.empty()) {
+        opt_.peer->resolved->addr = r.value();
+        opt_.peer->resolved->until = ev_now(loop_) + 60; // looked up again after a minute
+    }
+    peer_address_.addr = r->addr;
+    peer_address_.addr_len = r->addr_len;
+    pool_key_ = "peer " + opt_.peer->id + "|" + peer_address_.key();
     build_request();
     acquire_connection();
 }
@@ -170,20 +224,29 @@ void ProxyExchange::build_request() {
     head_ += opt_.target.empty() ? req_.target : opt_.target; // empty: the client's own
     head_ += " HTTP/1.1\r\n";
     bool has_host = false;
+    const bool peer = opt_.peer != nullptr;
     for (const auto& h : req_.headers.items()) {
         if (http::is_hop_by_hop(h.name, req_.headers) || http::iequals(h.name, "content-length") ||
             http::iequals(h.name, "expect"))
             continue;
-        if (opt_.strip_credentials &&
+        // A peer gets its own key, never the client's.
+        if ((opt_.strip_credentials || peer) &&
             (http::iequals(h.name, "authorization") || http::iequals(h.name, "x-api-key")))
             continue;
-        if (http::iequals(h.name, "host")) has_host = true;
+        if (http::iequals(h.name, "host")) {
+            if (peer) continue; // a remote server is addressed by its own name
+            has_host = true;
+        }
         head_ += h.name;
         head_ += ": ";
         head_ += h.value;
         head_ += "\r\n";
     }
     if (!has_host) head_ += "Host: " + upstream_->host_header + "\r\n";
+    if (peer && !opt_.peer->api_key.empty()) {
+        head_ += "Authorization: Bearer " + opt_.peer->api_key + "\r\n";
+        head_ += "x-api-key: " + opt_.peer->api_key + "\r\n";
+    }
 
     size_t body_len = req_.body.size();
     segments_.clear();
@@ -242,6 +305,7 @@ void ProxyExchange::use_connection(UpstreamSocketPtr sock) {
 void ProxyExchange::open_connection() {
     timeout_.stop();
     sock_->io.stop(); // before the old fd (if any) closes: a new one may get its number
+    sock_->tls.reset();
     sock_->fd.reset();
     sock_->responses = 0;
     seg_index_ = 0;
@@ -277,9 +341,13 @@ void ProxyExchange::open_connection() {
 
 void ProxyExchange::on_timeout(struct ev_loop*, ev_timer* w, int) {
     auto* self = static_cast<ProxyExchange*>(w->data);
-    if (self->state_ == State::Connecting) {
+    if (self->state_ == State::Connecting || self->state_ == State::Handshaking) {
         self->reused_ = false; // a connect that hangs is not a stale pooled connection
-        self->upstream_failed("timed out connecting to the upstream", 0);
+        self->upstream_failed(
+            self->state_ == State::Connecting ? "timed out connecting to the upstream"
+                                              : "timed out in the TLS handshake with the upstream",
+            0, self->state_ == State::Connecting ? 502 : 504,
+            self->state_ == State::Connecting ? "upstream_unreachable" : "upstream_timeout");
         return;
     }
     if (self->state_ == State::ReadingHead || self->state_ == State::Sending) {
@@ -304,16 +372,91 @@ void ProxyExchange::handle_io(int revents) {
             upstream_failed("cannot connect to the upstream", err);
             return;
         }
-        timeout_.stop();
-        state_ = State::Sending;
+        connected();
+        return;
+    }
+    if (state_ == State::Handshaking) {
+        continue_handshake();
+        return;
     }
     if (state_ == State::Sending && (revents & EV_WRITE)) {
         send_more();
         return;
     }
-    if ((revents & EV_READ) &&
+    const bool readable = (revents & EV_READ) || (want_write_ && (revents & EV_WRITE));
+    if (readable &&
         (state_ == State::ReadingHead || state_ == State::Relaying || state_ == State::Sending))
         read_response();
+}
+
+void ProxyExchange::connected() {
+    timeout_.stop();
+    if (!tls_) {
+        state_ = State::Sending;
+        send_more();
+        return;
+    }
+    auto session = tls::Session::client(tls_, ufd(), upstream_->host);
+    if (!session) {
+        upstream_failed(session.error().message, 0);
+        return;
+    }
+    sock_->tls = std::move(session.value());
+    state_ = State::Handshaking;
+    if (timeouts_.tls_handshake_s > 0) timeout_.start(timeouts_.tls_handshake_s);
+    continue_handshake();
+}
+
+void ProxyExchange::continue_handshake() {
+    const int rc = sock_->tls->handshake();
+    if (rc < 0) {
+        upstream_failed("TLS with the upstream failed: " + sock_->tls->error(), 0, 502,
+                        "upstream_tls_failed");
+        return;
+    }
+    if (rc == 0) {
+        watch(sock_->tls->want() == tls::Want::write ? EV_WRITE : EV_READ);
+        return;
+    }
+    timeout_.stop();
+    state_ = State::Sending;
+    send_more();
+}
+
+ssize_t ProxyExchange::upstream_send(const iovec* iov, int count) {
+    if (!sock_->tls) {
+        msghdr msg{};
+        msg.msg_iov = const_cast<iovec*>(iov);
+        msg.msg_iovlen = static_cast<size_t>(count);
+        return ::sendmsg(ufd(), &msg, MSG_NOSIGNAL);
+    }
+    // One TLS record from the first pieces (up to 16 KiB): a retry after WANT_WRITE rebuilds
+    // the same bytes from the same position, as OpenSSL requires.
+    char record[16384];
+    size_t len = 0;
+    for (int i = 0; i < count && len < sizeof record; ++i) {
+        const size_t take = std::min(iov[i].iov_len, sizeof record - len);
+        memcpy(record + len, iov[i].iov_base, take);
+        len += take;
+    }
+    const ssize_t n = sock_->tls->write(record, len);
+    if (n < 0) {
+        errno = sock_->tls->want() != tls::Want::nothing ? EAGAIN : EPROTO;
+        tls_error_ = sock_->tls->error();
+    }
+    return n;
+}
+
+ssize_t ProxyExchange::upstream_recv(char* buf, size_t len) {
+    want_write_ = false;
+    if (!sock_->tls) return ::recv(ufd(), buf, len, 0);
+    const ssize_t n = sock_->tls->read(buf, len);
+    if (n < 0) {
+        want_write_ = sock_->tls->want() == tls::Want::write;
+        errno = sock_->tls->want() != tls::Want::nothing ? EAGAIN : EPROTO;
+        tls_error_ = sock_->tls->error();
+    }
+    return n;
 }
 
 void ProxyExchange::send_more() {
@@ -325,7 +468,19 @@ void ProxyExchange::send_more() {
             continue;
         }
         ssize_t n;
-        if (seg.from_body && req_.body.spooled()) {
+        if (seg.from_body && req_.body.spooled() && sock_->tls) {
+            // Through TLS the spooled body is read back in record-sized pieces.
+            char piece[16384];
+            const size_t want = std::min(seg.length - seg_done_, sizeof piece);
+            const ssize_t got =
+                ::pread(req_.body.fd(), piece, want, static_cast<off_t>(seg.offset + seg_done_));
+            if (got <= 0) {
+                upstream_failed("cannot read the spooled request body", got < 0 ? errno : EIO);
+                return;
+            }
+            const iovec one{piece, static_cast<size_t>(got)};
+            n = upstream_send(&one, 1);
+        } else if (seg.from_body && req_.body.spooled()) {
             off_t off = static_cast<off_t>(seg.offset + seg_done_);
             n = ::sendfile(ufd(), req_.body.fd(), &off, seg.length - seg_done_); // zero-copy
         } else {
@@ -341,16 +496,17 @@ void ProxyExchange::send_more() {
                 iov[count].iov_len = s.length - skip;
                 ++count;
             }
-            msghdr msg{};
-            msg.msg_iov = iov;
-            msg.msg_iovlen = static_cast<size_t>(count);
-            n = ::sendmsg(ufd(), &msg, MSG_NOSIGNAL);
+            n = upstream_send(iov, count);
         }
         if (n < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 // Also read while sending: an upstream may answer early (e.g. 413).
                 watch(EV_WRITE | EV_READ);
+                return;
+            }
+            if (errno == EPROTO && sock_->tls) {
+                upstream_failed("cannot send the request upstream: " + tls_error_, 0);
                 return;
             }
             upstream_failed("cannot send the request upstream", errno);
@@ -394,7 +550,7 @@ void ProxyExchange::acknowledge_now() {
 void ProxyExchange::update_upstream_io() {
     if (!sock_) return;
     if (state_ == State::Sending) return;
-    watch(paused_for_client_ ? 0 : EV_READ);
+    watch(paused_for_client_ ? 0 : EV_READ | (want_write_ ? EV_WRITE : 0));
 }
 
 void ProxyExchange::read_response() {
@@ -407,10 +563,17 @@ void ProxyExchange::read_response() {
     }
     char buf[kReadChunk];
     for (;;) {
-        ssize_t n = ::recv(ufd(), buf, sizeof buf, 0);
+        ssize_t n = upstream_recv(buf, sizeof buf);
         if (n < 0) {
             if (errno == EINTR) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                if (want_write_) update_upstream_io();
+                return;
+            }
+            if (errno == EPROTO && sock_->tls) {
+                upstream_failed("the upstream connection failed: " + tls_error_, 0);
+                return;
+            }
             upstream_failed("the upstream connection failed", errno);
             return;
         }
@@ -457,7 +620,8 @@ void ProxyExchange::read_response() {
             update_upstream_io();
             return;
         }
-        if (static_cast<size_t>(n) < sizeof buf) return;
+        // A short read drained the socket; TLS may still hold decrypted bytes (read on).
+        if (static_cast<size_t>(n) < sizeof buf && !sock_->tls) return;
     }
 }
 
@@ -606,8 +770,8 @@ void ProxyExchange::upstream_failed(const std::string& what, int err, int status
     }
     state_ = State::Done;
     outcome_ = "upstream_failed";
-    LOG_WARN("model %s: %s", model_.c_str(), detail.c_str());
-    fail_client(status, "model '" + model_ + "': " + detail, code);
+    LOG_WARN("%s: %s", subject().c_str(), detail.c_str());
+    fail_client(status, subject() + ": " + detail, code);
 }
 
 void ProxyExchange::close_upstream() {
@@ -619,6 +783,8 @@ void ProxyExchange::on_client_writable() {
     if (!paused_for_client_) return;
     paused_for_client_ = false;
     update_upstream_io();
+    // Bytes TLS has decrypted already would wait for a socket event that may never come.
+    if (sock_ && sock_->tls && sock_->tls->pending() > 0) read_response();
 }
 
 void ProxyExchange::on_client_gone() {

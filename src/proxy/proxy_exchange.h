@@ -11,9 +11,11 @@
 #include "http/connection.h"
 #include "metrics/usage.h"
 #include "proxy/exchange_observer.h"
+#include "proxy/resolver.h"
 #include "proxy/upstream_address.h"
 #include "proxy/upstream_pool.h"
 #include "router/scheduler.h"
+#include "tls/tls.h"
 #include "util/ev.h"
 #include "util/unique_fd.h"
 
@@ -27,6 +29,21 @@ struct BodyRewrite {
     std::string replacement;
 };
 
+// A peer: another server reached without a model process or the scheduler.
+struct PeerTarget {
+    std::string id;
+    UpstreamAddress address; // may still need its host name looked up
+    config::UpstreamTimeouts timeouts;
+    std::shared_ptr<tls::Context> tls; // https://
+    std::string api_key;               // sent as Bearer and x-api-key
+    // The last lookup of address.lookup_name, shared by the peer's requests (a minute).
+    struct Resolved {
+        ResolvedAddress addr;
+        double until = 0;
+    };
+    std::shared_ptr<Resolved> resolved = std::make_shared<Resolved>();
+};
+
 // How a request is forwarded.
 struct ProxyOptions {
     BodyRewrite rewrite;
@@ -38,6 +55,9 @@ struct ProxyOptions {
     bool loading_state = false;
     // Kept until the exchange ends (a spillover selector's reservation releases itself).
     std::shared_ptr<void> hold;
+    // Set: the request goes to this peer (the model id is its "peer/model" name).
+    std::shared_ptr<const PeerTarget> peer;
+    Resolver* resolver = nullptr; // for a peer's host name
 };
 
 class ProxyExchange final : public http::Exchange, public router::Waiter, public ConnectionWaiter {
@@ -63,8 +83,10 @@ private:
     // Waiting: for the model; WaitingConnection: for a connection slot of its upstream.
     enum class State {
         Waiting,
+        Resolving, // a peer's host name
         WaitingConnection,
         Connecting,
+        Handshaking, // TLS
         Sending,
         ReadingHead,
         Relaying,
@@ -88,7 +110,16 @@ private:
     static int cb_body(llhttp_t*, const char*, size_t);
     static int cb_message_complete(llhttp_t*);
 
+    void start_peer();
+    void peer_resolved(Result<ResolvedAddress> r);
     void acquire_connection();
+    void connected(); // TCP is up: TLS handshake (https) or the request
+    void continue_handshake();
+    // The upstream socket's bytes, through TLS where there is a session. -1 with errno
+    // EAGAIN (want_write_ says whether writability is what it waits for) or another error.
+    ssize_t upstream_send(const iovec* iov, int count);
+    ssize_t upstream_recv(char* buf, size_t len);
+    std::string subject() const; // "model 'x'" or "peer 'p'", for messages
     void use_connection(UpstreamSocketPtr sock);
     // Connects sock_ afresh: a new slot, or the slot of a stale pooled connection.
     void open_connection();
@@ -126,7 +157,12 @@ private:
     ConnectionPolicy connections_;
     // The granted process's address: valid while the model is held (it is not replaced then).
     const UpstreamAddress* upstream_ = nullptr;
-    UpstreamSocketPtr sock_; // the upstream connection (from the pool or new)
+    UpstreamAddress peer_address_;      // a peer's, with its looked-up address
+    std::shared_ptr<tls::Context> tls_; // the upstream's TLS context (https://)
+    std::unique_ptr<Resolver::Lookup> lookup_;
+    bool want_write_ = false; // TLS: a read waits for the socket to be writable
+    std::string tls_error_;   // TLS: why the last upstream_send/recv failed
+    UpstreamSocketPtr sock_;  // the upstream connection (from the pool or new)
     int ufd() const { return sock_ ? sock_->fd.get() : -1; }
     void watch(int events) {
         if (sock_) sock_->io.set(sock_->fd.get(), events);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "tls/tls.h"
 #include "util/log.h"
 
 namespace ls::proxy {

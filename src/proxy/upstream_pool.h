@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 
+#include "tls/tls.h"
 #include "util/ev.h"
 #include "util/unique_fd.h"
 
@@ -36,7 +37,8 @@ struct UpstreamSocket {
 
     UniqueFd fd; // invalid for a new slot: the caller connects it
     IoWatcher io;
-    uint64_t responses = 0; // responses the upstream began on this connection
+    std::unique_ptr<tls::Session> tls; // https:// upstreams: the session on `fd`
+    uint64_t responses = 0;            // responses the upstream began on this connection
     bool reused() const { return responses > 0; }
 
 private:

@@ -12,8 +12,10 @@ HealthProbe::HealthProbe(struct ev_loop* loop, Callback cb, void* owner)
       timer_(loop, &on_timeout, this) {}
 
 void HealthProbe::start(const proxy::UpstreamAddress& upstream, const std::string& path,
-                        double timeout_s) {
+                        double timeout_s, std::shared_ptr<tls::Context> tls) {
     cancel();
+    tls_ctx_ = std::move(tls);
+    host_ = upstream.host;
     int fd = ::socket(upstream.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         finish(0);
@@ -39,7 +41,22 @@ void HealthProbe::start(const proxy::UpstreamAddress& upstream, const std::strin
 void HealthProbe::cancel() {
     io_.stop();
     timer_.stop();
+    tls_.reset();
     fd_.reset();
+}
+
+ssize_t HealthProbe::send_some(const char* p, size_t n) {
+    if (!tls_) return ::send(fd_.get(), p, n, MSG_NOSIGNAL);
+    const ssize_t r = tls_->write(p, n);
+    if (r < 0) errno = tls_->want() != tls::Want::nothing ? EAGAIN : EPROTO;
+    return r;
+}
+
+ssize_t HealthProbe::recv_some(char* p, size_t n) {
+    if (!tls_) return ::recv(fd_.get(), p, n, 0);
+    const ssize_t r = tls_->read(p, n);
+    if (r < 0) errno = tls_->want() != tls::Want::nothing ? EAGAIN : EPROTO;
+    return r;
 }
 
 void HealthProbe::finish(int status) {
@@ -65,10 +82,30 @@ void HealthProbe::handle_io(int revents) {
             return;
         }
         connected_ = true;
+        if (tls_ctx_) {
+            auto s = tls::Session::client(tls_ctx_, fd_.get(), host_);
+            if (!s) {
+                finish(0);
+                return;
+            }
+            tls_ = std::move(s.value());
+        }
+    }
+    if (tls_ && !tls_->handshaken()) {
+        const int rc = tls_->handshake();
+        if (rc < 0) {
+            finish(0); // a certificate that fails never becomes ready (the deadline says so)
+            return;
+        }
+        if (rc == 0) {
+            io_.set(fd_.get(), tls_->want() == tls::Want::write ? EV_WRITE : EV_READ);
+            return;
+        }
+        io_.set(fd_.get(), EV_WRITE);
+        revents = EV_WRITE;
     }
     if (sent_ < request_.size() && (revents & EV_WRITE)) {
-        ssize_t n =
-            ::send(fd_.get(), request_.data() + sent_, request_.size() - sent_, MSG_NOSIGNAL);
+        ssize_t n = send_some(request_.data() + sent_, request_.size() - sent_);
         if (n < 0 && errno != EAGAIN && errno != EINTR) {
             finish(0);
             return;
@@ -79,7 +116,7 @@ void HealthProbe::handle_io(int revents) {
     }
     if (revents & EV_READ) {
         char buf[512];
-        ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
+        ssize_t n = recv_some(buf, sizeof buf);
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
         if (n > 0) response_.append(buf, static_cast<size_t>(n));
         // "HTTP/1.1 200 ..." — the status line is all a probe needs.

@@ -1,10 +1,13 @@
-// One non-blocking HTTP readiness probe: connect, GET the check endpoint, read the status
-// line. Never blocks the loop; each attempt has its own timeout. The owner retries on a timer.
+// One non-blocking HTTP readiness probe: connect (and TLS for https://), GET the check
+// endpoint, read the status line. Never blocks the loop; each attempt has its own timeout. The
+// owner retries on a timer.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "proxy/upstream_address.h"
+#include "tls/tls.h"
 #include "util/ev.h"
 #include "util/unique_fd.h"
 
@@ -18,7 +21,9 @@ public:
     HealthProbe(const HealthProbe&) = delete;
     HealthProbe& operator=(const HealthProbe&) = delete;
 
-    void start(const proxy::UpstreamAddress& upstream, const std::string& path, double timeout_s);
+    // `tls`: an https:// upstream is probed through TLS with this context.
+    void start(const proxy::UpstreamAddress& upstream, const std::string& path, double timeout_s,
+               std::shared_ptr<tls::Context> tls = nullptr);
     void cancel();
     bool active() const { return fd_.valid(); }
 
@@ -27,6 +32,8 @@ private:
     static void on_timeout(struct ev_loop*, ev_timer*, int);
     void finish(int status);
     void handle_io(int revents);
+    ssize_t send_some(const char* p, size_t n);
+    ssize_t recv_some(char* p, size_t n);
 
     struct ev_loop* loop_;
     Callback cb_;
@@ -38,6 +45,9 @@ private:
     size_t sent_ = 0;
     bool connected_ = false;
     std::string response_;
+    std::shared_ptr<tls::Context> tls_ctx_;
+    std::unique_ptr<tls::Session> tls_;
+    std::string host_;
 };
 
 } // namespace ls::readiness

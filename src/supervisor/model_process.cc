@@ -134,6 +134,15 @@ void ModelProcess::launch() {
         return;
     }
     upstream_ = std::move(addr.value());
+    tls_ctx_.reset();
+    if (upstream_.tls) {
+        auto ctx = tls::Context::client(cfg_.tls);
+        if (!ctx) {
+            fail_start(ctx.error().message);
+            return;
+        }
+        tls_ctx_ = std::move(ctx.value());
+    }
     readiness_waits_for_lookup_ = false;
     ready_waits_for_lookup_ = nullptr;
     if (!upstream_.lookup_name.empty()) // a host name: looked up while the model starts
@@ -352,7 +361,7 @@ void ModelProcess::begin_readiness() {
         set_state(ProcessState::Ready);
         return;
     }
-    probe_.start(upstream_, check_path_, settings_.probe_timeout_s);
+    probe_.start(upstream_, check_path_, settings_.probe_timeout_s, tls_ctx_);
 }
 
 void ModelProcess::on_probe_result(void* p, int status) {
@@ -403,7 +412,8 @@ void ModelProcess::on_notify(std::string_view message) {
 void ModelProcess::on_retry(struct ev_loop*, ev_timer* w, int) {
     auto* self = static_cast<ModelProcess*>(w->data);
     if (self->state_ == ProcessState::Starting)
-        self->probe_.start(self->upstream_, self->check_path_, self->settings_.probe_timeout_s);
+        self->probe_.start(self->upstream_, self->check_path_, self->settings_.probe_timeout_s,
+                           self->tls_ctx_);
 }
 
 void ModelProcess::on_deadline(struct ev_loop*, ev_timer* w, int) {

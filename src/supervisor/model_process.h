@@ -21,6 +21,7 @@
 #include "supervisor/port_allocator.h"
 #include "supervisor/process_state.h"
 #include "supervisor/scope_backend.h"
+#include "tls/tls.h"
 #include "util/ev.h"
 #include "util/unique_fd.h"
 
@@ -70,6 +71,8 @@ public:
     double load_seconds() const { return ready_at_ > started_at_ ? ready_at_ - started_at_ : 0; }
     std::string recent_output(size_t lines) const { return output_.tail(lines); }
     const std::string& cmd_text() const { return cmd_text_; }
+    // https:// upstreams: the TLS context requests and probes use (null for http://).
+    const std::shared_ptr<tls::Context>& tls_context() const { return tls_ctx_; }
     // How many connections the proxy may hold to this upstream (`upstreamConnections`).
     proxy::ConnectionPolicy connection_policy() const;
     // llama-server's HTTP thread count from its start-up line ("http threads: N"), or 0.
@@ -147,6 +150,7 @@ private:
     std::string cmd_text_;
     std::string check_path_;
     proxy::UpstreamAddress upstream_;
+    std::shared_ptr<tls::Context> tls_ctx_;
     // The proxy host's name lookup, while it runs (the process starts meanwhile); readiness
     // that comes before its answer waits for it.
     std::unique_ptr<proxy::Resolver::Lookup> lookup_;

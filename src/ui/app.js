@@ -224,7 +224,8 @@
       try { data = JSON.parse(data); } catch (_) { return; }
     }
     if (msg.type === 'modelStatus' && Array.isArray(data)) {
-      models = data.filter((m) => m && typeof m.id === 'string');
+      // Peer models (with peerID) are remote: nothing to load or unload here.
+      models = data.filter((m) => m && typeof m.id === 'string' && !m.peerID);
       emit('models');
     } else if (msg.type === 'inflight' && data) {
       if (data.operation === 'snapshot') {

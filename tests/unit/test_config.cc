@@ -1458,9 +1458,8 @@ models:
     cr_assert_eq(t.response_header_s, 120.5);
     cr_assert_eq(t.idle_conn_s, 0);
     cr_assert_eq(t.keepalive_s, 30);
-    cr_assert_eq(c.warnings.size(), 3u);
-    expect_warning(c, "config.yaml:10:7: model 'm': timeouts.tlsHandshake applies to https:// "
-                      "upstreams, which this version does not proxy");
+    cr_assert_eq(t.tls_handshake_s, 10);
+    cr_assert_eq(c.warnings.size(), 2u);
     expect_warning(c, "config.yaml:11:7: model 'm': timeouts.expectContinue has no effect: "
                       "llama-swap reads a request's body itself and never sends Expect: "
                       "100-continue upstream");

@@ -547,7 +547,6 @@ Test(upstream_address, ipv6_literal) {
 }
 
 Test(upstream_address, errors) {
-    parse_fails("https://127.0.0.1:8080");
     parse_fails("ftp://127.0.0.1");
     parse_fails("127.0.0.1:8080");
     parse_fails("");
@@ -573,10 +572,22 @@ Test(upstream_address, junk_after_ipv6_bracket_rejected) {
 }
 
 Test(upstream_address, scheme_message) {
-    auto r = ls::proxy::parse_upstream_url("https://x");
+    auto r = ls::proxy::parse_upstream_url("ftp://x");
     cr_assert_not(r.ok());
-    cr_assert(r.error().message.find("only http://") != std::string::npos, "%s",
-              r.error().message.c_str());
+    cr_assert_str_eq(r.error().message.c_str(),
+                     "unsupported proxy URL 'ftp://x' (http:// or https:// only)");
+}
+
+Test(upstream_address, https_default_port_and_server_name) {
+    auto r = ls::proxy::parse_upstream_url("https://api.example.com/v1", false);
+    cr_assert(r.ok());
+    cr_assert(r->tls);
+    cr_assert_eq(r->port, 443);
+    cr_assert_str_eq(r->host.c_str(), "api.example.com");
+    cr_assert_str_eq(r->lookup_name.c_str(), "api.example.com");
+    cr_assert_str_eq(r->base_path.c_str(), "/v1");
+    auto plain = ls::proxy::parse_upstream_url("http://127.0.0.1:9", false);
+    cr_assert(plain.ok() && !plain->tls);
 }
 
 // ------------------------------------------------------------------ port allocator
