@@ -92,9 +92,30 @@ Daemon::~Daemon() {
     reaper_.run_now();
 }
 
+void Daemon::enable_tls(std::string cert_file, std::string key_file,
+                        std::shared_ptr<tls::Context> ctx) {
+    tls_cert_ = std::move(cert_file);
+    tls_key_ = std::move(key_file);
+    tls_ = std::move(ctx);
+}
+
 Result<void> Daemon::add_listener(sd::ListenSocket sock) {
-    LOG_INFO("listening on %s", sock.name.c_str());
-    return server_.add_listener(std::move(sock.fd), sock.name);
+    const bool tls = tls_ && sock.name != "http";
+    LOG_INFO("listening on %s%s", sock.name.c_str(), tls ? " (TLS)" : "");
+    return server_.add_listener(std::move(sock.fd), sock.name, tls ? tls_ : nullptr);
+}
+
+void Daemon::reload_tls() {
+    if (!tls_) return;
+    auto ctx = tls::Context::server(tls_cert_, tls_key_);
+    if (!ctx) {
+        LOG_ERROR("TLS certificate not reloaded, keeping the running one: %s",
+                  ctx.error().message.c_str());
+        return;
+    }
+    tls_ = std::move(ctx.value());
+    server_.set_tls_context(tls_);
+    LOG_INFO("TLS certificate reloaded from %s", tls_cert_.c_str());
 }
 
 void Daemon::apply_log_settings() {
@@ -139,7 +160,9 @@ void Daemon::on_terminate(struct ev_loop*, ev_signal* w, int) {
 }
 
 void Daemon::on_hangup(struct ev_loop*, ev_signal* w, int) {
-    static_cast<Daemon*>(w->data)->reload("SIGHUP");
+    auto* self = static_cast<Daemon*>(w->data);
+    self->reload_tls(); // certificates renewed on disk (certbot, ...): new connections use them
+    self->reload("SIGHUP");
 }
 
 void Daemon::enable_reload(config::ConfigSources sources, bool watch, bool strict) {

@@ -42,6 +42,9 @@ public:
     void reload(const char* why);
     ~Daemon() override;
 
+    // HTTPS: listeners added from now on speak TLS (a socket-activated one named "http" by
+    // its FileDescriptorName= stays plain); SIGHUP reads the files again.
+    void enable_tls(std::string cert_file, std::string key_file, std::shared_ptr<tls::Context> ctx);
     Result<void> add_listener(sd::ListenSocket sock);
     // Runs the loop until shutdown completes; returns the exit status.
     int run();
@@ -56,6 +59,7 @@ public:
 private:
     static void on_terminate(struct ev_loop*, ev_signal*, int);
     static void on_hangup(struct ev_loop*, ev_signal*, int);
+    void reload_tls();
     static void on_shutdown_deadline(struct ev_loop*, ev_timer*, int);
     static void on_config_changed(struct ev_loop*, ev_stat*, int);
     static void on_config_settled(struct ev_loop*, ev_timer*, int);
@@ -145,6 +149,8 @@ private:
     SignalWatcher sighup_;
     TimerWatcher shutdown_deadline_;
     config::ConfigSources sources_;
+    std::string tls_cert_, tls_key_;
+    std::shared_ptr<tls::Context> tls_; // the listeners' (null: plain HTTP)
     bool strict_ = false;
     ev_stat config_stat_{};
     bool watching_ = false;

@@ -11,6 +11,7 @@
 #include "daemon.h"
 #include "sd/listen.h"
 #include "supervisor/group_guard.h"
+#include "tls/tls.h"
 #include "util/log.h"
 
 namespace {
@@ -29,7 +30,11 @@ void print_help() {
            "      --config-dir DIR  read DIR's *.yaml and *.yml files too (in name order, after\n"
            "                        FILE if given) and merge them into one configuration\n"
            "  -l, --listen ADDR     address to listen on when no socket is passed by systemd:\n"
-           "                        :PORT, HOST:PORT, [V6]:PORT or unix:PATH (default :8080)\n"
+           "                        :PORT, HOST:PORT, [V6]:PORT or unix:PATH (default :8080,\n"
+           "                        :8443 with TLS)\n"
+           "      --tls-cert-file F  serve HTTPS with this certificate chain (PEM); with\n"
+           "                        --tls-key-file, both or neither; SIGHUP reloads them\n"
+           "      --tls-key-file F   the certificate's private key (PEM)\n"
            "  -w, --watch-config    reload the configuration when the file or a file of the\n"
            "                        directory changes\n"
            "      --log-target T    where logs go: auto (journald when stderr is the journal),\n"
@@ -47,7 +52,8 @@ void print_help() {
 
 struct Args {
     ls::config::ConfigSources sources; // the default file when neither option is given
-    std::string listen = ":8080";
+    std::string listen;                // default :8080, or :8443 with TLS
+    std::string tls_cert, tls_key;
     bool check_only = false;
     bool strict = false;
     bool watch = false;
@@ -65,6 +71,8 @@ int parse_args(int argc, char** argv, Args& args) {
         {"watch-config", no_argument, nullptr, 'w'},
         {"version", no_argument, nullptr, 'v'},
         {"log-target", required_argument, nullptr, 'L'},
+        {"tls-cert-file", required_argument, nullptr, 'C'},
+        {"tls-key-file", required_argument, nullptr, 'K'},
         {"help", no_argument, nullptr, 'h'},
         {nullptr, 0, nullptr, 0},
     };
@@ -83,6 +91,12 @@ int parse_args(int argc, char** argv, Args& args) {
             break;
         case 'l':
             args.listen = optarg;
+            break;
+        case 'C':
+            args.tls_cert = optarg;
+            break;
+        case 'K':
+            args.tls_key = optarg;
             break;
         case 't':
             args.check_only = true;
@@ -116,6 +130,11 @@ int parse_args(int argc, char** argv, Args& args) {
         return 2;
     }
     if (args.sources.file.empty() && args.sources.dir.empty()) args.sources.file = kDefaultConfig;
+    if (args.tls_cert.empty() != args.tls_key.empty()) {
+        fprintf(stderr, "llama-swap: --tls-cert-file and --tls-key-file go together\n");
+        return 2;
+    }
+    if (args.listen.empty()) args.listen = args.tls_cert.empty() ? ":8080" : ":8443";
     return -1;
 }
 
@@ -144,6 +163,17 @@ int main(int argc, char** argv) {
         return 0;
     }
 
+    // The certificate is read before anything starts: a wrong path is a start-up error.
+    std::shared_ptr<ls::tls::Context> tls;
+    if (!args.tls_cert.empty()) {
+        auto ctx = ls::tls::Context::server(args.tls_cert, args.tls_key);
+        if (!ctx) {
+            fprintf(stderr, "llama-swap: %s\n", ctx.error().message.c_str());
+            return 1;
+        }
+        tls = std::move(ctx.value());
+    }
+
     ls::set_log_target(args.log_target);
     signal(SIGPIPE, SIG_IGN);
     // The guard is forked before anything else exists, so it holds no sockets or threads.
@@ -160,6 +190,7 @@ int main(int argc, char** argv) {
     {
         ls::Daemon daemon(loop, std::move(cfg.value()), &guard);
         daemon.enable_reload(args.sources, args.watch, args.strict);
+        if (tls) daemon.enable_tls(args.tls_cert, args.tls_key, tls);
         auto passed = ls::sd::passed_sockets();
         if (passed.empty()) {
             auto sock = ls::sd::listen_on(args.listen);

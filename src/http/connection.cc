@@ -84,9 +84,10 @@ const llhttp_settings_t Connection::kSettings = [] {
     return s;
 }();
 
-Connection::Connection(Server& server, struct ev_loop* loop, UniqueFd fd, uint64_t id)
-    : server_(server), loop_(loop), fd_(std::move(fd)), id_(id), io_(loop, &on_io, this),
-      timer_(loop, &on_timer, this), limits_(server.limits()) {
+Connection::Connection(Server& server, struct ev_loop* loop, UniqueFd fd, uint64_t id,
+                       std::unique_ptr<tls::Session> tls)
+    : server_(server), loop_(loop), fd_(std::move(fd)), tls_(std::move(tls)), id_(id),
+      io_(loop, &on_io, this), timer_(loop, &on_timer, this), limits_(server.limits()) {
     peer_ = describe_peer(fd_.get());
     llhttp_init(&parser_, HTTP_REQUEST, &kSettings);
     parser_.data = this;
@@ -237,8 +238,40 @@ int Connection::cb_message_complete(llhttp_t* p) {
 
 void Connection::on_io(struct ev_loop*, ev_io* w, int revents) {
     auto* c = static_cast<Connection*>(w->data);
+    if (c->tls_ && !c->tls_->handshaken() && !c->continue_handshake()) return;
     if (revents & EV_WRITE) c->handle_write();
     if ((revents & EV_READ) && !c->closed()) c->handle_read();
+}
+
+bool Connection::continue_handshake() {
+    const int rc = tls_->handshake();
+    if (rc < 0) {
+        LOG_DEBUG("connection %llu from %s: %s", static_cast<unsigned long long>(id_),
+                  peer_.c_str(), tls_->error().c_str());
+        close();
+        return false;
+    }
+    if (rc == 0) {
+        io_.set(fd_.get(), tls_->want() == tls::Want::write ? EV_WRITE : EV_READ);
+        return false;
+    }
+    last_progress_ = ev_now(loop_);
+    update_io();
+    return true;
+}
+
+ssize_t Connection::read_some(char* buf, size_t len) {
+    if (!tls_) return ::recv(fd_.get(), buf, len, 0);
+    const ssize_t n = tls_->read(buf, len);
+    if (n < 0) errno = tls_->want() != tls::Want::nothing ? EAGAIN : ECONNRESET;
+    return n;
+}
+
+ssize_t Connection::write_some(const char* buf, size_t len) {
+    if (!tls_) return ::send(fd_.get(), buf, len, MSG_NOSIGNAL);
+    const ssize_t n = tls_->write(buf, len);
+    if (n < 0) errno = tls_->want() != tls::Want::nothing ? EAGAIN : ECONNRESET;
+    return n;
 }
 
 void Connection::handle_read() {
@@ -253,7 +286,7 @@ void Connection::handle_read() {
         // Read into a shared scratch buffer and keep only what arrived: no per-connection
         // 64 KiB buffer, no zero-filling.
         static char scratch[kReadChunk];
-        ssize_t n = ::recv(fd_.get(), scratch, sizeof scratch, 0);
+        ssize_t n = read_some(scratch, sizeof scratch);
         if (n <= 0) {
             if (n < 0 && errno == EINTR) continue;
             if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
@@ -273,11 +306,14 @@ void Connection::handle_read() {
         last_progress_ = ev_now(loop_);
         parse_input();
         if (closed()) return;
-        if (static_cast<size_t>(n) < sizeof scratch) break;
+        if (static_cast<size_t>(n) < sizeof scratch && !tls_) break;
     }
     if (in_.capacity() > 1024 * 1024 && in_off_ == in_.size())
         std::string().swap(in_); // after a burst
     update_io();
+    // Decrypted bytes TLS holds already would wait for a socket event that may never come.
+    if (tls_ && tls_->pending() > 0 && (io_.events() & EV_READ))
+        ev_feed_fd_event(loop_, fd_.get(), EV_READ);
 }
 
 void Connection::parse_input() {
@@ -352,7 +388,7 @@ void Connection::handle_write() {
 
 void Connection::flush_output() {
     while (out_off_ < out_.size()) {
-        ssize_t n = ::send(fd_.get(), out_.data() + out_off_, out_.size() - out_off_, MSG_NOSIGNAL);
+        ssize_t n = write_some(out_.data() + out_off_, out_.size() - out_off_);
         if (n < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) break;
@@ -646,6 +682,7 @@ void Connection::close_after_flush() {
 void Connection::start_lingering() {
     // Closing a socket with unread input sends a reset, which can destroy the response in
     // the client's receive buffer: send FIN instead and drain what the client still sends.
+    if (tls_) tls_->close_notify();
     if (server_.shutting_down() || ::shutdown(fd_.get(), SHUT_WR) != 0) {
         close();
         return;
@@ -676,6 +713,7 @@ void Connection::close() {
         exchange_->on_client_gone();
         server_.reaper().defer(std::move(exchange_));
     }
+    tls_.reset();
     fd_.reset();
     server_.connection_closed(this); // defers our deletion
 }

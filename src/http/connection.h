@@ -10,6 +10,7 @@
 
 #include "config/config.h"
 #include "http/request.h"
+#include "tls/tls.h"
 #include "util/ev.h"
 #include "util/reaper.h"
 #include "util/unique_fd.h"
@@ -53,7 +54,9 @@ enum class Framing { ContentLength, Chunked, None };
 
 class Connection : public Deferred {
 public:
-    Connection(Server& server, struct ev_loop* loop, UniqueFd fd, uint64_t id);
+    // `tls`: a server-side session on `fd` (a TLS listener); its handshake comes first.
+    Connection(Server& server, struct ev_loop* loop, UniqueFd fd, uint64_t id,
+               std::unique_ptr<tls::Session> tls = nullptr);
     ~Connection() override;
     Connection(const Connection&) = delete;
     Connection& operator=(const Connection&) = delete;
@@ -119,6 +122,11 @@ private:
     static constexpr double kLingerMaxS = 30;
 
     static void on_io(struct ev_loop*, ev_io*, int revents);
+    // The socket's bytes, through TLS on a TLS listener's connections: -1 with errno EAGAIN
+    // (or another error), 0 at the end.
+    ssize_t read_some(char* buf, size_t len);
+    ssize_t write_some(const char* buf, size_t len);
+    bool continue_handshake(); // false: not done yet, or the connection closed
     static void on_timer(struct ev_loop*, ev_timer*, int);
     static const llhttp_settings_t kSettings;
     static int cb_message_begin(llhttp_t*);
@@ -148,6 +156,7 @@ private:
     Server& server_;
     struct ev_loop* loop_;
     UniqueFd fd_;
+    std::unique_ptr<tls::Session> tls_; // before fd_ closes, the session goes (member order)
     uint64_t id_;
     std::string peer_;
     IoWatcher io_;

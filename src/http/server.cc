@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "http/connection.h"
 #include "util/log.h"
@@ -19,11 +20,13 @@ Server::~Server() {
     close_all();
 }
 
-Result<void> Server::add_listener(UniqueFd fd, std::string name) {
+Result<void> Server::add_listener(UniqueFd fd, std::string name,
+                                  std::shared_ptr<tls::Context> tls) {
     auto l = std::make_unique<Listener>();
     l->server = this;
     l->fd = std::move(fd);
     l->name = std::move(name);
+    l->tls = std::move(tls);
     l->io = std::make_unique<IoWatcher>(loop_, &Server::on_accept, l.get());
     if (!shutting_down_ && !accept_paused_) l->io->set(l->fd.get(), EV_READ);
     listeners_.push_back(std::move(l));
@@ -58,9 +61,25 @@ void Server::accept_from(Listener& l) {
         }
         int one = 1;
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); // fails on AF_UNIX: fine
-        auto* conn = new Connection(*this, loop_, UniqueFd(fd), ++connection_ids_);
+        std::unique_ptr<tls::Session> session;
+        if (l.tls) {
+            auto s = tls::Session::server(l.tls, fd);
+            if (!s) {
+                LOG_WARN("accept on %s: %s", l.name.c_str(), s.error().message.c_str());
+                ::close(fd);
+                continue;
+            }
+            session = std::move(s.value());
+        }
+        auto* conn =
+            new Connection(*this, loop_, UniqueFd(fd), ++connection_ids_, std::move(session));
         connections_.insert(conn);
     }
+}
+
+void Server::set_tls_context(std::shared_ptr<tls::Context> tls) {
+    for (auto& l : listeners_)
+        if (l->tls) l->tls = tls;
 }
 
 void Server::update_accepting() {

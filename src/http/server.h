@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "tls/tls.h"
 #include "util/ev.h"
 #include "util/reaper.h"
 #include "util/result.h"
@@ -28,8 +29,11 @@ public:
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
 
-    // Takes a listening, non-blocking socket.
-    Result<void> add_listener(UniqueFd fd, std::string name);
+    // Takes a listening, non-blocking socket; with `tls`, its connections speak TLS.
+    Result<void> add_listener(UniqueFd fd, std::string name,
+                              std::shared_ptr<tls::Context> tls = nullptr);
+    // New certificates (SIGHUP): connections accepted from now on use them.
+    void set_tls_context(std::shared_ptr<tls::Context> tls);
     void set_limits(const config::ServerConfig& limits) { limits_ = limits; }
 
     // Stop accepting; idle keep-alive connections close now, busy ones after their response.
@@ -52,6 +56,7 @@ private:
         UniqueFd fd;
         std::string name;
         std::unique_ptr<IoWatcher> io;
+        std::shared_ptr<tls::Context> tls;
     };
     static void on_accept(struct ev_loop*, ev_io*, int);
     void accept_from(Listener& l);

@@ -153,6 +153,11 @@ ssize_t Session::write(const void* buf, size_t len) {
     return r == 0 ? -1 : r;
 }
 
+void Session::close_notify() {
+    if (done_) SSL_shutdown(ssl_);
+    ERR_clear_error();
+}
+
 size_t Session::pending() const {
     return static_cast<size_t>(SSL_pending(ssl_));
 }

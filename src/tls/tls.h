@@ -63,6 +63,8 @@ public:
     ssize_t write(const void* buf, size_t len);
     // Decrypted bytes already buffered: readable without the socket saying so.
     size_t pending() const;
+    // Sends close_notify if it can now (never waits): before shutting the socket down.
+    void close_notify();
     Want want() const { return want_; }
     const std::string& error() const { return error_; }
     bool handshaken() const { return done_; }
