@@ -162,7 +162,12 @@ void Daemon::serve_model_request(http::Connection& conn, http::Request& req) {
     std::optional<config::PeerRoute> peer;
     if (!model) peer = cfg_.resolve_peer(name);
     if (!model && !peer) {
-        refuse_model_request(conn, 404, "model '" + name + "' not found", "model_not_found");
+        std::string message = "model '" + name + "' not found";
+        if (auto several = cfg_.peers_offering(name); !several.empty()) {
+            message = "model '" + name + "' is offered by several peers; name one of:";
+            for (const auto& fqn : several) message += " " + fqn;
+        }
+        refuse_model_request(conn, 404, message, "model_not_found");
         return;
     }
     // The upstream sees the name the request was routed to: useModelName wins, and a peer

@@ -38,6 +38,15 @@ std::optional<PeerRoute> Config::resolve_peer(const std::string& name) const {
     return bare;
 }
 
+std::vector<std::string> Config::peers_offering(const std::string& bare) const {
+    std::vector<std::string> out;
+    for (const auto& [id, p] : peers)
+        for (const auto& m : p.models)
+            if (m == bare) out.push_back(id + "/" + m);
+    if (out.size() < 2) out.clear();
+    return out;
+}
+
 const char* to_string(SelectorStrategy s) {
     switch (s) {
     case SelectorStrategy::Pin:

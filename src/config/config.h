@@ -308,6 +308,8 @@ struct Config {
     // A peer model by its full name ("peer/model", first) or a bare name only one peer has.
     // Local ids and aliases win over both: callers try resolve() first.
     std::optional<PeerRoute> resolve_peer(const std::string& name) const;
+    // The full names of a bare name several peers have (empty when fewer than two do).
+    std::vector<std::string> peers_offering(const std::string& bare) const;
     const SelectorConfig* selector(const std::string& name) const {
         auto it = selectors.find(name);
         return it == selectors.end() ? nullptr : &it->second;

@@ -495,6 +495,8 @@ class Daemon:
 
     # The port the daemon is socket-activated on; 0: one the kernel picks (race-free).
     listen_port = 0
+    # The socket's FileDescriptorName=; with --tls-cert-file every socket but "http" is TLS.
+    fd_name = "http"
 
     def start(self):
         lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -507,7 +509,7 @@ class Daemon:
         n = fcntl.fcntl(lsock.fileno(), fcntl.F_DUPFD, 20)
         lsock.close()
         env = dict(os.environ)
-        env.update({"LISTEN_FDS": "1", "LISTEN_FDNAMES": "http"})
+        env.update({"LISTEN_FDS": "1", "LISTEN_FDNAMES": self.fd_name})
         for k in ("LISTEN_PID", "NOTIFY_SOCKET"):
             env.pop(k, None)
         script = 'exec 3<&%d %d<&-; LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@"' % (n, n)
