@@ -94,6 +94,10 @@ private:
     // the request named none of ours).
     void refuse_model_request(http::Connection& conn, int status, const std::string& message,
                               const char* code, const std::string& model_id = "");
+    // /comfyui/<path>: the comfyui_auto model's own paths; only /comfyui/ may start it.
+    void serve_comfyui(http::Connection& conn, http::Request& req, std::string_view rest);
+    // GET /props without ?model= (llama.cpp router-mode clients): the one running model's.
+    void serve_props_of_running(http::Connection& conn, http::Request& req);
     // `rest`: the path after "/upstream/" (or "/logs/stream/"; empty for /logs/stream).
     void serve_upstream_passthrough(http::Connection& conn, http::Request& req,
                                     std::string_view rest);

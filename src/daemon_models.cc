@@ -5,6 +5,7 @@
 
 #include <ctime>
 
+#include "api/routes.h"
 #include "http/error_body.h"
 #include "proxy/proxy_exchange.h"
 #include "router/json_filters.h"
@@ -74,7 +75,7 @@ PathTarget match_path_target(const config::Config& cfg, std::string_view raw) {
     return best;
 }
 
-// The request-target with one query parameter set to `value` (added when absent).
+// The upstream request-target with one query parameter set to `value` (added when absent).
 std::string with_query_param(const http::Request& req, std::string_view key,
                              const std::string& value) {
     std::string query;
@@ -92,7 +93,7 @@ std::string with_query_param(const http::Request& req, std::string_view key,
     }
     if (!set)
         query += (query.empty() ? "" : "&") + std::string(key) + "=" + http::percent_encode(value);
-    return req.path + "?" + query;
+    return std::string(api::upstream_path(req.path)) + "?" + query;
 }
 } // namespace
 
@@ -148,6 +149,10 @@ void Daemon::serve_model_request(http::Connection& conn, http::Request& req) {
             scanner = nullptr; // nothing to rewrite in the body
         }
     }
+    if (!ref.found && req.path == "/props") {
+        serve_props_of_running(conn, req);
+        return;
+    }
     if (!ref.found || ref.model.empty()) {
         refuse_model_request(
             conn, 400, "missing 'model' in the request (JSON body, multipart field or ?model=)",
@@ -179,6 +184,8 @@ void Daemon::serve_model_request(http::Connection& conn, http::Request& req) {
     const config::Filters& filters = peer ? peer->peer->filters : model->filters;
     proxy::ProxyOptions opt;
     opt.hold = std::move(hold);
+    if (const std::string_view path = api::upstream_path(req.path); path.size() != req.path.size())
+        opt.target = std::string(path) + (req.query.empty() ? "" : "?" + req.query);
     if (peer) {
         auto it = peers_.find(peer->peer->id);
         if (it == peers_.end() || !it->second) {
@@ -241,8 +248,10 @@ bool Daemon::rewrite_model_request(http::Connection& conn, http::Request& req,
         rewrite.active = true;
         rewrite.begin = ref.value_begin;
         rewrite.end = ref.value_end;
-        rewrite.replacement =
-            json_body ? "\"" + http::json_escape(model_field) + "\"" : model_field;
+        rewrite.replacement = json_body ? "\"" + http::json_escape(model_field) + "\""
+                              : dynamic_cast<router::FormModelScanner*>(scanner)
+                                  ? http::percent_encode(model_field)
+                                  : model_field;
     } else if (renamed && !scanner) { // ?model= in the query
         opt.target = with_query_param(req, "model", model_field);
     }
@@ -295,11 +304,67 @@ void Daemon::start_proxy(http::Connection& conn, http::Request& req, const std::
     opt.strip_credentials = !cfg_.api_keys.empty();
     opt.observer = this;
     req.log_model = id;
+    if (req.upgrade && !opt.peer) {
+        // compat.ignoreWebsockets: a WebSocket never starts the model and is not counted
+        // (in flight, TTL, spillover); other upgrades are ordinary requests.
+        const config::ModelConfig* m = cfg_.resolve(id);
+        const std::string* upgrade = req.headers.find("Upgrade");
+        if (m && m->ignore_websockets && upgrade && http::header_has_token(*upgrade, "websocket")) {
+            opt.unscheduled = true;
+            opt.hold.reset();
+        }
+    }
     auto exchange = std::make_unique<proxy::ProxyExchange>(loop_, conn, req, scheduler_, pool_, id,
                                                            std::move(opt));
     proxy::ProxyExchange* x = exchange.get();
     conn.attach_exchange(std::move(exchange));
     x->begin();
+}
+
+void Daemon::serve_props_of_running(http::Connection& conn, http::Request& req) {
+    std::vector<std::string> ready;
+    for (const auto& [id, m] : cfg_.models) {
+        const auto* p = scheduler_.process(id);
+        if (p && p->state() == supervisor::ProcessState::Ready) ready.push_back(id);
+    }
+    if (ready.size() != 1) {
+        std::string message = "no model is running; name one with /props?model=ID";
+        if (!ready.empty()) {
+            message = "several models are running (";
+            for (size_t i = 0; i < ready.size(); ++i) message += (i ? ", " : "") + ready[i];
+            message += "); name one with /props?model=ID";
+        }
+        refuse_model_request(conn, 400, message, "missing_model");
+        return;
+    }
+    start_proxy(conn, req, ready.front(), {});
+}
+
+void Daemon::serve_comfyui(http::Connection& conn, http::Request& req, std::string_view rest) {
+    if (req.path == "/comfyui") {
+        http::HeaderList h;
+        h.add("Location", "comfyui/" + (req.query.empty() ? "" : "?" + req.query));
+        const bool safe = req.method_name == "GET" || req.method_name == "HEAD";
+        conn.respond(safe ? 301 : 308, h, "");
+        return;
+    }
+    const std::string id = config::kComfyUiModelId;
+    if (!cfg_.models.contains(id)) {
+        conn.respond_error(404, "local model " + id + " not found", "model_not_found");
+        return;
+    }
+    const std::string sub_path = "/" + std::string(rest);
+    // Only the root may start it: once unloaded, a browser tab's stale asset and API
+    // requests must not load it again.
+    const auto* p = scheduler_.process(id);
+    if (sub_path != "/" && (!p || p->state() != supervisor::ProcessState::Ready)) {
+        conn.respond_error(409, "model " + id + " is not loaded; only /comfyui/ can start it",
+                           "model_not_ready");
+        return;
+    }
+    proxy::ProxyOptions opt;
+    opt.target = sub_path + (req.query.empty() ? "" : "?" + req.query);
+    start_proxy(conn, req, id, std::move(opt));
 }
 
 void Daemon::serve_upstream_passthrough(http::Connection& conn, http::Request& req,

@@ -145,6 +145,7 @@ void Daemon::on_request(http::Connection& conn, http::Request& req) {
     };
     switch (route.kind) {
     case api::RouteKind::Health: {
+        req.quiet = req.path == "/wol-health"; // polled by wake-on-LAN proxies: not logged
         http::HeaderList text;
         text.add("Content-Type", "text/plain; charset=utf-8");
         conn.respond(200, text, "OK");
@@ -228,12 +229,16 @@ void Daemon::on_request(http::Connection& conn, http::Request& req) {
         api::LoadExchange::start(scheduler_, conn, m->id);
         return;
     }
-    case api::RouteKind::Root: {
+    case api::RouteKind::Root:
+    case api::RouteKind::UpstreamIndex: { // both relative to "/": the UI's model list
         http::HeaderList h;
         h.add("Location", "ui/");
         conn.respond(302, h, "");
         return;
     }
+    case api::RouteKind::ComfyUi:
+        serve_comfyui(conn, req, route.rest);
+        return;
     case api::RouteKind::Ui:
         api::serve_ui(conn, req);
         return;

@@ -31,6 +31,21 @@ constexpr Route kRoutes[] = {
     {"/v1/images/generations", "POST", RouteKind::ModelJson},
     {"/v1/images/edits", "POST", RouteKind::ModelJson},
     {"/props", "GET", RouteKind::ModelJson},
+    // stable-diffusion.cpp's AUTOMATIC1111-style API
+    {"/sdapi/v1/txt2img", "POST", RouteKind::ModelJson},
+    {"/sdapi/v1/img2img", "POST", RouteKind::ModelJson},
+    {"/sdapi/v1/loras", "GET", RouteKind::ModelJson},
+    // audio.cpp's task API, sent upstream as /v1/tasks/run
+    {"/audioapi/v1/tasks/run", "POST", RouteKind::ModelJson},
+    // Versionless routes, sent upstream without the /v (servers that mount the API at /)
+    {"/v/chat/completions", "POST", RouteKind::ModelJson},
+    {"/v/responses", "POST", RouteKind::ModelJson},
+    {"/v/completions", "POST", RouteKind::ModelJson},
+    {"/v/messages", "POST", RouteKind::ModelJson},
+    {"/v/messages/count_tokens", "POST", RouteKind::ModelJson},
+    {"/v/embeddings", "POST", RouteKind::ModelJson},
+    {"/v/rerank", "POST", RouteKind::ModelJson},
+    {"/v/reranking", "POST", RouteKind::ModelJson},
     {"/v1/models", "GET", RouteKind::ListModels},
     {"/models", "GET", RouteKind::ListModels},
     {"/unload", "GET", RouteKind::Unload},
@@ -44,6 +59,8 @@ constexpr Route kRoutes[] = {
     {"/api/profiles/active", "PUT", RouteKind::ProfileActive},
     {"/running", "GET", RouteKind::Running},
     {"/health", "GET", RouteKind::Health},
+    {"/wol-health", "GET", RouteKind::Health}, // the original's wake-on-LAN proxy polls it
+    {"/upstream", "GET", RouteKind::UpstreamIndex},
     {"/", "GET", RouteKind::Root},
 };
 } // namespace
@@ -60,6 +77,7 @@ RouteMatch match_route(std::string_view method, std::string_view path) {
     };
     static constexpr PrefixRoute kPrefixRoutes[] = {
         {"/upstream/", false, RouteKind::Upstream, Methods::Any},
+        {"/comfyui/", false, RouteKind::ComfyUi, Methods::Any},
         {"/logs/stream/", true, RouteKind::LogStream, Methods::GetHead},
         {"/ui/", false, RouteKind::Ui, Methods::GetHead},
         {"/api/models/load/", true, RouteKind::LoadModel, Methods::Post},
@@ -83,6 +101,11 @@ RouteMatch match_route(std::string_view method, std::string_view path) {
             m.allow = "POST";
             break;
         }
+        return m;
+    }
+    if (path == "/comfyui") { // redirected to /comfyui/
+        m.kind = RouteKind::ComfyUi;
+        m.method_allowed = true;
         return m;
     }
     if (path == "/ui") { // redirected to /ui/
@@ -111,6 +134,12 @@ RouteMatch match_route(std::string_view method, std::string_view path) {
                   : has_post          ? "POST"
                                       : "PUT";
     return m;
+}
+
+std::string_view upstream_path(std::string_view path) {
+    if (path.starts_with("/v/")) return path.substr(2);
+    if (path.starts_with("/audioapi/")) return path.substr(9);
+    return path;
 }
 
 } // namespace ls::api

@@ -11,10 +11,12 @@ enum class RouteKind {
     ModelJson,     // POST, model from the JSON body (or a multipart field, or ?model=)
     ListModels,    // GET /v1/models
     Running,       // GET /running
-    Health,        // GET /health
+    Health,        // GET /health, /wol-health
     Unload,        // GET /unload, POST /api/models/unload: stop every model
     UnloadModel,   // POST /api/models/unload/<model>
     Upstream,      // ANY /upstream/<model>/<path>: raw passthrough
+    UpstreamIndex, // GET /upstream: redirect to the web UI's model list
+    ComfyUi,       // ANY /comfyui, /comfyui/<path>: the comfyui_auto model's passthrough
     Logs,          // GET /logs: history as text
     LogStream,     // GET /logs/stream[/proxy|/upstream|/<model>]
     Events,        // GET /api/events (SSE)
@@ -35,5 +37,8 @@ struct RouteMatch {
 };
 
 RouteMatch match_route(std::string_view method, std::string_view path);
+
+// The path a model route's request has upstream: /v/… and /audioapi/… lose their prefix.
+std::string_view upstream_path(std::string_view path);
 
 } // namespace ls::api

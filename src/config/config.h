@@ -151,7 +151,7 @@ struct ModelConfig {
     TlsClientConfig tls;            // `proxy: https://...`
     // `compat.ignoreWebsockets`: WebSocket upgrades never start the model, are refused (409)
     // while it is not ready, and do not count as requests in flight.
-    bool ignore_websockets = false;
+    bool ignore_websockets = false; // forced for kComfyUiModelId
 };
 
 struct GroupConfig {
@@ -320,6 +320,10 @@ struct Config {
 
 // Exit status for configuration errors (sysexits EX_CONFIG), like `nginx -t`.
 constexpr int kExitConfig = 78;
+
+// The model /comfyui/ serves (the original's fixed id); its concurrencyLimit is at least 50
+// and compat.ignoreWebsockets is always on.
+inline constexpr const char* kComfyUiModelId = "comfyui_auto";
 
 // Loads and validates. On failure the Error message is "file:line:col: message".
 Result<Config> load_config(const std::string& path);

@@ -265,8 +265,6 @@ Result<void> Loader::decode_model(const Node& key, const Node& v, ModelConfig& m
                 auto b = get_bool(*cv, "compat.ignoreWebsockets", scope);
                 if (!b) return b.error();
                 m.ignore_websockets = b.value();
-                warn(*ck, prefix + "compat.ignoreWebsockets has no effect yet: this version does "
-                                   "not proxy WebSocket upgrades");
             }
         } else if (k == "tls") {
             if (auto r = decode_tls(*value, "tls", scope, m.tls); !r) return r;
@@ -368,6 +366,13 @@ Result<void> Loader::decode_model(const Node& key, const Node& v, ModelConfig& m
             continue;
         m.aliases.push_back(id);
         alias_nodes.emplace_back(id, kn);
+    }
+
+    if (m.id == kComfyUiModelId) {
+        // /comfyui/ serves this model: a browser opens many requests and a WebSocket that
+        // must neither start it nor hold it (as the original forces).
+        m.concurrency_limit = std::max(m.concurrency_limit, 50);
+        m.ignore_websockets = true;
     }
 
     if (m.cmd.empty()) return err(cmd_node ? *cmd_node : key, prefix + "cmd is empty");

@@ -173,6 +173,7 @@ int Connection::cb_headers_complete(llhttp_t* p) {
     const bool chunked = (p->flags & F_CHUNKED) != 0;
     const bool has_length = (p->flags & F_CONTENT_LENGTH) != 0;
     r.has_body = chunked || (has_length && p->content_length > 0);
+    r.upgrade = p->upgrade != 0 && p->method != HTTP_CONNECT;
     if (const std::string* e = r.headers.find("expect"))
         r.expect_continue = iequals(*e, "100-continue");
     c->head_request_ = r.method == HTTP_HEAD;
@@ -290,7 +291,8 @@ void Connection::handle_read() {
         if (n <= 0) {
             if (n < 0 && errno == EINTR) continue;
             if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-            // EOF or error: the client is gone. A request still being answered is cancelled.
+            // EOF or error: the client is gone. A request still being answered is cancelled
+            // (a tunnel too: its upstream connection closes).
             if (state_ == State::Closing && output_pending() > 0 && n == 0) {
                 io_.set(fd_.get(), EV_WRITE); // half-closed: still deliver what we owe
                 return;
@@ -301,6 +303,14 @@ void Connection::handle_read() {
         if (state_ == State::Closing || state_ == State::Lingering) {
             if (state_ == State::Lingering) arm_timer();
             continue; // the rest of a request we no longer read: discarded
+        }
+        if (state_ == State::Tunnel) {
+            last_progress_ = ev_now(loop_);
+            if (exchange_ && !exchange_->on_tunnel_data(scratch, static_cast<size_t>(n)))
+                tunnel_paused_ = true;
+            if (closed()) return;
+            if (tunnel_paused_ || (static_cast<size_t>(n) < sizeof scratch && !tls_)) break;
+            continue;
         }
         in_.append(scratch, static_cast<size_t>(n));
         last_progress_ = ev_now(loop_);
@@ -360,7 +370,9 @@ void Connection::finish_request() {
     observer_.reset();
     req_.body.clear();
     response_started_ = false;
-    if (!keep_alive_ || close_after_response_ || head_phase_) {
+    // An upgrade request that was answered without switching: what the client sends next
+    // may already be the new protocol's bytes, so nothing more is parsed.
+    if (!keep_alive_ || close_after_response_ || head_phase_ || req_.upgrade) {
         close_after_flush();
         return;
     }
@@ -434,8 +446,10 @@ void Connection::update_io() {
     int events = 0;
     if (output_pending() > 0) events |= EV_WRITE;
     // While closing, input is read only to be discarded (see State::Lingering).
-    const bool reading_allowed = state_ == State::Closing || state_ == State::Lingering ||
-                                 !parser_paused_ || in_.size() - in_off_ < kMaxBufferedInput;
+    const bool reading_allowed =
+        state_ == State::Tunnel ? !tunnel_paused_
+                                : state_ == State::Closing || state_ == State::Lingering ||
+                                      !parser_paused_ || in_.size() - in_off_ < kMaxBufferedInput;
     if (reading_allowed) events |= EV_READ;
     io_.set(fd_.get(), events);
 }
@@ -453,6 +467,7 @@ void Connection::arm_timer() {
         timeout = limits_.body_timeout_s;
         break;
     case State::Handling:
+    case State::Tunnel:
     case State::Closing:
         timeout = limits_.body_timeout_s;
         break; // stalled writes
@@ -482,6 +497,7 @@ void Connection::on_timer(struct ev_loop*, ev_timer* w, int) {
         c->reject(408, "timed out reading the request body", "request_timeout");
         return;
     case State::Handling:
+    case State::Tunnel:
     case State::Closing:
         // Only a client that stops reading our output is timed out here; waiting for a model
         // or a slow upstream is bounded elsewhere.
@@ -643,7 +659,7 @@ void Connection::end_response() {
 constexpr size_t kLoggedTarget = 1024;
 
 void Connection::log_access() const {
-    if (!limits_.log_requests || !log_enabled(LogLevel::Info)) return;
+    if (!limits_.log_requests || req_.quiet || !log_enabled(LogLevel::Info)) return;
     const std::string* ua = req_.headers.find("user-agent");
     LOG_EVENT(LogLevel::Info,
               (LogFields{.model = req_.log_model, .request_id = req_.id, .event = "request"}),
@@ -693,6 +709,60 @@ void Connection::start_lingering() {
     update_io();
 }
 
+void Connection::start_tunnel(const HeaderList& headers) {
+    if (closed() || response_started_) return;
+    response_started_ = true;
+    response_status_ = 101;
+    response_bytes_ = 0;
+    out_ += "HTTP/1.1 101 Switching Protocols\r\n";
+    for (const auto& h : headers.items()) {
+        out_ += h.name;
+        out_ += ": ";
+        out_ += h.value;
+        out_ += "\r\n";
+    }
+    out_ += "\r\n";
+    state_ = State::Tunnel;
+    tunnel_paused_ = false;
+    keep_alive_ = false;
+    queue_output("", 0);
+    if (closed()) return;
+    // Bytes the client sent right after its request head belong to the new protocol.
+    if (in_off_ < in_.size() && exchange_) {
+        std::string early = in_.substr(in_off_);
+        in_.clear();
+        in_off_ = 0;
+        if (!exchange_->on_tunnel_data(early.data(), early.size())) tunnel_paused_ = true;
+        if (closed()) return;
+    }
+    in_.clear();
+    in_off_ = 0;
+    arm_timer();
+    update_io();
+}
+
+bool Connection::write_tunnel(const char* data, size_t len) {
+    if (closed() || state_ != State::Tunnel) return false;
+    response_bytes_ += len;
+    queue_output(data, len);
+    return !closed();
+}
+
+void Connection::resume_tunnel_input() {
+    if (state_ != State::Tunnel || !tunnel_paused_) return;
+    tunnel_paused_ = false;
+    update_io();
+    // TLS may hold decrypted client bytes already.
+    if (tls_ && tls_->pending() > 0) ev_feed_fd_event(loop_, fd_.get(), EV_READ);
+}
+
+void Connection::end_tunnel() {
+    if (state_ != State::Tunnel) return;
+    log_access();
+    if (exchange_) server_.reaper().defer(std::move(exchange_));
+    close_after_flush();
+}
+
 void Connection::attach_exchange(std::unique_ptr<Exchange> exchange) {
     if (exchange_) server_.reaper().defer(std::move(exchange_));
     exchange_ = std::move(exchange);
@@ -706,6 +776,7 @@ void Connection::close_when_done() {
 
 void Connection::close() {
     if (state_ == State::Closed) return;
+    if (state_ == State::Tunnel) log_access(); // the client ended it
     state_ = State::Closed;
     io_.stop();
     timer_.stop();

@@ -31,6 +31,9 @@ public:
     virtual void on_client_gone() = 0;
     // The daemon is shutting down: endless responses (log and event streams) end now.
     virtual void on_shutdown() {}
+    // A tunnel's bytes from the client (after Connection::start_tunnel). Returns false to
+    // stop reading until Connection::resume_tunnel_input().
+    virtual bool on_tunnel_data(const char* /*data*/, size_t /*len*/) { return true; }
 };
 
 // Observes request body bytes as they arrive (e.g. a streaming model extractor).
@@ -88,6 +91,18 @@ public:
     void abort_response();
     bool response_started() const { return response_started_; }
 
+    // --- protocol switch (101, WebSockets) ---
+    // Sends the 101 head (`headers` carry Upgrade and Connection) and turns the connection
+    // into a byte tunnel with the attached exchange: client bytes (those already read
+    // first) go to Exchange::on_tunnel_data, write_tunnel() sends the other way. No
+    // timeouts but a client that stops reading; the access log line is written at the end.
+    void start_tunnel(const HeaderList& headers);
+    bool write_tunnel(const char* data, size_t len);
+    void resume_tunnel_input();
+    // The other side ended: what is queued goes out, then the connection closes.
+    void end_tunnel();
+    bool tunneling() const { return state_ == State::Tunnel; }
+
     // Back-pressure: producers pause above the high watermark and wait for
     // Exchange::on_client_writable().
     size_t output_pending() const { return out_.size() - out_off_; }
@@ -117,7 +132,16 @@ private:
     // out and our side is shut down for writing; input is still discarded until the client
     // closes (or a bounded time passes), so a client still sending a body we refused reads
     // our answer instead of a connection reset.
-    enum class State { Idle, ReadingHead, ReadingBody, Handling, Closing, Lingering, Closed };
+    enum class State {
+        Idle,
+        ReadingHead,
+        ReadingBody,
+        Handling,
+        Tunnel,
+        Closing,
+        Lingering,
+        Closed
+    };
     static constexpr double kLingerIdleS = 5;
     static constexpr double kLingerMaxS = 30;
 
@@ -183,6 +207,7 @@ private:
     bool close_after_response_ = false;
     bool head_phase_ = false;
     bool was_congested_ = false;
+    bool tunnel_paused_ = false; // the exchange cannot take more client bytes now
     int corked_ = 0;
 
     std::string out_;

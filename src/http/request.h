@@ -22,9 +22,13 @@ struct Request {
     bool keep_alive = true;
     bool expect_continue = false;
     bool has_body = false; // Content-Length > 0 or chunked
+    // Connection: upgrade with an Upgrade header (a WebSocket handshake): the connection
+    // becomes a tunnel if the answer is 101, and closes after any other answer.
+    bool upgrade = false;
     Body body;
     double received_at = 0; // ev_now() when the head was complete
     std::string log_model;  // the model a proxied request went to (MODEL_ID in the journal)
+    bool quiet = false;     // no access log line (a poller's health checks)
 };
 
 // Value of query parameter `name` (percent-decoded), or false when absent.

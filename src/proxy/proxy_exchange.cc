@@ -74,6 +74,10 @@ void ProxyExchange::begin() {
         start_peer();
         return;
     }
+    if (opt_.unscheduled) {
+        start_unscheduled();
+        return;
+    }
     scheduler_.request(model_, this);
     if (opt_.loading_state && client_ && state_ == State::Waiting && !granted_)
         start_loading_stream();
@@ -165,24 +169,49 @@ std::string ProxyExchange::subject() const {
 void ProxyExchange::start_peer() {
     const PeerTarget& p = *opt_.peer;
     granted_at_ = ev_now(loop_);
-    peer_address_ = p.address;
-    upstream_ = &peer_address_;
+    address_copy_ = p.address;
+    upstream_ = &address_copy_;
     timeouts_ = p.timeouts;
     tls_ = p.tls;
     connections_ = {}; // a remote server: no cap of ours
-    if (!peer_address_.lookup_name.empty()) {
+    if (!address_copy_.lookup_name.empty()) {
         if (p.resolved->until > ev_now(loop_)) {
-            peer_address_.addr = p.resolved->addr.addr;
-            peer_address_.addr_len = p.resolved->addr.addr_len;
+            address_copy_.addr = p.resolved->addr.addr;
+            address_copy_.addr_len = p.resolved->addr.addr_len;
         } else if (opt_.resolver) {
             state_ = State::Resolving;
             lookup_ = opt_.resolver->resolve(
-                peer_address_.lookup_name, peer_address_.port,
+                address_copy_.lookup_name, address_copy_.port,
                 [this](Result<ResolvedAddress> r) { peer_resolved(std::move(r)); });
             return;
         }
     }
-    peer_resolved(ResolvedAddress{peer_address_.addr, peer_address_.addr_len});
+    peer_resolved(ResolvedAddress{address_copy_.addr, address_copy_.addr_len});
+}
+
+void ProxyExchange::start_unscheduled() {
+    const supervisor::ModelProcess* p = scheduler_.process(model_);
+    if (!p || p->state() != supervisor::ProcessState::Ready) {
+        state_ = State::Done;
+        outcome_ = "refused";
+        fail_client(409,
+                    "model '" + model_ +
+                        "' is not loaded; WebSocket requests to it (compat.ignoreWebsockets) "
+                        "cannot start it",
+                    "model_not_ready");
+        return;
+    }
+    granted_at_ = ev_now(loop_);
+    // A copy: the process may stop (and be replaced) while the tunnel is open; the tunnel
+    // then ends when its server goes, as the original accepts for ignored WebSockets.
+    address_copy_ = p->upstream();
+    upstream_ = &address_copy_;
+    tls_ = p->tls_context();
+    timeouts_ = p->config().timeouts;
+    pool_key_ = p->pool_key();
+    connections_ = p->connection_policy();
+    build_request();
+    acquire_connection();
 }
 
 void ProxyExchange::peer_resolved(Result<ResolvedAddress> r) {
@@ -195,13 +224,13 @@ void ProxyExchange::peer_resolved(Result<ResolvedAddress> r) {
         fail_client(502, subject() + ": " + r.error().message, "upstream_unreachable");
         return;
     }
-    if (!peer_address_.lookup_name.empty()) {
+    if (!address_copy_.lookup_name.empty()) {
         opt_.peer->resolved->addr = r.value();
         opt_.peer->resolved->until = ev_now(loop_) + 60; // looked up again after a minute
     }
-    peer_address_.addr = r->addr;
-    peer_address_.addr_len = r->addr_len;
-    pool_key_ = "peer " + opt_.peer->id + "|" + peer_address_.key();
+    address_copy_.addr = r->addr;
+    address_copy_.addr_len = r->addr_len;
+    pool_key_ = "peer " + opt_.peer->id + "|" + address_copy_.key();
     build_request();
     acquire_connection();
 }
@@ -257,7 +286,13 @@ void ProxyExchange::build_request() {
     }
     if (req_.has_body || body_len > 0)
         head_ += "Content-Length: " + std::to_string(body_len) + "\r\n";
-    head_ += "Connection: keep-alive\r\n\r\n";
+    if (req_.upgrade) {
+        // The one hop-by-hop header pair that must reach the upstream: the switch asked for.
+        if (const std::string* u = req_.headers.find("upgrade")) head_ += "Upgrade: " + *u + "\r\n";
+        head_ += "Connection: Upgrade\r\n\r\n";
+    } else {
+        head_ += "Connection: keep-alive\r\n\r\n";
+    }
 
     segments_.push_back({false, 0, head_.size()});
     if (opt_.rewrite.active && opt_.rewrite.end <= req_.body.size()) {
@@ -377,6 +412,13 @@ void ProxyExchange::handle_io(int revents) {
     }
     if (state_ == State::Handshaking) {
         continue_handshake();
+        return;
+    }
+    if (state_ == State::Tunnel) {
+        if (revents & EV_WRITE) tunnel_send();
+        if (state_ == State::Tunnel &&
+            ((revents & EV_READ) || (want_write_ && (revents & EV_WRITE))))
+            tunnel_read();
         return;
     }
     if (state_ == State::Sending && (revents & EV_WRITE)) {
@@ -550,7 +592,8 @@ void ProxyExchange::acknowledge_now() {
 void ProxyExchange::update_upstream_io() {
     if (!sock_) return;
     if (state_ == State::Sending) return;
-    watch(paused_for_client_ ? 0 : EV_READ | (want_write_ ? EV_WRITE : 0));
+    const bool to_send = state_ == State::Tunnel && to_upstream_off_ < to_upstream_.size();
+    watch((paused_for_client_ ? 0 : EV_READ) | (want_write_ || to_send ? EV_WRITE : 0));
 }
 
 void ProxyExchange::read_response() {
@@ -598,6 +641,11 @@ void ProxyExchange::read_response() {
         llhttp_errno_t err = llhttp_execute(&parser_, buf, static_cast<size_t>(n));
         if (client && !client->closed()) client->uncork();
         if (state_ == State::Done || !client_) return;
+        if (err == HPE_PAUSED_UPGRADE && parser_.status_code == 101 && req_.upgrade) {
+            const char* rest = llhttp_get_error_pos(&parser_);
+            start_tunnel(resp_headers_, rest, static_cast<size_t>(buf + n - rest));
+            return;
+        }
         if (message_complete_) {
             finish_ok();
             return;
@@ -652,7 +700,8 @@ int ProxyExchange::cb_header_value(llhttp_t* p, const char* at, size_t len) {
 int ProxyExchange::cb_headers_complete(llhttp_t* p) {
     ProxyExchange* x = from_parser(p);
     const int status = p->status_code;
-    if (status >= 100 && status < 200) { // interim response: forget it, the real one follows
+    if (status == 101 && p->upgrade) return 0; // the switch: read_response starts the tunnel
+    if (status >= 100 && status < 200) {       // interim response: forget it, the real one follows
         x->resp_headers_.clear();
         x->cur_field_.clear();
         x->in_value_ = false;
@@ -774,6 +823,114 @@ void ProxyExchange::upstream_failed(const std::string& what, int err, int status
     fail_client(status, subject() + ": " + detail, code);
 }
 
+// ------------------------------------------------------------------ tunnel (after 101)
+
+void ProxyExchange::start_tunnel(const http::HeaderList& upstream_headers, const char* early,
+                                 size_t len) {
+    state_ = State::Tunnel;
+    timeout_.stop();
+    status_ = 101;
+    http::HeaderList out;
+    for (const auto& h : upstream_headers.items())
+        if (!http::is_hop_by_hop(h.name, upstream_headers)) out.add(h.name, h.value);
+    if (const std::string* u = upstream_headers.find("upgrade")) out.add("Upgrade", *u);
+    out.add("Connection", "Upgrade");
+    LOG_DEBUG("%s: %s switched protocols, tunnelling", subject().c_str(), req_.path.c_str());
+    client_->start_tunnel(out); // may pass early client bytes to on_tunnel_data
+    if (state_ != State::Tunnel || !client_) return;
+    if (len > 0) {
+        relayed_ += len;
+        if (!client_->write_tunnel(early, len)) return;
+        if (client_->output_congested()) paused_for_client_ = true;
+    }
+    update_upstream_io();
+}
+
+bool ProxyExchange::on_tunnel_data(const char* data, size_t len) {
+    if (state_ != State::Tunnel || !sock_) return true; // ending: the connection discards
+    if (to_upstream_off_ == to_upstream_.size()) {
+        to_upstream_.clear();
+        to_upstream_off_ = 0;
+    }
+    to_upstream_.append(data, len);
+    tunnel_send();
+    if (state_ == State::Tunnel && to_upstream_.size() - to_upstream_off_ >= kTunnelHighWatermark) {
+        client_input_paused_ = true;
+        return false;
+    }
+    return true;
+}
+
+void ProxyExchange::tunnel_send() {
+    while (to_upstream_off_ < to_upstream_.size()) {
+        const iovec v{to_upstream_.data() + to_upstream_off_,
+                      to_upstream_.size() - to_upstream_off_};
+        const ssize_t n = upstream_send(&v, 1);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            end_tunnel("cannot send to the upstream");
+            return;
+        }
+        to_upstream_off_ += static_cast<size_t>(n);
+    }
+    const size_t pending = to_upstream_.size() - to_upstream_off_;
+    if (pending == 0) {
+        to_upstream_.clear();
+        to_upstream_off_ = 0;
+    }
+    if (client_input_paused_ && pending < kTunnelHighWatermark / 4 && client_) {
+        client_input_paused_ = false;
+        client_->resume_tunnel_input();
+    }
+    update_upstream_io();
+}
+
+void ProxyExchange::tunnel_read() {
+    char buf[kReadChunk];
+    for (;;) {
+        const ssize_t n = upstream_recv(buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                update_upstream_io();
+                return;
+            }
+            end_tunnel("the upstream connection failed");
+            return;
+        }
+        if (n == 0) {
+            end_tunnel(nullptr); // the upstream closed: a normal end
+            return;
+        }
+        relayed_ += static_cast<uint64_t>(n);
+        if (!client_ || !client_->write_tunnel(buf, static_cast<size_t>(n))) return;
+        if (client_->output_congested()) {
+            paused_for_client_ = true;
+            update_upstream_io();
+            return;
+        }
+        if (static_cast<size_t>(n) < sizeof buf && !sock_->tls) return;
+    }
+}
+
+void ProxyExchange::end_tunnel(const char* why) {
+    if (why) LOG_INFO("%s: WebSocket tunnel ended: %s", subject().c_str(), why);
+    state_ = State::Done;
+    close_upstream();
+    release_model();
+    if (client_) {
+        http::Connection* c = client_;
+        client_ = nullptr;
+        c->end_tunnel(); // flushes what the upstream sent, then closes; may defer our deletion
+    }
+}
+
+void ProxyExchange::on_shutdown() {
+    // Tunnels never end by themselves: they end with the daemon.
+    if (state_ == State::Tunnel) end_tunnel("the daemon is shutting down");
+}
+
 void ProxyExchange::close_upstream() {
     timeout_.stop();
     sock_.reset(); // the watcher stops before the fd closes (member order)
@@ -784,7 +941,8 @@ void ProxyExchange::on_client_writable() {
     paused_for_client_ = false;
     update_upstream_io();
     // Bytes TLS has decrypted already would wait for a socket event that may never come.
-    if (sock_ && sock_->tls && sock_->tls->pending() > 0) read_response();
+    if (sock_ && sock_->tls && sock_->tls->pending() > 0)
+        state_ == State::Tunnel ? tunnel_read() : read_response();
 }
 
 void ProxyExchange::on_client_gone() {
@@ -793,7 +951,8 @@ void ProxyExchange::on_client_gone() {
     scheduler_.cancel(this);
     if (state_ == State::WaitingConnection) pool_.cancel(this);
     if (state_ != State::Done) outcome_ = "client_closed";
-    if (state_ != State::Done && state_ != State::Waiting && state_ != State::WaitingConnection)
+    if (state_ != State::Done && state_ != State::Waiting && state_ != State::WaitingConnection &&
+        state_ != State::Tunnel)
         LOG_INFO("model %s: client went away, cancelling the upstream request", model_.c_str());
     state_ = State::Done;
     close_upstream();

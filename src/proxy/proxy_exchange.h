@@ -1,6 +1,8 @@
 // One proxied request: waits for its model (router::Waiter), sends the request upstream
 // (body from memory or, when spooled, with sendfile), relays the response as it arrives with
-// back-pressure in both directions, and releases the model when done.
+// back-pressure in both directions, and releases the model when done. An upgrade request
+// (WebSocket) that the upstream answers with 101 becomes a two-way byte tunnel that holds
+// the model (in flight) until either side closes.
 #pragma once
 
 #include <llhttp.h>
@@ -58,6 +60,9 @@ struct ProxyOptions {
     // Set: the request goes to this peer (the model id is its "peer/model" name).
     std::shared_ptr<const PeerTarget> peer;
     Resolver* resolver = nullptr; // for a peer's host name
+    // compat.ignoreWebsockets: the model is used only if it is ready now, without the
+    // scheduler (never started, not counted in flight); otherwise 409.
+    bool unscheduled = false;
 };
 
 class ProxyExchange final : public http::Exchange, public router::Waiter, public ConnectionWaiter {
@@ -76,6 +81,8 @@ public:
     // http::Exchange
     void on_client_writable() override;
     void on_client_gone() override;
+    void on_shutdown() override;
+    bool on_tunnel_data(const char* data, size_t len) override;
     // ConnectionWaiter: the upstream's connection cap let us through.
     void on_connection(UpstreamSocketPtr sock) override;
 
@@ -90,6 +97,7 @@ private:
         Sending,
         ReadingHead,
         Relaying,
+        Tunnel, // after a 101: bytes both ways
         Done
     };
     struct Segment {
@@ -111,6 +119,12 @@ private:
     static int cb_message_complete(llhttp_t*);
 
     void start_peer();
+    void start_unscheduled();
+    // The tunnel: client bytes queued for the upstream, upstream bytes to the client.
+    void start_tunnel(const http::HeaderList& upstream_headers, const char* early, size_t len);
+    void tunnel_send();
+    void tunnel_read();
+    void end_tunnel(const char* why);
     void peer_resolved(Result<ResolvedAddress> r);
     void acquire_connection();
     void connected(); // TCP is up: TLS handshake (https) or the request
@@ -157,7 +171,7 @@ private:
     ConnectionPolicy connections_;
     // The granted process's address: valid while the model is held (it is not replaced then).
     const UpstreamAddress* upstream_ = nullptr;
-    UpstreamAddress peer_address_;      // a peer's, with its looked-up address
+    UpstreamAddress address_copy_;      // a peer's (looked up), or an unscheduled model's
     std::shared_ptr<tls::Context> tls_; // the upstream's TLS context (https://)
     std::unique_ptr<Resolver::Lookup> lookup_;
     bool want_write_ = false; // TLS: a read waits for the socket to be writable
@@ -197,6 +211,11 @@ private:
     uint64_t relayed_ = 0;              // response body bytes relayed
     double granted_at_ = 0;
     std::optional<metrics::UsageScanner> usage_; // made with a 2xx response head
+
+    std::string to_upstream_; // tunnel: client bytes not yet sent upstream
+    size_t to_upstream_off_ = 0;
+    bool client_input_paused_ = false;
+    static constexpr size_t kTunnelHighWatermark = 256 * 1024;
 };
 
 } // namespace ls::proxy

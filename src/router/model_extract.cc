@@ -1,5 +1,6 @@
 #include "router/model_extract.h"
 
+#include <cctype>
 #include <cstring>
 
 #include "http/headers.h"
@@ -486,6 +487,81 @@ bool MultipartModelScanner::finish(std::string& error) {
     return true;
 }
 
+// ------------------------------------------------------------------ URL-encoded forms
+
+namespace {
+// '+' is a space and %XX a byte; false on a broken escape.
+bool form_decode(std::string_view raw, std::string& out) {
+    out.clear();
+    for (size_t i = 0; i < raw.size(); ++i) {
+        if (raw[i] == '+') {
+            out += ' ';
+        } else if (raw[i] == '%') {
+            if (i + 2 >= raw.size() || !isxdigit(static_cast<unsigned char>(raw[i + 1])) ||
+                !isxdigit(static_cast<unsigned char>(raw[i + 2])))
+                return false;
+            out += static_cast<char>(std::stoi(std::string(raw.substr(i + 1, 2)), nullptr, 16));
+            i += 2;
+        } else {
+            out += raw[i];
+        }
+    }
+    return true;
+}
+} // namespace
+
+void FormModelScanner::on_body(const char* data, size_t len) {
+    for (size_t i = 0; i < len; ++i, ++offset_) {
+        const char c = data[i];
+        if (c == '&') {
+            end_pair();
+        } else if (!in_value_) {
+            if (c == '=') {
+                in_value_ = true;
+                value_begin_ = offset_ + 1;
+            } else if (key_.size() < kMaxKey) {
+                key_ += c;
+            } else {
+                key_too_long_ = true;
+            }
+        } else if (!ref_.found && !key_too_long_ && (key_ == "model")) {
+            if (value_.size() < kMaxValue)
+                value_ += c;
+            else
+                overlong_ = true;
+        }
+    }
+}
+
+void FormModelScanner::end_pair() {
+    if (!ref_.found && !key_too_long_ && key_ == "model" && in_value_) {
+        ref_.found = true;
+        ref_.value_begin = value_begin_;
+        ref_.value_end = offset_;
+        ref_.model = value_; // decoded in finish()
+    }
+    key_.clear();
+    value_.clear();
+    in_value_ = false;
+    key_too_long_ = false;
+}
+
+bool FormModelScanner::finish(std::string& error) {
+    if (!ref_.found) end_pair();
+    if (!ref_.found) return true;
+    if (overlong_) {
+        error = "form field 'model' is too long";
+        return false;
+    }
+    std::string decoded;
+    if (!form_decode(ref_.model, decoded)) {
+        error = "form field 'model' has a broken percent-escape";
+        return false;
+    }
+    ref_.model = std::move(decoded);
+    return true;
+}
+
 std::unique_ptr<BodyScanner> body_scanner_for(const http::Request& req, std::string& error) {
     const std::string* ct = req.headers.find("content-type");
     if (ct && ct->find("multipart/") != std::string::npos) {
@@ -496,6 +572,9 @@ std::unique_ptr<BodyScanner> body_scanner_for(const http::Request& req, std::str
         }
         return std::make_unique<MultipartModelScanner>(boundary);
     }
+    if (ct &&
+        http::header_has_token(ct->substr(0, ct->find(';')), "application/x-www-form-urlencoded"))
+        return std::make_unique<FormModelScanner>();
     return std::make_unique<JsonModelScanner>();
 }
 

@@ -1,7 +1,8 @@
 // Finds the requested `model` in a request body while the body streams in, without holding
 // the body: a validating incremental JSON scanner (top-level "model" and "stream") and an
 // incremental multipart/form-data scanner (the `model` field, which may come after a huge
-// file part). Both record the byte span of the value so useModelName can replace it.
+// file part), and one for URL-encoded forms. Both record the byte span of the value so useModelName
+// can replace it.
 #pragma once
 
 #include <cstddef>
@@ -114,10 +115,33 @@ private:
     ModelRef ref_;
 };
 
+// Streaming application/x-www-form-urlencoded scanner for the first `model` field; the span
+// is the raw (still encoded) value.
+class FormModelScanner : public BodyScanner {
+public:
+    void on_body(const char* data, size_t len) override;
+    bool finish(std::string& error) override;
+    const ModelRef& result() const override { return ref_; }
+
+private:
+    void end_pair();
+    bool in_value_ = false;
+    bool key_too_long_ = false;
+    std::string key_;   // raw, bounded
+    std::string value_; // raw, only for the model field, bounded
+    size_t value_begin_ = 0;
+    size_t offset_ = 0;
+    bool overlong_ = false;
+    ModelRef ref_;
+    static constexpr size_t kMaxKey = 64;
+    static constexpr size_t kMaxValue = 3 * 1024; // 1 KiB of percent-encoded bytes
+};
+
 // Boundary parameter of a multipart/form-data Content-Type, or empty.
 std::string multipart_boundary(std::string_view content_type);
 
-// The scanner for a request's body by its Content-Type (multipart, else JSON); null with
+// The scanner for a request's body by its Content-Type (multipart, URL-encoded form, else
+// JSON); null with
 // `error` set for a multipart type without a boundary.
 std::unique_ptr<BodyScanner> body_scanner_for(const http::Request& req, std::string& error);
 

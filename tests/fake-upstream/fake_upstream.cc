@@ -24,6 +24,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "websocket.h"
+
 #include <algorithm>
 #include <atomic>
 #include <bit>
@@ -1296,12 +1298,93 @@ bool handle_slow(Connection& c, Request& req) {
     return out.finish();
 }
 
+bool read_exact(Connection& c, char* out, size_t len) {
+    while (len > 0) {
+        ssize_t n = c.read_some(out, len);
+        if (n <= 0) return false;
+        out += n;
+        len -= static_cast<size_t>(n);
+    }
+    return true;
+}
+
+// GET /ws: a WebSocket echo server, as ComfyUI's /ws stands behind us. Text and binary frames
+// come back unmasked; the text "bytes N" is answered with a binary frame of N bytes and
+// "close" makes the server close first; a ping gets its pong and a close frame its answer.
+// ?greet=N sends N text frames ("greet I") right after the 101.
+bool handle_websocket(Connection& c, Request& req) {
+    const std::string* key = req.header("sec-websocket-key");
+    const std::string* upgrade = req.header("upgrade");
+    if (!key || !upgrade || to_lower(*upgrade) != "websocket")
+        return reply_error(c, req, 400, "not a WebSocket handshake", "invalid_request_error");
+    auto digest = fake::ws::sha1(*key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    std::string out =
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Accept: " +
+        base64(std::string_view(reinterpret_cast<const char*>(digest.data()), digest.size())) +
+        "\r\n\r\n";
+    long long greet = query_int(req.query, "greet").value_or(0);
+    for (long long i = 0; i < greet; ++i)
+        out += fake::ws::frame(fake::ws::Text, "greet " + std::to_string(i));
+    if (!c.send_all(out)) return false;
+    for (;;) {
+        unsigned char hdr[2];
+        if (!read_exact(c, reinterpret_cast<char*>(hdr), 2)) return false;
+        const auto op = static_cast<fake::ws::Opcode>(hdr[0] & 0x0F);
+        uint64_t len = hdr[1] & 0x7F;
+        if (len >= 126) {
+            unsigned char ext[8];
+            const size_t n = len == 126 ? 2 : 8;
+            if (!read_exact(c, reinterpret_cast<char*>(ext), n)) return false;
+            len = 0;
+            for (size_t i = 0; i < n; ++i) len = (len << 8) | ext[i];
+        }
+        if (!(hdr[1] & 0x80) || len > (64u << 20)) { // clients must mask (RFC 6455 5.1)
+            c.send_all(fake::ws::frame(fake::ws::Close, "\x03\xea")); // 1002
+            return false;
+        }
+        char mask[4];
+        std::string payload(len, '\0');
+        if (!read_exact(c, mask, 4) || !read_exact(c, payload.data(), len)) return false;
+        for (size_t i = 0; i < payload.size(); ++i) payload[i] ^= mask[i % 4];
+        switch (op) {
+        case fake::ws::Close:
+            c.send_all(fake::ws::frame(fake::ws::Close, payload));
+            return false;
+        case fake::ws::Ping:
+            if (!c.send_all(fake::ws::frame(fake::ws::Pong, payload))) return false;
+            break;
+        case fake::ws::Text:
+            if (payload == "close") {
+                c.send_all(fake::ws::frame(fake::ws::Close, "\x03\xe8" "bye")); // 1000
+                return false;
+            }
+            if (payload.starts_with("bytes ")) {
+                long long n = std::clamp(std::atoll(payload.c_str() + 6), 0LL, 64LL << 20);
+                if (!c.send_all(fake::ws::frame(fake::ws::Binary,
+                                                std::string(static_cast<size_t>(n), 'b'))))
+                    return false;
+                break;
+            }
+            [[fallthrough]];
+        default:
+            if (!c.send_all(fake::ws::frame(op, payload))) return false;
+        }
+    }
+}
+
 bool route(Connection& c, Request& req, BodyReader& body) {
     const std::string& path = req.path;
     const bool get = req.method == "GET", post = req.method == "POST";
     // Endpoints that consume the request body.
     if (path == "/echo" || path.starts_with("/echo/")) return handle_echo(c, req, body);
-    if (post && path == "/v1/chat/completions") return handle_completion(c, req, body, Api::Chat);
+    if (post && (path == "/v1/chat/completions" || path == "/chat/completions"))
+        return handle_completion(c, req, body, Api::Chat);
+    // Endpoints of other servers the daemon routes to (stable-diffusion.cpp's sdapi,
+    // audio task servers, llama-server's /props): what arrived comes back.
+    if (path == "/props" || path.starts_with("/sdapi/") || path == "/v1/tasks/run" ||
+        path == "/v1/audio/voices")
+        return handle_echo(c, req, body);
     if (post && (path == "/v1/completions" || path == "/completion"))
         return handle_completion(c, req, body, Api::Text);
     if (post && path == "/v1/embeddings") return handle_embeddings(c, req, body);
@@ -1313,6 +1396,8 @@ bool route(Connection& c, Request& req, BodyReader& body) {
         return reply(c, req, 200, "application/json", R"({"status":"ok"})");
     if (get && path == "/v1/models") return handle_models(c, req);
     if (get && path == "/slow") return handle_slow(c, req);
+    if (get && path == "/ws") return handle_websocket(c, req);
+    if (get && path == "/") return reply(c, req, 200, "text/plain", req.method + " " + req.target);
     return reply_error(c, req, 404, "Not found: " + req.method + " " + path, "not_found_error");
 }
 

@@ -288,13 +288,11 @@ groups:
 peers:
   p: {proxy: "http://h:2", models: [x]}
 )");
-    cr_assert_eq(c.warnings.size(), 5u);
+    cr_assert_eq(c.warnings.size(), 4u);
+    cr_assert(model(c, "m").ignore_websockets);
     cr_assert_str_eq(c.log_time_format.c_str(), "RFC3339");
     cr_assert_eq(c.peers.size(), 1u);
     expect_warning(c, "config.yaml:2:1: unknown key 'colour'");
-    expect_warning(c, "config.yaml:8:7: model 'm': compat.ignoreWebsockets has no effect yet: "
-                      "this version does not proxy WebSocket upgrades");
-
     expect_warning(c, "config.yaml:9:5: unknown key 'cmnd' (did you mean 'cmd'?)");
     expect_warning(
         c, "config.yaml:12:3: unknown key 'maxConections' (did you mean 'maxConnections'?)");

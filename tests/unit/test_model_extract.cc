@@ -1,6 +1,6 @@
-// Streaming extraction of `model` from JSON and multipart bodies (src/router/model_extract.h).
-// Every body is fed whole, byte by byte and in random chunk sizes: results must not depend on
-// how the bytes arrive.
+// Streaming extraction of `model` from JSON, multipart and URL-encoded bodies
+// (src/router/model_extract.h). Every body is fed whole, byte by byte and in random chunk sizes:
+// results must not depend on how the bytes arrive.
 #include <criterion/criterion.h>
 
 #include <cstdint>
@@ -657,4 +657,67 @@ Test(multipart_boundary, not_multipart_form_data) {
     expect_boundary("text/plain", "");
     expect_boundary("", "");
     expect_boundary("multipart/form-datax; boundary=abc", "");
+}
+
+// ------------------------------------------------------------------ URL-encoded forms
+
+namespace {
+Outcome run_form(const std::string& body, Feed mode) {
+    ls::router::FormModelScanner s;
+    feed(s, body, mode, 3, 5);
+    Outcome o;
+    o.ok = s.finish(o.error);
+    o.ref = s.result();
+    return o;
+}
+
+void expect_form(const std::string& body, const char* model, const char* raw_value) {
+    for (Feed mode : {Feed::Whole, Feed::Bytes, Feed::Random}) {
+        Outcome o = run_form(body, mode);
+        cr_assert(o.ok, "%s: %s", body.c_str(), o.error.c_str());
+        cr_assert(o.ref.found, "%s", body.c_str());
+        cr_assert_str_eq(o.ref.model.c_str(), model, "%s", body.c_str());
+        const std::string span =
+            body.substr(o.ref.value_begin, o.ref.value_end - o.ref.value_begin);
+        cr_assert_str_eq(span.c_str(), raw_value, "%s", body.c_str());
+    }
+}
+} // namespace
+
+Test(form_scanner, finds_the_first_model_field_anywhere) {
+    expect_form("model=m", "m", "m");
+    expect_form("prompt=a+cat&model=qwen&steps=4", "qwen", "qwen");
+    expect_form("x=1&model=first&model=second", "first", "first");
+    expect_form("modelx=no&xmodel=no&model=yes", "yes", "yes");
+}
+
+Test(form_scanner, decodes_plus_and_percent_escapes) {
+    expect_form("model=author%2Fmodel%3Aq4&x=y", "author/model:q4", "author%2Fmodel%3Aq4");
+    expect_form("a=b&model=two+words", "two words", "two+words");
+    expect_form("model=", "", "");
+}
+
+Test(form_scanner, absent_and_broken) {
+    for (const char* body : {"", "a=b&c=d", "model", "&&&", "modelmodel=x"}) {
+        Outcome o = run_form(body, Feed::Bytes);
+        cr_assert(o.ok, "%s", body);
+        cr_assert_not(o.ref.found, "%s", body);
+    }
+    Outcome o = run_form("model=bad%zz", Feed::Random);
+    cr_assert_not(o.ok);
+    cr_assert_str_eq(o.error.c_str(), "form field 'model' has a broken percent-escape");
+    o = run_form("model=" + std::string(4000, 'x'), Feed::Whole);
+    cr_assert_not(o.ok);
+    cr_assert_str_eq(o.error.c_str(), "form field 'model' is too long");
+}
+
+Test(form_scanner, chosen_by_content_type) {
+    ls::http::Request req;
+    std::string error;
+    req.headers.add("Content-Type", "Application/X-WWW-Form-Urlencoded; charset=utf-8");
+    cr_assert(dynamic_cast<ls::router::FormModelScanner*>(
+        ls::router::body_scanner_for(req, error).get()));
+    ls::http::Request json;
+    json.headers.add("Content-Type", "application/json");
+    cr_assert(dynamic_cast<JsonModelScanner*>(ls::router::body_scanner_for(json, error).get()));
 }

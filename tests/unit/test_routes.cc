@@ -41,8 +41,39 @@ Test(routes, prefixed_paths) {
     cr_assert(match_route("GET", "/uix").kind == RouteKind::NotFound);
 }
 
+Test(routes, the_originals_other_servers_routes) {
+    for (const char* p :
+         {"/sdapi/v1/txt2img", "/sdapi/v1/img2img", "/audioapi/v1/tasks/run", "/v/chat/completions",
+          "/v/responses", "/v/completions", "/v/messages", "/v/messages/count_tokens",
+          "/v/embeddings", "/v/rerank", "/v/reranking"}) {
+        RouteMatch m = match_route("POST", p);
+        cr_assert(m.kind == RouteKind::ModelJson && m.method_allowed, "%s", p);
+        cr_assert(!match_route("GET", p).method_allowed, "%s", p);
+    }
+    cr_assert(match_route("GET", "/sdapi/v1/loras").kind == RouteKind::ModelJson);
+    cr_assert(match_route("GET", "/wol-health").kind == RouteKind::Health);
+    RouteMatch m = match_route("GET", "/upstream");
+    cr_assert(m.kind == RouteKind::UpstreamIndex && m.method_allowed);
+    cr_assert(!match_route("POST", "/upstream").method_allowed);
+    for (const char* p : {"/comfyui", "/comfyui/", "/comfyui/api/prompt"}) {
+        m = match_route("POST", p);
+        cr_assert(m.kind == RouteKind::ComfyUi && m.method_allowed, "%s", p);
+    }
+    cr_assert_str_eq(std::string(match_route("GET", "/comfyui/ws").rest).c_str(), "ws");
+    cr_assert(match_route("GET", "/v/models").kind == RouteKind::NotFound);
+}
+
+Test(routes, upstream_path_drops_the_versionless_and_audio_prefixes) {
+    cr_assert(upstream_path("/v/chat/completions") == "/chat/completions");
+    cr_assert(upstream_path("/audioapi/v1/tasks/run") == "/v1/tasks/run");
+    cr_assert(upstream_path("/v1/chat/completions") == "/v1/chat/completions");
+    cr_assert(upstream_path("/sdapi/v1/txt2img") == "/sdapi/v1/txt2img");
+}
+
 Test(routes, public_paths) {
     cr_assert(route_is_public("/health"));
+    cr_assert(route_is_public("/wol-health"));
+    cr_assert(!route_is_public("/comfyui/"));
     cr_assert(route_is_public("/ui/"));
     cr_assert(route_is_public("/ui/app.js"));
     cr_assert(!route_is_public("/uix"));
