@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Every route: model-dispatched routes relay method, path, query, headers and body intact;
 /v1/models and /running record layouts; unloading; /upstream/ passthrough and its redirects
-and static-asset rule; CORS; 404/405."""
+and static-asset rule; the original's other servers' routes (/v/…, /sdapi/…, /audioapi/…,
+/comfyui/), URL-encoded forms, /props without a model, /wol-health; CORS; 404/405."""
 
 import json
 import os
@@ -18,7 +19,15 @@ JSON_ROUTES = [
     "/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/messages",
     "/v1/messages/count_tokens", "/v1/embeddings", "/v1/rerank", "/v1/reranking", "/rerank",
     "/reranking", "/infill", "/completion", "/v1/audio/speech", "/v1/images/generations",
-    "/v1/audio/voices",
+    "/v1/audio/voices", "/sdapi/v1/txt2img", "/sdapi/v1/img2img",
+]
+# Routes whose prefix the upstream never sees.
+PREFIXED_ROUTES = [
+    ("/v/chat/completions", "/chat/completions"), ("/v/responses", "/responses"),
+    ("/v/completions", "/completions"), ("/v/messages", "/messages"),
+    ("/v/messages/count_tokens", "/messages/count_tokens"), ("/v/embeddings", "/embeddings"),
+    ("/v/rerank", "/rerank"), ("/v/reranking", "/reranking"),
+    ("/audioapi/v1/tasks/run", "/v1/tasks/run"),
 ]
 MULTIPART_ROUTES = ["/v1/audio/transcriptions", "/v1/images/edits"]
 
@@ -62,12 +71,70 @@ class DispatchedRoutes(unittest.TestCase):
 
     def test_get_routes_take_model_from_query(self):
         with h4.Daemon(echo_cfg()) as d:
-            for path in ("/props?model=e", "/v1/audio/voices?model=e-alias&lang=fr"):
+            for path in ("/props?model=e", "/v1/audio/voices?model=e-alias&lang=fr",
+                         "/sdapi/v1/loras?model=e"):
                 r = d.request("GET", path)
                 self.check_echo(r, "GET", path, b"")
+
+    def test_prefixed_routes_reach_the_upstream_without_the_prefix(self):
+        with h4.Daemon(echo_cfg()) as d:
+            for route, upstream in PREFIXED_ROUTES:
+                body = b'{"model": "e", "route": "%s"}' % route.encode()
+                r = d.request("POST", route + "?k=v", body=body)
+                doc = self.check_echo(r, "POST", upstream + "?k=v", body)
+                self.assertEqual(doc["body"], body.decode(), route)
+            # With useModelName the query form is rewritten on the stripped path too.
+            r = d.request("POST", "/v/chat/completions", body=b'{"model": "e"}')
+            self.assertEqual(r.json()["path"], "/echo/chat/completions")
+            r = d.request("GET", "/v/chat/completions")
+            self.assertEqual(r.status, 405, r)
+        # A real server that mounts the API at / answers the versionless route.
+        with h4.Daemon({"models": {"p": {"cmd": h.fake_cmd(model="p")}}}) as d:
+            r = d.request("POST", "/v/chat/completions", body=h.chat_body("p"))
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.json()["object"], "chat.completion")
+            r = d.request("POST", "/audioapi/v1/tasks/run", body={"model": "p", "task": "tts"})
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.json()["path"], "/v1/tasks/run")
+
+    def test_url_encoded_form_names_the_model(self):
+        cfg = {"models": {"e": h4.echo_model(aliases=["e-alias"]),
+                          "r": h4.echo_model(fake_model="r", useModelName="org/real name")}}
+        with h4.Daemon(cfg) as d:
+            form = "prompt=a+cat+%26+a+dog&model=e-alias&steps=4"
+            r = d.request("POST", "/sdapi/v1/txt2img", body=form.encode(),
+                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+            doc = self.check_echo(r, "POST", "/sdapi/v1/txt2img", form.encode())
+            self.assertEqual(doc["body"], form)
+            # useModelName replaces the value percent-encoded; the rest stays as sent.
+            form = "model=r&prompt=x%2By"
+            r = d.request("POST", "/v1/images/generations", body=form.encode(),
+                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.json()["body"], "model=org%2Freal%20name&prompt=x%2By")
+            for form, code in (("prompt=x", "missing_model"), ("model=%zz", "invalid_request_body"),
+                               ("model=nope", "model_not_found")):
+                r = d.request("POST", "/v1/images/generations", body=form.encode(),
+                              headers={"Content-Type": "application/x-www-form-urlencoded"})
+                self.assertEqual(h4.err_code(r), code, (form, r))
+            self.assertEqual(d.starts("r"), 1)
+
+    def test_props_without_a_model_asks_the_running_one(self):
+        cfg = {"models": {"e": h4.echo_model(), "f": h4.echo_model(fake_model="f")},
+               "groups": {"g": {"swap": False, "members": ["e", "f"]}}}
+        with h4.Daemon(cfg) as d:
             r = d.request("GET", "/props")
             self.assertEqual(r.status, 400, r)
-            self.assertEqual(h4.err_code(r), "missing_model")
+            self.assertIn("no model is running", r.json()["error"]["message"])
+            self.assertEqual(d.request("POST", "/v1/embeddings", body={"model": "e"}).status, 200)
+            r = d.request("GET", "/props?x=1")
+            self.check_echo(r, "GET", "/props?x=1", b"")
+            self.assertEqual(d.request("POST", "/v1/embeddings", body={"model": "f"}).status, 200)
+            r = d.request("GET", "/props")
+            self.assertEqual(r.status, 400, r)
+            self.assertEqual(r.json()["error"]["message"],
+                             "several models are running (e, f); name one with /props?model=ID")
+            self.assertEqual(d.starts(), 2)
 
     def test_multipart_routes_relay_intact(self):
         with h4.Daemon(echo_cfg()) as d:
@@ -534,6 +601,65 @@ class UpstreamPassthrough(unittest.TestCase):
             self.assertEqual(r.status, 409, r)
             self.assertEqual(d.running_models(), ["a"])
             self.assertEqual(d.starts(), 1)
+
+
+    def test_percent_encoded_ids(self):
+        with h4.Daemon(upstream_cfg()) as d:
+            for p in ("/upstream/a%2Fb/echo/x", "/upstream/a%2fb/echo/x"):
+                r = d.request("GET", p + "?q=%2F")
+                self.assertEqual(r.status, 200, (p, r))
+                self.assertEqual(r.json()["path"], "/echo/x?q=%2F")
+            self.assertEqual(d.running_models(), ["a/b"])
+            # The rest of the path stays encoded as the client sent it.
+            r = d.request("GET", "/upstream/a%2Fb/echo/x%2Fy")
+            self.assertEqual(r.json()["path"], "/echo/x%2Fy")
+
+    def test_upstream_index_and_wol_health(self):
+        cfg = upstream_cfg()
+        cfg["apiKeys"] = ["k1"]
+        with h4.Daemon(cfg) as d:
+            auth = {"Authorization": "Bearer k1"}
+            r = d.request("GET", "/upstream", headers=auth)
+            self.assertEqual((r.status, r.headers.get("location")), (302, "ui/"))
+            self.assertEqual(d.request("POST", "/upstream", headers=auth).status, 405)
+            # wake-on-LAN proxies poll it without a key, and it does not fill the log.
+            for _ in range(3):
+                r = d.request("GET", "/wol-health")
+                self.assertEqual((r.status, r.body), (200, b"OK"))
+            self.assertEqual(d.request("GET", "/health").status, 200)
+            h.wait_until(lambda: '"GET /health ' in d.log(), 5, what="/health logged")
+            self.assertNotIn("/wol-health", d.log())
+
+
+class ComfyUi(unittest.TestCase):
+    """/comfyui/ serves the comfyui_auto model with the prefix stripped; only the root starts
+    it, and its WebSocket never does (see test_websockets.py)."""
+
+    def test_redirect_root_and_paths(self):
+        cfg = {"models": {"comfyui_auto": h4.echo_model(fake_model="comfy")}}
+        with h4.Daemon(cfg) as d:
+            for method, status in (("GET", 301), ("HEAD", 301), ("POST", 308)):
+                r = d.request(method, "/comfyui?tab=2", body=b"x" if method == "POST" else None)
+                self.assertEqual((r.status, r.headers.get("location")),
+                                 (status, "comfyui/?tab=2"), method)
+            r = d.request("GET", "/comfyui/api/queue")
+            self.assertEqual(r.status, 409, r)
+            self.assertEqual(r.json()["error"]["message"],
+                             "model comfyui_auto is not loaded; only /comfyui/ can start it")
+            self.assertEqual(d.starts(), 0)
+            r = d.request("GET", "/comfyui/?x=1")
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.json()["path"], "/echo/?x=1")
+            r = d.request("POST", "/comfyui/api/prompt", body={"prompt": {}})
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.json()["path"], "/echo/api/prompt")
+            self.assertEqual(d.starts("comfyui_auto"), 1)
+
+    def test_not_configured(self):
+        with h4.Daemon(upstream_cfg()) as d:
+            r = d.request("GET", "/comfyui/")
+            self.assertEqual(r.status, 404, r)
+            self.assertEqual(r.json()["error"]["message"], "local model comfyui_auto not found")
 
 
 class CorsAndErrors(unittest.TestCase):
