@@ -386,12 +386,17 @@ class Options(unittest.TestCase):
             confd = os.path.join(tmp, "conf.d")  # empty: the file alone is the config
             os.mkdir(confd)
             values = {"--config": cfg, "--listen": "127.0.0.1:0", "--log-target": "stderr",
-                      "--config-dir": confd}
+                      "--config-dir": confd, "--tls-cert-file": "/nonexistent.pem",
+                      "--tls-key-file": "/nonexistent.key"}
+            # Options that go together (--check-config reads no certificate).
+            partners = {"--tls-cert-file": ["--tls-key-file", "/nonexistent.key"],
+                        "--tls-key-file": ["--tls-cert-file", "/nonexistent.pem"]}
             for short, long in self.man_options():
                 if long in ("--help", "--version", "--check-config", "--config"):
                     continue
                 for flag in filter(None, (short, long)):
                     args = [flag] + ([values[long]] if long in values else [])
+                    args += partners.get(long, [])
                     r = run("--check-config", "--config", cfg, *args)
                     self.assertEqual(r.returncode, 0, (args, r))
 
