@@ -312,6 +312,7 @@ void Daemon::start_proxy(http::Connection& conn, http::Request& req, const std::
         if (m && m->ignore_websockets && upgrade && http::header_has_token(*upgrade, "websocket")) {
             opt.unscheduled = true;
             opt.hold.reset();
+            opt.observer = nullptr; // nor shown in flight, as in the original
         }
     }
     auto exchange = std::make_unique<proxy::ProxyExchange>(loop_, conn, req, scheduler_, pool_, id,
