@@ -3,13 +3,13 @@
 // a ring.
 //
 // How to read it (the /metrics exporter, /api/performance, /running):
-//   Daemon owns one perf::Sampler (src/perf/sampler.h); `daemon.perf()` returns it (never null).
-//   `const perf::Sample* perf::Sampler::latest() const` is the newest sample, or nullptr while
-//   performance is disabled or before the first sample arrives. Call it on the event loop thread
-//   only: samples are handed to the loop through ev_async and the ring is touched there, so no
-//   locking is needed. The pointer is valid until control returns to the loop (the next sample may
-//   replace it). `bool perf::Sampler::enabled() const` says whether the sampler runs (503 on
-//   /api/performance if not).
+//   Daemon owns one ls::perf::Sampler (src/perf/sampler.h) as its member `perf_` (never null).
+//   `const ls::perf::Sample* ls::perf::Sampler::latest() const` is the newest sample, or nullptr
+//   while performance is disabled or before the first sample arrives. Call it on the event loop
+//   thread only: samples are handed to the loop through ev_async and the ring is touched there, so
+//   no locking is needed. The pointer is valid until control returns to the loop (the next sample
+//   may replace it). `bool ls::perf::Sampler::enabled() const` says whether the sampler runs (503
+//   on /api/performance if not).
 //
 // Units are SI bytes, percent (0-100), degrees Celsius and watts. A value the source cannot tell is
 // -1 (temperatures, fan, power) or 0 (byte counts), so an exporter can skip what is unknown.
@@ -20,7 +20,7 @@
 #include <sys/types.h>
 #include <vector>
 
-namespace perf {
+namespace ls::perf {
 
 struct NetIo {
     std::string name; // interface, "lo" left out
@@ -62,6 +62,10 @@ struct GpuProcess {
     pid_t pid = 0;
     int gpu_index = 0;
     std::uint64_t used_bytes = 0;
+    // Who owns it (read by the sampler's thread): its process group and its cgroup paths as
+    // /proc/PID/cgroup lists them; gpu::memory_of() (src/gpu/owner.h) matches them to a model.
+    pid_t pgid = 0;
+    std::vector<std::string> cgroups;
 };
 
 struct Sample {
@@ -70,4 +74,4 @@ struct Sample {
     std::vector<GpuProcess> gpu_processes;
 };
 
-} // namespace perf
+} // namespace ls::perf
