@@ -4,6 +4,7 @@
 
 #include "api/model_api.h"
 #include "api/profiles.h"
+#include "sd/listen.h"
 #include "util/log.h"
 #include "util/log_time.h"
 
@@ -102,6 +103,7 @@ void Daemon::enable_tls(std::string cert_file, std::string key_file,
 Result<void> Daemon::add_listener(sd::ListenSocket sock) {
     const bool tls = tls_ && sock.name != "http";
     LOG_INFO("listening on %s%s", sock.name.c_str(), tls ? " (TLS)" : "");
+    if (sd::reachable_from_other_hosts(sock.fd.get())) exposed_listeners_.push_back(sock.name);
     return server_.add_listener(std::move(sock.fd), sock.name, tls ? tls_ : nullptr);
 }
 
@@ -140,6 +142,7 @@ int Daemon::run() {
     update_status();
     start_watchdog();
     start_preload();
+    advise_first_run();
     ev_run(loop_, 0);
     return exit_status_;
 }
@@ -247,6 +250,20 @@ void Daemon::on_config_settled(struct ev_loop*, ev_timer* w, int) {
     self->reload("configuration changed");
 }
 
+void Daemon::advise_first_run() const {
+    const std::string file = sources_.file.empty() ? "the configuration" : sources_.file;
+    if (cfg_.models.empty() && cfg_.peers.empty())
+        LOG_WARN("no models are configured: every model request gets 404. Add them to %s "
+                 "(every key: man llama-swap.yaml; an example: "
+                 "/usr/share/doc/llama-swap/examples/config.example.yaml), then run "
+                 "systemctl reload llama-swap",
+                 file.c_str());
+    if (cfg_.api_keys.empty() && !exposed_listeners_.empty())
+        LOG_WARN("no apiKeys: anyone who can reach %s can use every model and read the logs. "
+                 "Set apiKeys in %s, firewall the port, or listen on 127.0.0.1 only",
+                 exposed_listeners_.front().c_str(), file.c_str());
+}
+
 void Daemon::reload(const char* why) {
     if (shutting_down_ || (sources_.file.empty() && sources_.dir.empty())) return;
     sd::notify_reloading();
@@ -281,6 +298,7 @@ void Daemon::reload(const char* why) {
     server_.set_limits(cfg_.server);
     scheduler_.apply_config(cfg_);
     LOG_INFO("configuration reloaded (%zu models)", cfg_.models.size());
+    advise_first_run();
     start_preload();
     events_.set_model_status(api::model_status_json(cfg_, scheduler_));
     sd::notify_ready();

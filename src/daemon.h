@@ -154,6 +154,10 @@ private:
     TimerWatcher shutdown_deadline_;
     config::ConfigSources sources_;
     std::string tls_cert_, tls_key_;
+    // Listeners other machines can reach: without apiKeys, every start says so.
+    std::vector<std::string> exposed_listeners_;
+    // The warnings a first run needs: no models yet, or an open port without apiKeys.
+    void advise_first_run() const;
     std::shared_ptr<tls::Context> tls_; // the listeners' (null: plain HTTP)
     bool strict_ = false;
     ev_stat config_stat_{};

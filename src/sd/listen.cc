@@ -123,4 +123,21 @@ void notify_status(const std::string& status) {
     sd_notify(0, ("STATUS=" + status).c_str());
 }
 
+bool reachable_from_other_hosts(int fd) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return false;
+    if (ss.ss_family == AF_INET) {
+        const auto* in = reinterpret_cast<const sockaddr_in*>(&ss);
+        return (ntohl(in->sin_addr.s_addr) >> 24) != 127;
+    }
+    if (ss.ss_family == AF_INET6) {
+        const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+        if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr)) return false;
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) return in6->sin6_addr.s6_addr[12] != 127;
+        return true;
+    }
+    return false; // unix sockets: this machine only
+}
+
 } // namespace ls::sd

@@ -22,6 +22,10 @@ std::vector<ListenSocket> passed_sockets();
 // "[V6]:PORT", or "unix:/path".
 Result<ListenSocket> listen_on(const std::string& address);
 
+// True when the socket accepts connections from other machines: bound to an address that
+// is not loopback (a wildcard included); false for loopback and unix sockets.
+bool reachable_from_other_hosts(int fd);
+
 // sd_notify wrappers (no-ops without NOTIFY_SOCKET).
 void notify_ready();
 void notify_stopping();

@@ -138,6 +138,49 @@ class Cli(unittest.TestCase):
                 proc.wait(5)
             proc.stdout.close()
 
+    def start_output(self, config, listen):
+        """What the daemon logs from its start until it serves /health, then stops."""
+        import socket
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()  # tiny race with other processes; acceptable here
+        p = self.write("c.yaml", config)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LISTEN_")}
+        proc = subprocess.Popen([h.LLAMA_SWAP, "-c", p, "-l", "%s:%d" % (listen, port),
+                                 "--log-target", "stderr"],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, env=env, text=True)
+        try:
+            def healthy():
+                try:
+                    return h.request(port, "GET", "/health", timeout=1).status == 200
+                except OSError:
+                    return False
+            h.wait_until(healthy, 5, what="the daemon")
+            proc.terminate()
+            self.assertEqual(proc.wait(10), 0)
+            return proc.stdout.read()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+            proc.stdout.close()
+
+    def test_first_run_advice(self):
+        # The packaged config: no models, no keys, port 8080 of every address.
+        out = self.start_output("models: {}\n", "0.0.0.0")
+        self.assertIn("[warn] no models are configured: every model request gets 404. Add "
+                      "them to %s" % os.path.join(self.tmp, "c.yaml"), out)
+        self.assertIn("systemctl reload llama-swap", out)
+        self.assertRegex(out, r"\[warn\] no apiKeys: anyone who can reach \S+:\d+ can use "
+                         r"every model")
+        # A key, or loopback only, and models: nothing to advise.
+        out = self.start_output(GOOD + 'apiKeys: ["k"]\n', "0.0.0.0")
+        self.assertNotIn("[warn]", out)
+        out = self.start_output(GOOD, "127.0.0.1")
+        self.assertNotIn("[warn]", out)
+
 
 if __name__ == "__main__":
     h.main()

@@ -28,7 +28,8 @@ import harness as h  # noqa: E402
 ROOT = h.ROOT
 MAN8 = os.path.join(ROOT, "man", "llama-swap.8")
 MAN5 = os.path.join(ROOT, "man", "llama-swap.yaml.5")
-EXAMPLE = os.path.join(ROOT, "etc", "llama-swap", "config.yaml")
+EXAMPLE = os.path.join(ROOT, "etc", "llama-swap", "config.example.yaml")
+STARTER = os.path.join(ROOT, "etc", "llama-swap", "config.yaml")  # installed in /etc
 README = os.path.join(ROOT, "README.md")
 
 
@@ -502,6 +503,27 @@ class ExampleConfig(unittest.TestCase):
                 if (path, k) not in found:
                     missing.append("%s in %s" % (k, level_name(path)))
         self.assertEqual(missing, [], "keys the example config does not show")
+
+    def test_installed_starter_runs_nothing_and_warns_about_keys(self):
+        # The packaged /etc/llama-swap/config.yaml: no model that cannot start, the way to
+        # the full example, and the API-key advice where nobody misses it.
+        r = run("--check-config", "--config", STARTER)
+        self.assertEqual(r.returncode, 0, r)
+        self.assertIn("(0 models, 0 warnings)", r.stdout)
+        text = read(STARTER)
+        self.assertIn("/usr/share/doc/llama-swap/examples/config.example.yaml", text)
+        self.assertIn("systemctl reload llama-swap", text)
+        self.assertIn("SECURITY", text)
+        # Its commented model, enabled as it says (replacing "models: {}"), loads.
+        enabled = uncomment_examples(text.replace("\nmodels: {}\n", "\n"))
+        with tempfile.TemporaryDirectory(prefix="llama-swap-docs-") as tmp:
+            p = os.path.join(tmp, "config.yaml")
+            with open(p, "w") as f:
+                f.write(enabled)
+            env = dict(os.environ, LLAMA_SWAP_KEY="k")
+            r = run("--check-config", "--config", p, env=env)
+            self.assertEqual(r.returncode, 0, r)
+            self.assertIn("(1 model, 0 warnings)", r.stdout)
 
     def test_only_known_keys(self):
         keys = loader_keys()

@@ -45,6 +45,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 PKG = "llama-swap"
 INSTALLED_BIN = "/usr/bin/llama-swap"
 CONFIG = "/etc/llama-swap/config.yaml"
+EXAMPLE = "/usr/share/doc/llama-swap/examples/config.example.yaml"  # the starter names it
 POLICY_RC_D = "/usr/sbin/policy-rc.d"
 BUILD_TIMEOUT = 420
 
@@ -204,7 +205,7 @@ class Deb(unittest.TestCase):
                   "/usr/lib/tmpfiles.d/llama-swap.conf",
                   "/usr/share/man/man8/llama-swap.8.gz",
                   "/usr/share/man/man5/llama-swap.yaml.5.gz",
-                  "/usr/share/doc/llama-swap/copyright"):
+                  "/usr/share/doc/llama-swap/copyright", EXAMPLE):
             self.assertIn(p, files)
         for unit in ("llama-swap.service", "llama-swap.socket", "llama-swap.slice"):
             self.assertTrue(any(os.path.join(d, unit) in files for d in unit_dirs()),
@@ -337,6 +338,12 @@ class DebInstall(unittest.TestCase):
         self.assertEqual(r.stdout.strip(), "llama-swap " + meson_version())
         r = run([INSTALLED_BIN, "--check-config", "--config", CONFIG], check=False)
         self.assertEqual(r.returncode, 0, r.stdout)
+        # the installed config starts no model that cannot run: none until the user adds some
+        self.assertIn("(0 models, 0 warnings)", r.stdout)
+        with open(CONFIG) as f:
+            self.assertIn(EXAMPLE, f.read(), "the starter config names the example")
+        r = run([INSTALLED_BIN, "--check-config", "--config", EXAMPLE], check=False)
+        self.assertEqual(r.returncode, 0, r.stdout)
         # shared libstdc++ (-Dstatic_libstdcxx=false), as Debian links C++
         self.assertIn("libstdc++.so.6", run(["ldd", INSTALLED_BIN]).stdout)
 
@@ -412,7 +419,7 @@ class Rpm(unittest.TestCase):
 
     def test_files(self):
         files = set(self.query("-l").split())
-        for p in (INSTALLED_BIN, CONFIG, "/usr/lib/systemd/system/llama-swap.service",
+        for p in (INSTALLED_BIN, CONFIG, EXAMPLE, "/usr/lib/systemd/system/llama-swap.service",
                   "/usr/lib/systemd/system/llama-swap.socket",
                   "/usr/lib/systemd/system/llama-swap.slice",
                   "/usr/lib/sysusers.d/llama-swap.conf", "/usr/lib/tmpfiles.d/llama-swap.conf"):
