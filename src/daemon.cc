@@ -43,7 +43,7 @@ private:
 Daemon::Daemon(struct ev_loop* loop, config::Config cfg, supervisor::GroupGuard* guard)
     : loop_(loop), cfg_(std::move(cfg)), guard_(guard), reaper_(loop), events_(loop, log_hub_),
       scheduler_(loop, guard, &log_hub_), pool_(loop), peer_resolver_(loop),
-      server_(loop, cfg_.server, *this, reaper_), started_at_(time(nullptr)),
+      server_(loop, cfg_.server, *this, reaper_), started_at_(time(nullptr)), perf_(loop),
       sigterm_(loop, SIGTERM, &on_terminate, this), sigint_(loop, SIGINT, &on_terminate, this),
       sighup_(loop, SIGHUP, &on_hangup, this),
       shutdown_deadline_(loop, &on_shutdown_deadline, this),
@@ -66,6 +66,7 @@ Daemon::Daemon(struct ev_loop* loop, config::Config cfg, supervisor::GroupGuard*
     };
     scheduler_.on_swap = [this] { metrics_.on_swap(); };
     activity_.set_capacity(cfg_.metrics_max_in_memory);
+    perf_.configure(!cfg_.performance_disabled, cfg_.performance_every_s);
     scheduler_.on_change = [this] {
         update_status();
         events_.set_model_status(api::model_status_json(cfg_, scheduler_));
@@ -295,6 +296,7 @@ void Daemon::reload(const char* why) {
     set_active_profile(cfg_.default_profile, "configuration reloaded");
     apply_log_settings();
     activity_.set_capacity(cfg_.metrics_max_in_memory);
+    perf_.configure(!cfg_.performance_disabled, cfg_.performance_every_s);
     server_.set_limits(cfg_.server);
     scheduler_.apply_config(cfg_);
     LOG_INFO("configuration reloaded (%zu models)", cfg_.models.size());

@@ -15,6 +15,7 @@
 #include "logs/log_hub.h"
 #include "metrics/activity.h"
 #include "metrics/prometheus.h"
+#include "perf/sampler.h"
 #include "proxy/exchange_observer.h"
 #include "proxy/proxy_exchange.h"
 #include "proxy/upstream_pool.h"
@@ -142,6 +143,9 @@ private:
     std::map<std::string, std::string> peer_errors_;
     http::Server server_;
     long started_at_;
+    // The host and GPU sampler (`performance`): /api/performance, /api/hardware, /running's
+    // gpuMemoryBytes; perf_.latest() is the newest sample (perf/sample.h).
+    perf::Sampler perf_;
 
     std::vector<UnloadExchange*> pending_unloads_;
     std::string active_profile_; // "" for none; defaultProfile at start and after a reload

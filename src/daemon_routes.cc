@@ -155,7 +155,7 @@ void Daemon::on_request(http::Connection& conn, http::Request& req) {
         respond_json(api::models_json(cfg_, scheduler_, started_at_, active_profile()));
         return;
     case api::RouteKind::Running:
-        respond_json(api::running_json(scheduler_, pool_));
+        respond_json(api::running_json(scheduler_, pool_, perf_.latest()));
         return;
     case api::RouteKind::ModelJson:
         serve_model_request(conn, req);
@@ -183,6 +183,31 @@ void Daemon::on_request(http::Connection& conn, http::Request& req) {
     }
     case api::RouteKind::Activity:
         respond_json(activity_.json(activity_query(req.query)));
+        return;
+    case api::RouteKind::Performance: {
+        req.quiet = true; // polled by the UI: not in the request log, as the original
+        if (!perf_.enabled()) {
+            http::HeaderList h;
+            h.add("Content-Type", "application/json");
+            conn.respond(503, h, "{\"enabled\":false}\n");
+            return;
+        }
+        std::int64_t after = INT64_MIN;
+        std::string text;
+        if (http::query_param(req.query, "after", text) && !text.empty() &&
+            !perf::parse_rfc3339_ms(text, after)) {
+            conn.respond_error(400, "invalid 'after' timestamp, use RFC3339 format", "bad_request");
+            return;
+        }
+        respond_json(perf_.performance_json(after));
+        return;
+    }
+    case api::RouteKind::Hardware:
+        if (perf_.hardware_json().empty()) {
+            conn.respond_error(503, "hardware detection unavailable", "unavailable");
+            return;
+        }
+        respond_json(perf_.hardware_json());
         return;
     case api::RouteKind::Profiles:
         respond_json(api::profiles_json(cfg_, active_profile_));

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "gpu/owner.h"
 #include "util/json.h"
 
 namespace ls::api {
@@ -231,7 +232,8 @@ std::string model_status_json(const config::Config& cfg, const router::Scheduler
     return out;
 }
 
-std::string running_json(const router::Scheduler& scheduler, const proxy::UpstreamPool& pool) {
+std::string running_json(const router::Scheduler& scheduler, const proxy::UpstreamPool& pool,
+                         const perf::Sample* gpu) {
     JsonPtr root(cJSON_CreateObject());
     cJSON* list = cJSON_AddArrayToObject(root.get(), "running");
     for (const auto& view : scheduler.models()) {
@@ -253,6 +255,12 @@ std::string running_json(const router::Scheduler& scheduler, const proxy::Upstre
         if (!p->unit().empty()) cJSON_AddStringToObject(rec, "unit", p->unit().c_str());
         if (!cg.empty() || !p->unit().empty())
             cJSON_AddNumberToObject(rec, "memoryBytes", static_cast<double>(p->memory_current()));
+        // GPU memory of its processes (NVML's list, matched by cgroup or process group): only
+        // while the sampler reads a source that lists processes.
+        if (gpu && !gpu->gpus.empty() && gpu->gpus.front().source == "nvml" && p->pid() > 0)
+            cJSON_AddNumberToObject(
+                rec, "gpuMemoryBytes",
+                static_cast<double>(gpu::memory_of(*gpu, p->pid(), p->cgroup_dirs())));
         cJSON_AddNumberToObject(rec, "inFlight", view.in_flight);
         cJSON_AddNumberToObject(rec, "queued", view.queued);
         if (!p->pool_key().empty()) {

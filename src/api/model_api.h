@@ -4,6 +4,7 @@
 #include <string>
 
 #include "config/config.h"
+#include "perf/sample.h"
 #include "proxy/upstream_pool.h"
 #include "router/scheduler.h"
 
@@ -14,7 +15,9 @@ namespace ls::api {
 std::string models_json(const config::Config& cfg, const router::Scheduler& scheduler, long created,
                         const config::ProfileConfig* profile);
 // GET /running; each running model also shows its upstream connections (cap, open, waiting).
-std::string running_json(const router::Scheduler& scheduler, const proxy::UpstreamPool& pool);
+// `gpu`: the performance sampler's latest sample (null: none), for each model's gpuMemoryBytes.
+std::string running_json(const router::Scheduler& scheduler, const proxy::UpstreamPool& pool,
+                         const perf::Sample* gpu = nullptr);
 // The modelStatus event payload: [{id, name, description, state, unlisted, aliases}].
 std::string model_status_json(const config::Config& cfg, const router::Scheduler& scheduler);
 

@@ -57,6 +57,8 @@ constexpr Route kRoutes[] = {
     {"/api/models/unload", "POST", RouteKind::Unload},
     {"/api/profiles", "GET", RouteKind::Profiles},
     {"/api/profiles/active", "PUT", RouteKind::ProfileActive},
+    {"/api/performance", "GET", RouteKind::Performance},
+    {"/api/hardware", "GET", RouteKind::Hardware},
     {"/running", "GET", RouteKind::Running},
     {"/health", "GET", RouteKind::Health},
     {"/wol-health", "GET", RouteKind::Health}, // the original's wake-on-LAN proxy polls it

@@ -27,6 +27,8 @@ enum class RouteKind {
     Ui,            // GET /ui, /ui/<file>: the embedded web UI
     Profiles,      // GET /api/profiles
     ProfileActive, // PUT /api/profiles/active
+    Performance,   // GET /api/performance[?after=RFC3339]: the host and GPU samples
+    Hardware,      // GET /api/hardware: the host as detected at start
 };
 
 struct RouteMatch {

@@ -74,8 +74,6 @@ Result<void> Loader::decode_performance(const Node& v, const Scope& scope) {
             return err(*value, "performance: every must be at least 5s, got " + text.value());
         cfg_.performance_every_s = *seconds == 0 ? 5 : *seconds;
     }
-    warn(v, "performance: the host and GPU sampler behind /api/performance is not in this "
-            "version; the settings are checked and kept, not used");
     return {};
 }
 

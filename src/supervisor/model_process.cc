@@ -700,6 +700,12 @@ std::string ModelProcess::cgroup_name() const {
     return cgroup_ ? cgroup_->name() : std::string();
 }
 
+std::vector<std::string> ModelProcess::cgroup_dirs() const {
+    if (cgroup_) return cgroup_->paths();
+    if (!unit_memory_dir_.empty()) return {unit_memory_dir_};
+    return {};
+}
+
 uint64_t ModelProcess::memory_current() const {
     if (cgroup_) return cgroup_->memory_current();
     return unit_memory_dir_.empty() ? 0 : cgroup_memory_bytes(unit_memory_dir_);

@@ -82,6 +82,9 @@ public:
     uint64_t memory_current() const;
     // The transient scope unit holding the model (scope backend), or "".
     const std::string& unit() const { return unit_; }
+    // The cgroup directories holding the model's processes (its fork-backend cgroups or its
+    // scope's memory cgroup); empty when unfenced.
+    std::vector<std::string> cgroup_dirs() const;
 
     // Stopped/Failed → Starting. The observer hears the outcome (Ready or Failed).
     void start();
