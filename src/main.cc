@@ -178,7 +178,7 @@ int main(int argc, char** argv) {
     signal(SIGPIPE, SIG_IGN);
     // The guard is forked before anything else exists, so it holds no sockets or threads.
     ls::supervisor::GroupGuard guard;
-    if (auto r = guard.start(5); !r)
+    if (auto r = guard.start(); !r)
         LOG_WARN("cannot start the process-group guard: %s", r.error().message.c_str());
 
     struct ev_loop* loop = ev_default_loop(EVFLAG_AUTO | EVFLAG_SIGNALFD);
@@ -186,6 +186,7 @@ int main(int argc, char** argv) {
         fprintf(stderr, "llama-swap: cannot initialise the event loop\n");
         return 1;
     }
+    guard.attach(loop); // a guard that dies is replaced
     int status;
     {
         ls::Daemon daemon(loop, std::move(cfg.value()), &guard);

@@ -85,7 +85,7 @@ void kill_cgroup(const char* path) {
 }
 
 // The guard's whole life: no allocation, no stdio, only system calls.
-[[noreturn]] void guard_main(int fd, double grace_s) {
+[[noreturn]] void guard_main(int fd) {
     // Terminal signals meant for the daemon's group must not take the guard down early.
     signal(SIGINT, SIG_IGN);
     signal(SIGTERM, SIG_IGN);
@@ -126,16 +126,10 @@ void kill_cgroup(const char* path) {
                 }
         }
     }
-    for (int i = 0; i < count; ++i) kill(-groups[i], SIGTERM);
-    struct timespec tick = {0, 50 * 1000 * 1000};
-    for (double waited = 0; waited < grace_s; waited += 0.05) {
-        bool alive = false;
-        for (int i = 0; i < count; ++i)
-            if (kill(-groups[i], 0) == 0) alive = true;
-        if (!alive) break;
-        nanosleep(&tick, nullptr);
-    }
+    // The daemon is gone (a normal exit stopped every upstream first and left nothing here):
+    // no grace period, whatever the upstreams do with SIGTERM.
     for (int i = 0; i < count; ++i) kill(-groups[i], SIGKILL);
+    struct timespec tick = {0, 50 * 1000 * 1000};
     // Processes that left their group (setsid) are still in the model's cgroup: kill them
     // there, then remove the cgroups once empty.
     for (int i = 0; i < cg_count; ++i) kill_cgroup(cgroups[i]);
@@ -154,6 +148,7 @@ void kill_cgroup(const char* path) {
 GroupGuard::~GroupGuard() {
     // Normal exit: the daemon stopped every upstream itself; closing the pipe lets the guard
     // exit (and it cleans up any group still registered).
+    child_.reset();
     pipe_.reset();
     if (pid_ > 0) {
         int status;
@@ -161,7 +156,7 @@ GroupGuard::~GroupGuard() {
     }
 }
 
-Result<void> GroupGuard::start(double grace_s) {
+Result<void> GroupGuard::start() {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0)
         return make_error(std::string("pipe: ") + strerror(errno), errno);
@@ -173,12 +168,42 @@ Result<void> GroupGuard::start(double grace_s) {
     }
     if (pid == 0) {
         close(fds[1]);
-        guard_main(fds[0], grace_s);
+        guard_main(fds[0]);
     }
     close(fds[0]);
     pipe_.reset(fds[1]);
     pid_ = pid;
+    for (pid_t g : groups_) send('+', g, {});
+    for (const auto& dir : cgroups_) send('C', 0, dir);
+    if (child_) child_->start(pid_);
     return {};
+}
+
+void GroupGuard::attach(struct ev_loop* loop) {
+    child_ = std::make_unique<ChildWatcher>(loop, &on_exit, this);
+    if (pid_ > 0) child_->start(pid_);
+}
+
+void GroupGuard::on_exit(struct ev_loop*, ev_child* w, int) {
+    auto* self = static_cast<GroupGuard*>(w->data);
+    const int status = self->child_->status();
+    self->child_->stop();
+    self->pipe_.reset();
+    self->pid_ = -1;
+    if (++self->replaced_ > kMaxReplacements) {
+        LOG_ERROR("the process-group guard died again (%s %d): not replaced any more; "
+                  "upstreams may outlive a crash of the daemon",
+                  WIFSIGNALED(status) ? "signal" : "status",
+                  WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+        return;
+    }
+    LOG_ERROR("the process-group guard died (%s %d): starting a new one for %zu process "
+              "group(s) and %zu cgroup(s)",
+              WIFSIGNALED(status) ? "signal" : "status",
+              WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status), self->groups_.size(),
+              self->cgroups_.size());
+    if (auto r = self->start(); !r)
+        LOG_ERROR("cannot start a new process-group guard: %s", r.error().message.c_str());
 }
 
 void GroupGuard::send(char op, pid_t pgid, const std::string& path) {
@@ -194,15 +219,19 @@ void GroupGuard::send(char op, pid_t pgid, const std::string& path) {
 }
 
 void GroupGuard::watch(pid_t pgid) {
+    groups_.insert(pgid);
     send('+', pgid, {});
 }
 void GroupGuard::forget(pid_t pgid) {
+    groups_.erase(pgid);
     send('-', pgid, {});
 }
 void GroupGuard::watch_cgroup(const std::string& dir) {
+    cgroups_.insert(dir);
     send('C', 0, dir);
 }
 void GroupGuard::forget_cgroup(const std::string& dir) {
+    cgroups_.erase(dir);
     send('c', 0, dir);
 }
 
