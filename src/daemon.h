@@ -53,6 +53,9 @@ public:
     bool on_request_head(http::Connection& conn, http::Request& req) override;
     // Every proxied request: live events, the activity log and the metrics.
     void on_exchange_start(const proxy::ExchangeInfo& info) override;
+    void on_exchange_response(const proxy::ExchangeInfo& info, int status,
+                              const http::HeaderList& headers) override;
+    void on_exchange_progress(const proxy::ExchangeInfo& info, uint64_t bytes) override;
     void on_exchange_end(const proxy::ExchangeInfo& info,
                          const proxy::ExchangeResult& result) override;
     void on_request(http::Connection& conn, http::Request& req) override;
@@ -118,7 +121,6 @@ private:
     void start_unload(http::Connection& conn, std::vector<std::string> models, bool json_reply);
     void check_pending_unloads();
     void serve_log_stream(http::Connection& conn, http::Request& req, std::string_view rest);
-    metrics::ActivityLog::Query activity_query(std::string_view query) const;
 
     class UnloadExchange;
     friend class UnloadExchange;

@@ -98,29 +98,50 @@ std::string with_query_param(const http::Request& req, std::string_view key,
 } // namespace
 
 void Daemon::on_exchange_start(const proxy::ExchangeInfo& info) {
-    events_.on_exchange_start(info);
+    if (info.in_flight) events_.on_exchange_start(info);
+}
+
+void Daemon::on_exchange_response(const proxy::ExchangeInfo& info, int status,
+                                  const http::HeaderList& headers) {
+    if (info.in_flight) events_.on_exchange_response(info, status, headers);
+}
+
+void Daemon::on_exchange_progress(const proxy::ExchangeInfo& info, uint64_t bytes) {
+    if (info.in_flight) events_.on_exchange_progress(info, bytes);
 }
 
 void Daemon::on_exchange_end(const proxy::ExchangeInfo& info, const proxy::ExchangeResult& r) {
-    events_.on_exchange_end(info, r);
+    if (info.in_flight) events_.on_exchange_end(info, r);
+    const double duration_s = r.ended_at - info.started_at;
+    metrics_.on_request(std::string(info.model), r.status, duration_s, r.usage, r.outcome);
+    if (!info.metered) return;
+    // The original's activity row.
     metrics::ActivityRecord rec;
-    rec.id = info.id;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    rec.timestamp = static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9 -
-                    (r.ended_at - info.started_at); // when the request arrived
+    rec.timestamp = static_cast<long>(time(nullptr));
     rec.model = std::string(info.model);
-    rec.method = std::string(info.method);
-    rec.path = std::string(info.path);
-    rec.status = r.status;
-    rec.duration_ms = (r.ended_at - info.started_at) * 1000;
-    rec.wait_ms = r.granted_at > 0 ? (r.granted_at - info.started_at) * 1000 : rec.duration_ms;
-    rec.upstream_ms = r.granted_at > 0 ? (r.ended_at - r.granted_at) * 1000 : 0;
-    rec.bytes = r.bytes;
-    rec.outcome = r.outcome;
-    rec.usage = r.usage;
-    metrics_.on_request(rec.model, rec.status, rec.duration_ms / 1000, rec.usage, rec.outcome);
-    activity_.add(std::move(rec));
+    // The path the upstream got (the original strips /v and /audioapi before its record).
+    rec.req_path =
+        std::string(info.path.starts_with("/upstream/") ? info.route_path
+                                                        : api::upstream_path(info.route_path));
+    rec.resp_content_type = r.content_type;
+    // A response cut short still says the status its head had; none at all: 502, ours.
+    rec.resp_status_code = r.status ? r.status : 502;
+    rec.duration_ms = static_cast<long long>(duration_s * 1000);
+    const metrics::Usage& u = r.usage;
+    rec.tokens.input_tokens = std::max(u.prompt_tokens, 0LL);
+    rec.tokens.output_tokens = std::max(u.generated_tokens, 0LL);
+    rec.tokens.cache_tokens = u.cached_tokens;
+    rec.tokens.draft_tokens = u.draft_tokens;
+    rec.tokens.draft_acc_tokens = u.draft_accepted;
+    rec.tokens.prompt_per_second = u.prompt_per_second;
+    rec.tokens.tokens_per_second = u.tokens_per_second;
+    if (rec.resp_status_code != 200)
+        rec.error_msg = metrics::failed_error_message(rec.resp_status_code, r.error_body);
+    else if (std::string_view(r.outcome) != "completed")
+        rec.error_msg = std::string("response not completed: ") + r.outcome;
+    if (!info.selector.empty()) rec.metadata["selector"] = std::string(info.selector);
+    const uint64_t id = activity_.add(std::move(rec));
+    if (id) events_.publish("activity", "{\"id\":" + std::to_string(id) + "}");
 }
 
 void Daemon::refuse_model_request(http::Connection& conn, int status, const std::string& message,
@@ -304,6 +325,23 @@ void Daemon::start_proxy(http::Connection& conn, http::Request& req, const std::
     opt.strip_credentials = !cfg_.api_keys.empty();
     opt.observer = this;
     req.log_model = id;
+    opt.client = conn.peer();
+    // The original's in-flight list and activity log: model routes, and /upstream/<model>/
+    // to a model route's path; the log only POSTs. /comfyui/ is neither.
+    if (req.path.starts_with("/upstream/")) {
+        opt.route_path = opt.target.substr(0, opt.target.find('?'));
+        opt.in_flight =
+            api::match_route(req.method_name, opt.route_path).kind == api::RouteKind::ModelJson &&
+            api::match_route(req.method_name, opt.route_path).method_allowed;
+    } else {
+        opt.in_flight =
+            api::match_route(req.method_name, req.path).kind == api::RouteKind::ModelJson;
+    }
+    opt.metered =
+        req.method_name == "POST" &&
+        api::match_route("POST", opt.route_path.empty() ? std::string_view(req.path)
+                                                        : std::string_view(opt.route_path))
+                .kind == api::RouteKind::ModelJson;
     if (req.upgrade && !opt.peer) {
         // compat.ignoreWebsockets: a WebSocket never starts the model and is not counted
         // (in flight, TTL, spillover); other upgrades are ordinary requests.

@@ -12,6 +12,8 @@
 #include "api/profiles.h"
 #include "api/routes.h"
 #include "api/ui_assets.h"
+#include "build_config.h"
+#include "http/error_body.h"
 #include "router/model_extract.h"
 #include "util/text_file.h"
 
@@ -178,12 +180,57 @@ void Daemon::on_request(http::Connection& conn, http::Request& req) {
     case api::RouteKind::Metrics: {
         http::HeaderList h;
         h.add("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-        conn.respond(200, h, metrics_.render(scheduler_));
+        conn.respond(200, h, metrics_.render(scheduler_, perf_.latest()));
         return;
     }
-    case api::RouteKind::Activity:
-        respond_json(activity_.json(activity_query(req.query)));
+    case api::RouteKind::Activity: {
+        std::string error;
+        auto q = metrics::ActivityLog::parse_query(req.query, error);
+        if (!q) {
+            conn.respond_error(400, error, "bad_request");
+            return;
+        }
+        for (std::string& name : q->models) // an alias names its model
+            if (const config::ModelConfig* m = cfg_.resolve(name)) name = m->id;
+        respond_json(activity_.json(*q));
         return;
+    }
+    case api::RouteKind::ActivityStats: {
+        std::string model;
+        http::query_param(req.query, "model", model);
+        model = std::string(http::trim(model));
+        if (const config::ModelConfig* m = model.empty() ? nullptr : cfg_.resolve(model))
+            model = m->id;
+        respond_json(activity_.stats_json(model));
+        return;
+    }
+    case api::RouteKind::Version:
+        // As the original's map: its keys in order.
+        respond_json(std::string("{\"build_date\":\"") + http::json_escape(LS_BUILD_DATE) +
+                     "\",\"commit\":\"" + http::json_escape(LS_COMMIT) + "\",\"version\":\"" +
+                     http::json_escape(LS_VERSION) + "\"}\n");
+        return;
+    case api::RouteKind::Inflight:
+        respond_json(events_.inflight_snapshot() + "\n");
+        return;
+    case api::RouteKind::Cancel: {
+        const std::string_view rest = route.rest;
+        const size_t slash = rest.find('/');
+        const std::string id = slash == std::string_view::npos
+                                   ? std::string()
+                                   : http::percent_decode(rest.substr(0, slash));
+        if (slash == std::string_view::npos || rest.substr(slash) != "/cancel") {
+            conn.respond_error(404, "no route for " + req.method_name + " " + req.path,
+                               "not_found");
+            return;
+        }
+        if (id.empty() || !events_.cancel(id)) {
+            conn.respond_error(404, "inflight request not found", "not_found");
+            return;
+        }
+        respond_json("{\"msg\":\"ok\"}\n");
+        return;
+    }
     case api::RouteKind::Performance: {
         req.quiet = true; // polled by the UI: not in the request log, as the original
         if (!perf_.enabled()) {
@@ -270,21 +317,6 @@ void Daemon::on_request(http::Connection& conn, http::Request& req) {
     case api::RouteKind::NotFound:
         break;
     }
-}
-
-metrics::ActivityLog::Query Daemon::activity_query(std::string_view query) const {
-    metrics::ActivityLog::Query q;
-    std::string v;
-    if (http::query_param(query, "limit", v)) q.limit = atoi(v.c_str());
-    if (http::query_param(query, "page", v)) q.page = atoi(v.c_str());
-    // ?model= may repeat; an alias names its model
-    for (std::string_view pair : split(query, '&')) {
-        if (pair.rfind("model=", 0) != 0) continue;
-        const std::string name = http::percent_decode(pair.substr(6));
-        const config::ModelConfig* m = cfg_.resolve(name);
-        q.models.push_back(m ? m->id : name);
-    }
-    return q;
 }
 
 void Daemon::serve_log_stream(http::Connection& conn, http::Request& req, std::string_view rest) {

@@ -1,13 +1,18 @@
 #include "api/events.h"
 
 #include <algorithm>
+#include <cstring>
+#include <ctime>
 
 #include "http/error_body.h"
+#include "metrics/activity.h"
+#include "proxy/proxy_exchange.h"
 
 namespace ls::api {
 
 EventBus::EventBus(struct ev_loop* loop, logs::LogHub& hub)
-    : loop_(loop), hub_(hub), heartbeat_(loop, &on_heartbeat, this) {}
+    : loop_(loop), hub_(hub), heartbeat_(loop, &on_heartbeat, this),
+      progress_tick_(loop, &on_progress_tick, this) {}
 
 EventBus::~EventBus() {
     hub_.unsubscribe(this);
@@ -29,18 +34,18 @@ void EventBus::open_stream(http::Connection& conn) {
     EventStreamExchange* s = x.get();
     conn.attach_exchange(std::move(x));
     conn.start_stream("text/event-stream");
-    std::string burst = frame("modelStatus", model_status_);
+    // As the original: the log histories, then the models, uiConfig, the profile and what
+    // is in flight.
+    auto log_data = [](const char* source, const std::string& text) {
+        return frame("logData", std::string("{\"source\":\"") + source + "\",\"data\":\"" +
+                                    http::json_escape(text) + "\"}");
+    };
+    std::string burst = log_data("proxy", hub_.proxy_history());
+    burst += log_data("upstream", hub_.upstream_history());
+    burst += frame("modelStatus", model_status_);
     burst += frame("uiConfig", ui_config_);
     burst += frame("profileChanged", profile_);
-    std::string snapshot = "{\"operation\":\"snapshot\",\"entries\":[";
-    bool first = true;
-    for (const auto& [id, info] : inflight_) {
-        snapshot += first ? "" : ",";
-        snapshot += inflight_json("upsert", info);
-        first = false;
-    }
-    snapshot += "]}";
-    burst += frame("inflight", snapshot);
+    burst += frame("inflight", inflight_snapshot());
     s->send(burst);
     if (streams_.empty()) {
         hub_.subscribe(this);
@@ -85,24 +90,183 @@ void EventBus::on_log_line(logs::Source source, const std::string&, std::string_
     publish("logData", data);
 }
 
-std::string EventBus::inflight_json(const char* operation, const proxy::ExchangeInfo& info) const {
-    char buf[96];
-    snprintf(buf, sizeof buf, "\",\"elapsed_ms\":%.0f,\"timestamp\":%.3f}",
-             (ev_now(loop_) - info.started_at) * 1000, info.started_at);
-    return std::string("{\"operation\":\"") + operation + "\",\"id\":" + std::to_string(info.id) +
-           ",\"model\":\"" + http::json_escape(info.model) + "\",\"method\":\"" +
-           http::json_escape(info.method) + "\",\"req_path\":\"" + http::json_escape(info.path) +
-           buf;
+std::string format_time_nano(double unix_time) {
+    const time_t secs = static_cast<time_t>(unix_time);
+    long nanos = static_cast<long>((unix_time - static_cast<double>(secs)) * 1e9);
+    nanos = std::clamp(nanos, 0L, 999999999L);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char buf[48];
+    size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (nanos > 0) {
+        char frac[16];
+        snprintf(frac, sizeof frac, ".%09ld", nanos);
+        size_t len = strlen(frac);
+        while (frac[len - 1] == '0') frac[--len] = '\0';
+        snprintf(buf + n, sizeof buf - n, "%s", frac);
+        n += len;
+    }
+    snprintf(buf + n, sizeof buf - n, "Z");
+    return buf;
+}
+
+std::string canonical_header_name(std::string_view name) {
+    std::string out(name);
+    bool upper = true;
+    for (char& c : out) {
+        if (upper && c >= 'a' && c <= 'z')
+            c = static_cast<char>(c - 'a' + 'A');
+        else if (!upper && c >= 'A' && c <= 'Z')
+            c = static_cast<char>(c - 'A' + 'a');
+        upper = c == '-';
+    }
+    return out;
+}
+
+std::vector<std::pair<std::string, std::string>> header_map(const http::HeaderList& headers) {
+    static constexpr std::string_view kSensitive[] = {"authorization", "proxy-authorization",
+                                                      "cookie", "set-cookie", "x-api-key"};
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& h : headers.items()) {
+        if (http::iequals(h.name, "host")) continue;
+        std::string name = canonical_header_name(h.name);
+        bool seen = false;
+        for (const auto& [k, v] : out) seen |= k == name;
+        if (seen) continue; // the first value, as the original
+        bool sensitive = false;
+        for (std::string_view s : kSensitive) sensitive |= http::iequals(h.name, s);
+        out.emplace_back(std::move(name), sensitive ? "[REDACTED]" : h.value);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+std::string header_map_json(const std::vector<std::pair<std::string, std::string>>& headers) {
+    std::string out = "{";
+    for (const auto& [k, v] : headers) {
+        if (out.size() > 1) out += ",";
+        out += "\"" + http::json_escape(k) + "\":\"" + http::json_escape(v) + "\"";
+    }
+    return out + "}";
+}
+
+std::string client_ip(const http::HeaderList& headers, std::string_view peer) {
+    if (const std::string* xff = headers.find("x-forwarded-for"); xff && !xff->empty())
+        return std::string(http::trim(std::string_view(*xff).substr(0, xff->find(','))));
+    if (const std::string* xr = headers.find("x-real-ip"); xr && !xr->empty())
+        return std::string(http::trim(*xr));
+    // "ip:port" or "[v6]:port"
+    const size_t colon = peer.rfind(':');
+    if (colon == std::string_view::npos) return std::string(peer);
+    std::string_view host = peer.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+        host = host.substr(1, host.size() - 2);
+    return std::string(host);
+}
+
+std::string EventBus::entry_json(const Inflight& e) const {
+    const double elapsed = std::max(0.0, ev_now(loop_) - e.started_at);
+    return "{\"id\":\"" + http::json_escape(e.id) + "\",\"timestamp\":\"" +
+           format_time_nano(e.wall_start) + "\",\"model\":\"" + http::json_escape(e.model) +
+           "\",\"req_path\":\"" + http::json_escape(e.req_path) + "\",\"method\":\"" +
+           http::json_escape(e.method) + "\",\"req_headers\":" + header_map_json(e.req_headers) +
+           ",\"remote_ip\":\"" + http::json_escape(e.remote_ip) +
+           "\",\"resp_headers\":" + header_map_json(e.resp_headers) +
+           ",\"resp_bytes\":" + std::to_string(e.resp_bytes) +
+           ",\"elapsed_ms\":" + std::to_string(static_cast<long long>(elapsed * 1000)) + "}";
+}
+
+std::string EventBus::inflight_snapshot() const {
+    std::vector<const Inflight*> all;
+    for (const auto& [id, e] : inflight_) all.push_back(&e);
+    std::stable_sort(all.begin(), all.end(), [](const Inflight* a, const Inflight* b) {
+        return a->wall_start < b->wall_start;
+    });
+    std::string out = "{\"operation\":\"snapshot\",\"requests\":[";
+    for (size_t i = 0; i < all.size(); ++i) out += (i ? "," : "") + entry_json(*all[i]);
+    return out + "]}";
+}
+
+void EventBus::publish_upsert(Inflight& e) {
+    e.last_emitted = ev_now(loop_);
+    e.pending = false;
+    if (!streams_.empty()) // no JSON for nobody
+        publish("inflight", "{\"operation\":\"upsert\",\"request\":" + entry_json(e) + "}");
+}
+
+bool EventBus::cancel(const std::string& id) {
+    for (auto& [key, e] : inflight_)
+        if (e.id == id && e.exchange) {
+            proxy::ProxyExchange* x = e.exchange;
+            x->cancel(); // its end removes the entry
+            return true;
+        }
+    return false;
 }
 
 void EventBus::on_exchange_start(const proxy::ExchangeInfo& info) {
-    inflight_[info.id] = info;
-    if (!streams_.empty()) publish("inflight", inflight_json("upsert", info)); // no JSON for nobody
+    Inflight e;
+    e.id = std::to_string(info.id);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    e.started_at = info.started_at;
+    e.wall_start = static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9 -
+                   std::max(0.0, ev_now(loop_) - info.started_at);
+    e.model = std::string(info.model);
+    e.req_path = std::string(info.route_path);
+    e.method = std::string(info.method);
+    if (info.req_headers) {
+        e.req_headers = header_map(*info.req_headers);
+        e.remote_ip = client_ip(*info.req_headers, info.client);
+    }
+    e.exchange = info.exchange;
+    auto [it, added] = inflight_.insert_or_assign(info.id, std::move(e));
+    publish_upsert(it->second);
+}
+
+void EventBus::on_exchange_response(const proxy::ExchangeInfo& info, int,
+                                    const http::HeaderList& headers) {
+    auto it = inflight_.find(info.id);
+    if (it == inflight_.end()) return;
+    it->second.resp_headers = header_map(headers);
+    publish_upsert(it->second);
+}
+
+void EventBus::on_exchange_progress(const proxy::ExchangeInfo& info, uint64_t bytes) {
+    auto it = inflight_.find(info.id);
+    if (it == inflight_.end()) return;
+    Inflight& e = it->second;
+    e.resp_bytes = bytes;
+    if (streams_.empty() || e.pending) return;
+    if (ev_now(loop_) - e.last_emitted >= kProgressInterval) {
+        publish_upsert(e);
+        return;
+    }
+    e.pending = true; // sent by the tick
+    if (!progress_tick_.active())
+        progress_tick_.start(kProgressInterval / 2, kProgressInterval / 2);
+}
+
+void EventBus::on_progress_tick(struct ev_loop*, ev_timer* w, int) {
+    auto* self = static_cast<EventBus*>(w->data);
+    bool waiting = false;
+    for (auto& [id, e] : self->inflight_) {
+        if (!e.pending) continue;
+        if (ev_now(self->loop_) - e.last_emitted >= kProgressInterval)
+            self->publish_upsert(e);
+        else
+            waiting = true;
+    }
+    if (!waiting) self->progress_tick_.stop();
 }
 
 void EventBus::on_exchange_end(const proxy::ExchangeInfo& info, const proxy::ExchangeResult&) {
-    inflight_.erase(info.id);
-    if (!streams_.empty()) publish("inflight", inflight_json("remove", info));
+    auto it = inflight_.find(info.id);
+    if (it == inflight_.end()) return;
+    const std::string id = it->second.id;
+    inflight_.erase(it);
+    if (!streams_.empty())
+        publish("inflight", "{\"operation\":\"remove\",\"id\":\"" + http::json_escape(id) + "\"}");
 }
 
 void EventBus::on_heartbeat(struct ev_loop*, ev_timer* w, int) {

@@ -1,7 +1,10 @@
 // GET /api/events: the original's server-sent event stream for web UIs. Frames are
-// `event:message\ndata:{"type":T,"data":"<JSON as a string>"}\n\n` with types modelStatus,
-// profileChanged, logData and inflight; a comment heartbeat every 15 s keeps proxies from
-// closing it.
+// `event:message\ndata:{"type":T,"data":"<JSON as a string>"}\n\n` with types logData,
+// modelStatus, uiConfig, profileChanged, activity ({"id":N}) and inflight (a snapshot, then
+// upserts {"operation":"upsert","request":{…}} and removals {"operation":"remove","id":…});
+// a new stream first gets the proxy and upstream log history, then the current state. A
+// comment heartbeat every 15 s keeps proxies from closing it. The in-flight list is also
+// GET /api/inflight, and POST /api/inflight/<id>/cancel cancels one.
 #pragma once
 
 #include <map>
@@ -37,26 +40,62 @@ public:
 
     void on_log_line(logs::Source source, const std::string& model, std::string_view line) override;
     void on_exchange_start(const proxy::ExchangeInfo& info) override;
+    void on_exchange_response(const proxy::ExchangeInfo& info, int status,
+                              const http::HeaderList& headers) override;
+    void on_exchange_progress(const proxy::ExchangeInfo& info, uint64_t bytes) override;
     void on_exchange_end(const proxy::ExchangeInfo& info,
                          const proxy::ExchangeResult& result) override;
+
+    // {"operation":"snapshot","requests":[…]}, oldest first.
+    std::string inflight_snapshot() const;
+    // Cancels the in-flight request `id`; false when there is none.
+    bool cancel(const std::string& id);
 
     static std::string frame(const char* type, const std::string& data_json);
 
 private:
     friend class EventStreamExchange;
     static void on_heartbeat(struct ev_loop*, ev_timer*, int);
+    static void on_progress_tick(struct ev_loop*, ev_timer*, int);
     void detach(EventStreamExchange* s);
-    std::string inflight_json(const char* operation, const proxy::ExchangeInfo& info) const;
+    // One in-flight request as the original's InflightRequestEntry.
+    struct Inflight {
+        std::string id;
+        double wall_start = 0; // unix time
+        double started_at = 0; // ev_now()
+        std::string model, req_path, method, remote_ip;
+        std::vector<std::pair<std::string, std::string>> req_headers, resp_headers;
+        uint64_t resp_bytes = 0;
+        double last_emitted = 0;
+        bool pending = false; // bytes not yet sent in an upsert (at most one per 250 ms)
+        proxy::ProxyExchange* exchange = nullptr;
+    };
+    std::string entry_json(const Inflight& e) const;
+    void publish_upsert(Inflight& e);
 
     struct ev_loop* loop_;
     logs::LogHub& hub_;
     std::vector<EventStreamExchange*> streams_;
-    std::map<uint64_t, proxy::ExchangeInfo> inflight_;
+    std::map<uint64_t, Inflight> inflight_;
     std::string model_status_ = "[]";
     std::string profile_ = "{\"active\":null}";
     std::string ui_config_ = "{}";
     TimerWatcher heartbeat_;
+    TimerWatcher progress_tick_;
+    static constexpr double kProgressInterval = 0.25; // the original's upsert rate per request
 };
+
+// Header names as Go writes them ("Content-Type"), with the original's sensitive ones
+// (authorization, proxy-authorization, cookie, set-cookie, x-api-key) as "[REDACTED]"; the
+// first value of each name; Host left out (Go keeps it apart).
+std::vector<std::pair<std::string, std::string>> header_map(const http::HeaderList& headers);
+std::string canonical_header_name(std::string_view name);
+// {"Name":"value",…} sorted by name, as Go's encoding/json writes a map.
+std::string header_map_json(const std::vector<std::pair<std::string, std::string>>& headers);
+// The client's address: the first of X-Forwarded-For, else X-Real-IP, else the peer's host.
+std::string client_ip(const http::HeaderList& headers, std::string_view peer);
+// RFC 3339 with fractional seconds (trailing zeros dropped), UTC.
+std::string format_time_nano(double unix_time);
 
 class EventStreamExchange final : public http::Exchange {
 public:

@@ -54,6 +54,9 @@ constexpr Route kRoutes[] = {
     {"/api/events", "GET", RouteKind::Events},
     {"/metrics", "GET", RouteKind::Metrics},
     {"/api/metrics/activity", "GET", RouteKind::Activity},
+    {"/api/metrics/stats", "GET", RouteKind::ActivityStats},
+    {"/api/version", "GET", RouteKind::Version},
+    {"/api/inflight", "GET", RouteKind::Inflight},
     {"/api/models/unload", "POST", RouteKind::Unload},
     {"/api/profiles", "GET", RouteKind::Profiles},
     {"/api/profiles/active", "PUT", RouteKind::ProfileActive},
@@ -84,6 +87,7 @@ RouteMatch match_route(std::string_view method, std::string_view path) {
         {"/ui/", false, RouteKind::Ui, Methods::GetHead},
         {"/api/models/load/", true, RouteKind::LoadModel, Methods::Post},
         {"/api/models/unload/", true, RouteKind::UnloadModel, Methods::Post},
+        {"/api/inflight/", true, RouteKind::Cancel, Methods::Post}, // <id>/cancel
     };
     for (const PrefixRoute& r : kPrefixRoutes) {
         if (path.rfind(r.prefix, 0) != 0 || (r.rest_required && path.size() == r.prefix.size()))

@@ -22,6 +22,10 @@ enum class RouteKind {
     Events,        // GET /api/events (SSE)
     Metrics,       // GET /metrics (Prometheus)
     Activity,      // GET /api/metrics/activity
+    ActivityStats, // GET /api/metrics/stats
+    Version,       // GET /api/version
+    Inflight,      // GET /api/inflight: what is in flight (the events' snapshot)
+    Cancel,        // POST /api/inflight/<id>/cancel
     LoadModel,     // POST /api/models/load/<model>: start it, answer once ready
     Root,          // GET /: redirect to the web UI
     Ui,            // GET /ui, /ui/<file>: the embedded web UI

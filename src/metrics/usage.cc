@@ -135,6 +135,12 @@ void from_timings(std::string_view t, Usage& u) {
     take(cache_n, u.cached_tokens);
     take(number(t, "prompt_per_second"), u.prompt_per_second);
     take(number(t, "predicted_per_second"), u.tokens_per_second);
+    const long long draft_n = integer(t, "draft_n");
+    const long long draft_accepted = integer(t, "draft_n_accepted");
+    if (draft_n >= 0 && draft_accepted >= 0) {
+        u.draft_tokens = draft_n;
+        u.draft_accepted = draft_accepted;
+    }
 }
 
 // Where `"usage": {...}` and `"timings": {...}` objects are in a JSON text, found by one

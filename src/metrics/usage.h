@@ -18,6 +18,8 @@ struct Usage {
     long long cached_tokens = -1; // of prompt_tokens, read from the prompt cache
     double prompt_per_second = -1;
     double tokens_per_second = -1;
+    long long draft_tokens = -1; // speculative decoding (llama.cpp timings draft_n)
+    long long draft_accepted = -1;
     // Where the counts came from: `usage` is never overwritten by `timings`.
     bool counts_from_usage = false;
 };

@@ -1,6 +1,8 @@
 #include "perf/sampler.h"
 
 #include <chrono>
+#include <csignal>
+#include <pthread.h>
 #include <cjson/cJSON.h>
 #include <climits>
 #include <cmath>
@@ -31,7 +33,13 @@ Sampler::Sampler(struct ev_loop* loop) : loop_(loop) {
     async_.data = this;
     ev_async_start(loop_, &async_);
     ev_unref(loop_); // the sampler alone never keeps the loop running
+    // The worker is born with every signal blocked: the loop takes signals through signalfd
+    // (blocked in its own thread), and one delivered here would take its default action.
+    sigset_t all, saved;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &saved);
     worker_ = std::thread([this] { work(); });
+    pthread_sigmask(SIG_SETMASK, &saved, nullptr);
 }
 
 Sampler::~Sampler() {

@@ -1,5 +1,5 @@
 // Who wants to know about proxied requests (live events, activity records, metrics): told
-// when a request is admitted and when it ends.
+// when a request is admitted, when its response head and bytes pass, and when it ends.
 #pragma once
 
 #include <cstdint>
@@ -8,7 +8,13 @@
 
 #include "metrics/usage.h"
 
+namespace ls::http {
+class HeaderList;
+}
+
 namespace ls::proxy {
+
+class ProxyExchange;
 
 // Views into the exchange's own request and model id: valid until on_exchange_end returns.
 struct ExchangeInfo {
@@ -17,6 +23,17 @@ struct ExchangeInfo {
     std::string_view method;
     std::string_view path;
     double started_at = 0; // ev_now()
+    // The path the route dispatches by: the client's path for a model route, the path after
+    // /upstream/<model> for a passthrough.
+    std::string_view route_path;
+    // As the original: shown in flight (model routes; /upstream to a model route's path) and
+    // recorded in the activity log (POST to a model route's path, directly or via /upstream).
+    bool in_flight = false;
+    bool metered = false;
+    std::string_view selector; // the selector the request came through, if any
+    std::string_view client;   // the client's address ("ip:port")
+    const http::HeaderList* req_headers = nullptr;
+    ProxyExchange* exchange = nullptr; // for a cancel
 };
 
 struct ExchangeResult {
@@ -27,14 +44,22 @@ struct ExchangeResult {
     metrics::Usage usage; // from the response's usage/timings, -1 where unknown
     // How it ended: "completed" (the upstream's whole response reached the client),
     // "client_closed" (the client left first), "upstream_failed" (cut mid-response, or no
-    // response: the 502/504 is ours) or "refused" (answered by the scheduler: 429, 503).
+    // response: the 502/504 is ours), "refused" (answered by the scheduler: 429, 503) or
+    // "cancelled" (POST /api/inflight/<id>/cancel).
     const char* outcome = "completed";
+    std::string content_type; // of the response the client got
+    std::string error_body;   // a non-200 response's body (its first 16 KiB), or our message
 };
 
 class ExchangeObserver {
 public:
     virtual ~ExchangeObserver() = default;
     virtual void on_exchange_start(const ExchangeInfo& info) = 0;
+    // The response head the client gets (after the hop-by-hop headers are gone).
+    virtual void on_exchange_response(const ExchangeInfo&, int /*status*/,
+                                      const http::HeaderList& /*headers*/) {}
+    // Body bytes relayed so far.
+    virtual void on_exchange_progress(const ExchangeInfo&, uint64_t /*bytes*/) {}
     virtual void on_exchange_end(const ExchangeInfo& info, const ExchangeResult& result) = 0;
 };
 

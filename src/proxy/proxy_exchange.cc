@@ -54,6 +54,8 @@ ProxyExchange::~ProxyExchange() {
         r.granted_at = granted_at_;
         r.ended_at = ev_now(loop_);
         r.outcome = outcome_;
+        r.content_type = std::move(content_type_);
+        r.error_body = std::move(error_body_);
         if (usage_) {
             usage_->finish();
             r.usage = usage_->usage();
@@ -68,6 +70,14 @@ void ProxyExchange::begin() {
     info_.method = req_.method_name;
     info_.path = req_.path;
     info_.started_at = req_.received_at;
+    info_.route_path =
+        opt_.route_path.empty() ? std::string_view(req_.path) : std::string_view(opt_.route_path);
+    info_.in_flight = opt_.in_flight;
+    info_.metered = opt_.metered;
+    info_.selector = opt_.selector;
+    info_.client = opt_.client;
+    info_.req_headers = &req_.headers;
+    info_.exchange = this;
     started_ = true;
     if (opt_.observer) opt_.observer->on_exchange_start(info_);
     if (opt_.peer) { // no process, no scheduler: straight to the peer
@@ -126,6 +136,8 @@ void ProxyExchange::fail_client(int status, const std::string& message, const st
     if (!client_) return;
     http::Connection* c = client_;
     client_ = nullptr;
+    content_type_ = "application/json";
+    error_body_ = http::error_json(status, message, code);
     if (loading_stream_) {
         // The client already has our 200 event stream: the error becomes its last event.
         loading_tick_.stop();
@@ -739,6 +751,12 @@ int ProxyExchange::cb_headers_complete(llhttp_t* p) {
     }
     x->state_ = State::Relaying;
     x->timeout_.stop();
+    if (x->opt_.observer) {
+        const std::string* ct = x->resp_headers_.find("content-type");
+        x->content_type_ = ct ? *ct : "";
+        x->opt_.observer->on_exchange_response(x->info_, status, out);
+    }
+    x->keep_error_body_ = status != 200 && x->opt_.observer;
     // Token counts come from the body as it passes: SSE events or a JSON document.
     if (x->opt_.observer && status < 300) x->usage_.emplace(sse);
     if (x->loading_stream_) {
@@ -759,9 +777,12 @@ int ProxyExchange::cb_body(llhttp_t* p, const char* at, size_t len) {
         if (x->upstream_error_.size() < 64 * 1024) x->upstream_error_.append(at, len);
         return 0;
     }
+    if (x->keep_error_body_ && x->error_body_.size() < kMaxErrorBody)
+        x->error_body_.append(at, std::min(len, kMaxErrorBody - x->error_body_.size()));
     if (!x->client_->write_body(at, len)) return HPE_USER;
     x->relayed_ += len;
     if (x->usage_) x->usage_->feed(at, len);
+    if (x->opt_.observer) x->opt_.observer->on_exchange_progress(x->info_, x->relayed_);
     if (x->client_->output_congested()) x->paused_for_client_ = true;
     return 0;
 }
@@ -943,6 +964,26 @@ void ProxyExchange::on_client_writable() {
     // Bytes TLS has decrypted already would wait for a socket event that may never come.
     if (sock_ && sock_->tls && sock_->tls->pending() > 0)
         state_ == State::Tunnel ? tunnel_read() : read_response();
+}
+
+void ProxyExchange::cancel() {
+    if (state_ == State::Done || !client_) return;
+    LOG_INFO("%s: %s cancelled through the API", subject().c_str(), req_.path.c_str());
+    scheduler_.cancel(this);
+    if (state_ == State::WaitingConnection) pool_.cancel(this);
+    const State was = state_;
+    state_ = State::Done;
+    outcome_ = "cancelled";
+    loading_tick_.stop();
+    close_upstream();
+    release_model();
+    http::Connection* c = client_;
+    if (was == State::Relaying || was == State::Tunnel) {
+        client_ = nullptr;
+        was == State::Tunnel ? c->end_tunnel() : c->abort_response();
+        return;
+    }
+    fail_client(502, "request cancelled: " + subject() + " " + req_.path, "request_cancelled");
 }
 
 void ProxyExchange::on_client_gone() {

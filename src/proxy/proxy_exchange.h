@@ -63,6 +63,12 @@ struct ProxyOptions {
     // compat.ignoreWebsockets: the model is used only if it is ready now, without the
     // scheduler (never started, not counted in flight); otherwise 409.
     bool unscheduled = false;
+    // For the observer: see ExchangeInfo (route_path empty: the request's path).
+    std::string route_path;
+    bool in_flight = false;
+    bool metered = false;
+    std::string selector;
+    std::string client;
 };
 
 class ProxyExchange final : public http::Exchange, public router::Waiter, public ConnectionWaiter {
@@ -85,6 +91,9 @@ public:
     bool on_tunnel_data(const char* data, size_t len) override;
     // ConnectionWaiter: the upstream's connection cap let us through.
     void on_connection(UpstreamSocketPtr sock) override;
+    // POST /api/inflight/<id>/cancel: the upstream request is closed; the client gets a 502
+    // (nothing sent yet) or a cut response.
+    void cancel();
 
 private:
     // Waiting: for the model; WaitingConnection: for a connection slot of its upstream.
@@ -209,6 +218,10 @@ private:
     int status_ = 0;                    // what the client got (0: nothing)
     const char* outcome_ = "completed"; // see ExchangeResult::outcome
     uint64_t relayed_ = 0;              // response body bytes relayed
+    std::string content_type_;          // of the response the client got
+    std::string error_body_;            // a non-200 response's first bytes, or our message
+    static constexpr size_t kMaxErrorBody = 16 * 1024;
+    bool keep_error_body_ = false;
     double granted_at_ = 0;
     std::optional<metrics::UsageScanner> usage_; // made with a 2xx response head
 

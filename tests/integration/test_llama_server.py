@@ -271,11 +271,11 @@ class TokenCounts(unittest.TestCase):
         cfg = {"models": {"m": {"cmd": h.fake_cmd(model="m", prompt_cache=True, **flags)}}}
         with h.Daemon(cfg) as d:
             second, first = self.chat_twice(d, stream)[:2]
-            self.assertEqual(first["prompt_tokens"], 29, first)
-            self.assertEqual(second["prompt_tokens"], 29,
+            self.assertEqual(first["tokens"]["input_tokens"], 29, first)
+            self.assertEqual(second["tokens"]["input_tokens"], 29,
                              "what the client was charged, not timings.prompt_n: %r" % second)
-            self.assertEqual(second["cached_tokens"], cached, second)
-            self.assertGreater(second["prompt_per_second"], 0, second)
+            self.assertEqual(second["tokens"]["cache_tokens"], cached, second)
+            self.assertGreater(second["tokens"]["prompt_per_second"], 0, second)
             fams = scrape(d)
             self.assertEqual(value(fams, "llamaswap_prompt_tokens_total", model="m"), 58)
             self.assertEqual(value(fams, "llamaswap_cached_prompt_tokens_total", model="m"),

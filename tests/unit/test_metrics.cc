@@ -319,16 +319,13 @@ Test(usage, extract_usage_direct) {
 namespace {
 ActivityRecord rec(uint64_t id, const std::string& model) {
     ActivityRecord r;
-    r.id = id;
-    r.timestamp = 1700000000.0 + static_cast<double>(id);
+    r.id = id; // add() numbers records itself
+    r.timestamp = 1700000000 + static_cast<long>(id);
     r.model = model;
-    r.method = "POST";
-    r.path = "/v1/chat/completions";
-    r.status = 200;
-    r.duration_ms = 12.5;
-    r.wait_ms = 2.25;
-    r.upstream_ms = 10.25;
-    r.bytes = 123;
+    r.req_path = "/v1/chat/completions";
+    r.resp_content_type = "application/json";
+    r.resp_status_code = 200;
+    r.duration_ms = 12;
     return r;
 }
 
@@ -452,38 +449,170 @@ Test(activity, model_filter) {
     cr_assert_eq(paged.num("total_pages"), 4);
 }
 
-Test(activity, record_json_fields) {
+const cJSON* member(const cJSON* o, const char* k) {
+    const cJSON* v = cJSON_GetObjectItemCaseSensitive(o, k);
+    cr_assert_not_null(v, "%s missing", k);
+    return v;
+}
+
+Test(activity, record_json_fields_as_the_original) {
     ActivityRecord r = rec(42, "we\"ird\\m\n");
-    r.status = 502;
-    r.usage.prompt_tokens = 11;
-    r.usage.generated_tokens = 22;
-    r.usage.cached_tokens = 0;
-    r.usage.prompt_per_second = 100.5;
-    // tokens_per_second stays -1
-    Parsed p(ActivityLog::record_json(r));
+    r.resp_status_code = 502;
+    r.tokens.input_tokens = 11;
+    r.tokens.output_tokens = 22;
+    r.tokens.cache_tokens = 0;
+    r.tokens.prompt_per_second = 100.5;
+    r.error_msg = "boom";
+    r.metadata["selector"] = "fast";
+    Parsed p(ActivityLog::record_json(r, true));
     const cJSON* root = p.root;
     cr_assert_eq(p.num("id"), 42);
-    cr_assert_float_eq(p.num("timestamp"), 1700000042.0, 1e-3);
-    cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(root, "model")->valuestring, "we\"ird\\m\n");
-    cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(root, "method")->valuestring, "POST");
-    cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(root, "path")->valuestring,
-                     "/v1/chat/completions");
-    cr_assert_eq(p.num("status"), 502);
-    cr_assert_float_eq(p.num("duration_ms"), 12.5, 1e-6);
-    cr_assert_float_eq(p.num("wait_ms"), 2.25, 1e-6);
-    cr_assert_float_eq(p.num("upstream_ms"), 10.25, 1e-6);
-    cr_assert_eq(p.num("bytes"), 123);
-    cr_assert_eq(p.num("prompt_tokens"), 11);
-    cr_assert_eq(p.num("generated_tokens"), 22);
-    cr_assert_eq(p.num("cached_tokens"), 0);
-    cr_assert_float_eq(p.num("prompt_per_second"), 100.5, 1e-6);
-    cr_assert_eq(p.num("tokens_per_second"), -1);
-    // unknown tokens are -1
-    Parsed q(ActivityLog::record_json(rec(1, "m")));
-    cr_assert_eq(q.num("prompt_tokens"), -1);
-    cr_assert_eq(q.num("generated_tokens"), -1);
-    cr_assert_eq(q.num("cached_tokens"), -1);
-    cr_assert_eq(q.num("prompt_per_second"), -1);
+    cr_assert_str_eq(member(root, "timestamp")->valuestring, "2023-11-14T22:14:02Z");
+    cr_assert_str_eq(member(root, "model")->valuestring, "we\"ird\\m\n");
+    cr_assert_str_eq(member(root, "req_path")->valuestring, "/v1/chat/completions");
+    cr_assert_str_eq(member(root, "resp_content_type")->valuestring, "application/json");
+    cr_assert_eq(p.num("resp_status_code"), 502);
+    cr_assert_eq(p.num("duration_ms"), 12);
+    cr_assert(cJSON_IsTrue(member(root, "has_capture")));
+    cr_assert_str_eq(member(root, "error_msg")->valuestring, "boom");
+    cr_assert_str_eq(member(member(root, "metadata"), "selector")->valuestring, "fast");
+    const cJSON* t = member(root, "tokens");
+    cr_assert_eq(member(t, "input_tokens")->valuedouble, 11);
+    cr_assert_eq(member(t, "output_tokens")->valuedouble, 22);
+    cr_assert_eq(member(t, "cache_tokens")->valuedouble, 0);
+    cr_assert_eq(member(t, "draft_tokens")->valuedouble, -1);
+    cr_assert_eq(member(t, "draft_acc_tokens")->valuedouble, -1);
+    cr_assert_float_eq(member(t, "prompt_per_second")->valuedouble, 100.5, 1e-9);
+    cr_assert_eq(member(t, "tokens_per_second")->valuedouble, -1);
+    cr_assert_eq(cJSON_GetArraySize(t), 7);
+    // error_msg and metadata are left out when empty, as the original's omitempty
+    Parsed q(ActivityLog::record_json(rec(1, "m"), false));
+    cr_assert_null(cJSON_GetObjectItemCaseSensitive(q.root, "error_msg"));
+    cr_assert_null(cJSON_GetObjectItemCaseSensitive(q.root, "metadata"));
+    cr_assert(cJSON_IsFalse(member(q.root, "has_capture")));
+    cr_assert_eq(cJSON_GetArraySize(q.root), 9);
+}
+
+Test(activity, query_messages_as_the_original) {
+    struct Case {
+        const char* query;
+        const char* error;
+    } cases[] = {
+        {"limit=x", "invalid limit"},
+        {"limit=0", "limit must be between 1 and 999"},
+        {"limit=1000", "limit must be between 1 and 999"},
+        {"page=0", "page must be >= 1"},
+        {"page=abc", "page must be >= 1"},
+        {"min_id=0", "min_id must be >= 1"},
+        {"max_id=-2", "max_id must be >= 1"},
+        {"min_id=5&max_id=4", "min_id must be <= max_id"},
+        {"start=yesterday", "invalid 'start' timestamp, use RFC3339 format"},
+        {"end=2026-01-01", "invalid 'end' timestamp, use RFC3339 format"},
+        {"start=2026-01-02T00:00:00Z&end=2026-01-01T00:00:00Z", "start must be before end"},
+        {"sort=prompt_tokens", "invalid sort column"},
+        {"order=up", "order must be asc or desc"},
+    };
+    for (const Case& c : cases) {
+        std::string error;
+        cr_assert(!ActivityLog::parse_query(c.query, error), "%s accepted", c.query);
+        cr_assert_str_eq(error.c_str(), c.error, "%s", c.query);
+    }
+    std::string error;
+    auto q = ActivityLog::parse_query(
+        "model=a&model=%20b%20&model=&limit=5&page=2&sort=gen_speed&order=ASC&min_id=3&"
+        "start=2026-01-01T01:00:00%2B01:00",
+        error);
+    cr_assert(q.has_value(), "%s", error.c_str());
+    cr_assert_eq(q->models, (std::vector<std::string>{"a", "b"}));
+    cr_assert_eq(q->limit, 5);
+    cr_assert_eq(q->page, 2);
+    cr_assert_eq(q->sort, "gen_speed");
+    cr_assert(q->ascending);
+    cr_assert_eq(q->min_id, 3u);
+    cr_assert_eq(q->start, 1767225600); // 2026-01-01T00:00:00Z
+}
+
+Test(activity, sort_and_id_bounds) {
+    ActivityLog log(100);
+    for (int i = 1; i <= 5; ++i) {
+        ActivityRecord r = rec(0, i % 2 ? "b" : "a");
+        r.tokens.tokens_per_second = (i * 7) % 5; // 2 4 1 3 0
+        log.add(r);
+    }
+    ActivityLog::Query q;
+    q.sort = "gen_speed";
+    cr_assert_eq(Parsed(log.json(q)).ids(), (std::vector<int>{2, 4, 1, 3, 5}));
+    q.ascending = true;
+    cr_assert_eq(Parsed(log.json(q)).ids(), (std::vector<int>{5, 3, 1, 4, 2}));
+    q.sort = "model"; // ties by id, in the same direction
+    cr_assert_eq(Parsed(log.json(q)).ids(), (std::vector<int>{2, 4, 1, 3, 5}));
+    ActivityLog::Query bounds;
+    bounds.min_id = 2;
+    bounds.max_id = 4;
+    cr_assert_eq(Parsed(log.json(bounds)).ids(), (std::vector<int>{4, 3, 2}));
+    cr_assert_not_null(log.find(3));
+    cr_assert_null(log.find(9));
+}
+
+Test(activity, stats_and_histograms) {
+    ActivityLog log(100);
+    Parsed empty(log.stats_json(""));
+    cr_assert_eq(empty.num("total_requests"), 0);
+    cr_assert(cJSON_IsNull(member(empty.root, "prompt_histogram")));
+    cr_assert(cJSON_IsNull(member(empty.root, "gen_histogram")));
+    for (int i = 1; i <= 10; ++i) {
+        ActivityRecord r = rec(0, i <= 8 ? "a" : "b");
+        r.tokens.input_tokens = 10;
+        r.tokens.output_tokens = i;
+        r.tokens.cache_tokens = i == 1 ? -1 : 2;
+        r.tokens.tokens_per_second = i * 10; // 10..100
+        r.tokens.prompt_per_second = i <= 8 ? 50 : -1;
+        log.add(r);
+    }
+    Parsed all(log.stats_json(""));
+    cr_assert_eq(all.num("total_requests"), 10);
+    cr_assert_eq(all.num("total_input_tokens"), 100);
+    cr_assert_eq(all.num("total_output_tokens"), 55);
+    cr_assert_eq(all.num("total_cache_tokens"), 18); // the unknown -1 is not summed
+    const cJSON* gen = member(all.root, "gen_histogram");
+    // 10 values: ceil(log2 10) + 1 = 5 bins of 18 from 10 to 100
+    cr_assert_eq(cJSON_GetArraySize(member(gen, "bins")), 5);
+    cr_assert_eq(member(gen, "min")->valuedouble, 10);
+    cr_assert_eq(member(gen, "max")->valuedouble, 100);
+    cr_assert_float_eq(member(gen, "binSize")->valuedouble, 18, 1e-9);
+    int sum = 0;
+    for (const cJSON* b = member(gen, "bins")->child; b; b = b->next) sum += b->valueint;
+    cr_assert_eq(sum, 10);
+    cr_assert_float_eq(member(gen, "p50")->valuedouble, 55, 1e-9); // linear interpolation
+    cr_assert_float_eq(member(gen, "p95")->valuedouble, 95.5, 1e-9);
+    cr_assert_float_eq(member(gen, "p99")->valuedouble, 99.1, 1e-9);
+    const cJSON* prompt = member(all.root, "prompt_histogram"); // all equal: one bin
+    cr_assert_eq(cJSON_GetArraySize(member(prompt, "bins")), 1);
+    cr_assert_eq(member(prompt, "bins")->child->valueint, 8);
+    cr_assert_eq(member(prompt, "binSize")->valuedouble, 0);
+    Parsed b(log.stats_json("b"));
+    cr_assert_eq(b.num("total_requests"), 2);
+    cr_assert(cJSON_IsNull(member(b.root, "prompt_histogram")));
+}
+
+Test(activity, failed_error_message) {
+    cr_assert_eq(failed_error_message(500, "{\"error\":{\"message\":\" bad \"}}"), "bad");
+    cr_assert_eq(failed_error_message(400, "{\"error\":\"plain\"}"), "plain");
+    cr_assert_eq(failed_error_message(400, "{\"message\":\"m\"}"), "m");
+    cr_assert_eq(failed_error_message(422, "{\"detail\":\"d\"}"), "d");
+    cr_assert_eq(failed_error_message(503, "not json"), "503 Service Unavailable");
+    cr_assert_eq(failed_error_message(599, ""), "HTTP 599");
+    const std::string long_msg(600, 'x');
+    cr_assert_eq(failed_error_message(500, "{\"error\":\"" + long_msg + "\"}"),
+                 std::string(500, 'x') + "...");
+}
+
+Test(activity, rfc3339) {
+    cr_assert_eq(parse_rfc3339("2026-01-01T00:00:00Z").value_or(0), 1767225600);
+    cr_assert_eq(parse_rfc3339("2026-01-01T00:00:00.5-00:30").value_or(0), 1767227400);
+    cr_assert(!parse_rfc3339("2026-01-01 00:00:00Z"));
+    cr_assert(!parse_rfc3339("2026-01-01T00:00:00"));
+    cr_assert_eq(format_rfc3339(1767225600), "2026-01-01T00:00:00Z");
 }
 
 // ------------------------------------------------------------------ Prometheus
