@@ -71,7 +71,8 @@ void serve_ui(http::Connection& conn, const http::Request& req) {
     if (asset->content_type.rfind("text/html", 0) == 0) {
         // The UI talks only to the daemon that served it, and is never framed.
         h.add("Content-Security-Policy",
-              "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+              "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+              "style-src 'self' 'unsafe-inline'; "
               "object-src 'none'; base-uri 'none'; frame-ancestors 'none'");
         h.add("Referrer-Policy", "no-referrer");
     }

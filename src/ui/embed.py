@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Compiles the web UI's files into a C++ table (build step; python3 standard library only).
 
-    embed.py OUTPUT.cc FILE...
+    embed.py OUTPUT.cc FILE... [NAME=PATH...]
 
-Each file becomes an entry of ls::api::kUiAssets with its name, content type, a strong ETag
+A FILE is served under its base name; NAME=PATH serves PATH as NAME (the JavaScript libraries
+and their license notices taken from the system at build time, see src/meson.build), and
+NAME= serves a one-line stub (a library that is missing). Each file becomes an entry of ls::api::kUiAssets with its name, content type, a strong ETag
 (from its SHA-256) and its bytes, plus a gzip copy when that is smaller. The output is
 deterministic (gzip mtime 0), so rebuilding from the same sources gives the same binary.
 """
@@ -51,12 +53,19 @@ def main() -> int:
     if len(sys.argv) < 2:
         print(__doc__, file=sys.stderr)
         return 2
-    output, files = sys.argv[1], sorted(sys.argv[2:], key=os.path.basename)
+    output = sys.argv[1]
+    named = []
+    for arg in sys.argv[2:]:
+        name, sep, path = arg.partition("=")
+        named.append((name, path) if sep else (os.path.basename(arg), arg))
+    named.sort()
     entries = []
-    for path in files:
-        name = os.path.basename(path)
+    for name, path in named:
         if name == "embed.py":
             continue
+        if any(name == e[0] for e in entries):
+            print(f"{path}: two UI files named {name}", file=sys.stderr)
+            return 1
         if not re.fullmatch(r"[a-z0-9._-]+", name):
             print(f"{path}: UI file names must match [a-z0-9._-]+", file=sys.stderr)
             return 1
@@ -64,8 +73,11 @@ def main() -> int:
         if ext not in TYPES:
             print(f"{path}: no content type known for '{ext}' files", file=sys.stderr)
             return 1
-        with open(path, "rb") as f:
-            data = f.read()
+        if path:
+            with open(path, "rb") as f:
+                data = f.read()
+        else:  # NAME= : a library the build machine lacks; the page loads it and finds nothing
+            data = b"/* not installed when this llama-swap was built: the web UI does without it */\n"
         packed = gzip.compress(data, compresslevel=9, mtime=0)
         if len(packed) >= len(data):
             packed = b""

@@ -8,6 +8,15 @@
 // seen; MODEL_BROKEN, when given, must fail to start (its errors must be shown); MODEL_CHAT
 // should generate slowly (e.g. 30 tokens at 15 tps) so that the streamed
 // text can be seen growing. Prints TAP; exits 1 when a step fails.
+//
+// EXTENDED=1 adds the richer pages and actions: a model's details (facts, its own live log,
+// its requests), markdown and code highlighting (MODEL_MD answers markdown with a fenced
+// Python block), a stream cut midway (MODEL_CRASH dies after a few tokens), Activity's
+// statistics, charts, export and in-flight cancel (MODEL_SLOW streams for seconds), captures,
+// Performance, About and licenses, the theme toggle and a 390 px wide layout.
+// MODE=empty instead checks a daemon without models (the page says what to edit and how to
+// reload) opened at a name other than localhost (the open-API banner); BASE_URL then uses
+// the host name ui.test, which the browser maps to 127.0.0.1.
 
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
@@ -25,6 +34,11 @@ const countTokens = (text) => text.split(TOKEN_TEXT).length - 1;
 const SCREENSHOT_DIR = process.env.SCREENSHOT_DIR || path.join(os.tmpdir(), 'llama-swap-ui-screenshots');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const T = Number(process.env.UI_TIMEOUT_MS || 20000); // every wait's limit
+const EXTENDED = process.env.EXTENDED === '1';
+const MODE = process.env.MODE || '';
+const MODEL_MD = process.env.MODEL_MD || 'md';
+const MODEL_CRASH = process.env.MODEL_CRASH || 'crash';
+const MODEL_SLOW = process.env.MODEL_SLOW || 'slow';
 
 if (!BASE_URL) {
   console.log('Bail out! BASE_URL is not set');
@@ -184,6 +198,39 @@ step('Models: Load shows starting, then ready', async () => {
   await shot('models.png');
 });
 
+if (EXTENDED && !MODE) {
+  step('Models: the details of a running model (facts, its live log, its requests)', async () => {
+    await page.click(`${row(MODEL_LOAD)} ${tid('model-details-link')}`);
+    await page.locator(tid('model-details')).waitFor({ state: 'visible', timeout: T });
+    assert(await page.textContent(tid('details-title')) === MODEL_LOAD, 'the title names the model');
+    await page.waitForSelector(`${tid('details-state')}[data-state="ready"]`, { timeout: T });
+    // /running's facts: pid, command, upstream address
+    await page.waitForSelector(`${tid('details-facts')} dd[data-fact="pid"]`, { timeout: T });
+    const facts = await page.$$eval(`${tid('details-facts')} dd`, (dds) => Object.fromEntries(dds.map((d) => [d.dataset.fact, d.textContent])));
+    diag('facts: ' + JSON.stringify(facts));
+    assert(/^\d+$/.test(facts.pid), 'pid: ' + facts.pid);
+    assert(/fake-upstream/.test(facts.cmd || ''), 'command: ' + facts.cmd);
+    assert(/^https?:\/\/[\w.:[\]-]+:\d+/.test(facts.proxy || ''), 'upstream: ' + facts.proxy);
+    assert(/s/.test(facts.load || ''), 'load time: ' + facts.load);
+    // its own log, live: the history says it was loaded
+    await page.waitForFunction((m) => document.querySelector('[data-testid="details-logs"]').textContent
+      .includes('loading model ' + m), MODEL_LOAD, { timeout: T });
+    await page.waitForSelector(`${tid('details-log-state')}[data-state="live"]`, { timeout: T });
+    await shot('model-details.png');
+    // its requests (a request made now shows up)
+    const r = await direct('/v1/chat/completions', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ model: MODEL_LOAD, messages: [{ role: 'user', content: 'details' }] }) });
+    assert(r.status === 200, 'chat answered ' + r.status);
+    await r.text();
+    await page.click(tid('details-tab-activity'));
+    await page.waitForSelector(`${tid('details-activity-row')}`, { timeout: T });
+    assert(await page.isHidden(tid('details-logs')), 'the log is hidden on the Activity tab');
+    await page.click(tid('details-tab-logs'));
+    await page.click(tid('details-back'));
+    await page.locator(tid('models-table')).waitFor({ state: 'visible', timeout: T });
+  });
+}
+
 step('Models: Unload stops the model', async () => {
   await page.click(`${row(MODEL_LOAD)} ${tid('model-unload')}`);
   await waitState(MODEL_LOAD, ['stopped']);
@@ -284,6 +331,47 @@ if (MODEL_BROKEN) {
   });
 }
 
+if (EXTENDED && !MODE) {
+  step('Playground: markdown is rendered and code highlighted (with system prompt and parameters)', async () => {
+    await page.waitForSelector(`${tid('pg-model')} option[value="${MODEL_MD}"]`, { state: 'attached', timeout: T });
+    await page.selectOption(tid('pg-model'), MODEL_MD);
+    await page.click('#pg-settings summary');
+    await page.fill(tid('pg-system'), 'You answer in markdown.');
+    await page.fill(tid('pg-temperature'), '0.2');
+    await page.fill(tid('pg-max-tokens'), '64');
+    await page.fill(tid('pg-top-p'), '0.9');
+    await page.fill(tid('pg-input'), 'Show me some code');
+    await page.click(tid('pg-send'));
+    const end = await waitPgStatus(['done', 'error', 'stopped']);
+    assert(end === 'done', 'ended as ' + end + ': ' + await page.textContent(tid('pg-error')));
+    const out = tid('pg-output');
+    assert(await page.locator(`${out} strong`).count() === 1, 'bold text became <strong>');
+    assert((await page.textContent(`${out} strong`)) === 'bold', 'its text');
+    const code = page.locator(`${out} pre code`);
+    assert(await code.count() === 1, 'a code block');
+    const spans = await page.locator(`${out} pre code span[class^="hljs-"]`).count();
+    diag('highlighted tokens: ' + spans);
+    assert(spans >= 2, 'the code is highlighted (hljs spans: ' + spans + ')');
+    assert(/def f\(x\):\s+return x \+ 1/.test(await code.textContent()), 'the code text is intact');
+    assert(await page.locator(`${out} script, ${out} img`).count() === 0, 'nothing active');
+    await shot('playground-markdown.png');
+  });
+
+  step('Playground: a stream cut midway says so, with the cause', async () => {
+    await page.click(tid('pg-clear'));
+    await page.selectOption(tid('pg-model'), MODEL_CRASH);
+    await page.fill(tid('pg-input'), 'Crash, please');
+    await page.click(tid('pg-send'));
+    const end = await waitPgStatus(['done', 'error', 'stopped'], T + 10000);
+    assert(end === 'error', 'ended as ' + end);
+    const err = (await page.textContent(tid('pg-error'))).trim();
+    diag('shown: ' + err);
+    assert(/^stream cut after [1-9]\d* tokens: /.test(err), 'the cut and the tokens before it: ' + err);
+    assert(err !== 'network error' && err.length > 40, 'a cause, not just "network error"');
+    await shot('playground-cut.png');
+  });
+}
+
 step('Activity: the playground request is listed with its model, status and tokens', async () => {
   await page.click(tid('nav-activity'));
   await page.locator(tid('page-activity')).waitFor({ state: 'visible', timeout: T });
@@ -321,6 +409,148 @@ step('Activity: the playground request is listed with its model, status and toke
   await shot('activity.png');
 });
 
+if (EXTENDED && !MODE) {
+  step('Activity: statistics, histograms, and export as CSV and JSON', async () => {
+    await page.waitForFunction(() => {
+      const c = document.querySelector('[data-testid="activity-stats"] [data-stat="requests"] .value');
+      return c && Number(c.textContent.replace(/,/g, '')) > 0;
+    }, null, { timeout: T });
+    const note = await page.textContent(tid('activity-stats-note'));
+    diag('stats: ' + note);
+    const charts = await page.evaluate(() => ['chart-pps', 'chart-tps'].map((id) => !!(window.Chart && window.Chart.getChart(id))));
+    assert(charts.every(Boolean), 'both histograms are drawn by Chart.js: ' + charts);
+    const [csv] = await Promise.all([page.waitForEvent('download', { timeout: T }), page.click(tid('export-csv'))]);
+    const csvText = fs.readFileSync(await csv.path(), 'utf8');
+    const lines = csvText.trim().split(/\r?\n/);
+    diag('CSV: ' + csv.suggestedFilename() + ', ' + lines.length + ' lines; ' + lines[0]);
+    assert(/\.csv$/.test(csv.suggestedFilename()), 'a .csv file');
+    assert(lines[0].startsWith('id,time,model,'), 'the header');
+    assert(lines.length >= 3 && lines.some((l) => l.includes(MODEL_CHAT) && l.includes('/v1/chat/completions')), 'the chat requests');
+    const [json] = await Promise.all([page.waitForEvent('download', { timeout: T }), page.click(tid('export-json'))]);
+    const records = JSON.parse(fs.readFileSync(await json.path(), 'utf8'));
+    assert(Array.isArray(records) && records.length === lines.length - 1, 'as many JSON records (' + records.length + ') as CSV rows');
+    await shot('activity-stats.png');
+  });
+
+  step('Activity: a request in flight is listed and cancelled', async () => {
+    const can = (await direct('/api/inflight')).status;
+    const ctrl = new AbortController();
+    const pending = direct('/v1/chat/completions', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ model: MODEL_SLOW, stream: true, messages: [{ role: 'user', content: 'take your time' }] }),
+      signal: ctrl.signal }).then(async (r) => { try { return { status: r.status, text: await r.text() }; } catch (e) { return { status: r.status, cut: String(e) }; } });
+    try {
+      await page.waitForSelector(`tr[data-testid="inflight-row"][data-model="${MODEL_SLOW}"]`, { timeout: T });
+      if (can === 404) {
+        diag('SKIP cancel: the daemon has no /api/inflight (the API is missing); the row was listed');
+        assert(await page.isVisible(tid('inflight-note')), 'the page says cancelling is not possible');
+        return;
+      }
+      await page.waitForSelector(`tr[data-testid="inflight-row"][data-model="${MODEL_SLOW}"] ${tid('inflight-cancel')}`, { timeout: T });
+      await shot('activity-inflight.png');
+      await page.click(`tr[data-testid="inflight-row"][data-model="${MODEL_SLOW}"] ${tid('inflight-cancel')}`);
+      await page.waitForSelector(`tr[data-testid="inflight-row"][data-model="${MODEL_SLOW}"]`, { state: 'detached', timeout: T });
+      const res = await Promise.race([pending, new Promise((r) => setTimeout(() => r(null), 5000))]);
+      diag('the cancelled request: ' + JSON.stringify(res && { status: res.status, cut: res.cut, tokens: res.text && countTokens(res.text) }));
+      assert(res, 'the cancelled request ended');
+      assert(res.cut || countTokens(res.text || '') < 100, 'it ended before its 100 tokens');
+    } finally {
+      ctrl.abort();
+    }
+  });
+
+  step('Activity: a capture is shown when the daemon keeps them', async () => {
+    const btn = page.locator(tid('capture-view')).first();
+    if (await btn.count() === 0) {
+      diag('SKIP capture viewer: no request has a capture (this daemon keeps none: /api/captures is missing or captureBuffer is off)');
+      return;
+    }
+    await btn.click();
+    await page.waitForSelector(`${tid('capture-body')} pre[data-capture="req-body"]`, { timeout: T });
+    diag('capture request body: ' + (await page.textContent(`${tid('capture-body')} pre[data-capture="req-body"]`)).slice(0, 120));
+    await shot('capture.png');
+    await page.click(tid('capture-close'));
+  });
+
+  step('Performance: host charts from /api/performance, or why there are none', async () => {
+    await page.click(tid('nav-performance'));
+    await page.locator(tid('page-performance')).waitFor({ state: 'visible', timeout: T });
+    await page.waitForFunction(() => ['live', 'disabled', 'missing'].includes(
+      document.querySelector('[data-testid="perf-state"]').dataset.state), null, { timeout: T });
+    const state = await page.getAttribute(tid('perf-state'), 'data-state');
+    diag('performance: ' + state + ' ' + (await page.textContent(tid('perf-msg'))));
+    if (state === 'live') {
+      await page.waitForFunction(() => window.Chart && window.Chart.getChart('chart-cpu') &&
+        window.Chart.getChart('chart-cpu').data.datasets[0].data.length > 0, null, { timeout: T });
+      assert(await page.locator(`${tid('perf-cards')} [data-stat="memory"]`).count() === 1, 'a memory card');
+    } else {
+      assert(await page.isVisible(tid('perf-msg')), 'the reason is shown');
+    }
+    await page.waitForFunction(() => window.Chart && window.Chart.getChart('chart-tps-time'), null, { timeout: T });
+    await shot('performance.png');
+  });
+
+  step('About: the built-in libraries with their licenses', async () => {
+    await page.click(tid('about-button'));
+    await page.locator(tid('about-dialog')).waitFor({ state: 'visible', timeout: T });
+    const links = await page.$$eval(`${tid('about-libs')} a`, (as) => as.map((a) => a.getAttribute('href')));
+    diag('licenses: ' + links.join(', ') + '; ' + await page.textContent(tid('about-version')));
+    assert(links.length === 3, 'three libraries with a license each: ' + links.join(','));
+    for (const l of links) {
+      const r = await fetch(BASE_URL + '/ui/' + l);
+      const text = await r.text();
+      assert(r.status === 200 && /(Expat|MIT|BSD)/.test(text), l + ': ' + r.status);
+    }
+    await page.waitForFunction(() => /llama-swap \S/.test(document.querySelector('[data-testid="about-version"]').textContent), null, { timeout: T });
+    await page.click(tid('about-close'));
+  });
+
+  step('Theme: the toggle switches light and dark, and is remembered', async () => {
+    await page.click(tid('nav-models'));
+    const before = await page.evaluate(() => document.documentElement.dataset.theme);
+    await page.click(tid('theme-toggle'));
+    const after = await page.evaluate(() => document.documentElement.dataset.theme);
+    assert(before !== after && ['light', 'dark'].includes(after), before + ' -> ' + after);
+    const bg = async () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    const bgAfter = await bg();
+    await page.reload({ waitUntil: 'domcontentloaded' });
+    await page.waitForFunction((t) => document.documentElement.dataset.theme === t, after, { timeout: T });
+    assert(await bg() === bgAfter, 'the same background after a reload');
+    await page.locator(row(MODEL_LOAD)).waitFor({ state: 'visible', timeout: T });
+    await shot('theme-' + after + '.png');
+    await page.click(tid('theme-toggle'));
+    assert(await page.evaluate(() => document.documentElement.dataset.theme) === before, 'back to ' + before);
+  });
+
+  step('Narrow screen (390 px): the navigation folds behind a button, nothing overflows', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    try {
+      await page.click(tid('nav-models'), { timeout: 2000 }).catch(() => {});
+      await page.locator(tid('nav-toggle')).waitFor({ state: 'visible', timeout: T });
+      assert(await page.isHidden(tid('nav-activity')), 'the links are folded');
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert(overflow <= 1, 'the page is not wider than the screen (by ' + overflow + ' px)');
+      await shot('narrow-models.png');
+      await page.click(tid('nav-toggle'));
+      await page.locator(tid('nav-activity')).waitFor({ state: 'visible', timeout: T });
+      await shot('narrow-nav.png');
+      await page.click(tid('nav-activity'));
+      await page.locator(tid('page-activity')).waitFor({ state: 'visible', timeout: T });
+      assert(await page.isHidden(tid('nav-performance')), 'the menu closes after a choice');
+      const overflow2 = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert(overflow2 <= 1, 'Activity is not wider than the screen (by ' + overflow2 + ' px)');
+      await page.click(tid('nav-toggle'));
+      await page.click(tid('nav-playground'));
+      await page.locator(tid('pg-input')).waitFor({ state: 'visible', timeout: T });
+      const box = await page.locator(tid('pg-input')).boundingBox();
+      assert(box && box.x >= 0 && box.x + box.width <= 391, 'the message box fits: ' + JSON.stringify(box));
+      await shot('narrow-playground.png');
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 800 });
+    }
+    await page.click(tid('nav-models'));
+  });
+}
+
 step('Models: Unload all stops every model', async () => {
   await page.click(tid('nav-models'));
   await page.click(`${row(MODEL_LOAD)} ${tid('model-load')}`);
@@ -336,6 +566,30 @@ step('no uncaught errors in the page', async () => {
   assert(pageErrors.length === 0, 'page errors:\n' + pageErrors.join('\n'));
 });
 
+if (MODE === 'empty') {
+  steps.length = 0;
+  step('no models: the page says which file to edit and how to reload', async () => {
+    const res = await page.goto(BASE_URL + '/ui/', { waitUntil: 'domcontentloaded', timeout: T });
+    assert(res && res.status() === 200, 'GET /ui/ answered ' + (res && res.status()));
+    await page.locator(tid('models-none')).waitFor({ state: 'visible', timeout: T });
+    const text = await page.textContent(tid('models-none'));
+    diag('shown: ' + text.replace(/\s+/g, ' ').trim());
+    assert(/config\.yaml/.test(await page.textContent(tid('config-path'))), 'the config path');
+    assert(text.includes('systemctl reload llama-swap'), 'how to reload');
+    assert(await page.isHidden(tid('models-empty')), 'not "waiting" any more');
+  });
+  step('open API: a banner advises apiKeys when the page came from another name than localhost', async () => {
+    assert(new URL(BASE_URL).hostname !== '127.0.0.1', 'BASE_URL names a host other than localhost: ' + BASE_URL);
+    await page.locator(tid('banner-open')).waitFor({ state: 'visible', timeout: T });
+    const text = await page.textContent(tid('banner-open'));
+    assert(/apiKeys/.test(text), 'it names apiKeys: ' + text);
+    await shot('no-models.png');
+  });
+  step('no uncaught errors in the page', async () => {
+    assert(pageErrors.length === 0, 'page errors:\n' + pageErrors.join('\n'));
+  });
+}
+
 // ------------------------------------------------------------------------------------------
 
 async function main() {
@@ -346,7 +600,9 @@ async function main() {
       executablePath: CHROMIUM,
       headless: true,
       args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+        '--disable-background-networking', '--disable-component-update', '--disable-sync',
+        // MODE=empty opens the UI as http://ui.test:PORT/ (not a loopback name)
+        '--host-resolver-rules=MAP ui.test 127.0.0.1'],
       timeout: 60000,
     });
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });

@@ -27,10 +27,11 @@ UI_SCRIPT = os.path.join(E2E, "ui.mjs")
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 KEY = "sk-ui-test-key"
 TOKENS = 30
-NODE_TIMEOUT = 50  # seconds for one browser run (it takes about 10)
+NODE_TIMEOUT = 80  # seconds for one browser run (about 15, 30 with EXTENDED)
+MARKDOWN = "Some **bold** text.\n\n```python\ndef f(x):\n    return x + 1\n```\n"
 
 
-def ui_config(**top):
+def ui_config(extended=False, **top):
     cfg = {"models": {
         "alpha": {"cmd": h.fake_cmd(model="alpha", load_delay_ms=500), "name": "Alpha",
                   "description": "loads in half a second", "aliases": ["first"]},
@@ -39,6 +40,16 @@ def ui_config(**top):
         "broken": {"cmd": "/nonexistent/llama-server --port ${PORT}",
                    "description": "its command does not exist"},
     }}
+    if extended:
+        cfg["models"].update({
+            # a markdown answer with a fenced code block, in one token
+            "md": {"cmd": h.fake_cmd(model="md", tokens=1, respond=MARKDOWN)},
+            # dies after 5 of its 30 tokens: the stream is cut midway
+            "crash": {"cmd": h.fake_cmd(model="crash", tokens=30, tps=20, crash_after_tokens=5)},
+            # 100 tokens at 10 per second: in flight long enough to be cancelled
+            "slow": {"cmd": h.fake_cmd(model="slow", tokens=100, tps=10)},
+        })
+        cfg["captureBuffer"] = 5
     cfg.update(top)
     return cfg
 
@@ -79,7 +90,8 @@ def screenshot_dir(case):
     return d
 
 
-def run_browser(test, d, case, api_key=None, base_url=None):
+def run_browser(test, d, case, api_key=None, base_url=None, extended=False, mode="",
+                shots_expected=("models.png", "logs.png", "activity.png", "playground.png")):
     """Runs ui.mjs against the daemon (or base_url in front of it); its TAP lines are
     relayed as comments."""
     shots = screenshot_dir(case)
@@ -94,6 +106,8 @@ def run_browser(test, d, case, api_key=None, base_url=None):
         "EXPECT_TOKENS": str(TOKENS),
         "TOKEN_TEXT": "hi",
         "CHROMIUM": CHROMIUM,
+        "EXTENDED": "1" if extended else "",
+        "MODE": mode,
     })
     env.pop("API_KEY", None)
     if api_key:
@@ -121,7 +135,7 @@ def run_browser(test, d, case, api_key=None, base_url=None):
     test.assertEqual(p.returncode, 0, "ui.mjs failed (exit %s)" % p.returncode)
     test.assertTrue(plan and int(plan.group(1)) == len(oks) > 0,
                     "every planned step passed (%s of %s)" % (len(oks), plan and plan.group(1)))
-    for name in ("models.png", "logs.png", "activity.png", "playground.png"):
+    for name in shots_expected:
         path = os.path.join(shots, name)
         test.assertTrue(os.path.getsize(path) > 1000, "screenshot %s" % path)
 
@@ -205,8 +219,20 @@ class Browser(unittest.TestCase):
             self.skipTest("no browser test: missing " + ", ".join(missing))
 
     def test_ui_without_api_key(self):
-        with h.Daemon(ui_config()) as d:
-            run_browser(self, d, "no-key")
+        # and every richer page and action (EXTENDED in ui.mjs)
+        with h.Daemon(ui_config(extended=True)) as d:
+            run_browser(self, d, "no-key", extended=True, shots_expected=(
+                "models.png", "model-details.png", "logs.png", "playground.png",
+                "playground-markdown.png", "playground-cut.png", "activity.png",
+                "activity-stats.png", "performance.png", "narrow-models.png", "narrow-nav.png",
+                "narrow-playground.png"))
+
+    def test_ui_without_models(self):
+        # The page says what to edit and how to reload, and (opened at a name that is not
+        # localhost, while the API needs no key) advises apiKeys.
+        with h.Daemon({"models": {}}) as d:
+            run_browser(self, d, "no-models", mode="empty",
+                        base_url="http://ui.test:%d" % d.port, shots_expected=("no-models.png",))
 
     def test_ui_with_api_key(self):
         with h.Daemon(ui_config(apiKeys=[KEY])) as d:
