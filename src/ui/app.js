@@ -303,7 +303,7 @@
       c.update('none');
       return;
     }
-    const timeTick = (v) => new Date(v).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+    const timeTick = (v) => new Date(v).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
     c = new Chart($(id), {
       type: kind === 'bar' ? 'bar' : 'line',
       data: { labels: kind === 'bar' ? labels : undefined, datasets },
@@ -312,7 +312,7 @@
         plugins: { legend: { display: series.length > 1 }, tooltip: { enabled: true } },
         scales: {
           x: kind === 'bar' ? { ticks: { maxRotation: 0, autoSkip: true } }
-            : { type: 'linear', ticks: { callback: timeTick, maxTicksLimit: 6, maxRotation: 0 } },
+            : { type: 'linear', ticks: { callback: timeTick, maxTicksLimit: 4, maxRotation: 0 } },
           y: { beginAtZero: true, title: { display: !!yLabel, text: yLabel || '' } },
         },
       },
@@ -1054,6 +1054,9 @@
         cap);
     }));
     $('activity-empty').hidden = data.length > 0;
+    // The original's record layout has no wait or upstream time: no empty columns then.
+    const timing = (j.data || []).some((a) => a && (a.wait_ms !== undefined || a.upstream_ms !== undefined));
+    document.querySelector('[data-testid="activity-table"]').classList.toggle('no-timing', data.length > 0 && !timing);
     $('activity-page').textContent = 'page ' + act.page + ' of ' + pages + ' · ' + (j.total || 0) + ' requests';
     $('activity-prev').disabled = act.page <= 1;
     $('activity-next').disabled = act.page >= pages;
@@ -1102,7 +1105,7 @@
       const cardEls = cards.map(([label, v, key]) => el('div', { class: 'card', 'data-stat': key },
         el('div', { class: 'label' }, label), el('div', { class: 'value' }, fmtNum(v))));
       cardEls.push(el('div', { class: 'card', 'data-stat': 'gen-tps' }, el('div', { class: 'label' }, 'Gen tok/s p50 · p95 · p99'),
-        el('div', { class: 'value' }, [p(gh, 'p50', tps, 50), p(gh, 'p95', tps, 95), p(gh, 'p99', tps, 99)].map(rate).join(' · '))));
+        el('div', { class: 'value small-value' }, [p(gh, 'p50', tps, 50), p(gh, 'p95', tps, 95), p(gh, 'p99', tps, 99)].map(rate).join(' · '))));
       $('act-stats').replaceChildren(...cardEls);
       $('act-stats-note').textContent = 'Statistics ' + source + ' (the daemon keeps the last requests in memory).';
       const fromApi = (h) => {
@@ -1341,6 +1344,8 @@
       byGpu.get(g.id).push(g);
     }
     const gpus = Array.from(byGpu.entries());
+    // No GPU (or none the sampler can read): no empty GPU charts.
+    for (const id of ['chart-gpumem', 'chart-gpuutil']) $(id).closest('figure').hidden = gpus.length === 0;
     drawChart('chart-gpumem', 'time', null, gpus.map(([id, arr]) => ({
       label: 'GPU ' + id, data: pts(arr, (g) => (g.memUsed >= 0 ? g.memUsed / 1073741824 : -1)) })));
     drawChart('chart-gpuutil', 'time', null, gpus.map(([id, arr]) => ({ label: 'GPU ' + id, data: pts(arr, (g) => g.util) })));
@@ -1352,6 +1357,7 @@
       card('Memory', fmtBytes(last.memUsed) + ' of ' + fmtBytes(last.memTotal), 'memory');
       if (last.load1 >= 0) card('Load (1 min)', last.load1.toFixed(2), 'load');
     }
+    if (last && !gpus.length) card('GPUs', 'none seen by the sampler', 'gpus');
     for (const [id, arr] of gpus) {
       const g = arr[arr.length - 1];
       card('GPU ' + id + ' · ' + g.name, fmtBytes(g.memUsed) + ' of ' + fmtBytes(g.memTotal) + (g.util >= 0 ? ' · ' + g.util.toFixed(0) + ' %' : ''), 'gpu-' + id);
