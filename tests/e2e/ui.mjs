@@ -39,6 +39,7 @@ const MODE = process.env.MODE || '';
 const MODEL_MD = process.env.MODEL_MD || 'md';
 const MODEL_CRASH = process.env.MODEL_CRASH || 'crash';
 const MODEL_SLOW = process.env.MODEL_SLOW || 'slow';
+const MODEL_VOICE = process.env.MODEL_VOICE || 'voice'; // capabilities: audio in and out
 
 if (!BASE_URL) {
   console.log('Bail out! BASE_URL is not set');
@@ -369,6 +370,33 @@ if (EXTENDED && !MODE) {
     assert(/^stream cut after [1-9]\d* tokens: /.test(err), 'the cut and the tokens before it: ' + err);
     assert(err !== 'network error' && err.length > 40, 'a cause, not just "network error"');
     await shot('playground-cut.png');
+  });
+}
+
+if (EXTENDED && !MODE) {
+  step('Playground: speech and transcription with the model whose capabilities name them', async () => {
+    await page.click(tid('pg-mode-speech'));
+    await page.locator(tid('pg-speech')).waitFor({ state: 'visible', timeout: T });
+    assert(await page.isHidden(tid('pg-chat')), 'the chat is hidden');
+    const first = await page.$eval(tid('pg-model'), (s) => s.options[0] && s.options[0].value);
+    assert(first === MODEL_VOICE, 'the model with audio output comes first: ' + first);
+    await page.selectOption(tid('pg-model'), MODEL_VOICE);
+    await page.fill(tid('sp-input'), 'Hello there');
+    await page.click(tid('sp-send'));
+    await page.waitForFunction(() => /^done/.test(document.querySelector('[data-testid="sp-status"]').textContent), null, { timeout: T });
+    const src = await page.getAttribute(tid('sp-audio'), 'src');
+    assert(/^blob:/.test(src || '') && await page.isVisible(tid('sp-audio')), 'an audio player with the answer: ' + src);
+    await page.click(tid('pg-mode-transcribe'));
+    await page.selectOption(tid('pg-model'), MODEL_VOICE);
+    await page.setInputFiles(tid('tr-file'), { name: 'hello.wav', mimeType: 'audio/wav', buffer: Buffer.alloc(1234, 7) });
+    await page.click(tid('tr-send'));
+    await page.waitForFunction(() => /^(done|failed)/.test(document.querySelector('[data-testid="tr-status"]').textContent), null, { timeout: T });
+    const text = await page.textContent(tid('tr-output'));
+    diag('transcription: ' + text + ' (' + await page.textContent(tid('tr-status')) + ')');
+    const m = /(\d+) bytes/.exec(text || '');
+    assert(m && Number(m[1]) >= 1234, 'the upload (1234 bytes in a multipart body) reached the model');
+    await shot('playground-transcribe.png');
+    await page.click(tid('pg-mode-chat'));
   });
 }
 

@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
 """The web UI: its files served from the binary (/ui/, / and /ui redirects, 404s, public even
-with apiKeys), and the UI driven in a real browser by tests/e2e/ui.mjs (Debian's Chromium via
-playwright-core): Models (load, unload, live states), Logs (a live line), Playground (a
-streamed reply, Stop), Activity (the request with its tokens), with and without an API key,
-and behind real nginx with the shipped site file.
+with apiKeys, the compiled-in libraries with their licenses or their stubs), and the UI driven
+in a real browser by tests/e2e/ui.mjs (Debian's Chromium via playwright-core): Models (load,
+unload, live states), Logs (a live line), Playground (a streamed reply, Stop), Activity (the
+request with its tokens), with and without an API key, and behind real nginx with the shipped
+site file; without a key also every richer page and action (a model's details with its log
+and requests, markdown and highlighted code, a cut stream's cause, speech and transcription,
+statistics, histograms, export, in-flight cancel, captures, Performance, About, the theme
+toggle, 390 px); and a daemon without models (what to edit, how to reload, the apiKeys
+banner).
 
 Screenshots of each page go to $SCREENSHOT_DIR/<case>/, else to ui-screenshots/<case>/ in the
 build directory (or a temp dir); the path is printed."""
@@ -48,6 +53,9 @@ def ui_config(extended=False, **top):
             "crash": {"cmd": h.fake_cmd(model="crash", tokens=30, tps=20, crash_after_tokens=5)},
             # 100 tokens at 10 per second: in flight long enough to be cancelled
             "slow": {"cmd": h.fake_cmd(model="slow", tokens=100, tps=10)},
+            # speech and transcription (the playground offers it first for them)
+            "voice": {"cmd": h.fake_cmd(model="voice"),
+                      "capabilities": {"in": ["text", "audio"], "out": ["text", "audio"]}},
         })
         cfg["captureBuffer"] = 5
     cfg.update(top)
@@ -181,6 +189,39 @@ class Assets(unittest.TestCase):
             r = d.request("GET", "/ui/nope.js")
             self.assertEqual(r.status, 404, r)
             self.assertIn("error", r.json())
+
+    def test_libraries_and_their_licenses(self):
+        # Chart.js, marked and highlight.js, compiled in from the system's packages with
+        # their notices; a build without one serves a stub, so that the page still loads.
+        libs = {"chart.min.js": ("license-chart.txt", "Chart"),
+                "marked.min.js": ("license-marked.txt", "marked"),
+                "highlight.min.js": ("license-highlight.txt", "hljs")}
+        with h.Daemon(ui_config()) as d:
+            built_in = []
+            for js, (lic, name) in libs.items():
+                r = d.request("GET", "/ui/" + js)
+                self.assertEqual(r.status, 200, js)
+                self.assertRegex(r.headers.get("content-type", ""), r"^text/javascript")
+                if len(r.body) < 200:
+                    self.assertIn(b"not installed when this llama-swap was built", r.body, js)
+                    self.assertEqual(d.request("GET", "/ui/" + lic).status, 404, lic)
+                    continue
+                built_in.append(js)
+                self.assertIn(name.encode(), r.body)
+                r = d.request("GET", "/ui/" + lic)
+                self.assertEqual(r.status, 200, lic)
+                self.assertRegex(r.body.decode(), r"(Expat|MIT|BSD)", lic)
+            out("libraries built in: %s" % (", ".join(built_in) or "none"))
+            csp = d.request("GET", "/ui/").headers.get("content-security-policy", "")
+            self.assertIn("media-src 'self' blob:", csp)  # the playground's speech player
+            self.assertIn("default-src 'self'", csp)
+        # The stub itself (embed.py NAME=).
+        with tempfile.TemporaryDirectory() as tmp:
+            gen = os.path.join(tmp, "assets.cc")
+            subprocess.run([sys.executable, os.path.join(h.ROOT, "src", "ui", "embed.py"), gen,
+                            "chart.min.js="], check=True)
+            with open(gen) as f:
+                self.assertIn("not installed when this llama-swap was built", f.read())
 
     def test_assets_public_with_api_keys(self):
         with h.Daemon(ui_config(apiKeys=[KEY])) as d:
