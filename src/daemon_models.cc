@@ -114,6 +114,9 @@ void Daemon::on_exchange_end(const proxy::ExchangeInfo& info, const proxy::Excha
     if (info.in_flight) events_.on_exchange_end(info, r);
     const double duration_s = r.ended_at - info.started_at;
     metrics_.on_request(std::string(info.model), r.status, duration_s, r.usage, r.outcome);
+    metrics_.on_upstream_result(std::string(info.model),
+                                r.first_byte_at > 0 ? r.first_byte_at - info.started_at : -1,
+                                r.failure);
     if (!info.metered) return;
     // The original's activity row.
     metrics::ActivityRecord rec;

@@ -178,6 +178,7 @@ void Daemon::on_request(http::Connection& conn, http::Request& req) {
         events_.open_stream(conn);
         return;
     case api::RouteKind::Metrics: {
+        req.debug_log = true; // scraped every few seconds: logged at debug level only
         http::HeaderList h;
         h.add("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
         conn.respond(200, h, metrics_.render(scheduler_, perf_.latest()));

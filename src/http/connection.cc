@@ -659,18 +659,18 @@ void Connection::end_response() {
 constexpr size_t kLoggedTarget = 1024;
 
 void Connection::log_access() const {
-    if (!limits_.log_requests || req_.quiet || !log_enabled(LogLevel::Info)) return;
+    const LogLevel level = req_.debug_log ? LogLevel::Debug : LogLevel::Info;
+    if (!limits_.log_requests || req_.quiet || !log_enabled(level)) return;
     const std::string* ua = req_.headers.find("user-agent");
-    LOG_EVENT(LogLevel::Info,
-              (LogFields{.model = req_.log_model, .request_id = req_.id, .event = "request"}),
-              "%s \"%s %.*s%s HTTP/%d.%d\" %d %llu \"%.*s\" %.3f", peer_.c_str(),
-              req_.method_name.empty() ? "-" : req_.method_name.c_str(),
-              static_cast<int>(std::min<size_t>(req_.target.size(), kLoggedTarget)),
-              req_.target.c_str(), req_.target.size() > kLoggedTarget ? "..." : "",
-              req_.version_major, req_.version_minor, response_status_,
-              static_cast<unsigned long long>(response_bytes_),
-              static_cast<int>(ua ? std::min<size_t>(ua->size(), 256) : 1), ua ? ua->c_str() : "-",
-              ev_now(loop_) - req_.received_at);
+    LOG_EVENT(
+        level, (LogFields{.model = req_.log_model, .request_id = req_.id, .event = "request"}),
+        "%s \"%s %.*s%s HTTP/%d.%d\" %d %llu \"%.*s\" %.3f", peer_.c_str(),
+        req_.method_name.empty() ? "-" : req_.method_name.c_str(),
+        static_cast<int>(std::min<size_t>(req_.target.size(), kLoggedTarget)), req_.target.c_str(),
+        req_.target.size() > kLoggedTarget ? "..." : "", req_.version_major, req_.version_minor,
+        response_status_, static_cast<unsigned long long>(response_bytes_),
+        static_cast<int>(ua ? std::min<size_t>(ua->size(), 256) : 1), ua ? ua->c_str() : "-",
+        ev_now(loop_) - req_.received_at);
 }
 
 void Connection::abort_response() {

@@ -29,6 +29,7 @@ struct Request {
     double received_at = 0; // ev_now() when the head was complete
     std::string log_model;  // the model a proxied request went to (MODEL_ID in the journal)
     bool quiet = false;     // no access log line (a poller's health checks)
+    bool debug_log = false; // the access log line at debug level (a scraper's polls)
 };
 
 // Value of query parameter `name` (percent-decoded), or false when absent.

@@ -47,6 +47,12 @@ struct ExchangeResult {
     // response: the 502/504 is ours), "refused" (answered by the scheduler: 429, 503) or
     // "cancelled" (POST /api/inflight/<id>/cancel).
     const char* outcome = "completed";
+    // When the first body byte of the upstream's 2xx response reached the client (0: none).
+    double first_byte_at = 0;
+    // Why the upstream side failed it (null: it did not): start_failed, resolve_failed,
+    // connect_failed, connect_timeout, tls_failed, send_failed, response_timeout, no_response
+    // (closed before a response head), bad_response, cut_mid_stream.
+    const char* failure = nullptr;
     std::string content_type; // of the response the client got
     std::string error_body;   // a non-200 response's body (its first 16 KiB), or our message
 };

@@ -54,6 +54,8 @@ ProxyExchange::~ProxyExchange() {
         r.granted_at = granted_at_;
         r.ended_at = ev_now(loop_);
         r.outcome = outcome_;
+        r.failure = failure_;
+        r.first_byte_at = first_byte_at_;
         r.content_type = std::move(content_type_);
         r.error_body = std::move(error_body_);
         if (usage_) {
@@ -128,6 +130,7 @@ void ProxyExchange::on_rejected(const router::Rejection& why) {
     state_ = State::Done;
     // 502: the model failed to start; otherwise the scheduler said no (429, 503).
     outcome_ = why.status == 502 ? "upstream_failed" : "refused";
+    if (why.status == 502) failure_ = "start_failed";
     fail_client(why.status, why.message, why.code, why.retry_after_s);
 }
 
@@ -232,6 +235,7 @@ void ProxyExchange::peer_resolved(Result<ResolvedAddress> r) {
     if (!r) {
         state_ = State::Done;
         outcome_ = "upstream_failed";
+        failure_ = "resolve_failed";
         LOG_WARN("peer %s: %s", opt_.peer->id.c_str(), r.error().message.c_str());
         fail_client(502, subject() + ": " + r.error().message, "upstream_unreachable");
         return;
@@ -359,6 +363,7 @@ void ProxyExchange::open_connection() {
     seg_done_ = 0;
     got_response_bytes_ = false;
     reused_ = false;
+    state_ = State::Connecting; // a failure from here on is a connect failure
     int fd = ::socket(upstream_->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         upstream_failed("cannot create a socket", errno);
@@ -381,7 +386,6 @@ void ProxyExchange::open_connection() {
         upstream_failed("cannot connect to the upstream", errno);
         return;
     }
-    state_ = State::Connecting;
     watch(EV_WRITE);
     if (timeouts_.connect_s > 0) timeout_.start(timeouts_.connect_s);
 }
@@ -390,6 +394,7 @@ void ProxyExchange::on_timeout(struct ev_loop*, ev_timer* w, int) {
     auto* self = static_cast<ProxyExchange*>(w->data);
     if (self->state_ == State::Connecting || self->state_ == State::Handshaking) {
         self->reused_ = false; // a connect that hangs is not a stale pooled connection
+        self->failure_ = self->state_ == State::Connecting ? "connect_timeout" : "tls_failed";
         self->upstream_failed(
             self->state_ == State::Connecting ? "timed out connecting to the upstream"
                                               : "timed out in the TLS handshake with the upstream",
@@ -402,6 +407,7 @@ void ProxyExchange::on_timeout(struct ev_loop*, ev_timer* w, int) {
         snprintf(what, sizeof what, "no response head from the upstream within %.0f s",
                  self->timeouts_.response_header_s);
         self->reused_ = false; // a slow upstream, not a stale pooled connection: no retry
+        self->failure_ = "response_timeout";
         self->upstream_failed(what, 0, 504, "upstream_timeout");
     }
 }
@@ -665,6 +671,7 @@ void ProxyExchange::read_response() {
         if (err != HPE_OK) {
             LOG_WARN("model %s: malformed upstream response: %s", model_.c_str(),
                      llhttp_get_error_reason(&parser_));
+            if (state_ != State::Relaying) failure_ = "bad_response";
             upstream_failed(resp_head_bytes_ > kMaxResponseHead
                                 ? "the upstream's response head is larger than 64 KiB"
                                 : "the upstream sent a malformed response",
@@ -780,6 +787,8 @@ int ProxyExchange::cb_body(llhttp_t* p, const char* at, size_t len) {
     if (x->keep_error_body_ && x->error_body_.size() < kMaxErrorBody)
         x->error_body_.append(at, std::min(len, kMaxErrorBody - x->error_body_.size()));
     if (!x->client_->write_body(at, len)) return HPE_USER;
+    if (x->first_byte_at_ == 0 && len > 0 && p->status_code >= 200 && p->status_code < 300)
+        x->first_byte_at_ = ev_now(x->loop_);
     x->relayed_ += len;
     if (x->usage_) x->usage_->feed(at, len);
     if (x->opt_.observer) x->opt_.observer->on_exchange_progress(x->info_, x->relayed_);
@@ -825,6 +834,14 @@ void ProxyExchange::upstream_failed(const std::string& what, int err, int status
         return;
     }
     close_upstream();
+    // The cause by where it broke (timeouts and malformed heads have named theirs already);
+    // no_response: the upstream closed or reset the connection before a response head.
+    if (!failure_)
+        failure_ = state_ == State::Relaying      ? "cut_mid_stream"
+                   : state_ == State::Connecting  ? "connect_failed"
+                   : state_ == State::Handshaking ? "tls_failed"
+                   : state_ == State::Sending     ? "send_failed"
+                                                  : "no_response";
     const std::string detail = err ? what + ": " + strerror(err) : what;
     release_model();
     if (!client_) return;

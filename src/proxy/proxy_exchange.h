@@ -217,6 +217,8 @@ private:
     bool started_ = false;
     int status_ = 0;                    // what the client got (0: nothing)
     const char* outcome_ = "completed"; // see ExchangeResult::outcome
+    const char* failure_ = nullptr;     // see ExchangeResult::failure
+    double first_byte_at_ = 0;          // see ExchangeResult::first_byte_at
     uint64_t relayed_ = 0;              // response body bytes relayed
     std::string content_type_;          // of the response the client got
     std::string error_body_;            // a non-200 response's first bytes, or our message

@@ -6,9 +6,11 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
@@ -349,11 +351,16 @@ class Prometheus(unittest.TestCase):
     def test_promtool_check_metrics(self):
         promtool = shutil.which("promtool")
         if not promtool:
-            self.skipTest("promtool not installed")
-        with h.Daemon(two_models()) as d:
-            chat(d, "a")
-            chat(d, "b", stream=True)
-            r, _ = scrape(d)
+            self.skipTest("promtool not found: install Debian's prometheus package "
+                          "(scripts/setup does) to check /metrics with `promtool check metrics`")
+        with h.Daemon(failing_models()) as d:
+            exercise(d)
+            wait_for_sampler(d)
+            r, fams = scrape(d)
+            for fam in ("llamaswap_build_info", "process_open_fds",
+                        "llamaswap_time_to_first_token_seconds",
+                        "llamaswap_upstream_failures_total", "llamaswap_memory_total_bytes"):
+                self.assertIn(fam, fams)  # the check sees the new families with their samples
             p = subprocess.run([promtool, "check", "metrics"], input=r.body,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
             self.assertEqual(p.returncode, 0, p.stdout.decode(errors="replace"))
@@ -377,6 +384,289 @@ class Prometheus(unittest.TestCase):
         for text in bad:
             with self.assertRaises(AssertionError, msg=text):
                 parse_exposition(text)
+
+
+def failing_models():
+    """A model that answers, one that never starts, one that dies mid-stream, one too slow to
+    answer, and a peer nobody listens for."""
+    return {"models": {
+        "ok": {"cmd": h.fake_cmd(model="ok", tokens=4)},
+        "nostart": {"cmd": h.fake_cmd(model="nostart", crash_at_start=True)},
+        "dies": {"cmd": h.fake_cmd(model="dies", tokens=50, crash_after_tokens=3)},
+        "slow": {"cmd": h.fake_cmd(model="slow"), "timeouts": {"responseHeader": 1}},
+    }, "groups": {"g": {"swap": False, "members": ["ok", "nostart", "dies", "slow"]}},
+        "peers": {"gone": {"proxy": "http://127.0.0.1:%d" % closed_port(), "models": ["x"]}}}
+
+
+def closed_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    return port
+
+
+def exercise(d):
+    """A few requests of every kind: answered, streamed, and failed for each cause we can make."""
+    chat(d, "ok")
+    chat(d, "ok", stream=True)
+    r = d.chat("nostart", timeout=30)
+    assert r.status == 502, r
+    s = h.stream_request(d.port, "/v1/chat/completions", body("dies", True))
+    assert not s.complete, "the upstream died mid-stream"
+    r = d.chat("slow", path="/v1/chat/completions?delay_ms=3000", timeout=15)
+    assert r.status == 504, r
+    r = d.chat("gone/x", timeout=15)
+    assert r.status == 502, r
+    # each request ends (and is counted) after its client has its answer
+    h.wait_until(lambda: value(scrape(d)[1], "llamaswap_upstream_failures_total", model="dies",
+                               cause="cut_mid_stream"), 10, what="the cut stream counted")
+
+
+def wait_for_sampler(d):
+    """The performance sampler's first sample (host gauges) is taken on its worker thread."""
+    h.wait_until(lambda: "llamaswap_memory_total_bytes" in scrape(d)[1], 20,
+                 what="the performance sampler's first sample in /metrics")
+
+
+class Exports(unittest.TestCase):
+    """llamaswap_build_info, process_*, the first-byte histogram, upstream failures by cause,
+    the host gauges; scrapes logged at debug level."""
+
+    def test_build_info_and_process_metrics(self):
+        t0 = time.time()
+        with h.Daemon(two_models()) as d:
+            t1 = time.time()
+            _, fams = scrape(d)
+            version = subprocess.run([h.LLAMA_SWAP, "--version"], stdout=subprocess.PIPE,
+                                     check=True).stdout.decode().split()[-1]
+            (name, labels, v), = fams["llamaswap_build_info"]["samples"]
+            self.assertEqual(fams["llamaswap_build_info"]["type"], "gauge")
+            self.assertEqual((labels["version"], v), (version, 1), labels)
+            for k in ("commit", "build_date", "libev", "openssl"):
+                self.assertTrue(labels.get(k), (k, labels))
+            types = {"process_cpu_seconds_total": "counter", "process_start_time_seconds": "gauge",
+                     "process_resident_memory_bytes": "gauge", "process_open_fds": "gauge",
+                     "process_max_fds": "gauge", "process_virtual_memory_bytes": "gauge"}
+            for fam, t in types.items():
+                self.assertEqual(fams[fam]["type"], t, fam)
+            self.assertGreater(value(fams, "process_resident_memory_bytes"), 0)
+            self.assertGreaterEqual(value(fams, "process_virtual_memory_bytes"),
+                                    value(fams, "process_resident_memory_bytes"))
+            # btime is whole seconds and starttime in clock ticks: within a second or two
+            start = value(fams, "process_start_time_seconds")
+            self.assertTrue(t0 - 2 <= start <= t1 + 2, (t0, start, t1))
+            fds = value(fams, "process_open_fds")
+            with open("/proc/%d/limits" % d.proc.pid) as f:
+                limit = [l.split()[3] for l in f if l.startswith("Max open files")][0]
+            self.assertEqual(value(fams, "process_max_fds"), float(limit))
+            self.assertGreaterEqual(fds, 3)
+            # its sockets are counted: one more client connection, one more descriptor
+            with h.RawConn(d.port):
+                h.wait_until(lambda: value(scrape(d)[1], "process_open_fds") >= fds + 1, 5,
+                             what="a held connection counted in process_open_fds")
+            cpu = value(fams, "process_cpu_seconds_total")
+            for _ in range(20):
+                chat(d, "b")
+            self.assertGreaterEqual(value(scrape(d)[1], "process_cpu_seconds_total"), cpu)
+
+    def test_first_byte_histogram_and_failure_causes(self):
+        with h.Daemon(failing_models()) as d:
+            exercise(d)
+            _, fams = scrape(d)
+            self.assertEqual(fams["llamaswap_time_to_first_token_seconds"]["type"], "histogram")
+            self.assertEqual(fams["llamaswap_upstream_failures_total"]["type"], "counter")
+            ttft = "llamaswap_time_to_first_token_seconds_count"
+            self.assertEqual(value(fams, ttft, model="ok"), 2)
+            # the cut stream had its first bytes; the refused ones had none
+            self.assertEqual(value(fams, ttft, model="dies"), 1)
+            self.assertIn(value(fams, ttft, model="slow"), (None, 0))
+            self.assertIn(value(fams, ttft, model="nostart"), (None, 0))
+            # from arrival, so no longer than the whole request
+            self.assertLessEqual(
+                value(fams, "llamaswap_time_to_first_token_seconds_sum", model="ok"),
+                value(fams, "llamaswap_request_duration_seconds_sum", model="ok"))
+            causes = {(l["model"], l["cause"]): v for n, l, v in
+                      fams["llamaswap_upstream_failures_total"]["samples"]}
+            self.assertEqual(causes, {("nostart", "start_failed"): 1,
+                                      ("dies", "cut_mid_stream"): 1,
+                                      ("slow", "response_timeout"): 1,
+                                      ("gone/x", "connect_failed"): 1}, causes)
+            # the answered model has no failures, and its requests still count as before
+            self.assertEqual(value(fams, "llamaswap_requests_total", model="ok", status=200), 2)
+
+    def test_host_gauges_from_the_sampler(self):
+        with h.Daemon(two_models()) as d:
+            wait_for_sampler(d)
+            _, fams = scrape(d)
+            total = value(fams, "llamaswap_memory_total_bytes")
+            self.assertGreater(total, 0)
+            self.assertLessEqual(value(fams, "llamaswap_memory_used_bytes"), total)
+            self.assertLessEqual(value(fams, "llamaswap_memory_free_bytes"), total)
+            for interval in ("1m", "5m", "15m"):
+                self.assertGreaterEqual(value(fams, "llamaswap_load_average",
+                                              interval=interval), 0)
+            cores = [l["core"] for n, l, v in fams["llamaswap_cpu_util_percent"]["samples"]]
+            self.assertEqual(cores, [str(i) for i in range(len(cores))])
+            self.assertEqual(fams["llamaswap_network_bytes_total"]["type"], "counter")
+            for fam in GPU_FAMILIES:  # declared with or without a GPU
+                self.assertEqual(fams[fam]["type"], "gauge", fam)
+                for n, l, v in fams[fam]["samples"]:
+                    self.assertTrue({"id", "name"} <= set(l) <= {"id", "name", "uuid"}, l)
+        # performance: {disabled: true}: no sampler, none of its families
+        with h.Daemon(two_models(performance={"disabled": True})) as d:
+            _, fams = scrape(d)
+            self.assertNotIn("llamaswap_memory_total_bytes", fams)
+            self.assertNotIn("llamaswap_gpu_util_percent", fams)
+            self.assertIn("process_open_fds", fams)
+
+    def test_scrapes_logged_at_debug_level_only(self):
+        with h.Daemon(two_models(logLevel="info")) as d:
+            scrape(d)
+            self.assertEqual(d.request("GET", "/health").status, 200)
+            h.wait_until(lambda: '"GET /health ' in d.log(), 5, what="/health logged")
+            self.assertNotIn("GET /metrics", d.log())
+        with h.Daemon(two_models(logLevel="debug")) as d:
+            scrape(d)
+            h.wait_until(lambda: '"GET /metrics ' in d.log(), 5, what="/metrics logged")
+            line = [l for l in d.log().splitlines() if '"GET /metrics ' in l][0]
+            self.assertTrue(line.startswith("[debug] "), line)
+            self.assertEqual(d.request("GET", "/health").status, 200)
+            h.wait_until(lambda: '"GET /health ' in d.log(), 5, what="/health logged")
+            line = [l for l in d.log().splitlines() if '"GET /health ' in l][0]
+            self.assertTrue(line.startswith("[info] "), line)
+
+
+GPU_FAMILIES = ["llamaswap_gpu_temperature_celsius", "llamaswap_gpu_vram_temperature_celsius",
+                "llamaswap_gpu_util_percent", "llamaswap_gpu_memory_util_percent",
+                "llamaswap_gpu_memory_used_bytes", "llamaswap_gpu_memory_total_bytes",
+                "llamaswap_gpu_fan_speed_percent", "llamaswap_gpu_power_draw_watts"]
+
+# ---------------------------------------------------------------------------------------------
+# The Grafana dashboard: every metric its PromQL names must be one the daemon exports.
+
+DASHBOARD = os.path.join(h.ROOT, "contrib", "grafana", "llama-swap.json")
+PROMQL_WORDS = {
+    # aggregations, functions and keywords that look like names
+    "sum", "min", "max", "avg", "count", "stddev", "stdvar", "topk", "bottomk", "quantile",
+    "count_values", "group", "by", "without", "on", "ignoring", "group_left", "group_right",
+    "and", "or", "unless", "bool", "offset", "inf", "nan", "atan2",
+}
+
+
+def dashboard_exprs(doc):
+    """Every PromQL expression in a dashboard: panel targets (rows' nested panels too) and
+    query variables."""
+    exprs = []
+
+    def panels(ps):
+        for p in ps:
+            for t in p.get("targets", []):
+                if t.get("expr"):
+                    exprs.append(t["expr"])
+            panels(p.get("panels", []))
+    panels(doc.get("panels", []))
+    for v in doc.get("templating", {}).get("list", []):
+        if v.get("type") == "query":
+            q = v.get("query")
+            q = q.get("query") if isinstance(q, dict) else q
+            if q:
+                exprs.append(q)
+    return exprs
+
+
+def metric_names(expr):
+    """The metric names a PromQL expression (or a label_values() variable query) refers to."""
+    m = re.match(r"^\s*label_values\(\s*(.*?)\s*,\s*\w+\s*\)\s*$", expr, re.S)
+    if m:
+        expr = m.group(1)
+    e = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`', '""', expr)  # strings
+    e = re.sub(r"\{[^{}]*\}", " ", e)          # label matchers
+    e = re.sub(r"\[[^\[\]]*\]", " ", e)      # ranges and subqueries
+    e = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)", " ", e)
+    e = re.sub(r"\$\{?\w+(:\w+)?\}?", " ", e)  # Grafana variables
+    names = set()
+    for m in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", e):
+        word = m.group(0)
+        rest = e[m.end():].lstrip()
+        if rest.startswith("("):
+            continue  # a function or an aggregation
+        if word.lower() in PROMQL_WORDS:
+            continue
+        if re.match(r"^\d", word):
+            continue
+        prev = e[:m.start()].rstrip()
+        if prev and (prev[-1].isdigit() or prev[-1] == "."):
+            continue  # the exponent or unit of a number (1e3, 5m)
+        names.add(word)
+    return names
+
+
+def exported(name, fams):
+    if name in fams:
+        return fams[name]["type"] not in ("histogram", "summary")
+    for suffix in ("_bucket", "_sum", "_count"):
+        base = name[:-len(suffix)]
+        if name.endswith(suffix) and fams.get(base, {}).get("type") == "histogram":
+            return True
+    return False
+
+
+class Dashboard(unittest.TestCase):
+
+    def test_promql_parser(self):
+        self.assertEqual(metric_names(
+            'histogram_quantile(0.95, sum by (le, model) (rate(x_seconds_bucket{model=~"$model",'
+            'le!="1"}[$__rate_interval])))'), {"x_seconds_bucket"})
+        self.assertEqual(metric_names('sum without (instance) (rate(a_total[5m])) / '
+                                      'on(model) group_left b_bytes > bool 1e3'),
+                         {"a_total", "b_bytes"})
+        self.assertEqual(metric_names("label_values(llamaswap_model_state, model)"),
+                         {"llamaswap_model_state"})
+        self.assertEqual(metric_names('max by(model) (up{job="x"}) or vector(0)'), {"up"})
+        self.assertFalse(exported("x_seconds", {"x_seconds": {"type": "histogram"}}))
+        self.assertTrue(exported("x_seconds_bucket", {"x_seconds": {"type": "histogram"}}))
+        self.assertFalse(exported("y_bucket", {"y": {"type": "counter"}}))
+
+    def test_every_metric_the_dashboard_uses_is_exported(self):
+        with open(DASHBOARD) as f:
+            doc = json.load(f)
+        exprs = dashboard_exprs(doc)
+        self.assertGreater(len(exprs), 20, "the dashboard has its panels' queries")
+        used = set()
+        for e in exprs:
+            used |= metric_names(e)
+        # The dashboard covers what the brief asked of it.
+        for want in ("llamaswap_requests_total", "llamaswap_generated_tokens_total",
+                     "llamaswap_time_to_first_token_seconds_bucket",
+                     "llamaswap_model_load_duration_seconds_bucket",
+                     "llamaswap_inflight_requests", "llamaswap_queued_requests",
+                     "llamaswap_model_state", "llamaswap_model_memory_bytes",
+                     "llamaswap_upstream_failures_total", "llamaswap_gpu_util_percent",
+                     "llamaswap_gpu_memory_used_bytes", "process_resident_memory_bytes",
+                     "process_cpu_seconds_total"):
+            self.assertIn(want, used)
+        with h.Daemon(failing_models()) as d:
+            exercise(d)
+            wait_for_sampler(d)
+            _, fams = scrape(d)
+        missing = sorted(n for n in used if not exported(n, fams))
+        self.assertEqual(missing, [], "the dashboard queries metrics /metrics does not have")
+        # Every panel shows something and has a unique id; the datasource is a variable.
+        ids = []
+
+        def walk(ps):
+            for p in ps:
+                ids.append(p.get("id"))
+                if p.get("type") != "row":
+                    self.assertTrue(p.get("targets"), p.get("title"))
+                    for t in p["targets"]:
+                        self.assertEqual(t.get("datasource", {}).get("uid"), "${datasource}",
+                                         p.get("title"))
+                walk(p.get("panels", []))
+        walk(doc["panels"])
+        self.assertEqual(len(ids), len(set(ids)), ids)
+        self.assertIn("datasource", [v["name"] for v in doc["templating"]["list"]])
 
 
 class Auth(unittest.TestCase):

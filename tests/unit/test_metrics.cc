@@ -1,5 +1,6 @@
 // Metrics: UsageScanner (JSON bodies and SSE, any chunking), the ActivityLog ring and its JSON
-// listing, Prometheus label escaping and histogram buckets.
+// listing, Prometheus label escaping, histogram buckets, the build and process_* figures, the
+// first-byte histogram and failure causes, and the host and GPU gauges.
 #include <criterion/criterion.h>
 
 #include <cjson/cJSON.h>
@@ -8,6 +9,9 @@
 #include <random>
 #include <string>
 
+#include <ev.h>
+
+#include "build_config.h"
 #include "metrics/activity.h"
 #include "metrics/prometheus.h"
 #include "metrics/usage.h"
@@ -686,4 +690,194 @@ Test(prometheus, empty_histogram) {
     cr_assert_eq(sample_value(out, "y_bucket{model=\"m\",le=\"+Inf\"}"), 0, "%s", out.c_str());
     cr_assert_eq(sample_value(out, "y_count{model=\"m\"}"), 0);
     cr_assert_eq(sample_value(out, "y_sum{model=\"m\"}"), 0);
+}
+
+Test(prometheus, proc_stat_parsed_around_an_awkward_comm) {
+    // comm with spaces and parentheses; utime 250, stime 50, starttime 1000 ticks, vsize
+    // 123456789 bytes, rss 300 pages.
+    const std::string stat = "4242 (llama swap) (x)) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 "
+                             "50 0 0 20 0 3 0 1000 123456789 300 18446744073709551615 1 1 0";
+    ProcessStats p;
+    cr_assert(parse_proc_stat(stat, 100, 4096, 1700000000, p));
+    cr_assert_float_eq(p.cpu_seconds, 3.0, 1e-9);
+    cr_assert_float_eq(p.start_time_seconds, 1700000010.0, 1e-6);
+    cr_assert_float_eq(p.virtual_bytes, 123456789.0, 1e-3);
+    cr_assert_float_eq(p.resident_bytes, 300.0 * 4096, 1e-3);
+    ProcessStats q;
+    cr_assert_not(parse_proc_stat("4242 (truncated) S 1 2 3", 100, 4096, 1700000000, q));
+    cr_assert_not(parse_proc_stat("", 100, 4096, 1700000000, q));
+    cr_assert_eq(q.cpu_seconds, -1);
+    ProcessStats no_boot; // boot time unknown: no start time rather than a wrong one
+    cr_assert(parse_proc_stat(stat, 100, 4096, 0, no_boot));
+    cr_assert_eq(no_boot.start_time_seconds, -1);
+}
+
+Test(prometheus, process_metrics_of_this_process) {
+    const ProcessStats p = read_process_stats();
+    cr_assert_gt(p.cpu_seconds, -1);
+    cr_assert_gt(p.start_time_seconds, 1e9);
+    cr_assert_gt(p.resident_bytes, 0);
+    cr_assert_geq(p.virtual_bytes, p.resident_bytes);
+    cr_assert_geq(p.open_fds, 3); // stdin, stdout, stderr at least
+    cr_assert(p.max_fds < 0 || p.max_fds >= p.open_fds);
+    std::string out;
+    render_process_stats(out, p);
+    for (const char* name :
+         {"process_cpu_seconds_total", "process_start_time_seconds",
+          "process_resident_memory_bytes", "process_virtual_memory_bytes", "process_open_fds"}) {
+        cr_assert(out.find(std::string("# TYPE ") + name + " ") != std::string::npos, "%s: %s",
+                  name, out.c_str());
+        cr_assert_geq(sample_value(out, name), 0, "%s", name);
+    }
+    cr_assert(out.find("# TYPE process_cpu_seconds_total counter\n") != std::string::npos);
+    ProcessStats unknown; // every figure unknown: nothing at all, not -1
+    std::string none;
+    render_process_stats(none, unknown);
+    cr_assert(none.empty(), "%s", none.c_str());
+}
+
+namespace {
+struct Loop {
+    struct ev_loop* loop = ev_loop_new(EVFLAG_AUTO);
+    ~Loop() { ev_loop_destroy(loop); }
+};
+} // namespace
+
+Test(prometheus, build_info_first_byte_and_failure_causes) {
+    Loop l;
+    ls::router::Scheduler scheduler(l.loop, nullptr);
+    MetricsRegistry reg;
+    reg.on_upstream_result("m", 0.02, nullptr);
+    reg.on_upstream_result("m", 0.7, nullptr);
+    reg.on_upstream_result("m", -1, "cut_mid_stream");
+    reg.on_upstream_result("m", 0.03, "cut_mid_stream"); // began, then broke off
+    reg.on_upstream_result("m", -1, "start_failed");
+    reg.on_upstream_result("peer/x", -1, "connect_failed");
+    reg.on_upstream_result("n", -1, nullptr); // nothing to count: no series
+    const std::string out = reg.render(scheduler);
+    cr_assert(out.find(std::string("llamaswap_build_info{version=\"") + LS_VERSION + "\",") !=
+                  std::string::npos,
+              "%s", out.c_str());
+    cr_assert(out.find("# TYPE llamaswap_time_to_first_token_seconds histogram\n") !=
+              std::string::npos);
+    const std::string b = "llamaswap_time_to_first_token_seconds_bucket{model=\"m\",le=\"";
+    cr_assert_eq(sample_value(out, b + "0.01\"}"), 0, "%s", out.c_str());
+    cr_assert_eq(sample_value(out, b + "0.025\"}"), 1);
+    cr_assert_eq(sample_value(out, b + "0.05\"}"), 2);
+    cr_assert_eq(sample_value(out, b + "1\"}"), 3);
+    cr_assert_eq(sample_value(out, "llamaswap_time_to_first_token_seconds_count{model=\"m\"}"), 3);
+    cr_assert(out.find("# TYPE llamaswap_upstream_failures_total counter\n") != std::string::npos);
+    const std::string f = "llamaswap_upstream_failures_total{model=\"";
+    cr_assert_eq(sample_value(out, f + "m\",cause=\"cut_mid_stream\"}"), 2, "%s", out.c_str());
+    cr_assert_eq(sample_value(out, f + "m\",cause=\"start_failed\"}"), 1);
+    cr_assert_eq(sample_value(out, f + "peer/x\",cause=\"connect_failed\"}"), 1);
+    cr_assert(out.find("model=\"n\"") == std::string::npos, "%s", out.c_str());
+    // without a sample, no host or GPU families
+    cr_assert(out.find("llamaswap_memory_total_bytes") == std::string::npos);
+    cr_assert(out.find("llamaswap_gpu_") == std::string::npos);
+    cr_assert(out.find("# TYPE process_open_fds gauge\n") != std::string::npos);
+}
+
+namespace {
+ls::perf::Sample perf_sample() {
+    ls::perf::Sample s;
+    s.sys.cpu_util_per_core = {12.5, 100};
+    s.sys.mem_total_bytes = 64ull << 30;
+    s.sys.mem_used_bytes = 10ull << 30;
+    s.sys.mem_free_bytes = 50ull << 30;
+    s.sys.swap_total_bytes = 8ull << 30;
+    s.sys.swap_used_bytes = 1ull << 20;
+    s.sys.load_avg_1 = 1.5;
+    s.sys.load_avg_5 = 0.75;
+    s.sys.load_avg_15 = 0.25;
+    s.sys.net_io = {{"eth0", 1000, 2000}, {"we\"ird", 1, 2}};
+    ls::perf::GpuSample nv;
+    nv.index = 0;
+    nv.name = "NVIDIA H200";
+    nv.uuid = "GPU-1234";
+    nv.source = "nvml";
+    nv.temp_c = 41;
+    nv.gpu_util_pct = 87;
+    nv.mem_util_pct = 50;
+    nv.mem_used_bytes = 70ull << 30;
+    nv.mem_total_bytes = 140ull << 30;
+    nv.power_draw_w = 312.5; // vram temperature and fan unknown (-1)
+    ls::perf::GpuSample amd;
+    amd.index = 1;
+    amd.name = "AMD Radeon";
+    amd.source = "sysfs";
+    amd.temp_c = 55;
+    amd.vram_temp_c = 60;
+    amd.fan_speed_pct = 30; // no memory figures (0 of 0): left out
+    s.gpus = {nv, amd};
+    return s;
+}
+} // namespace
+
+Test(prometheus, host_and_gpu_gauges_as_the_original_names_them) {
+    std::string out;
+    render_perf(out, perf_sample());
+    cr_assert_eq(sample_value(out, "llamaswap_cpu_util_percent{core=\"0\"}"), 12.5, "%s",
+                 out.c_str());
+    cr_assert_eq(sample_value(out, "llamaswap_cpu_util_percent{core=\"1\"}"), 100);
+    cr_assert_eq(sample_value(out, "llamaswap_memory_total_bytes"), 64.0 * (1ull << 30));
+    cr_assert_eq(sample_value(out, "llamaswap_memory_used_bytes"), 10.0 * (1ull << 30));
+    cr_assert_eq(sample_value(out, "llamaswap_memory_free_bytes"), 50.0 * (1ull << 30));
+    cr_assert_eq(sample_value(out, "llamaswap_swap_total_bytes"), 8.0 * (1ull << 30));
+    cr_assert_eq(sample_value(out, "llamaswap_swap_used_bytes"), 1 << 20);
+    cr_assert_eq(sample_value(out, "llamaswap_load_average{interval=\"1m\"}"), 1.5);
+    cr_assert_eq(sample_value(out, "llamaswap_load_average{interval=\"5m\"}"), 0.75);
+    cr_assert_eq(sample_value(out, "llamaswap_load_average{interval=\"15m\"}"), 0.25);
+    cr_assert(out.find("# TYPE llamaswap_network_bytes_total counter\n") != std::string::npos);
+    cr_assert_eq(
+        sample_value(out, "llamaswap_network_bytes_total{interface=\"eth0\",direction=\"recv\"}"),
+        1000);
+    cr_assert_eq(
+        sample_value(out, "llamaswap_network_bytes_total{interface=\"eth0\",direction=\"sent\"}"),
+        2000);
+    cr_assert_eq(sample_value(out, "llamaswap_network_bytes_total{interface=\"we\\\"ird\","
+                                   "direction=\"sent\"}"),
+                 2);
+    const std::string nv = "{id=\"0\",name=\"NVIDIA H200\",uuid=\"GPU-1234\"}";
+    const std::string amd = "{id=\"1\",name=\"AMD Radeon\"}"; // no uuid: no uuid label
+    cr_assert_eq(sample_value(out, "llamaswap_gpu_temperature_celsius" + nv), 41, "%s",
+                 out.c_str());
+    cr_assert_eq(sample_value(out, "llamaswap_gpu_temperature_celsius" + amd), 55);
+    cr_assert_eq(sample_value(out, "llamaswap_gpu_vram_temperature_celsius" + nv), -1); // absent
+    cr_assert_eq(sample_value(out, "llamaswap_gpu_vram_temperature_celsius" + amd), 60);
+    cr_assert_eq(sample_value(out, "llamaswap_gpu_util_percent" + nv), 87);
+    cr_assert_eq(sample_value(out, "llamaswap_gpu_util_percent" + amd), -1);
+    cr_assert_eq(sample_value(out, "llamaswap_gpu_memory_util_percent" + nv), 50);
+    cr_assert_eq(sample_value(out, "llamaswap_gpu_memory_used_bytes" + nv), 70.0 * (1ull << 30));
+    cr_assert_eq(sample_value(out, "llamaswap_gpu_memory_total_bytes" + nv), 140.0 * (1ull << 30));
+    cr_assert_eq(sample_value(out, "llamaswap_gpu_memory_used_bytes" + amd), -1);
+    cr_assert_eq(sample_value(out, "llamaswap_gpu_memory_total_bytes" + amd), -1);
+    cr_assert_eq(sample_value(out, "llamaswap_gpu_fan_speed_percent" + nv), -1);
+    cr_assert_eq(sample_value(out, "llamaswap_gpu_fan_speed_percent" + amd), 30);
+    cr_assert_eq(sample_value(out, "llamaswap_gpu_power_draw_watts" + nv), 312.5);
+    for (const char* g :
+         {"temperature_celsius", "vram_temperature_celsius", "util_percent", "memory_util_percent",
+          "memory_used_bytes", "memory_total_bytes", "fan_speed_percent", "power_draw_watts"})
+        cr_assert(out.find(std::string("# TYPE llamaswap_gpu_") + g + " gauge\n") !=
+                      std::string::npos,
+                  "%s", g);
+    // No GPU: the GPU families are declared all the same, without series.
+    ls::perf::Sample bare = perf_sample();
+    bare.gpus.clear();
+    std::string host;
+    render_perf(host, bare);
+    cr_assert(host.find("# TYPE llamaswap_gpu_util_percent gauge\n") != std::string::npos);
+    cr_assert(host.find("llamaswap_gpu_util_percent{") == std::string::npos, "%s", host.c_str());
+}
+
+Test(prometheus, model_gpu_memory_with_a_sample) {
+    Loop l;
+    ls::router::Scheduler scheduler(l.loop, nullptr);
+    MetricsRegistry reg;
+    const ls::perf::Sample s = perf_sample();
+    const std::string out = reg.render(scheduler, &s);
+    cr_assert(out.find("# TYPE llamaswap_model_gpu_memory_bytes gauge\n") != std::string::npos,
+              "%s", out.c_str());
+    cr_assert(out.find("# TYPE llamaswap_gpu_power_draw_watts gauge\n") != std::string::npos);
+    cr_assert_eq(sample_value(out, "llamaswap_memory_total_bytes"), 64.0 * (1ull << 30));
 }
