@@ -767,6 +767,9 @@
     }
     $('models-empty').hidden = modelsKnown;
     $('models-none').hidden = !modelsKnown || models.length > 0;
+    const none = modelsKnown && models.length === 0;
+    body.closest('.table-wrap').hidden = none; // no empty table above the message
+    $('unload-all').hidden = none;
     $('models-summary').textContent = models.length
       ? models.length + ' models, ' + running + ' not stopped' : '';
     if (details.id) renderDetails();
@@ -905,7 +908,7 @@
       add('Upstream', run.proxy, 'proxy', true);
       add('Memory', run.memoryBytes > 0 ? fmtBytes(run.memoryBytes) : null, 'memory');
       const gpu = pick(run.gpuMemoryBytes, run.gpu_memory_bytes, run.gpuMemory);
-      if (typeof gpu === 'number') add('GPU memory', fmtBytes(gpu), 'gpu-memory');
+      if (typeof gpu === 'number') add('GPU memory', gpu > 0 ? fmtBytes(gpu) : '0 B', 'gpu-memory');
       else if (Array.isArray(gpu)) add('GPU memory', gpu.map((g) => (g.gpu !== undefined ? 'GPU ' + g.gpu + ': ' : '') + fmtBytes(g.bytes || g.usedBytes)).join(', '), 'gpu-memory');
       if (typeof run.ttl === 'number' && run.ttl > 0) add('TTL', run.ttl + ' s idle', 'ttl');
       add('In flight', pick(run.inFlight, 0) + ' · queued ' + pick(run.queued, 0), 'inflight');
