@@ -613,6 +613,25 @@ if (MODE === 'empty') {
     assert(/apiKeys/.test(text), 'it names apiKeys: ' + text);
     await shot('no-models.png');
   });
+  step('a build without the libraries (their stubs): notes instead of charts, About says what to install', async () => {
+    const stub = '/* not installed when this llama-swap was built: the web UI does without it */\n';
+    await page.route(/\/ui\/(chart|marked|highlight)\.min\.js$/, (r) => r.fulfill({ status: 200, contentType: 'text/javascript', body: stub }));
+    try {
+      await page.goto(BASE_URL + '/ui/?stubs#/activity', { waitUntil: 'domcontentloaded', timeout: T }); // a new load
+      await page.locator(tid('page-activity')).waitFor({ state: 'visible', timeout: T });
+      await page.waitForSelector(`${tid('nochart')}`, { timeout: T });
+      const note = await page.textContent(tid('nochart'));
+      assert(/libjs-chart\.js/.test(note), 'the note names the package: ' + note);
+      await shot('no-libraries.png');
+      await page.click(tid('about-button'));
+      const text = await page.textContent(tid('about-libs'));
+      diag('about: ' + text);
+      assert(/not built in \(install libjs-chart\.js/.test(text) && /install libjs-marked/.test(text) && /install libjs-highlight\.js/.test(text), 'what to install');
+      await page.click(tid('about-close'));
+    } finally {
+      await page.unroute(/\/ui\/(chart|marked|highlight)\.min\.js$/);
+    }
+  });
   step('no uncaught errors in the page', async () => {
     assert(pageErrors.length === 0, 'page errors:\n' + pageErrors.join('\n'));
   });
