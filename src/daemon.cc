@@ -7,6 +7,7 @@
 #include "sd/listen.h"
 #include "util/log.h"
 #include "util/log_time.h"
+#include "util/text_file.h"
 
 namespace ls {
 
@@ -172,6 +173,7 @@ void Daemon::on_hangup(struct ev_loop*, ev_signal* w, int) {
 void Daemon::enable_reload(config::ConfigSources sources, bool watch, bool strict) {
     sources_ = std::move(sources);
     strict_ = strict;
+    if (!sources_.dir.empty()) dir_loaded_ = scan_config_dir();
     if (!watch) return;
     if (!sources_.file.empty()) {
         ev_stat_init(&config_stat_, &on_config_changed, sources_.file.c_str(), 2.0);
@@ -181,7 +183,7 @@ void Daemon::enable_reload(config::ConfigSources sources, bool watch, bool stric
         watching_ = true;
     }
     if (!sources_.dir.empty()) {
-        dir_scan_ = dir_loaded_ = scan_config_dir();
+        dir_scan_ = scan_config_dir();
         ev_timer_init(&config_dir_poll_, &on_config_dir_poll, 2.0, 2.0);
         config_dir_poll_.data = this;
         ev_timer_start(loop_, &config_dir_poll_);
@@ -265,6 +267,40 @@ void Daemon::advise_first_run() const {
                  exposed_listeners_.front().c_str(), file.c_str());
 }
 
+namespace {
+// True when YAML text holds nothing but blanks, comments and document markers.
+bool yaml_is_empty(const std::string& text) {
+    size_t i = 0;
+    while (i < text.size()) {
+        size_t end = text.find('\n', i);
+        if (end == std::string::npos) end = text.size();
+        std::string_view line(text.data() + i, end - i);
+        while (!line.empty() && isspace(static_cast<unsigned char>(line.front())))
+            line.remove_prefix(1);
+        while (!line.empty() && isspace(static_cast<unsigned char>(line.back())))
+            line.remove_suffix(1);
+        if (!line.empty() && line.front() != '#' && line != "---" && line != "...") return false;
+        i = end + 1;
+    }
+    return true;
+}
+} // namespace
+
+std::string Daemon::emptied_source() const {
+    if (!sources_.file.empty()) {
+        auto text = read_text_file(sources_.file, 16 << 20);
+        if (yaml_is_empty(text)) return sources_.file;
+    }
+    // A file of the directory that had content at the last load and is empty now.
+    for (const DirFile& f : scan_config_dir()) {
+        for (const DirFile& before : dir_loaded_)
+            if (before.path == f.path && before.size != 0 &&
+                yaml_is_empty(read_text_file(f.path, 16 << 20)))
+                return f.path;
+    }
+    return {};
+}
+
 void Daemon::reload(const char* why) {
     if (shutting_down_ || (sources_.file.empty() && sources_.dir.empty())) return;
     sd::notify_reloading();
@@ -272,7 +308,17 @@ void Daemon::reload(const char* why) {
                              : sources_.file.empty() ? sources_.dir
                                                      : sources_.file + " + " + sources_.dir;
     LOG_INFO("%s: reloading %s", why, what.c_str());
-    if (watching_dir_) dir_loaded_ = scan_config_dir();
+    if (const std::string empty = emptied_source(); !empty.empty()) {
+        // An editor truncates and rewrites in place: what it has not written yet must not
+        // unload every model. A configuration without models says `models: {}`.
+        LOG_ERROR("reload failed, keeping the running configuration: %s is empty (being "
+                  "rewritten?); a configuration without models says \"models: {}\"",
+                  empty.c_str());
+        sd::notify_ready();
+        return;
+    }
+    if (!sources_.dir.empty()) dir_loaded_ = scan_config_dir();
+    const size_t models_before = cfg_.models.size();
     auto cfg = config::load_config_sources(sources_);
     if (!cfg) {
         LOG_ERROR("reload failed, keeping the running configuration: %s",
@@ -300,6 +346,10 @@ void Daemon::reload(const char* why) {
     server_.set_limits(cfg_.server);
     scheduler_.apply_config(cfg_);
     LOG_INFO("configuration reloaded (%zu models)", cfg_.models.size());
+    if (models_before > 0 && cfg_.models.empty())
+        LOG_WARN("the new configuration has no models: the %zu it had are stopped once their "
+                 "requests are done",
+                 models_before);
     advise_first_run();
     start_preload();
     events_.set_model_status(api::model_status_json(cfg_, scheduler_));

@@ -172,7 +172,10 @@ private:
     bool watching_dir_ = false;
     std::vector<DirFile> dir_scan_;   // the last scan of the poll
     std::vector<DirFile> dir_loaded_; // the scan when the configuration was last read
-    TimerWatcher config_settle_;      // debounce: editors write files in several steps
+    // The source a reload must not take: the --config file with no YAML in it, or a file
+    // of the directory that had content at the last load and has none now ("" when none).
+    std::string emptied_source() const;
+    TimerWatcher config_settle_; // debounce: editors write files in several steps
     TimerWatcher status_timer_;
     TimerWatcher watchdog_;
     std::string last_status_;

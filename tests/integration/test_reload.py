@@ -197,6 +197,30 @@ class Reload(unittest.TestCase):
             self.assertEqual(d.chat("fixed-alias").status, 200)
             self.assertEqual(self.pid_of(d, "a"), pid)
 
+    def test_emptied_file_keeps_running_one(self):
+        # An editor that truncates and rewrites in place: a reload that reads the file in
+        # between must not unload every model (it used to: 404 for every request).
+        with h4.Daemon(base_cfg()) as d:
+            self.assertEqual(d.chat("a").status, 200)
+            pid = self.pid_of(d, "a")
+            good = open(d.config_path).read()
+            for n, text in enumerate(("", "\n  \n", "# only a comment\n---\n"), 1):
+                d.write_config(text, atomic=False)
+                self.assertFalse(d.sighup(), "an empty file was taken")
+                self.assertIn("reload failed, keeping the running configuration: %s is empty"
+                              % d.config_path, d.log())
+                self.assertEqual(d.chat("a").status, 200)
+                self.assertEqual(self.pid_of(d, "a"), pid)
+            # Removing every model on purpose still works, and is said plainly.
+            d.write_config("models: {}\n")
+            self.assertTrue(d.sighup())
+            self.assertIn("the new configuration has no models: the 2 it had are stopped",
+                          d.log())
+            self.assertEqual(d.chat("a").status, 404)
+            d.write_config(good)
+            self.assertTrue(d.sighup())
+            self.assertEqual(d.chat("a").status, 200)
+
     def test_watch_config(self):
         with h4.Daemon(base_cfg(), args=["--watch-config"]) as d:
             self.assertEqual(d.chat("a").status, 200)
