@@ -551,6 +551,38 @@ class Exports(unittest.TestCase):
             self.assertTrue(line.startswith("[info] "), line)
 
 
+class GpuGauges(unittest.TestCase):
+    """The GPU gauges and per-model GPU memory through tests/nvml-stub's libnvidia-ml.so.1
+    (see test_gpu.py): the original's names and labels, values as the stub tells them."""
+
+    def test_gpu_gauges_and_model_gpu_memory_through_the_nvml_stub(self):
+        import test_gpu as g
+        if not os.path.exists(os.path.join(g.STUB_DIR, "libnvidia-ml.so.1")):
+            self.skipTest("no stub libnvidia-ml.so.1 in %s (set NVML_STUB_DIR)" % g.STUB_DIR)
+        stub = g.StubGpu()
+        self.addCleanup(shutil.rmtree, stub.dir, True)
+        stub.write()
+        with g.StubEnv(stub.env()), h.Daemon(two_models()) as d:
+            chat(d, "b")
+            (pid,) = [e["pid"] for e in d.running() if e["model"] == "b"]
+            stub.write(procs=[(0, pid, 3 * g.GIB), (0, os.getpid(), 7 * g.GIB)])
+            labels = 'id="0",name="Stub H200",uuid="GPU-5710b000-0000-0000-0000-000000000001"'
+            h.wait_until(lambda: 'llamaswap_model_gpu_memory_bytes{model="b"} '
+                         in d.request("GET", "/metrics").body.decode(), g.SAMPLE_WAIT,
+                         interval=0.5, what="b's GPU memory in /metrics")
+            r, fams = scrape(d)
+            self.assertIn("llamaswap_gpu_util_percent{%s} 87\n" % labels, r.body.decode())
+            self.assertEqual(value(fams, "llamaswap_model_gpu_memory_bytes", model="b"),
+                             3 * g.GIB)
+            self.assertIsNone(value(fams, "llamaswap_model_gpu_memory_bytes", model="a"))
+            self.assertEqual(value(fams, "llamaswap_gpu_memory_total_bytes", id=0), 140 * g.GIB)
+            self.assertEqual(value(fams, "llamaswap_gpu_memory_used_bytes", id=0), 24 * g.GIB)
+            for fam in GPU_FAMILIES:
+                for n, l, v in fams[fam]["samples"]:
+                    self.assertEqual(l, {"id": "0", "name": "Stub H200",
+                                         "uuid": "GPU-5710b000-0000-0000-0000-000000000001"})
+
+
 GPU_FAMILIES = ["llamaswap_gpu_temperature_celsius", "llamaswap_gpu_vram_temperature_celsius",
                 "llamaswap_gpu_util_percent", "llamaswap_gpu_memory_util_percent",
                 "llamaswap_gpu_memory_used_bytes", "llamaswap_gpu_memory_total_bytes",
