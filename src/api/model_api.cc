@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "gpu/owner.h"
+#include "http/headers.h"
 #include "util/json.h"
 
 namespace ls::api {
@@ -29,48 +30,68 @@ bool contains(const std::vector<std::string>& v, const char* x) {
     return false;
 }
 
-// One /v1/models record in the original's layout.
-cJSON* model_record(const std::string& id, const config::ModelConfig& m, bool loaded,
-                    long created) {
+// One /v1/models record in the original's layout (api.go newRecord): the capabilities
+// rendered as architecture (input/output modalities; modality when both), capabilities (only
+// the true ones: vision, audio_transcriptions, audio_speech, image_generation,
+// image_to_image, function_calling, reranker), supported_parameters and context_length;
+// meta.llamaswap is the metadata (without the rendered keys when capabilities are set) and
+// `internal` (type, aliases or modelID); meta.n_ctx the context length.
+cJSON* model_record(const std::string& id, const config::ModelConfig& m, bool loaded, long created,
+                    int port, const std::string& alias_of = "") {
     cJSON* rec = cJSON_CreateObject();
     cJSON_AddStringToObject(rec, "id", id.c_str());
     cJSON_AddStringToObject(rec, "object", "model");
     cJSON_AddNumberToObject(rec, "created", static_cast<double>(created));
     cJSON_AddStringToObject(rec, "owned_by", "llama-swap");
-    if (!m.name.empty()) cJSON_AddStringToObject(rec, "name", m.name.c_str());
-    if (!m.description.empty()) cJSON_AddStringToObject(rec, "description", m.description.c_str());
+    const std::string name(http::trim(m.name)), description(http::trim(m.description));
+    if (!name.empty()) cJSON_AddStringToObject(rec, "name", name.c_str());
+    if (!description.empty()) cJSON_AddStringToObject(rec, "description", description.c_str());
+
+    const config::Capabilities& c = m.capabilities;
+    const bool caps_set = !c.in.empty() || !c.out.empty() || c.tools || c.reranker || c.context > 0;
+    if (!c.in.empty() || !c.out.empty()) {
+        cJSON* arch = cJSON_AddObjectToObject(rec, "architecture");
+        if (!c.in.empty()) cJSON_AddItemToObject(arch, "input_modalities", string_array(c.in));
+        if (!c.out.empty()) cJSON_AddItemToObject(arch, "output_modalities", string_array(c.out));
+        if (!c.in.empty() && !c.out.empty()) {
+            std::string modality;
+            for (const auto& i : c.in) modality += (modality.empty() ? "" : "+") + i;
+            modality += "->";
+            for (size_t i = 0; i < c.out.size(); ++i) modality += (i ? "+" : "") + c.out[i];
+            cJSON_AddStringToObject(arch, "modality", modality.c_str());
+        }
+    }
+    if (!c.in.empty() || !c.out.empty() || c.tools || c.reranker) {
+        cJSON* caps = cJSON_AddObjectToObject(rec, "capabilities");
+        if (contains(c.in, "image")) cJSON_AddTrueToObject(caps, "vision");
+        if (contains(c.in, "audio") && contains(c.out, "text"))
+            cJSON_AddTrueToObject(caps, "audio_transcriptions");
+        if (contains(c.in, "text") && contains(c.out, "audio"))
+            cJSON_AddTrueToObject(caps, "audio_speech");
+        if (contains(c.in, "text") && contains(c.out, "image"))
+            cJSON_AddTrueToObject(caps, "image_generation");
+        if (contains(c.in, "image") && contains(c.out, "image"))
+            cJSON_AddTrueToObject(caps, "image_to_image");
+        if (c.tools) cJSON_AddTrueToObject(caps, "function_calling");
+        if (c.reranker) cJSON_AddTrueToObject(caps, "reranker");
+    }
+    if (c.tools)
+        cJSON_AddItemToObject(rec, "supported_parameters", string_array({"tools", "tool_choice"}));
+    if (c.context > 0)
+        cJSON_AddNumberToObject(rec, "context_length", static_cast<double>(c.context));
     cJSON* status = cJSON_AddObjectToObject(rec, "status");
     cJSON_AddStringToObject(status, "value", loaded ? "loaded" : "unloaded");
 
-    const config::Capabilities& c = m.capabilities;
-    if (c.set) {
-        cJSON* arch = cJSON_AddObjectToObject(rec, "architecture");
-        const auto in = c.in.empty() ? std::vector<std::string>{"text"} : c.in;
-        const auto out = c.out.empty() ? std::vector<std::string>{"text"} : c.out;
-        cJSON_AddItemToObject(arch, "input_modalities", string_array(in));
-        cJSON_AddItemToObject(arch, "output_modalities", string_array(out));
-        std::string modality;
-        for (const auto& i : in) modality += (modality.empty() ? "" : "+") + i;
-        modality += "->";
-        for (size_t i = 0; i < out.size(); ++i) modality += (i ? "+" : "") + out[i];
-        cJSON_AddStringToObject(arch, "modality", modality.c_str());
-        cJSON* caps = cJSON_AddObjectToObject(rec, "capabilities");
-        cJSON_AddBoolToObject(caps, "vision", contains(in, "image"));
-        cJSON_AddBoolToObject(caps, "audio_input", contains(in, "audio"));
-        cJSON_AddBoolToObject(caps, "audio_output", contains(out, "audio"));
-        cJSON_AddBoolToObject(caps, "image_output", contains(out, "image"));
-        cJSON_AddBoolToObject(caps, "function_calling", c.tools);
-        cJSON_AddBoolToObject(caps, "reranker", c.reranker);
-        if (c.tools)
-            cJSON_AddItemToObject(rec, "supported_parameters",
-                                  string_array({"tools", "tool_choice"}));
-        if (c.context > 0)
-            cJSON_AddNumberToObject(rec, "context_length", static_cast<double>(c.context));
-    }
-    cJSON* meta = cJSON_AddObjectToObject(rec, "meta");
     cJSON* ls = nullptr;
     if (!m.metadata_json.empty()) {
-        cJSON* md = cJSON_Parse(m.metadata_json.c_str());
+        // ${PORT} as the original: the model's port (the one it runs on, else the one it is
+        // given first: startPort onwards, in id order).
+        std::string text = m.metadata_json;
+        if (port > 0)
+            for (size_t at = text.find("${PORT}"); at != std::string::npos;
+                 at = text.find("${PORT}", at))
+                text.replace(at, 7, std::to_string(port));
+        cJSON* md = cJSON_Parse(text.c_str());
         if (md && cJSON_IsObject(md)) {
             ls = md;
         } else if (md) {
@@ -79,11 +100,22 @@ cJSON* model_record(const std::string& id, const config::ModelConfig& m, bool lo
         }
     }
     if (!ls) ls = cJSON_CreateObject();
-    cJSON_AddStringToObject(ls, "type", "model");
-    if (!m.aliases.empty()) cJSON_AddItemToObject(ls, "aliases", string_array(m.aliases));
+    if (caps_set) // the rendered fields win over metadata keys of the same names
+        for (const char* k :
+             {"architecture", "capabilities", "supported_parameters", "context_length"})
+            cJSON_DeleteItemFromObjectCaseSensitive(ls, k);
+    for (const char* k : {"type", "aliases", "modelID"})
+        cJSON_DeleteItemFromObjectCaseSensitive(ls, k);
+    if (alias_of.empty()) {
+        cJSON_AddStringToObject(ls, "type", "model");
+        if (!m.aliases.empty()) cJSON_AddItemToObject(ls, "aliases", string_array(m.aliases));
+    } else {
+        cJSON_AddStringToObject(ls, "type", "alias");
+        cJSON_AddStringToObject(ls, "modelID", alias_of.c_str());
+    }
+    cJSON* meta = cJSON_AddObjectToObject(rec, "meta");
     cJSON_AddItemToObject(meta, "llamaswap", ls);
-    if (c.set && c.context > 0)
-        cJSON_AddNumberToObject(meta, "n_ctx", static_cast<double>(c.context));
+    if (c.context > 0) cJSON_AddNumberToObject(meta, "n_ctx", static_cast<double>(c.context));
     return rec;
 }
 } // namespace
@@ -176,14 +208,18 @@ std::string models_json(const config::Config& cfg, const router::Scheduler& sche
         auto it = profile->pins.find(name);
         return it != profile->pins.end() && it->second.empty();
     };
+    int port_index = 0;
     for (const auto& [id, m] : cfg.models) {
+        int port = m.uses_port ? cfg.start_port + port_index++ : 0;
         if (m.unlisted) continue;
+        if (const auto* p = scheduler.process(id); p && p->port() > 0 && m.uses_port)
+            port = p->port();
         const bool loaded = is_loaded(scheduler, id);
-        if (!disabled(id)) records.emplace_back(id, model_record(id, m, loaded, created));
+        if (!disabled(id)) records.emplace_back(id, model_record(id, m, loaded, created, port));
         if (cfg.include_aliases_in_list)
             for (const auto& alias : m.aliases)
                 if (!disabled(alias))
-                    records.emplace_back(alias, model_record(alias, m, loaded, created));
+                    records.emplace_back(alias, model_record(alias, m, loaded, created, port, id));
     }
     for (const auto& [id, s] : cfg.selectors)
         if (!s.unlisted && !disabled(id))

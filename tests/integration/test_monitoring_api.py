@@ -287,5 +287,36 @@ class Inflight(unittest.TestCase):
             self.assertEqual(bg.result().status, 200)
 
 
+class ModelsList(unittest.TestCase):
+
+    def test_capabilities_and_alias_records_as_the_original(self):
+        c = {"includeAliasesInList": True, "models": {
+            "img": {"cmd": h.fake_cmd(model="img"), "aliases": ["pic"],
+                    "metadata": {"capabilities": "mine", "port": "${PORT}", "k": 1},
+                    "capabilities": {"in": ["text", "image"], "out": ["image"]}},
+            "tts": {"cmd": h.fake_cmd(model="tts"),
+                    "capabilities": {"in": ["text"], "out": ["audio"], "context": 4096}},
+        }}
+        with h.Daemon(c) as d:
+            recs = {m["id"]: m for m in d.request("GET", "/v1/models").json()["data"]}
+            self.assertEqual(sorted(recs), ["img", "pic", "tts"])
+            img = recs["img"]
+            self.assertEqual(img["architecture"], {"input_modalities": ["text", "image"],
+                                                   "output_modalities": ["image"],
+                                                   "modality": "text+image->image"})
+            self.assertEqual(img["capabilities"], {"vision": True, "image_generation": True,
+                                                   "image_to_image": True})
+            ls = img["meta"]["llamaswap"]
+            self.assertNotIn("capabilities", ls, "the rendered keys win over metadata's")
+            self.assertEqual((ls["type"], ls["aliases"], ls["k"]), ("model", ["pic"], 1))
+            self.assertRegex(str(ls["port"]), r"^\d+$", "${PORT} expanded")
+            pic = recs["pic"]["meta"]["llamaswap"]
+            self.assertEqual((pic["type"], pic["modelID"]), ("alias", "img"))
+            self.assertNotIn("aliases", pic)
+            tts = recs["tts"]
+            self.assertEqual(tts["capabilities"], {"audio_speech": True})
+            self.assertEqual((tts["context_length"], tts["meta"]["n_ctx"]), (4096, 4096))
+
+
 if __name__ == "__main__":
     h.main()

@@ -205,12 +205,9 @@ class ModelList(unittest.TestCase):
             m1 = recs["m1"]
             self.assertEqual(m1["name"], "Model One")
             self.assertEqual(m1["description"], "the first")
-            self.assertEqual(m1["architecture"], {"input_modalities": ["text", "image"],
-                                                  "output_modalities": ["text"],
-                                                  "modality": "text+image->text"})
-            self.assertEqual(m1["capabilities"], {
-                "vision": True, "audio_input": False, "audio_output": False,
-                "image_output": False, "function_calling": True, "reranker": False})
+            # As the original's renderCapabilities: only what is set, only true capabilities.
+            self.assertEqual(m1["architecture"], {"input_modalities": ["text", "image"]})
+            self.assertEqual(m1["capabilities"], {"vision": True, "function_calling": True})
             self.assertEqual(m1["supported_parameters"], ["tools", "tool_choice"])
             self.assertEqual(m1["context_length"], 32768)
             self.assertEqual(m1["meta"]["n_ctx"], 32768)
@@ -235,10 +232,8 @@ class ModelList(unittest.TestCase):
 
             m3 = recs["m3"]
             self.assertEqual(m3["architecture"]["modality"], "audio->text+audio")
-            self.assertEqual(m3["capabilities"]["audio_input"], True)
-            self.assertEqual(m3["capabilities"]["audio_output"], True)
-            self.assertEqual(m3["capabilities"]["reranker"], True)
-            self.assertEqual(m3["capabilities"]["function_calling"], False)
+            self.assertEqual(m3["capabilities"], {"audio_transcriptions": True,
+                                                  "reranker": True})
             self.assertNotIn("supported_parameters", m3)
             self.assertNotIn("context_length", m3)
             self.assertNotIn("n_ctx", m3["meta"])
@@ -271,9 +266,16 @@ class ModelList(unittest.TestCase):
                              "aliases of unlisted models stay hidden")
             recs = {m["id"]: m for m in data}
             for alias in ("m1-a", "m1-b"):
-                rec = dict(recs[alias])
+                # As the original: the model's record under the alias' id, with
+                # meta.llamaswap type "alias" and modelID instead of type "model" and aliases.
+                rec = json.loads(json.dumps(recs[alias]))
+                ls = rec["meta"]["llamaswap"]
+                self.assertEqual((ls.pop("type"), ls.pop("modelID")), ("alias", "m1"), rec)
+                model = json.loads(json.dumps(recs["m1"]))
+                mls = model["meta"]["llamaswap"]
+                self.assertEqual((mls.pop("type"), mls.pop("aliases")), ("model", ["m1-a", "m1-b"]))
                 rec["id"] = "m1"
-                self.assertEqual(rec, recs["m1"], "an alias record is the model's record")
+                self.assertEqual(rec, model)
 
 
 class Running(unittest.TestCase):
