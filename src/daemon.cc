@@ -67,6 +67,7 @@ Daemon::Daemon(struct ev_loop* loop, config::Config cfg, supervisor::GroupGuard*
     };
     scheduler_.on_swap = [this] { metrics_.on_swap(); };
     activity_.set_capacity(cfg_.metrics_max_in_memory);
+    captures_.set_capacity(static_cast<size_t>(cfg_.capture_buffer_mb * 1024 * 1024));
     perf_.configure(!cfg_.performance_disabled, cfg_.performance_every_s);
     scheduler_.on_change = [this] {
         update_status();
@@ -342,6 +343,7 @@ void Daemon::reload(const char* why) {
     set_active_profile(cfg_.default_profile, "configuration reloaded");
     apply_log_settings();
     activity_.set_capacity(cfg_.metrics_max_in_memory);
+    captures_.set_capacity(static_cast<size_t>(cfg_.capture_buffer_mb * 1024 * 1024));
     perf_.configure(!cfg_.performance_disabled, cfg_.performance_every_s);
     server_.set_limits(cfg_.server);
     scheduler_.apply_config(cfg_);

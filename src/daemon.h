@@ -14,6 +14,7 @@
 #include "http/server.h"
 #include "logs/log_hub.h"
 #include "metrics/activity.h"
+#include "metrics/captures.h"
 #include "metrics/prometheus.h"
 #include "perf/sampler.h"
 #include "proxy/exchange_observer.h"
@@ -136,6 +137,7 @@ private:
     logs::LogHub log_hub_;
     api::EventBus events_;
     metrics::ActivityLog activity_;
+    metrics::CaptureStore captures_; // `captureBuffer`, keyed by activity id
     metrics::MetricsRegistry metrics_;
     router::Scheduler scheduler_;
     proxy::UpstreamPool pool_;

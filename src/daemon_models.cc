@@ -5,6 +5,7 @@
 
 #include <ctime>
 
+#include "api/events.h"
 #include "api/routes.h"
 #include "http/error_body.h"
 #include "proxy/proxy_exchange.h"
@@ -143,7 +144,34 @@ void Daemon::on_exchange_end(const proxy::ExchangeInfo& info, const proxy::Excha
     else if (std::string_view(r.outcome) != "completed")
         rec.error_msg = std::string("response not completed: ") + r.outcome;
     if (!info.selector.empty()) rec.metadata["selector"] = std::string(info.selector);
+    const bool ok = rec.resp_status_code == 200;
     const uint64_t id = activity_.add(std::move(rec));
+    if (id && captures_.enabled()) {
+        // The original's capture: a failed request keeps no response body.
+        const unsigned fields = metrics::capture_fields_for(api::upstream_path(info.route_path)) &
+                                (ok ? metrics::kCaptureAll : ~unsigned(metrics::kCaptureRespBody));
+        metrics::Capture c;
+        c.id = id;
+        c.req_path = std::string(info.path);
+        bool keep = true;
+        if (fields & metrics::kCaptureReqHeaders)
+            c.req_headers = api::header_map(r.capture_req_headers);
+        if (fields & metrics::kCaptureReqBody) {
+            if (r.capture_req_body)
+                c.req_body = std::move(r.capture_req_body);
+            else
+                keep = false; // longer than the store
+        }
+        if (fields & metrics::kCaptureRespHeaders)
+            c.resp_headers = api::header_map(r.capture_headers);
+        if (fields & metrics::kCaptureRespBody) {
+            if (r.capture_body)
+                c.resp_body = std::move(r.capture_body);
+            else
+                keep = false; // longer than the store
+        }
+        if (keep) captures_.add(std::move(c));
+    }
     if (id) events_.publish("activity", "{\"id\":" + std::to_string(id) + "}");
 }
 
@@ -345,6 +373,14 @@ void Daemon::start_proxy(http::Connection& conn, http::Request& req, const std::
         api::match_route("POST", opt.route_path.empty() ? std::string_view(req.path)
                                                         : std::string_view(opt.route_path))
                 .kind == api::RouteKind::ModelJson;
+    if (opt.metered && captures_.enabled()) {
+        opt.capture_limit = captures_.capacity();
+        const unsigned fields = metrics::capture_fields_for(
+            api::upstream_path(opt.route_path.empty() ? std::string_view(req.path)
+                                                      : std::string_view(opt.route_path)));
+        opt.capture_req_body = fields & metrics::kCaptureReqBody;
+        opt.capture_body = fields & metrics::kCaptureRespBody;
+    }
     if (req.upgrade && !opt.peer) {
         // compat.ignoreWebsockets: a WebSocket never starts the model and is not counted
         // (in flight, TTL, spillover); other upgrades are ordinary requests.

@@ -193,7 +193,7 @@ void Daemon::on_request(http::Connection& conn, http::Request& req) {
         }
         for (std::string& name : q->models) // an alias names its model
             if (const config::ModelConfig* m = cfg_.resolve(name)) name = m->id;
-        respond_json(activity_.json(*q));
+        respond_json(activity_.json(*q, [this](uint64_t id) { return captures_.has(id); }));
         return;
     }
     case api::RouteKind::ActivityStats: {
@@ -214,6 +214,27 @@ void Daemon::on_request(http::Connection& conn, http::Request& req) {
     case api::RouteKind::Inflight:
         respond_json(events_.inflight_snapshot() + "\n");
         return;
+    case api::RouteKind::Capture: {
+        // As the original's: a decimal integer (Go's Atoi), else 400.
+        const std::string id = http::percent_decode(route.rest);
+        std::string_view digits = id;
+        if (!digits.empty() && (digits[0] == '+' || digits[0] == '-')) digits.remove_prefix(1);
+        const bool numeric =
+            !digits.empty() && digits.size() <= 18 &&
+            std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
+        if (!numeric) {
+            conn.respond_error(400, "invalid capture ID", "bad_request");
+            return;
+        }
+        const long long n = std::stoll(id);
+        const metrics::Capture* c = n > 0 ? captures_.find(static_cast<uint64_t>(n)) : nullptr;
+        if (!c) {
+            conn.respond_error(404, "capture not found", "not_found");
+            return;
+        }
+        respond_json(metrics::capture_json(*c) + "\n");
+        return;
+    }
     case api::RouteKind::Cancel: {
         const std::string_view rest = route.rest;
         const size_t slash = rest.find('/');

@@ -88,6 +88,7 @@ RouteMatch match_route(std::string_view method, std::string_view path) {
         {"/api/models/load/", true, RouteKind::LoadModel, Methods::Post},
         {"/api/models/unload/", true, RouteKind::UnloadModel, Methods::Post},
         {"/api/inflight/", true, RouteKind::Cancel, Methods::Post}, // <id>/cancel
+        {"/api/captures/", true, RouteKind::Capture, Methods::GetHead},
     };
     for (const PrefixRoute& r : kPrefixRoutes) {
         if (path.rfind(r.prefix, 0) != 0 || (r.rest_required && path.size() == r.prefix.size()))

@@ -33,6 +33,7 @@ enum class RouteKind {
     ProfileActive, // PUT /api/profiles/active
     Performance,   // GET /api/performance[?after=RFC3339]: the host and GPU samples
     Hardware,      // GET /api/hardware: the host as detected at start
+    Capture,       // GET /api/captures/<id>: a request's capture
 };
 
 struct RouteMatch {

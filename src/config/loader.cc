@@ -281,9 +281,6 @@ Result<Config> Loader::run() {
         if (!d) return d.error();
         if (d.value() < 0) return err(*v, "captureBuffer must be >= 0 (MB; 0: no captures)");
         cfg_.capture_buffer_mb = d.value();
-        if (d.value() > 0)
-            warn(*v, "captureBuffer: request captures (/api/captures) are not kept by this "
-                     "version; the size is checked, not used");
     }
     if (const Node* v = get("upstream"))
         if (auto r = decode_upstream(*v, scope); !r) return r.error();

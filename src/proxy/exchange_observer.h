@@ -3,14 +3,12 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
+#include "http/headers.h"
 #include "metrics/usage.h"
-
-namespace ls::http {
-class HeaderList;
-}
 
 namespace ls::proxy {
 
@@ -55,6 +53,15 @@ struct ExchangeResult {
     const char* failure = nullptr;
     std::string content_type; // of the response the client got
     std::string error_body;   // a non-200 response's body (its first 16 KiB), or our message
+    // For a capture (ProxyOptions::capture_limit): the request's headers and body as the
+    // client sent them (nullopt: not kept, or a spooled body longer than the limit), the
+    // response head the client got, and a 200 response's whole body (nullopt: not kept, or
+    // longer than the limit).
+    http::HeaderList capture_req_headers;
+    // (mutable: an observer may take the bodies rather than copy them)
+    mutable std::optional<std::string> capture_req_body;
+    http::HeaderList capture_headers;
+    mutable std::optional<std::string> capture_body;
 };
 
 class ExchangeObserver {

@@ -58,6 +58,10 @@ ProxyExchange::~ProxyExchange() {
         r.first_byte_at = first_byte_at_;
         r.content_type = std::move(content_type_);
         r.error_body = std::move(error_body_);
+        r.capture_req_headers = std::move(capture_req_headers_);
+        r.capture_req_body = std::move(capture_req_body_);
+        r.capture_headers = std::move(capture_headers_);
+        r.capture_body = std::move(capture_body_);
         if (usage_) {
             usage_->finish();
             r.usage = usage_->usage();
@@ -81,6 +85,20 @@ void ProxyExchange::begin() {
     info_.req_headers = &req_.headers;
     info_.exchange = this;
     started_ = true;
+    if (opt_.capture_limit > 0) {
+        // The connection forgets the request when the response is done: copy what a capture
+        // keeps now (a body from memory; a spooled one only when it fits the limit).
+        capture_req_headers_ = req_.headers;
+        if (opt_.capture_req_body && req_.body.size() <= opt_.capture_limit) {
+            if (!req_.body.spooled()) {
+                capture_req_body_.emplace(req_.body.memory());
+            } else {
+                std::string copy(req_.body.size(), '\0');
+                auto got = req_.body.read_at(0, copy.data(), copy.size());
+                if (got && got.value() == copy.size()) capture_req_body_ = std::move(copy);
+            }
+        }
+    }
     if (opt_.observer) opt_.observer->on_exchange_start(info_);
     if (opt_.peer) { // no process, no scheduler: straight to the peer
         start_peer();
@@ -762,6 +780,10 @@ int ProxyExchange::cb_headers_complete(llhttp_t* p) {
         const std::string* ct = x->resp_headers_.find("content-type");
         x->content_type_ = ct ? *ct : "";
         x->opt_.observer->on_exchange_response(x->info_, status, out);
+        if (x->opt_.capture_limit > 0) {
+            x->capture_headers_ = out;
+            if (x->opt_.capture_body && status == 200 && !head) x->capture_body_.emplace();
+        }
     }
     x->keep_error_body_ = status != 200 && x->opt_.observer;
     // Token counts come from the body as it passes: SSE events or a JSON document.
@@ -790,6 +812,12 @@ int ProxyExchange::cb_body(llhttp_t* p, const char* at, size_t len) {
     if (x->first_byte_at_ == 0 && len > 0 && p->status_code >= 200 && p->status_code < 300)
         x->first_byte_at_ = ev_now(x->loop_);
     x->relayed_ += len;
+    if (x->capture_body_) {
+        if (x->capture_body_->size() + len <= x->opt_.capture_limit)
+            x->capture_body_->append(at, len);
+        else
+            x->capture_body_.reset(); // too long to keep
+    }
     if (x->usage_) x->usage_->feed(at, len);
     if (x->opt_.observer) x->opt_.observer->on_exchange_progress(x->info_, x->relayed_);
     if (x->client_->output_congested()) x->paused_for_client_ = true;

@@ -69,6 +69,12 @@ struct ProxyOptions {
     bool metered = false;
     std::string selector;
     std::string client;
+    // Above 0: the request's headers and the response head are kept for a capture, and with
+    // capture_req_body / capture_body the request's body and a 200 response's body, each up
+    // to this many bytes (a longer one is not kept).
+    size_t capture_limit = 0;
+    bool capture_req_body = false;
+    bool capture_body = false;
 };
 
 class ProxyExchange final : public http::Exchange, public router::Waiter, public ConnectionWaiter {
@@ -226,6 +232,10 @@ private:
     bool keep_error_body_ = false;
     double granted_at_ = 0;
     std::optional<metrics::UsageScanner> usage_; // made with a 2xx response head
+    http::HeaderList capture_req_headers_;       // see ProxyOptions::capture_limit
+    std::optional<std::string> capture_req_body_;
+    http::HeaderList capture_headers_;
+    std::optional<std::string> capture_body_;
 
     std::string to_upstream_; // tunnel: client bytes not yet sent upstream
     size_t to_upstream_off_ = 0;

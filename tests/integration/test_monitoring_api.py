@@ -2,7 +2,10 @@
 """The original's monitoring APIs, in its layouts: /api/metrics/activity (rows, filters, sorting,
 paging, its 400 messages, which requests are metered), /api/metrics/stats (totals and speed
 histograms), /api/version, the in-flight list (GET /api/inflight, POST
-/api/inflight/<id>/cancel, the /api/events inflight and activity frames)."""
+/api/inflight/<id>/cancel, the /api/events inflight and activity frames), request captures
+(captureBuffer, GET /api/captures/<id>)."""
+
+import base64
 
 import json
 import os
@@ -72,7 +75,7 @@ class ActivityLayout(unittest.TestCase):
                 self.assertRegex(rec["timestamp"], RFC3339)
                 self.assertEqual(rec["req_path"], "/v1/chat/completions")
                 self.assertEqual(rec["resp_status_code"], 200)
-                self.assertIs(rec["has_capture"], False)
+                self.assertIs(rec["has_capture"], True)  # captureBuffer: 5 MB by default
                 self.assertIsInstance(rec["duration_ms"], int)
                 self.assertEqual(rec["tokens"]["input_tokens"], 5)
             self.assertEqual((plain["model"], plain["tokens"]["output_tokens"]), ("a", 7))
@@ -150,6 +153,101 @@ class ActivityLayout(unittest.TestCase):
                 r = d.request("GET", "/api/metrics/activity?" + q)
                 self.assertEqual(r.status, 400, (q, r))
                 self.assertEqual(r.json()["error"]["message"], msg, q)
+
+
+CAPTURE_KEYS = {"id", "req_path", "req_headers", "req_body", "resp_headers", "resp_body"}
+
+
+def capture(d, cid):
+    r = d.request("GET", "/api/captures/%s" % cid)
+    return r.status, (r.json() if r.status == 200 else r)
+
+
+class Captures(unittest.TestCase):
+
+    def test_chat_capture_with_redacted_headers(self):
+        with h.Daemon(cfg()) as d:
+            chat(d, "a", headers={"Authorization": "Bearer secret", "X-Api-Key": "k2",
+                                  "Cookie": "c=1", "X-Custom": "kept"})
+            chat(d, "b", stream=True)
+            rows = {r["id"]: r for r in activity(d)["data"]}
+            self.assertTrue(rows[1]["has_capture"] and rows[2]["has_capture"], rows)
+            st, c = capture(d, 1)
+            self.assertEqual(st, 200, c)
+            self.assertEqual(set(c), CAPTURE_KEYS, c)
+            self.assertEqual((c["id"], c["req_path"]), (1, "/v1/chat/completions"))
+            rh = c["req_headers"]
+            for k in ("Authorization", "X-Api-Key", "Cookie"):
+                self.assertEqual(rh[k], "[REDACTED]", rh)
+            self.assertEqual(rh["X-Custom"], "kept")
+            self.assertNotIn("secret", json.dumps(c))
+            req = json.loads(base64.b64decode(c["req_body"]))
+            self.assertEqual((req["model"], req["messages"][0]["content"]), ("a", PROMPT))
+            resp = json.loads(base64.b64decode(c["resp_body"]))
+            self.assertEqual(resp["usage"]["completion_tokens"], 7, resp)
+            self.assertTrue(c["resp_headers"]["Content-Type"].startswith("application/json"))
+            st, c = capture(d, 2)
+            self.assertEqual(st, 200, c)
+            self.assertIn(b"data:", base64.b64decode(c["resp_body"]))
+            self.assertTrue(c["resp_headers"]["Content-Type"].startswith("text/event-stream"))
+
+    def test_failed_request_keeps_the_request_only_and_masks(self):
+        conf = cfg()
+        conf["models"]["tts"] = {"cmd": h.fake_cmd(model="tts")}
+        with h.Daemon(conf) as d:
+            r = d.request("POST", "/v1/rerank", {"model": "a", "query": "q", "documents": []})
+            self.assertEqual(r.status, 404, r)
+            st, c = capture(d, 1)
+            self.assertEqual(st, 200, c)
+            self.assertIsNone(c["resp_body"])
+            self.assertIsNotNone(c["resp_headers"])
+            self.assertEqual(json.loads(base64.b64decode(c["req_body"]))["query"], "q")
+            # /v1/audio/speech: the request and the response head, not the audio
+            r = d.request("POST", "/v1/audio/speech", {"model": "tts", "input": "hi"})
+            self.assertEqual(r.status, 200, r)
+            st, c = capture(d, 2)
+            self.assertEqual(st, 200, c)
+            self.assertIsNone(c["resp_body"])
+            self.assertEqual(json.loads(base64.b64decode(c["req_body"]))["input"], "hi")
+            self.assertIsNotNone(c["resp_headers"])
+
+    def test_bad_and_unknown_ids(self):
+        with h.Daemon(cfg()) as d:
+            for cid, status, msg in (("abc", 400, "invalid capture ID"),
+                                     ("1x", 400, "invalid capture ID"),
+                                     ("1", 404, "capture not found"),
+                                     ("999", 404, "capture not found")):
+                st, r = capture(d, cid)
+                self.assertEqual(st, status, (cid, r))
+                self.assertEqual(r.json()["error"]["message"], msg, cid)
+
+    def test_disabled_with_zero(self):
+        conf = cfg()
+        conf["captureBuffer"] = 0
+        with h.Daemon(conf) as d:
+            chat(d, "a")
+            self.assertIs(activity(d)["data"][0]["has_capture"], False)
+            self.assertEqual(capture(d, 1)[0], 404)
+
+    def test_oldest_evicted_under_a_tiny_buffer(self):
+        conf = cfg()
+        conf["captureBuffer"] = 0.01  # 10485 bytes: two of these requests
+        with h.Daemon(conf) as d:
+            for i in range(4):
+                body = h.chat_body("a")
+                body["messages"] = [{"role": "user", "content": "x" * 4000}]
+                self.assertEqual(d.request("POST", "/v1/chat/completions", body).status, 200)
+            rows = {r["id"]: r["has_capture"] for r in activity(d)["data"]}
+            self.assertEqual(rows, {1: False, 2: False, 3: True, 4: True})
+            self.assertEqual(capture(d, 1)[0], 404)
+            self.assertEqual(capture(d, 4)[0], 200)
+            # A request larger than the whole buffer is recorded without a capture
+            body = h.chat_body("a")
+            body["messages"] = [{"role": "user", "content": "x" * 20000}]
+            self.assertEqual(d.request("POST", "/v1/chat/completions", body).status, 200)
+            rows = {r["id"]: r["has_capture"] for r in activity(d)["data"]}
+            self.assertEqual(rows[5], False)
+            self.assertEqual(rows[4], True, "the kept ones stay")
 
 
 class Stats(unittest.TestCase):
