@@ -1182,13 +1182,16 @@
       const c = await r.json();
       const headers = (h) => Object.entries(h || {}).map(([k, v]) => k + ': ' + v).join('\n');
       const pretty = (t) => { try { return JSON.stringify(JSON.parse(t), null, 2); } catch (_) { return t; } };
-      const sec = (title, text, key) => [el('h3', null, title), el('pre', { 'data-capture': key }, text || '(empty)')];
+      // A part the capture does not keep (null: audio and image payloads, a failed request's
+      // response body) says so rather than looking empty.
+      const sec = (title, text, key) => [el('h3', null, title), el('pre', { 'data-capture': key }, text == null ? '(not kept)' : text || '(empty)')];
+      const part = (v, f) => (v == null ? null : f(v));
       body.replaceChildren(el('div', { class: 'capture' },
         el('p', null, el('code', null, c.req_path || '')),
-        ...sec('Request headers', headers(c.req_headers), 'req-headers'),
-        ...sec('Request body', pretty(b64text(c.req_body)), 'req-body'),
-        ...sec('Response headers', headers(c.resp_headers), 'resp-headers'),
-        ...sec('Response body', pretty(b64text(c.resp_body)), 'resp-body')));
+        ...sec('Request headers', part(c.req_headers, headers), 'req-headers'),
+        ...sec('Request body', part(c.req_body, (b) => pretty(b64text(b))), 'req-body'),
+        ...sec('Response headers', part(c.resp_headers, headers), 'resp-headers'),
+        ...sec('Response body', part(c.resp_body, (b) => pretty(b64text(b))), 'resp-body')));
     } catch (e) {
       body.replaceChildren(el('p', { class: 'msg' }, 'Could not load the capture: ' + e.message));
     }

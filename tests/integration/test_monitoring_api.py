@@ -249,6 +249,22 @@ class Captures(unittest.TestCase):
             self.assertEqual(rows[5], False)
             self.assertEqual(rows[4], True, "the kept ones stay")
 
+    def test_spooled_request_body(self):
+        conf = cfg()
+        conf["server"] = {"bodyMemoryBytes": 4096}
+        with h.Daemon(conf) as d:
+            body = h.chat_body("a")
+            body["messages"] = [{"role": "user", "content": "y" * 20000}]  # spooled
+            self.assertEqual(d.request("POST", "/v1/chat/completions", body).status, 200)
+            st, c = capture(d, 1)
+            self.assertEqual(st, 200, c)
+            self.assertEqual(json.loads(base64.b64decode(c["req_body"])), body)
+        conf["captureBuffer"] = 0.01  # 10485 bytes: the spooled body does not fit
+        with h.Daemon(conf) as d:
+            self.assertEqual(d.request("POST", "/v1/chat/completions", body).status, 200)
+            self.assertIs(activity(d)["data"][0]["has_capture"], False)
+            self.assertEqual(capture(d, 1)[0], 404)
+
 
 class Stats(unittest.TestCase):
 
