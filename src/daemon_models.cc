@@ -153,23 +153,21 @@ void Daemon::on_exchange_end(const proxy::ExchangeInfo& info, const proxy::Excha
         metrics::Capture c;
         c.id = id;
         c.req_path = std::string(info.path);
+        // A body the proxy did not keep (longer than the store) means no capture at all.
         bool keep = true;
+        auto take_body = [&keep](bool wanted, auto& from, auto& to) {
+            if (!wanted) return;
+            if (from)
+                to = std::move(from);
+            else
+                keep = false;
+        };
         if (fields & metrics::kCaptureReqHeaders)
             c.req_headers = api::header_map(r.capture_req_headers);
-        if (fields & metrics::kCaptureReqBody) {
-            if (r.capture_req_body)
-                c.req_body = std::move(r.capture_req_body);
-            else
-                keep = false; // longer than the store
-        }
         if (fields & metrics::kCaptureRespHeaders)
             c.resp_headers = api::header_map(r.capture_headers);
-        if (fields & metrics::kCaptureRespBody) {
-            if (r.capture_body)
-                c.resp_body = std::move(r.capture_body);
-            else
-                keep = false; // longer than the store
-        }
+        take_body(fields & metrics::kCaptureReqBody, r.capture_req_body, c.req_body);
+        take_body(fields & metrics::kCaptureRespBody, r.capture_body, c.resp_body);
         if (keep) captures_.add(std::move(c));
     }
     if (id) events_.publish("activity", "{\"id\":" + std::to_string(id) + "}");

@@ -406,19 +406,9 @@ Result<Config> load_config_from_string(const std::string& yaml, const std::strin
 }
 
 Result<Config> load_config(const std::string& path) {
-    std::FILE* f = std::fopen(path.c_str(), "rb");
-    if (!f) {
-        int e = errno;
-        return make_error(path + ": cannot read config: " + std::strerror(e), e);
-    }
-    std::string text;
-    char buf[65536];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
-    int e = std::ferror(f) ? errno : 0;
-    std::fclose(f);
-    if (e) return make_error(path + ": cannot read config: " + std::strerror(e), e);
-    return load_config_from_string(text, path);
+    auto text = detail::read_file(path);
+    if (!text) return text.error();
+    return load_config_from_string(text.value(), path);
 }
 
 } // namespace ls::config

@@ -17,6 +17,9 @@
 
 namespace ls::config::detail {
 
+// A configuration file's bytes ("PATH: cannot read config: REASON" when it cannot be read).
+Result<std::string> read_file(const std::string& path);
+
 // The keys each level reads (unknown ones get a warning with a "did you mean" guess).
 inline const std::vector<std::string_view> kTopKeys = {"healthCheckTimeout",
                                                        "startPort",

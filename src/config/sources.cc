@@ -341,6 +341,12 @@ Result<Config> load_texts(const std::vector<std::pair<std::string, std::string>>
     return load_merged(std::move(trees), name);
 }
 
+bool has_suffix(std::string_view s, std::string_view suffix) {
+    return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+} // namespace
+
 Result<std::string> read_file(const std::string& path) {
     std::FILE* f = std::fopen(path.c_str(), "rb");
     if (!f) {
@@ -357,11 +363,6 @@ Result<std::string> read_file(const std::string& path) {
     return text;
 }
 
-bool has_suffix(std::string_view s, std::string_view suffix) {
-    return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
-} // namespace
 } // namespace detail
 
 Result<std::vector<std::string>> list_config_dir(const std::string& dir) {

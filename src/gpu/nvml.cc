@@ -54,6 +54,26 @@ template <typename F>
 void resolve(void* lib, F& fn, const char* name) {
     fn = reinterpret_cast<F>(dlsym(lib, name));
 }
+
+// A device's compute processes: asks with room for 64 and grows once when the driver says it
+// needs more. `Info` is the process record of the version `query` fills (v1, v2 or v3).
+template <typename Info, typename Add>
+void running_processes(nvmlReturn_t (*query)(nvmlDevice_t, unsigned int*, Info*), nvmlDevice_t dev,
+                       const Add& add) {
+    std::vector<Info> list(64);
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        unsigned int n = static_cast<unsigned int>(list.size());
+        const nvmlReturn_t rc = query(dev, &n, list.data());
+        if (rc == kInsufficientSize && attempt == 0) {
+            list.resize(n + 16);
+            continue;
+        }
+        if (rc == kSuccess)
+            for (unsigned int k = 0; k < n && k < list.size(); ++k)
+                add(list[k].pid, list[k].usedGpuMemory);
+        return;
+    }
+}
 } // namespace
 
 std::unique_ptr<Nvml> Nvml::open(std::string& why) {
@@ -133,7 +153,7 @@ bool Nvml::read(std::int64_t unix_ms, std::vector<perf::GpuSample>& gpus,
         if (api_->fan && api_->fan(dev, &v) == kSuccess) g.fan_speed_pct = v;
         gpus.push_back(std::move(g));
 
-        // Processes: ask with room for 64, grow once when the driver says it needs more.
+        // Processes, from the newest list the driver has.
         auto add = [&](unsigned int pid, unsigned long long used) {
             perf::GpuProcess p;
             p.pid = static_cast<pid_t>(pid);
@@ -141,35 +161,10 @@ bool Nvml::read(std::int64_t unix_ms, std::vector<perf::GpuSample>& gpus,
             p.used_bytes = used == kValueNotAvailable ? 0 : used;
             procs.push_back(std::move(p));
         };
-        if (api_->procs_v2) {
-            std::vector<nvmlProcessInfo_v2_t> list(64);
-            for (int attempt = 0; attempt < 2; ++attempt) {
-                unsigned int n = static_cast<unsigned int>(list.size());
-                nvmlReturn_t rc = api_->procs_v2(dev, &n, list.data());
-                if (rc == kInsufficientSize && attempt == 0) {
-                    list.resize(n + 16);
-                    continue;
-                }
-                if (rc == kSuccess)
-                    for (unsigned int k = 0; k < n && k < list.size(); ++k)
-                        add(list[k].pid, list[k].usedGpuMemory);
-                break;
-            }
-        } else if (api_->procs_v1) {
-            std::vector<nvmlProcessInfo_v1_t> list(64);
-            for (int attempt = 0; attempt < 2; ++attempt) {
-                unsigned int n = static_cast<unsigned int>(list.size());
-                nvmlReturn_t rc = api_->procs_v1(dev, &n, list.data());
-                if (rc == kInsufficientSize && attempt == 0) {
-                    list.resize(n + 16);
-                    continue;
-                }
-                if (rc == kSuccess)
-                    for (unsigned int k = 0; k < n && k < list.size(); ++k)
-                        add(list[k].pid, list[k].usedGpuMemory);
-                break;
-            }
-        }
+        if (api_->procs_v2)
+            running_processes(api_->procs_v2, dev, add);
+        else if (api_->procs_v1)
+            running_processes(api_->procs_v1, dev, add);
     }
     return true;
 }

@@ -241,6 +241,7 @@ private:
     size_t to_upstream_off_ = 0;
     bool client_input_paused_ = false;
     static constexpr size_t kTunnelHighWatermark = 256 * 1024;
+    static constexpr size_t kReadChunk = 64 * 1024; // one upstream read
 };
 
 } // namespace ls::proxy

@@ -33,7 +33,7 @@ def literal(data: bytes) -> str:
     width = 0
     for b in data:
         c = chr(b)
-        if c in '"\\':
+        if c in '"\\?':  # '?' too: "??<" would read as a trigraph
             piece = "\\" + c
         elif 0x20 <= b < 0x7F:
             piece = c

@@ -58,6 +58,14 @@ def wait_until(pred, timeout, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
+def free_port():
+    """A port nothing listens on now (bound, then closed: another process could take it, which
+    is unlikely enough on 127.0.0.1 for tests)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def pid_alive(pid):
     """True while pid exists and is not a zombie."""
     try:

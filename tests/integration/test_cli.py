@@ -113,38 +113,11 @@ class Cli(unittest.TestCase):
 
     def test_listen_flag(self):
         # Without a socket from systemd, --listen binds by itself.
-        import socket
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()  # tiny race with other processes; acceptable for one test
-        p = self.write("good.yaml", GOOD)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LISTEN_")}
-        proc = subprocess.Popen([h.LLAMA_SWAP, "-c", p, "-l", "127.0.0.1:%d" % port],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, env=env)
-        try:
-            def healthy():
-                try:
-                    return h.request(port, "GET", "/health", timeout=1).status == 200
-                except OSError:
-                    return False
-            h.wait_until(healthy, 5, what="the daemon on --listen")
-            proc.terminate()
-            self.assertEqual(proc.wait(10), 0)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(5)
-            proc.stdout.close()
+        self.start_output(GOOD, "127.0.0.1")
 
     def start_output(self, config, listen):
         """What the daemon logs from its start until it serves /health, then stops."""
-        import socket
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()  # tiny race with other processes; acceptable here
+        port = h.free_port()
         p = self.write("c.yaml", config)
         env = {k: v for k, v in os.environ.items() if not k.startswith("LISTEN_")}
         proc = subprocess.Popen([h.LLAMA_SWAP, "-c", p, "-l", "%s:%d" % (listen, port),

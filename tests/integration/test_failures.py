@@ -16,13 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
 
-def closed_port():
-    """A port nothing listens on (bound then closed; good enough for a refused connect)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+closed_port = h.free_port  # nothing listens there: a refused connect
 
 
 class Failures(unittest.TestCase):

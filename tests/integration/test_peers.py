@@ -61,14 +61,6 @@ class Certs:
         shutil.rmtree(self.dir, True)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 class EchoPeer:
     """A stand-in remote server (OpenRouter-like): records each request's line, headers and
     body, answers a chat completion naming the model it was sent; over TLS when given a
@@ -211,7 +203,7 @@ class Peers(unittest.TestCase):
         silent = EchoPeer(silent=True)
         try:
             cfg = {"peers": {
-                "gone": {"proxy": "http://127.0.0.1:%d" % free_port(), "models": ["a"]},
+                "gone": {"proxy": "http://127.0.0.1:%d" % h.free_port(), "models": ["a"]},
                 "slow": {"proxy": "http://127.0.0.1:%d" % silent.port, "models": ["b"],
                          "timeouts": {"responseHeader": 1}}}}
             with h4.Daemon(cfg) as d:

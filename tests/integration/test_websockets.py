@@ -200,6 +200,10 @@ class Tunnel(unittest.TestCase):
             os.kill(pid, 9)
             self.assertTrue(ws.closed_by_peer(), "the client learns the server is gone")
             ws.close()
+            # The tunnel can end (connection reset) before the daemon has reaped the process;
+            # a request in between would still be sent to the dead port.
+            h.wait_until(lambda: "upstream exited unexpectedly" in d.log(), 5,
+                         what="the daemon to notice the upstream's death")
             self.assertEqual(d.chat("m", timeout=30).status, 200, "the model starts again")
 
     def test_upgrade_the_upstream_declines(self):

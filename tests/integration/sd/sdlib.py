@@ -124,12 +124,7 @@ def fields(text):
 # ---------------------------------------------------------------------------------------------
 # The daemon with several passed sockets, or none
 
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+free_port = h.free_port
 
 
 class SdDaemon(h.Daemon):
