@@ -262,7 +262,8 @@ bool Daemon::rewrite_model_request(http::Connection& conn, http::Request& req,
                                    const std::string& model_field, const std::string& id,
                                    proxy::ProxyOptions& opt) {
     const bool renamed = model_field != ref.model;
-    const bool json_body = dynamic_cast<router::JsonModelScanner*>(scanner) != nullptr;
+    using Kind = router::BodyScanner::Kind;
+    const bool json_body = scanner && scanner->kind() == Kind::Json;
     if (json_body && !filters.empty()) {
         // Filters need the parsed document: the body is rewritten as a whole.
         constexpr size_t kMaxFilteredBody = 64 * 1024 * 1024;
@@ -299,9 +300,8 @@ bool Daemon::rewrite_model_request(http::Connection& conn, http::Request& req,
         rewrite.begin = ref.value_begin;
         rewrite.end = ref.value_end;
         rewrite.replacement = json_body ? "\"" + http::json_escape(model_field) + "\""
-                              : dynamic_cast<router::FormModelScanner*>(scanner)
-                                  ? http::percent_encode(model_field)
-                                  : model_field;
+                              : scanner->kind() == Kind::Form ? http::percent_encode(model_field)
+                                                              : model_field;
     } else if (renamed && !scanner) { // ?model= in the query
         opt.target = with_query_param(req, "model", model_field);
     }

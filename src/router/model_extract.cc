@@ -511,6 +511,26 @@ bool form_decode(std::string_view raw, std::string& out) {
 } // namespace
 
 void FormModelScanner::on_body(const char* data, size_t len) {
+    size_t skip = 0;
+    if (!sniffed_) {
+        while (skip < len && isspace(static_cast<unsigned char>(data[skip]))) ++skip;
+        leading_ws_ += skip;
+        if (skip < len) {
+            sniffed_ = true;
+            if (data[skip] == '{' || data[skip] == '[') {
+                json_ = std::make_unique<JsonModelScanner>();
+                const std::string blanks(leading_ws_, ' '); // the same offsets
+                json_->on_body(blanks.data(), blanks.size());
+            }
+        }
+    }
+    if (json_)
+        json_->on_body(data + skip, len - skip);
+    else
+        scan_form(data, len);
+}
+
+void FormModelScanner::scan_form(const char* data, size_t len) {
     for (size_t i = 0; i < len; ++i, ++offset_) {
         const char c = data[i];
         if (c == '&') {
@@ -547,6 +567,7 @@ void FormModelScanner::end_pair() {
 }
 
 bool FormModelScanner::finish(std::string& error) {
+    if (json_) return json_->finish(error);
     if (!ref_.found) end_pair();
     if (!ref_.found) return true;
     if (overlong_) {

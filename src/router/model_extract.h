@@ -32,6 +32,9 @@ public:
     // is malformed.
     virtual bool finish(std::string& error) = 0;
     virtual const ModelRef& result() const = 0;
+    // How the body is written (a URL-encoded body that is JSON counts as JSON).
+    enum class Kind { Json, Multipart, Form };
+    virtual Kind kind() const = 0;
 };
 
 // Streaming RFC 8259 validator that extracts top-level "model" (a string) and "stream".
@@ -41,6 +44,7 @@ public:
     void on_body(const char* data, size_t len) override;
     bool finish(std::string& error) override;
     const ModelRef& result() const override { return ref_; }
+    Kind kind() const override { return Kind::Json; }
 
 private:
     void fail(const char* what);
@@ -96,6 +100,7 @@ public:
     void on_body(const char* data, size_t len) override;
     bool finish(std::string& error) override;
     const ModelRef& result() const override { return ref_; }
+    Kind kind() const override { return Kind::Multipart; }
 
 private:
     void on_delimiter(size_t delim_begin);
@@ -117,14 +122,21 @@ private:
 
 // Streaming application/x-www-form-urlencoded scanner for the first `model` field; the span
 // is the raw (still encoded) value.
+// `curl -d '{"model":…}'` sends JSON labelled as a form: a body whose first non-blank byte
+// is '{' or '[' is scanned as JSON instead.
 class FormModelScanner : public BodyScanner {
 public:
     void on_body(const char* data, size_t len) override;
     bool finish(std::string& error) override;
-    const ModelRef& result() const override { return ref_; }
+    const ModelRef& result() const override { return json_ ? json_->result() : ref_; }
+    Kind kind() const override { return json_ ? Kind::Json : Kind::Form; }
 
 private:
+    void scan_form(const char* data, size_t len);
     void end_pair();
+    std::unique_ptr<JsonModelScanner> json_;
+    bool sniffed_ = false;  // the first non-blank byte has been seen
+    size_t leading_ws_ = 0; // blanks before it
     bool in_value_ = false;
     bool key_too_long_ = false;
     std::string key_;   // raw, bounded

@@ -112,6 +112,11 @@ class DispatchedRoutes(unittest.TestCase):
                           headers={"Content-Type": "application/x-www-form-urlencoded"})
             self.assertEqual(r.status, 200, r)
             self.assertEqual(r.json()["body"], "model=org%2Freal%20name&prompt=x%2By")
+            # JSON sent as a form (curl -d without a Content-Type) is read as JSON.
+            body = b'{"model": "e-alias", "messages": []}'
+            r = d.request("POST", "/v1/chat/completions", body=body,
+                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+            self.check_echo(r, "POST", "/v1/chat/completions", body)
             for form, code in (("prompt=x", "missing_model"), ("model=%zz", "invalid_request_body"),
                                ("model=nope", "model_not_found")):
                 r = d.request("POST", "/v1/images/generations", body=form.encode(),

@@ -721,3 +721,26 @@ Test(form_scanner, chosen_by_content_type) {
     json.headers.add("Content-Type", "application/json");
     cr_assert(dynamic_cast<JsonModelScanner*>(ls::router::body_scanner_for(json, error).get()));
 }
+
+Test(form_scanner, json_labelled_as_a_form_is_scanned_as_json) {
+    // curl -d '{"model":"m"}' without -H 'Content-Type: application/json'
+    const std::string body = "  \n{\"stream\": true, \"model\": \"qwen\"}";
+    for (Feed mode : {Feed::Whole, Feed::Bytes, Feed::Random}) {
+        ls::router::FormModelScanner s;
+        feed(s, body, mode, 5, 4);
+        std::string error;
+        cr_assert(s.finish(error), "%s", error.c_str());
+        cr_assert(s.kind() == BodyScanner::Kind::Json);
+        cr_assert(s.result().found);
+        cr_assert_str_eq(s.result().model.c_str(), "qwen");
+        cr_assert(s.result().stream);
+        const std::string span =
+            body.substr(s.result().value_begin, s.result().value_end - s.result().value_begin);
+        cr_assert_str_eq(span.c_str(), "\"qwen\"");
+    }
+    ls::router::FormModelScanner form;
+    form.on_body("model=m", 7);
+    std::string error;
+    cr_assert(form.finish(error));
+    cr_assert(form.kind() == BodyScanner::Kind::Form);
+}
