@@ -77,6 +77,9 @@ struct UpstreamTimeouts {
     double response_header_s = 0; // time from request sent to response head (504 on expiry)
     double idle_conn_s = 90;      // pooled keep-alive connection lifetime
     double tls_handshake_s = 10;  // https:// upstreams: from connected to the TLS handshake done
+    // The longest an upstream may send nothing on a request in progress before the daemon
+    // asks the model whether it still works (a wedged one is restarted). Models only.
+    double silence_s = 60;
 };
 
 // `tls` of an https:// upstream or peer (ours): the certificate is verified against the

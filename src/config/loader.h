@@ -174,7 +174,9 @@ private:
     Result<void> decode_filters(const Node& v, const Scope& scope, ModelConfig& m,
                                 std::string& strip_params, std::string& legacy_strip_params,
                                 std::vector<std::pair<std::string, const Node*>>& by_id_keys);
-    Result<void> decode_timeouts(const Node& v, const Scope& scope, UpstreamTimeouts& t);
+    // `peer`: keys that act on a model process only (silence) are warned about.
+    Result<void> decode_timeouts(const Node& v, const Scope& scope, UpstreamTimeouts& t,
+                                 bool peer = false);
     Result<void> decode_hooks(const Node& v, const Scope& scope,
                               std::vector<std::pair<std::string, const Node*>>& preload);
 };

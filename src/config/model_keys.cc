@@ -106,14 +106,15 @@ Result<void> Loader::decode_filters(const Node& v, const Scope& scope, ModelConf
     return {};
 }
 
-Result<void> Loader::decode_timeouts(const Node& v, const Scope& scope, UpstreamTimeouts& t) {
+Result<void> Loader::decode_timeouts(const Node& v, const Scope& scope, UpstreamTimeouts& t,
+                                     bool peer) {
     auto pairs = pairs_of(v, "timeouts");
     if (!pairs) return pairs.error();
     for (auto [kn, value] : pairs.value()) {
         const std::string& k = kn->value;
         const std::string key = "timeouts." + k;
         if (!known_key(*kn, {"connect", "responseHeader", "idleConn", "keepalive", "tlsHandshake",
-                             "expectContinue"}))
+                             "silence", "expectContinue"}))
             continue;
         if (is_null(*value)) continue;
         auto d = get_double(*value, key, scope);
@@ -129,6 +130,12 @@ Result<void> Loader::decode_timeouts(const Node& v, const Scope& scope, Upstream
             t.keepalive_s = d.value();
         else if (k == "tlsHandshake")
             t.tls_handshake_s = d.value();
+        else if (k == "silence" && !peer)
+            t.silence_s = d.value();
+        else if (k == "silence")
+            warn(*kn, scope.prefix + key +
+                          " has no effect on a peer: the peer's own llama-swap watches its "
+                          "models");
         else
             warn(*kn, scope.prefix + key +
                           " has no effect: llama-swap reads a request's body "

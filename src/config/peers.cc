@@ -87,7 +87,7 @@ Result<void> Loader::decode_peers(const Node& v, const Scope& scope) {
                 holder.filters.strip_params = split_strip_params(!strip.empty() ? strip : legacy);
                 peer.filters = std::move(holder.filters);
             } else if (k->value == "timeouts") {
-                if (auto r = decode_timeouts(*val, pscope, peer.timeouts); !r) return r;
+                if (auto r = decode_timeouts(*val, pscope, peer.timeouts, true); !r) return r;
             } else {
                 if (auto r = decode_tls(*val, "tls", pscope, peer.tls); !r) return r;
             }

@@ -35,7 +35,7 @@ ProxyExchange::ProxyExchange(struct ev_loop* loop, http::Connection& client, htt
                              ProxyOptions options)
     : loop_(loop), client_(&client), req_(req), scheduler_(scheduler), pool_(pool),
       model_(std::move(model_id)), opt_(std::move(options)), timeout_(loop, &on_timeout, this),
-      loading_tick_(loop, &on_loading_tick, this) {
+      silence_(loop, &on_silence, this), loading_tick_(loop, &on_loading_tick, this) {
     resp_headers_.reserve_typical();
 }
 
@@ -183,6 +183,7 @@ void ProxyExchange::on_granted(supervisor::ModelProcess& process) {
         loading_event(done);
     }
     upstream_ = &process.upstream();
+    process_ = &process;
     tls_ = process.tls_context();
     timeouts_ = process.config().timeouts;
     pool_key_ = process.pool_key();
@@ -266,6 +267,11 @@ void ProxyExchange::peer_resolved(Result<ResolvedAddress> r) {
 }
 
 void ProxyExchange::release_model() {
+    silence_.stop();
+    if (process_) {
+        process_->forget_liveness(this);
+        process_ = nullptr; // may be replaced once released
+    }
     if (granted_ && !released_) {
         released_ = true;
         scheduler_.release(model_);
@@ -424,6 +430,33 @@ void ProxyExchange::on_timeout(struct ev_loop*, ev_timer* w, int) {
         self->failure_ = "response_timeout";
         self->upstream_failed(what, 0, 504, "upstream_timeout");
     }
+}
+
+void ProxyExchange::watch_silence() {
+    if (!process_ || timeouts_.silence_s <= 0 || silence_.active()) return;
+    last_heard_ = ev_now(loop_);
+    silence_.start(timeouts_.silence_s);
+}
+
+void ProxyExchange::on_silence(struct ev_loop*, ev_timer* w, int) {
+    auto* self = static_cast<ProxyExchange*>(w->data);
+    if (self->state_ != State::ReadingHead && self->state_ != State::Relaying) return;
+    const double limit = self->timeouts_.silence_s;
+    const double now = ev_now(self->loop_);
+    if (self->paused_for_client_) self->last_heard_ = now; // we hold it back, not it us
+    const double quiet = now - self->last_heard_;
+    if (quiet < limit) { // bytes came meanwhile: sleep until the silence could be complete
+        self->silence_.start(limit - quiet);
+        return;
+    }
+    self->silence_.start(limit); // still silent then: ask again
+    if (self->process_) self->process_->check_liveness(self);
+}
+
+void ProxyExchange::on_liveness(bool alive) {
+    if (alive || (state_ != State::ReadingHead && state_ != State::Relaying)) return;
+    reused_ = false; // a wedged upstream, not a stale pooled connection: no retry
+    upstream_failed("the upstream stopped answering", 0, 504, "upstream_stalled");
 }
 
 void ProxyExchange::on_io(struct ev_loop*, ev_io* w, int revents) {
@@ -605,6 +638,7 @@ void ProxyExchange::send_more() {
         state_ = State::ReadingHead;
         pool_.request_sent(*sock_);
         if (timeouts_.response_header_s > 0) timeout_.start(timeouts_.response_header_s);
+        watch_silence();
         llhttp_init(&parser_, HTTP_RESPONSE, &kSettings);
         parser_.data = this;
         resp_headers_.clear();
@@ -632,6 +666,7 @@ void ProxyExchange::read_response() {
     if (state_ == State::Sending) {
         // Early response before the body was fully sent: parse it from here on.
         state_ = State::ReadingHead;
+        watch_silence();
         llhttp_init(&parser_, HTTP_RESPONSE, &kSettings);
         parser_.data = this;
         resp_head_bytes_ = 0;
@@ -663,6 +698,7 @@ void ProxyExchange::read_response() {
             upstream_failed("the upstream closed the connection", 0);
             return;
         }
+        last_heard_ = ev_now(loop_);
         if (!got_response_bytes_) {
             got_response_bytes_ = true;
             pool_.response_began(*sock_);
@@ -728,6 +764,17 @@ void ProxyExchange::finish_ok() {
 
 void ProxyExchange::upstream_failed(const std::string& what, int err, int status,
                                     const char* code) {
+    std::string wedged_detail;
+    if (process_ && !process_->wedged().empty()) {
+        // The liveness check cut this request, or the wedged process's stop closed its
+        // connection: say why, whatever the socket reported.
+        reused_ = false;
+        failure_ = "upstream_stalled";
+        status = 504;
+        code = "upstream_stalled";
+        wedged_detail =
+            "the upstream stopped answering (it " + process_->wedged() + "); it is being restarted";
+    }
     const bool retryable = reused_ && !got_response_bytes_ && state_ != State::Relaying;
     if (retryable && client_ && sock_) {
         // A pooled connection the upstream had already closed: try once on a fresh one, in
@@ -745,7 +792,9 @@ void ProxyExchange::upstream_failed(const std::string& what, int err, int status
                    : state_ == State::Handshaking ? "tls_failed"
                    : state_ == State::Sending     ? "send_failed"
                                                   : "no_response";
-    const std::string detail = err ? what + ": " + strerror(err) : what;
+    const std::string detail = !wedged_detail.empty() ? wedged_detail
+                               : err                  ? what + ": " + strerror(err)
+                                                      : what;
     release_model();
     if (!client_) return;
     if (state_ == State::Relaying) {
@@ -772,6 +821,7 @@ void ProxyExchange::close_upstream() {
 void ProxyExchange::on_client_writable() {
     if (!paused_for_client_) return;
     paused_for_client_ = false;
+    last_heard_ = ev_now(loop_); // its silence while we did not read was ours
     update_upstream_io();
     // Bytes TLS has decrypted already would wait for a socket event that may never come.
     if (sock_ && sock_->tls && sock_->tls->pending() > 0)

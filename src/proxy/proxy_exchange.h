@@ -17,6 +17,7 @@
 #include "proxy/upstream_address.h"
 #include "proxy/upstream_pool.h"
 #include "router/scheduler.h"
+#include "supervisor/liveness_check.h"
 #include "tls/tls.h"
 #include "util/ev.h"
 #include "util/unique_fd.h"
@@ -77,7 +78,10 @@ struct ProxyOptions {
     bool capture_body = false;
 };
 
-class ProxyExchange final : public http::Exchange, public router::Waiter, public ConnectionWaiter {
+class ProxyExchange final : public http::Exchange,
+                            public router::Waiter,
+                            public ConnectionWaiter,
+                            public supervisor::LivenessWaiter {
 public:
     ProxyExchange(struct ev_loop* loop, http::Connection& client, http::Request& req,
                   router::Scheduler& scheduler, UpstreamPool& pool, std::string model_id,
@@ -97,6 +101,8 @@ public:
     bool on_tunnel_data(const char* data, size_t len) override;
     // ConnectionWaiter: the upstream's connection cap let us through.
     void on_connection(UpstreamSocketPtr sock) override;
+    // LivenessWaiter: the answer to a silent upstream's check (false: wedged, cut us).
+    void on_liveness(bool alive) override;
     // POST /api/inflight/<id>/cancel: the upstream request is closed; the client gets a 502
     // (nothing sent yet) or a cut response.
     void cancel();
@@ -123,6 +129,9 @@ private:
 
     static void on_io(struct ev_loop*, ev_io*, int);
     static void on_timeout(struct ev_loop*, ev_timer*, int);
+    static void on_silence(struct ev_loop*, ev_timer*, int);
+    // From the request sent until the response ends: the upstream's silence is watched.
+    void watch_silence();
     static void on_loading_tick(struct ev_loop*, ev_timer*, int);
     void start_loading_stream();
     void loading_event(const std::string& reasoning);
@@ -197,6 +206,10 @@ private:
         if (sock_) sock_->io.set(sock_->fd.get(), events);
     }
     TimerWatcher timeout_; // connect, then response-head timeout (the model's `timeouts`)
+    // A scheduled model's process, while granted: asked about a silent upstream.
+    supervisor::ModelProcess* process_ = nullptr;
+    TimerWatcher silence_;  // timeouts.silence; checks last_heard_ lazily
+    double last_heard_ = 0; // the upstream's last byte (or when we stopped reading it)
     config::UpstreamTimeouts timeouts_;
 
     std::string head_; // the request head we send

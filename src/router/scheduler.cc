@@ -47,6 +47,8 @@ Scheduler::Slot* Scheduler::slot(const std::string& id) {
 }
 
 namespace {
+constexpr double kWedgedStopGrace = 5; // seconds of SIGTERM before SIGKILL for a wedged model
+
 // Settings that only take effect when the process is started again.
 bool needs_restart(const config::ModelConfig& a, const config::ModelConfig& b) {
     const config::ResourceLimits &la = a.limits, &lb = b.limits;
@@ -398,6 +400,15 @@ void Scheduler::on_process_output(ModelProcess& p, std::string_view line) {
     if (hub_) hub_->upstream_line(p.id(), line);
     // Upstream output is not the daemon's own log: it shows on stderr only at debug level.
     log_upstream_line(p.id(), p.pid(), line);
+}
+
+void Scheduler::on_process_wedged(ModelProcess& p) {
+    // Its requests in flight end (their exchanges heard the verdict or see the process go);
+    // the ones queued for it stay queued and start it afresh once it has stopped. A wedged
+    // process rarely honours SIGTERM: a short grace.
+    Slot* s = slot(p.id());
+    if (s) s->ttl->stop();
+    p.stop(std::min(p.config().unload_timeout_s, kWedgedStopGrace), "wedged");
 }
 
 void Scheduler::unload(const std::string& model_id, const char* reason) {

@@ -129,6 +129,7 @@ private:
     void on_process_state(supervisor::ModelProcess& p, supervisor::ProcessState from,
                           supervisor::ProcessState to) override;
     void on_process_output(supervisor::ModelProcess& p, std::string_view line) override;
+    void on_process_wedged(supervisor::ModelProcess& p) override;
     void pump();
     void grant(std::list<QueueEntry>::iterator it, Slot& slot);
     void reject(std::list<QueueEntry>::iterator it, const Rejection& why);

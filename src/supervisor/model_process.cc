@@ -64,8 +64,9 @@ ModelProcess::ModelProcess(struct ev_loop* loop, config::ModelConfig cfg, Proces
       child_(loop, &on_child, this), stop_child_(loop, &on_stop_child, this),
       deadline_(loop, &on_deadline, this), retry_(loop, &on_retry, this),
       kill_timer_(loop, &on_kill, this), probe_(loop, &on_probe_result, this),
-      cgroup_cleanup_(loop, &on_cgroup_cleanup, this), scope_wait_(loop, &on_scope_wait, this),
-      relaunch_(loop, &on_relaunch, this), oom_watch_(loop) {
+      liveness_(loop, &on_liveness_verdict, this), cgroup_cleanup_(loop, &on_cgroup_cleanup, this),
+      scope_wait_(loop, &on_scope_wait, this), relaunch_(loop, &on_relaunch, this),
+      oom_watch_(loop) {
     state_since_ = ev_now(loop_);
 }
 
@@ -98,6 +99,7 @@ void ModelProcess::start() {
     if (state_ != ProcessState::Stopped && state_ != ProcessState::Failed) return;
     failure_.clear();
     pending_failure_.clear();
+    wedged_.clear();
     output_.clear();
     started_at_ = ev_now(loop_);
     ready_at_ = 0;
@@ -414,6 +416,30 @@ void ModelProcess::on_retry(struct ev_loop*, ev_timer* w, int) {
     if (self->state_ == ProcessState::Starting)
         self->probe_.start(self->upstream_, self->check_path_, self->settings_.probe_timeout_s,
                            self->tls_ctx_);
+}
+
+void ModelProcess::check_liveness(LivenessWaiter* waiter) {
+    if (state_ != ProcessState::Ready || !wedged_.empty()) return; // its requests are ending
+    liveness_.ask(waiter, upstream_, check_path_, cfg_.timeouts.silence_s, tls_ctx_);
+}
+
+void ModelProcess::on_liveness_verdict(void* p, bool alive, const std::string& why) {
+    auto* self = static_cast<ModelProcess*>(p);
+    if (alive) {
+        LOG_INFO("model %s: silent for %.0f s but still working (a long prompt?); waiting on",
+                 self->cfg_.id.c_str(), self->cfg_.timeouts.silence_s);
+        return;
+    }
+    char buf[256];
+    snprintf(buf, sizeof buf, "sent nothing for %.0f s and %s", self->cfg_.timeouts.silence_s,
+             why.c_str());
+    self->wedged_ = buf;
+    LOG_EVENT(LogLevel::Error,
+              (LogFields{.model = self->cfg_.id, .pid = self->pid_, .event = "model_wedged"}),
+              "model %s: pid %d is wedged: it %s; its requests in flight are cut and it is "
+              "restarted",
+              self->cfg_.id.c_str(), self->pid_, buf);
+    self->observer_.on_process_wedged(*self);
 }
 
 void ModelProcess::on_deadline(struct ev_loop*, ev_timer* w, int) {
@@ -746,6 +772,7 @@ void ModelProcess::cleanup_after_exit() {
     output_read_.reset();
     output_write_.reset();
     probe_.cancel();
+    liveness_.cancel();
     retry_.stop();
     deadline_.stop();
     kill_timer_.stop();

@@ -17,6 +17,7 @@
 #include "readiness/health_probe.h"
 #include "supervisor/cgroup.h"
 #include "supervisor/group_guard.h"
+#include "supervisor/liveness_check.h"
 #include "supervisor/oom_watch.h"
 #include "supervisor/port_allocator.h"
 #include "supervisor/process_state.h"
@@ -35,6 +36,8 @@ public:
     virtual void on_process_state(ModelProcess& process, ProcessState from, ProcessState to) = 0;
     // One line of the upstream's stdout/stderr (without the newline).
     virtual void on_process_output(ModelProcess&, std::string_view) {}
+    // A liveness check found the Ready upstream wedged (ModelProcess::wedged() says why).
+    virtual void on_process_wedged(ModelProcess&) {}
 };
 
 struct ProcessSettings {
@@ -92,6 +95,12 @@ public:
     void on_notify(std::string_view message);
     // Starting/Ready → Stopping → Stopped. A shorter grace replaces a longer one.
     void stop(double grace_s, const char* reason);
+    // A request whose upstream was silent for `timeouts.silence` asks whether the model still
+    // works (see liveness_check.h); `waiter` hears the answer unless it forgets first.
+    void check_liveness(LivenessWaiter* waiter);
+    void forget_liveness(LivenessWaiter* waiter) { liveness_.forget(waiter); }
+    // Why a liveness check found this run of the process wedged; empty while it is not.
+    const std::string& wedged() const { return wedged_; }
     // Replaces settings that do not need a restart (ttl, limits, names).
     void update_config(const config::ModelConfig& cfg, const ProcessSettings& settings) {
         cfg_ = cfg;
@@ -114,6 +123,7 @@ private:
     // An exit while starting that another port may cure: true when a new attempt is due.
     bool retry_on_another_port(const std::string& how);
     static void on_probe_result(void* self, int status);
+    static void on_liveness_verdict(void* self, bool alive, const std::string& why);
 
     void set_state(ProcessState to);
     void fail_start(std::string message); // while Starting: record and stop
@@ -177,6 +187,8 @@ private:
     TimerWatcher retry_;
     TimerWatcher kill_timer_;
     readiness::HealthProbe probe_;
+    LivenessCheck liveness_;
+    std::string wedged_;
     double kill_at_ = 0;
     std::unique_ptr<struct ReadyPattern> ready_pattern_; // compiled readyPattern
     std::unique_ptr<ModelCgroup> cgroup_;

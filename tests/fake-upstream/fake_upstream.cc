@@ -118,13 +118,21 @@ llama-server imitations (all off by default):
                            usage.prompt_tokens all of them
   --no-cache-n             omit timings.cache_n and prompt_tokens_details
                            (older builds)
+  --stall-after-tokens N   wedge after N tokens of every completion (0: before the
+                           response head), like a llama-server whose main loop hangs
+                           (GPU fault, deadlock): that request, every later completion
+                           or embedding and GET /slots then wait forever, while
+                           /health still answers 200 (it does not go through the main
+                           loop). ?stall_after_tokens=N on one POST does it for that
+                           request only
+  --no-slots               GET /slots answers 501, like llama-server --no-slots
   --sigterm-abort          on SIGTERM print "fake-upstream: SIGTERM, aborting"
                            and abort() (dies by SIGABRT; core dumps disabled)
 
-Endpoints: GET /health, GET /v1/models, POST /v1/chat/completions,
+Endpoints: GET /health, GET /v1/models, GET /slots, POST /v1/chat/completions,
 POST /v1/completions, POST /completion, POST /v1/embeddings,
 POST /v1/audio/transcriptions, POST /v1/audio/speech, ANY /echo[/...],
-GET /slow?chunks=N&delay_ms=D.
+GET /slow?chunks=N&delay_ms=D[&size=BYTES].
 Any POST honours ?delay_ms=N (sleep before answering).
 /v1/embeddings answers [0.1, 0.2, 0.3] per input (one per element of an array of
 strings or of token arrays), as base64 float32 with "encoding_format":"base64".
@@ -166,6 +174,8 @@ struct Options {
     bool prompt_cache = false;
     bool no_cache_n = false;
     bool sigterm_abort = false;
+    long long stall_after_tokens = -1; // -1 = never
+    bool no_slots = false;
 };
 
 Options g_opt;
@@ -213,6 +223,8 @@ const OptionSpec kOptionSpecs[] = {
     {"parallel", &g_opt.parallel},
     {"bind-fail-once", &g_opt.bind_fail_once},
     {"bind-fail-always", &g_opt.bind_fail_always},
+    {"stall-after-tokens", &g_opt.stall_after_tokens},
+    {"no-slots", &g_opt.no_slots},
     {"prompt-cache", &g_opt.prompt_cache},
     {"no-cache-n", &g_opt.no_cache_n},
     {"sigterm-abort", &g_opt.sigterm_abort},
@@ -943,6 +955,41 @@ private:
 
 Slots g_slots;
 
+// llama-server's main loop, as far as tests can tell: tasks being processed (what GET /slots
+// reports) and, once wedged (--stall-after-tokens), nothing that needs the loop ever returns.
+class MainLoop {
+public:
+    class Task {
+    public:
+        explicit Task(MainLoop& l) : loop_(l) {
+            loop_.wait_unless_running();
+            ++loop_.processing_;
+        }
+        ~Task() { --loop_.processing_; }
+        Task(const Task&) = delete;
+        Task& operator=(const Task&) = delete;
+
+    private:
+        MainLoop& loop_;
+    };
+
+    // The caller's request never ends (its thread sleeps until the process is stopped).
+    [[noreturn]] void wedge() {
+        if (!wedged_.exchange(true)) raw_stderr("fake-upstream: main loop wedged (simulated)\n");
+        for (;;) pause();
+    }
+    void wait_unless_running() {
+        if (wedged_.load()) wedge();
+    }
+    long long processing() const { return processing_.load(); }
+
+private:
+    std::atomic<bool> wedged_{false};
+    std::atomic<long long> processing_{0};
+};
+
+MainLoop g_main_loop;
+
 // ---------------------------------------------------------------------------
 // Completions
 
@@ -954,6 +1001,7 @@ struct Generation {
     int prompt_tokens = 1;                    // the whole prompt (what the client is charged)
     int cached_tokens = 0;                    // of which served from the prompt cache
     std::optional<std::string> request_model; // "model" from the request body
+    long long stall_after = -1;               // tokens before the main loop wedges; -1: never
 };
 
 // The prompt's words: every message's content for chat, else "prompt".
@@ -1051,7 +1099,9 @@ void pace_token() {
 }
 
 // --crash-after-tokens: die abruptly, mid-response, like a segfaulting server.
-void maybe_crash(long long tokens_done) {
+// --stall-after-tokens / ?stall_after_tokens: wedge there instead.
+void maybe_crash(long long tokens_done, long long stall_after) {
+    if (stall_after == tokens_done) g_main_loop.wedge();
     if (g_opt.crash_after_tokens != tokens_done) return;
     raw_stderr("fake-upstream: simulated crash during generation\n");
     _exit(4);
@@ -1063,15 +1113,16 @@ std::string sse_event(const Json& obj) {
 
 bool stream_completion(Connection& c, Request& req, const Generation& gen) {
     StreamedReply out(c, req);
+    if (gen.stall_after == 0) g_main_loop.wedge(); // before the head, like a long prompt
     if (!out.begin("text/event-stream")) return false;
     auto t0 = std::chrono::steady_clock::now();
-    maybe_crash(0);
+    maybe_crash(0, -1);
     for (long long i = 0; i < g_opt.tokens; ++i) {
         pace_token();
         Json chunk = completion_base(gen, true);
         add_choice(chunk.get(), gen, true, g_opt.respond.c_str(), nullptr);
         if (!out.write(sse_event(chunk))) return false;
-        maybe_crash(i + 1);
+        maybe_crash(i + 1, gen.stall_after);
     }
     Json last = completion_base(gen, true);
     add_choice(last.get(), gen, true, nullptr, "stop");
@@ -1082,12 +1133,12 @@ bool stream_completion(Connection& c, Request& req, const Generation& gen) {
 bool complete(Connection& c, const Request& req, const Generation& gen) {
     auto t0 = std::chrono::steady_clock::now();
     std::string text;
-    maybe_crash(0);
+    maybe_crash(0, gen.stall_after);
     for (long long i = 0; i < g_opt.tokens; ++i) {
         pace_token();
         if (i > 0) text += ' ';
         text += g_opt.respond;
-        maybe_crash(i + 1);
+        maybe_crash(i + 1, gen.stall_after);
     }
     Json root = completion_base(gen, false);
     add_choice(root.get(), gen, false, text.c_str(), "stop");
@@ -1140,7 +1191,9 @@ bool handle_completion(Connection& c, Request& req, BodyReader& body, Api api) {
     auto doc = read_json_body(c, req, body, keep);
     if (!doc) return keep;
     Slots::Lease slot(g_slots);
+    MainLoop::Task task(g_main_loop);
     Generation gen = describe_request(doc->get(), api);
+    gen.stall_after = query_int(req.query, "stall_after_tokens").value_or(g_opt.stall_after_tokens);
     post_delay(req);
     return gen.stream ? stream_completion(c, req, gen) : complete(c, req, gen);
 }
@@ -1179,6 +1232,7 @@ bool handle_embeddings(Connection& c, Request& req, BodyReader& body) {
     // Like llama-server (and OpenAI): the OpenAI SDKs ask for base64 by default.
     bool as_base64 = string_field(doc->get(), "encoding_format").value_or("float") == "base64";
     Slots::Lease slot(g_slots);
+    MainLoop::Task task(g_main_loop);
     post_delay(req);
 
     Json root = new_object();
@@ -1286,14 +1340,37 @@ bool handle_models(Connection& c, const Request& req) {
     return reply_json(c, req, 200, root);
 }
 
+// GET /slots: answered by llama-server's main loop (so never while it is wedged).
+bool handle_slots(Connection& c, const Request& req) {
+    if (g_opt.no_slots)
+        return reply_error(c, req, 501, "This server does not support slots endpoint.",
+                           "not_supported_error");
+    g_main_loop.wait_unless_running();
+    const long long n = std::max(g_opt.parallel, 1LL);
+    const long long busy = g_main_loop.processing();
+    Json root(cJSON_CreateArray(), cJSON_Delete);
+    for (long long i = 0; i < n; ++i) {
+        cJSON* slot = cJSON_CreateObject();
+        cJSON_AddNumberToObject(slot, "id", static_cast<double>(i));
+        cJSON_AddBoolToObject(slot, "is_processing", i < busy);
+        cJSON_AddItemToArray(root.get(), slot);
+    }
+    return reply_json(c, req, 200, root);
+}
+
 bool handle_slow(Connection& c, Request& req) {
     long long chunks = query_int(req.query, "chunks").value_or(5);
     long long delay = query_int(req.query, "delay_ms").value_or(100);
+    // ?size=N: each chunk padded with '.' to N bytes (a large body for slow-reader tests).
+    const size_t size = static_cast<size_t>(std::clamp(query_int(req.query, "size").value_or(0),
+                                                       0LL, static_cast<long long>(kIoChunk)));
     StreamedReply out(c, req);
     if (!out.begin("text/plain")) return false;
     for (long long i = 0; i < chunks; ++i) {
         sleep_ms(static_cast<double>(delay));
-        if (!out.write("chunk " + std::to_string(i) + "\n")) return false;
+        std::string chunk = "chunk " + std::to_string(i);
+        if (chunk.size() + 1 < size) chunk.append(size - chunk.size() - 1, '.');
+        if (!out.write(chunk + "\n")) return false;
     }
     return out.finish();
 }
@@ -1356,7 +1433,8 @@ bool handle_websocket(Connection& c, Request& req) {
             break;
         case fake::ws::Text:
             if (payload == "close") {
-                c.send_all(fake::ws::frame(fake::ws::Close, "\x03\xe8" "bye")); // 1000
+                c.send_all(fake::ws::frame(fake::ws::Close, "\x03\xe8"
+                                                            "bye")); // 1000
                 return false;
             }
             if (payload.starts_with("bytes ")) {
@@ -1395,6 +1473,7 @@ bool route(Connection& c, Request& req, BodyReader& body) {
     if (get && path == g_opt.health_path)
         return reply(c, req, 200, "application/json", R"({"status":"ok"})");
     if (get && path == "/v1/models") return handle_models(c, req);
+    if (get && path == "/slots") return handle_slots(c, req);
     if (get && path == "/slow") return handle_slow(c, req);
     if (get && path == "/ws") return handle_websocket(c, req);
     if (get && path == "/") return reply(c, req, 200, "text/plain", req.method + " " + req.target);
