@@ -83,14 +83,19 @@ void Scheduler::apply_config(const config::Config& cfg) {
         wants_scope |= m.backend.value_or(cfg.backend) != config::Backend::Fork;
     if (wants_scope && !scope_tried_) {
         scope_tried_ = true;
-        if (auto r = scopes_.connect(); r)
+        if (auto r = scopes_.connect(); r) {
             LOG_INFO("scope backend: models run in transient units via %s",
                      scopes_.address().c_str());
-        else
+            for (const std::string& what : scopes_.clean_stale())
+                LOG_WARN("cleaned up after an earlier llama-swap: scope %s", what.c_str());
+        } else
             LOG_INFO("scope backend unavailable (%s): using the fork backend (%s)",
                      r.error().message.c_str(),
                      supervisor::CgroupManager::layout_name(cgroups_.layout()));
     }
+    if (first)
+        for (const std::string& what : cgroups_.clean_stale())
+            LOG_WARN("cleaned up after an earlier llama-swap: cgroup %s", what.c_str());
     ports_.set_start(cfg.start_port);
     // The original hands ports out in id order; keep that as the preferred port.
     int port_index = 0;

@@ -12,6 +12,8 @@
 #include <systemd/sd-login.h>
 #include <unistd.h>
 
+#include "supervisor/stale_instances.h"
+
 namespace ls::supervisor {
 
 namespace {
@@ -147,6 +149,47 @@ Result<void> CgroupManager::prepare_v2() {
     }
     v2_prepared_ = true;
     return {};
+}
+
+std::vector<std::string> CgroupManager::clean_stale() {
+    std::vector<std::string> parents;
+    if (layout_ == Layout::V2) {
+        parents.push_back(root_ + own_path(""));
+    } else if (layout_ != Layout::None) {
+        for (const char* c : {"memory", "pids", "cpu", "cpuset", "devices"})
+            parents.push_back(root_ + "/" + c + own_path(c));
+        if (layout_ == Layout::Hybrid) parents.push_back(root_ + "/unified" + own_path(""));
+    }
+    std::vector<std::string> cleaned;
+    for (const std::string& parent : parents) {
+        DIR* d = ::opendir(parent.c_str());
+        if (!d) continue;
+        std::vector<std::pair<std::string, pid_t>> stale;
+        while (const dirent* e = ::readdir(d)) {
+            auto owner = cgroup_owner_pid(e->d_name);
+            if (e->d_type == DT_DIR && owner && !owner_is_alive(*owner))
+                stale.emplace_back(parent + "/" + e->d_name, *owner);
+        }
+        ::closedir(d);
+        for (const auto& [dir, owner] : stale) {
+            const std::vector<long long> pids = numbers_in(read_text_file(dir + "/cgroup.procs"));
+            if (!path_exists(dir + "/cgroup.kill") || !write_file(dir + "/cgroup.kill", "1"))
+                for (long long pid : pids)
+                    if (pid > 0) ::kill(static_cast<pid_t>(pid), SIGKILL);
+            // The killed need a moment to leave; this runs once, before we serve.
+            bool removed = false;
+            for (int i = 0; i < 100 && !removed; ++i) {
+                removed = ::rmdir(dir.c_str()) == 0 || errno == ENOENT;
+                if (!removed && errno != EBUSY) break;
+                if (!removed) ::usleep(10 * 1000);
+            }
+            cleaned.push_back(dir + " (left by llama-swap pid " + std::to_string(owner) + ", " +
+                              std::to_string(pids.size()) + " process" +
+                              (pids.size() == 1 ? "" : "es") + " killed" +
+                              (removed ? ")" : "; still busy, not removed)"));
+        }
+    }
+    return cleaned;
 }
 
 Result<std::unique_ptr<ModelCgroup>> CgroupManager::create(const std::string& model_id,

@@ -75,6 +75,9 @@ public:
     Result<std::unique_ptr<ModelCgroup>> create(const std::string& model_id,
                                                 const config::ResourceLimits& limits);
     bool warned_once();
+    // Kills and removes the model cgroups an instance that is gone left beside ours (see
+    // stale_instances.h); one line per cgroup removed, for the log.
+    std::vector<std::string> clean_stale();
 
 private:
     std::string own_path(const std::string& controller) const; // our cgroup in that hierarchy

@@ -1,4 +1,5 @@
 #include "supervisor/model_process.h"
+#include "supervisor/stale_instances.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -216,7 +217,7 @@ void ModelProcess::launch() {
         release_ = std::move(spawned->release);
         const pid_t child = spawned->pid;
         scope_call_ = settings_.scopes->start_scope(
-            unit_, child, "llama-swap model " + cfg_.id, cfg_.limits, cfg_.unload_timeout_s,
+            unit_, child, scope_description(cfg_.id), cfg_.limits, cfg_.unload_timeout_s,
             [this](const std::string& error) { on_scope_created(error); });
     } else if (cgroup_) {
         // On the daemon's death the guard kills what is left in these cgroups and removes them.

@@ -1,11 +1,13 @@
 #include "supervisor/scope_backend.h"
 
+#include <csignal>
 #include <cstdint>
 #include <cstring>
 #include <poll.h>
 #include <systemd/sd-login.h>
 #include <unistd.h>
 
+#include "supervisor/stale_instances.h"
 #include "util/log.h"
 #include "util/text_file.h"
 
@@ -239,6 +241,49 @@ void ScopeBackend::stop_scope(const std::string& unit) {
     sd_bus_call_method_async(bus_, nullptr, kDest, kPath, kIface, "StopUnit", nullptr, nullptr,
                              "ss", unit.c_str(), "replace");
     update_watchers();
+}
+
+} // namespace ls::supervisor
+
+namespace ls::supervisor {
+
+std::vector<std::string> ScopeBackend::clean_stale() {
+    std::vector<std::string> cleaned;
+    if (!bus_) return cleaned;
+    sd_bus_error error = SD_BUS_ERROR_NULL;
+    sd_bus_message* reply = nullptr;
+    int r = sd_bus_call_method(bus_, kDest, kPath, kIface, "ListUnitsByPatterns", &error, &reply,
+                               "asas", 0, 1, "llama-swap-*.scope");
+    sd_bus_error_free(&error);
+    if (r < 0) return cleaned; // an old manager without it: nothing found, nothing harmed
+    std::vector<std::pair<std::string, pid_t>> stale;
+    r = sd_bus_message_enter_container(reply, 'a', "(ssssssouso)");
+    while (r > 0) {
+        const char *name = nullptr, *description = nullptr, *load = nullptr, *active = nullptr,
+                   *sub = nullptr, *following = nullptr, *path = nullptr, *job_type = nullptr,
+                   *job_path = nullptr;
+        uint32_t job = 0;
+        r = sd_bus_message_read(reply, "(ssssssouso)", &name, &description, &load, &active, &sub,
+                                &following, &path, &job, &job_type, &job_path);
+        if (r <= 0) break;
+        auto owner = scope_owner_pid(description ? description : "");
+        if (owner && !owner_is_alive(*owner) && strcmp(active, "inactive") != 0 &&
+            strcmp(active, "failed") != 0)
+            stale.emplace_back(name, *owner);
+    }
+    sd_bus_message_unref(reply);
+    for (const auto& [unit, owner] : stale) {
+        // SIGKILL at once (its owner cannot stop it gracefully any more), then the stop
+        // collects the unit, so the name is free for our own start of that model.
+        sd_bus_call_method(bus_, kDest, kPath, kIface, "KillUnit", nullptr, nullptr, "ssi",
+                           unit.c_str(), "all", SIGKILL);
+        sd_bus_call_method(bus_, kDest, kPath, kIface, "StopUnit", nullptr, nullptr, "ss",
+                           unit.c_str(), "replace");
+        cleaned.push_back(unit + " (left by llama-swap pid " + std::to_string(owner) +
+                          ", killed and stopped)");
+    }
+    update_watchers();
+    return cleaned;
 }
 
 } // namespace ls::supervisor

@@ -10,6 +10,7 @@
 #include <string>
 #include <sys/types.h>
 #include <systemd/sd-bus.h>
+#include <vector>
 
 #include "config/config.h"
 #include "util/ev.h"
@@ -40,6 +41,9 @@ public:
                                       Done done);
     // Stops a scope (kills what is left in it); fire and forget.
     void stop_scope(const std::string& unit);
+    // Kills and stops the scopes an instance that is gone left (see stale_instances.h); one
+    // line per scope, for the log. Synchronous: called once, when the backend connects.
+    std::vector<std::string> clean_stale();
 
     static std::string unit_name(const std::string& model_id); // llama-swap-<escaped>.scope
 

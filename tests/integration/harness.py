@@ -97,6 +97,33 @@ def _proc_info(pid):
         return None
 
 
+def guard_pids(daemon_pid):
+    """The daemon's process-group guards: its children named llama-swap-guard."""
+    out = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/stat" % pid) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if "(llama-swap-guar" in stat and int(fields[1]) == daemon_pid:
+            out.append(int(pid))
+    return out
+
+
+def kill_daemon_and_guard(daemon_pid):
+    """SIGKILLs the daemon and its guard together, as a crash or the OOM killer might: the
+    daemon is stopped first, so it cannot start a new guard in between. Returns the guards."""
+    guards = guard_pids(daemon_pid)
+    os.kill(daemon_pid, signal.SIGSTOP)
+    for g in guards:
+        os.kill(g, signal.SIGKILL)
+    wait_until(lambda: not any(pid_alive(g) for g in guards), 5, what="the guard to die")
+    os.kill(daemon_pid, signal.SIGKILL)
+    return guards
+
+
 def read_pid_file(path):
     """Pids appended to a fake-upstream --pid-file (one per line, maybe with words around)."""
     try:

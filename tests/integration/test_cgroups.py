@@ -259,5 +259,38 @@ class Cgroups(unittest.TestCase):
             h.wait_until(lambda: not h.pid_alive(pid), 10, what="the upstream to die")
             self.assert_gone(d, "after the daemon was SIGKILLed")
 
+    def test_next_daemon_cleans_what_a_dead_one_left(self):
+        # Daemon and guard die together: nothing is left to kill the model, which ignores
+        # SIGTERM. The next daemon (same parent cgroup) finds the cgroup by its name, kills
+        # what is in it, removes it and says so; then it serves the model itself.
+        models = {"k": {"cmd": h.fake_cmd(model="k", ignore_sigterm=True), "memoryMax": "256M",
+                        "unloadTimeout": 1}}
+        with self.daemon(models) as d1:
+            self.assertEqual(d1.chat("k").status, 200)
+            upstream = entry(d1, "k")["pid"]
+            self.extra_pids.append((upstream, "fake-upstream"))
+            left = self.dirs(d1, "k")
+            self.assertTrue(left)
+            self.assertTrue(h.kill_daemon_and_guard(d1.proc.pid), "the daemon has a guard")
+            d1.proc.wait(10)
+            self.assertTrue(h.pid_alive(upstream), "premise: with both dead, the model lives on")
+            with self.daemon(models) as d2:
+                h.wait_until(lambda: not h.pid_alive(upstream), 5,
+                             what="the model the dead daemon left to be killed")
+                self.assertEqual(self.dirs(d1), [], "its cgroups are removed")
+                log = d2.log()
+                self.assertIn("cleaned up after an earlier llama-swap: cgroup", log)
+                self.assertIn("left by llama-swap pid %d, 1 process killed)" % d1.proc.pid, log)
+                self.assertEqual(d2.chat("k").status, 200)
+                # A live daemon's cgroups are not another's to clean: a third daemon beside
+                # d2 leaves them alone.
+                mine = self.dirs(d2, "k")
+                self.assertTrue(mine)
+                with self.daemon(models) as d3:
+                    self.assertNotIn("cleaned up after an earlier", d3.log())
+                    self.assertEqual(self.dirs(d2, "k"), mine)
+                    self.assertEqual(d2.chat("k").status, 200)
+
+
 if __name__ == "__main__":
     h.main()

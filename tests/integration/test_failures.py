@@ -237,24 +237,13 @@ class Failures(unittest.TestCase):
             pids = h.wait_until(lambda: (lambda p: p if len(p) >= 2 else None)(
                 h.read_pid_file(d.pid_files[0])), 5, what="upstream and grandchild pids")
 
-            def guards():
-                out = []
-                for pid in os.listdir("/proc"):
-                    try:
-                        with open("/proc/%s/stat" % pid) as f:
-                            stat = f.read()
-                    except OSError:
-                        continue
-                    fields = stat.rsplit(")", 1)[1].split()
-                    if "(llama-swap-guar" in stat and int(fields[1]) == d.proc.pid:
-                        out.append(int(pid))
-                return out
-            first = guards()
+            first = h.guard_pids(d.proc.pid)
             self.assertEqual(len(first), 1, "one guard, a child of the daemon")
             os.kill(first[0], signal.SIGKILL)
             h.wait_until(lambda: "the process-group guard died (signal 9): starting a new one "
                                  "for 1 process group(s)" in d.log(), 5, what="a new guard")
-            second = h.wait_until(lambda: guards() or None, 5, what="the new guard")
+            second = h.wait_until(lambda: h.guard_pids(d.proc.pid) or None, 5,
+                                  what="the new guard")
             self.assertNotEqual(second, first)
             d.kill()
             h.wait_until(lambda: not any(h.pid_alive(p) for p in pids), 5,

@@ -77,7 +77,8 @@ class Scope(unittest.TestCase):
                                    "ControlGroup", "-p", "Description")
             props = sdlib.fields(r.stdout)
             self.assertEqual(props.get("MemoryMax"), str(256 * 1024 * 1024), r.stdout)
-            self.assertEqual(props.get("Description"), "llama-swap model m")
+            self.assertEqual(props.get("Description"),
+                             "llama-swap model m (llama-swap pid %d)" % d.proc.pid)
             # The upstream itself is in the scope's cgroup (it was moved before exec).
             with open("/proc/%d/cgroup" % e["pid"]) as f:
                 self.assertIn("/llama-swap-m.scope", f.read())
@@ -194,6 +195,33 @@ class Scope(unittest.TestCase):
             d.kill()
             h.wait_until(lambda: not h.pid_alive(pid), 10, what="the upstream to die")
             self.assert_no_units("after the daemon was SIGKILLed")
+
+
+    def test_next_daemon_stops_the_scope_a_dead_one_left(self):
+        # Daemon and guard die together (not a unit here, so no BindsTo= stops the scope): the
+        # next daemon finds the scope by its owner's pid in its Description, kills and stops
+        # it, and starts the model in a scope of the same name.
+        models = {"m": {"cmd": h.fake_cmd(model="m", ignore_sigterm=True), "unloadTimeout": 1}}
+        with self.daemon(models) as d1:
+            self.assertEqual(d1.chat("m").status, 200)
+            upstream = entry(d1, "m")["pid"]
+            h.kill_daemon_and_guard(d1.proc.pid)
+            d1.proc.wait(10)
+            try:
+                self.assertTrue(h.pid_alive(upstream), "premise: the model lives on")
+                self.assertEqual(self.units(), ["llama-swap-m.scope"])
+                with self.daemon(models) as d2:
+                    h.wait_until(lambda: not h.pid_alive(upstream), 5,
+                                 what="the model the dead daemon left to be killed")
+                    self.assertIn("cleaned up after an earlier llama-swap: scope "
+                                  "llama-swap-m.scope (left by llama-swap pid %d, killed and "
+                                  "stopped)" % d1.proc.pid, d2.log())
+                    r = d2.chat("m")
+                    self.assertEqual(r.status, 200, r)
+                    self.assertNotEqual(entry(d2, "m")["pid"], upstream)
+            finally:
+                if h.pid_alive(upstream):
+                    os.kill(upstream, signal.SIGKILL)
 
 
 class ScopeWithoutManager(unittest.TestCase):
