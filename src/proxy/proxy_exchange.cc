@@ -17,6 +17,9 @@ namespace ls::proxy {
 
 namespace {
 constexpr size_t kSmallRead = 4096; // below this a read may have been one small segment
+// After a refused connect to a model: up to kRequeues pauses for its death to be seen.
+constexpr double kRequeueDelay = 0.1;
+constexpr int kRequeues = 5;
 } // namespace
 
 const llhttp_settings_t ProxyExchange::kSettings = [] {
@@ -412,6 +415,10 @@ void ProxyExchange::open_connection() {
 
 void ProxyExchange::on_timeout(struct ev_loop*, ev_timer* w, int) {
     auto* self = static_cast<ProxyExchange*>(w->data);
+    if (self->state_ == State::Waiting) { // the pause after a refused connect (upstream_failed)
+        self->scheduler_.request(self->model_, self);
+        return;
+    }
     if (self->state_ == State::Connecting || self->state_ == State::Handshaking) {
         self->reused_ = false; // a connect that hangs is not a stale pooled connection
         self->failure_ = self->state_ == State::Connecting ? "connect_timeout" : "tls_failed";
@@ -774,6 +781,21 @@ void ProxyExchange::upstream_failed(const std::string& what, int err, int status
         code = "upstream_stalled";
         wedged_detail =
             "the upstream stopped answering (it " + process_->wedged() + "); it is being restarted";
+    }
+    if (process_ && state_ == State::Connecting && err == ECONNREFUSED && requeues_ < kRequeues &&
+        client_) {
+        // The model's process is dying or died an instant ago (kill -9, a crash) and is not
+        // reaped yet: its port refuses. Nothing was sent: ask the scheduler again a moment
+        // later, once the death is seen, and it starts the model afresh for this request.
+        LOG_INFO("model %s: connection refused by pid %d; waiting for the model again",
+                 model_.c_str(), process_->pid());
+        ++requeues_;
+        close_upstream();
+        release_model();
+        granted_ = released_ = false;
+        state_ = State::Waiting;
+        timeout_.start(kRequeueDelay);
+        return;
     }
     const bool retryable = reused_ && !got_response_bytes_ && state_ != State::Relaying;
     if (retryable && client_ && sock_) {

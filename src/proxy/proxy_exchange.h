@@ -190,6 +190,7 @@ private:
     bool granted_ = false;
     bool released_ = false;
     bool reused_ = false; // the upstream connection came from the pool
+    int requeues_ = 0;    // asked the scheduler again after a refused connect
     bool got_response_bytes_ = false;
     std::string pool_key_;
     ConnectionPolicy connections_;

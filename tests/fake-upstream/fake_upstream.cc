@@ -133,6 +133,8 @@ Endpoints: GET /health, GET /v1/models, GET /slots, POST /v1/chat/completions,
 POST /v1/completions, POST /completion, POST /v1/embeddings,
 POST /v1/audio/transcriptions, POST /v1/audio/speech, ANY /echo[/...],
 GET /slow?chunks=N&delay_ms=D[&size=BYTES].
+POST /stop-listening?exit_after_ms=N: stop accepting connections now (they are refused)
+and exit(6) N ms later, like a server on its way down that is not reaped yet.
 Any POST honours ?delay_ms=N (sleep before answering).
 /v1/embeddings answers [0.1, 0.2, 0.3] per input (one per element of an array of
 strings or of token arrays), as base64 float32 with "encoding_format":"base64".
@@ -1340,6 +1342,20 @@ bool handle_models(Connection& c, const Request& req) {
     return reply_json(c, req, 200, root);
 }
 
+int g_listen_fd = -1;
+
+bool handle_stop_listening(Connection& c, const Request& req) {
+    const long long after = query_int(req.query, "exit_after_ms").value_or(500);
+    const bool ok = reply(c, req, 200, "text/plain", "stopped listening\n");
+    ::shutdown(g_listen_fd, SHUT_RD); // Linux: the socket leaves LISTEN, connects are refused
+    std::thread([after] {
+        sleep_ms(static_cast<double>(after));
+        raw_stderr("fake-upstream: exiting after /stop-listening\n");
+        _exit(6);
+    }).detach();
+    return ok;
+}
+
 // GET /slots: answered by llama-server's main loop (so never while it is wedged).
 bool handle_slots(Connection& c, const Request& req) {
     if (g_opt.no_slots)
@@ -1474,6 +1490,7 @@ bool route(Connection& c, Request& req, BodyReader& body) {
         return reply(c, req, 200, "application/json", R"({"status":"ok"})");
     if (get && path == "/v1/models") return handle_models(c, req);
     if (get && path == "/slots") return handle_slots(c, req);
+    if (post && path == "/stop-listening") return handle_stop_listening(c, req);
     if (get && path == "/slow") return handle_slow(c, req);
     if (get && path == "/ws") return handle_websocket(c, req);
     if (get && path == "/") return reply(c, req, 200, "text/plain", req.method + " " + req.target);
@@ -1763,6 +1780,7 @@ void dispatch(int fd) {
     for (;;) {
         int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
         if (fd < 0) {
+            if (errno == EINVAL) pause(); // /stop-listening: no more connections, ever
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
                 sleep_ms(50); // transient exhaustion: back off instead of spinning
             continue;         // EINTR, ECONNABORTED, ...
@@ -1788,6 +1806,7 @@ int main(int argc, char** argv) {
     install_signal_handlers();
     int port = 0;
     int listen_fd = open_listener(port);
+    g_listen_fd = listen_fd;
     print_llama_start_lines(port);
     print_startup_lines(port);
     if (g_opt.notify_ready) notify("STATUS=loading");

@@ -249,6 +249,24 @@ class Failures(unittest.TestCase):
             h.wait_until(lambda: not any(h.pid_alive(p) for p in pids), 5,
                          what="every upstream pid %s gone after the daemon's SIGKILL" % pids)
 
+    def test_request_to_a_dying_upstream_is_served(self):
+        # The upstream stops accepting and exits 300 ms later: until the daemon sees it die,
+        # it looks ready but refuses connections. A request then waits for the model again
+        # (started afresh) instead of getting 502. (No pooled connections: one would still be
+        # served by the dying process.)
+        cfg = {"models": {"m": {"cmd": h.fake_cmd(model="m"), "timeouts": {"idleConn": 0}}}}
+        with h.Daemon(cfg) as d:
+            self.assertEqual(d.chat("m").status, 200)
+            pid = d.running()[0]["pid"]
+            r = d.request("POST", "/upstream/m/stop-listening?exit_after_ms=300")
+            self.assertEqual(r.status, 200, r)
+            r = d.chat("m", timeout=30)
+            self.assertEqual(r.status, 200, r)
+            self.assertIn("model m: connection refused by pid %d; waiting for the model again"
+                          % pid, d.log())
+            self.assertNotEqual(d.running()[0]["pid"], pid)
+            self.assertEqual(d.starts("m"), 2)
+
     def test_ignore_sigterm_killed_after_unload_timeout(self):
         cfg = {"models": {"a": {"cmd": h.fake_cmd(model="a", ignore_sigterm=True),
                                 "unloadTimeout": 1},
