@@ -1,5 +1,6 @@
 #include "metrics/usage.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
@@ -89,12 +90,15 @@ double number(std::string_view object, std::string_view key) {
     buf[v.size()] = '\0';
     char* end = nullptr;
     const double out = strtod(buf, &end);
-    return end == buf + v.size() ? out : -1;
+    // 1e999 is inf and -nan is NaN: neither is a count or a speed.
+    return end == buf + v.size() && std::isfinite(out) ? out : -1;
 }
 
+// Counts beyond 2^53 (where doubles stop being exact) are not believed: converting a double
+// outside long long's range is undefined, and prompt_n + cache_n must not overflow.
 long long integer(std::string_view object, std::string_view key) {
     const double v = number(object, key);
-    return v < 0 ? -1 : static_cast<long long>(v);
+    return v < 0 || v > 9007199254740992.0 ? -1 : static_cast<long long>(v);
 }
 
 bool is_object(std::string_view v) {

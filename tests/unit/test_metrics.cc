@@ -318,6 +318,22 @@ Test(usage, extract_usage_direct) {
     cr_assert_eq(u.generated_tokens, 6);
 }
 
+// Found by tests/fuzz/fuzz_usage_scanner: a count too large for a long long (or NaN, or
+// inf) was converted anyway, which is undefined behaviour; prompt_n + cache_n could overflow.
+// Such numbers are now unknown, like any other count that cannot be believed.
+Test(usage, absurd_numbers_are_unknown) {
+    assert_unknown(scan("{\"usage\":{\"prompt_tokens\":5.07778e+45,\"completion_tokens\":1e999},"
+                        "\"timings\":{\"prompt_per_second\":1e999,\"predicted_per_second\":-nan}}",
+                        false));
+    assert_unknown(scan("data: {\"timings\":{\"prompt_n\":-nan,\"predicted_n\":"
+                        "9223372036854775807,\"cache_n\":1e300}}\n",
+                        true));
+    Usage u =
+        scan("{\"timings\":{\"prompt_n\":9007199254740992,\"cache_n\":9007199254740992}}", false);
+    cr_assert_eq(u.prompt_tokens, 2 * 9007199254740992LL); // no overflow at the largest counts
+    cr_assert_eq(u.cached_tokens, 9007199254740992LL);
+}
+
 // ------------------------------------------------------------------ ActivityLog
 
 namespace {
