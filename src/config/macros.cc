@@ -1,5 +1,6 @@
 #include "config/macros.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <string_view>
 
@@ -55,13 +56,26 @@ Result<void> expand_reserved(std::string_view name, std::string_view token, cons
     return {};
 }
 
+/* A macro may use another many times, and that one the next: expansions grow geometrically,
+ * so a few hundred bytes of configuration could ask for gigabytes (a "billion laughs", as YAML
+ * anchors could, see kMaxJsonValues). No command line or value needs more than this (or than
+ * the text itself, when that is longer: a plain value is never refused). */
+constexpr size_t kMaxExpansion = 1024 * 1024;
+
+Error too_long(size_t limit) {
+    return make_error("the expansion is longer than " + std::to_string(limit) +
+                      " bytes (macros that use macros many times over?)");
+}
+
 /* One left-to-right pass over `text`; substituted text is never scanned again, except that a
  * user macro's stored value gets its reserved names (${PORT}, ${PID}, ${MODEL_ID}) resolved:
- * those were kept literal when the macro was declared (`reserved_only`). */
+ * those were kept literal when the macro was declared (`reserved_only`). `out` grows past
+ * `limit` by one piece at most before the expansion is refused. */
 Result<void> expand_into(std::string_view text, const MacroContext& ctx, bool reserved_only,
-                         std::string& out) {
+                         std::string& out, size_t limit) {
     size_t i = 0;
     while (i < text.size()) {
+        if (out.size() > limit) return too_long(limit);
         size_t start = text.find("${", i);
         if (start == std::string_view::npos) break;
         size_t end = text.find('}', start + 2);
@@ -100,9 +114,10 @@ Result<void> expand_into(std::string_view text, const MacroContext& ctx, bool re
         const std::string* value = lookup(ctx.model, name);
         if (!value) value = lookup(ctx.global, name);
         if (!value) return make_error("unknown macro '" + std::string(token) + "'");
-        if (auto r = expand_into(*value, ctx, true, out); !r) return r;
+        if (auto r = expand_into(*value, ctx, true, out, limit); !r) return r;
     }
     out.append(text.substr(i));
+    if (out.size() > limit) return too_long(limit);
     return {};
 }
 
@@ -123,7 +138,8 @@ bool is_single_reference(const std::string& text) {
 Result<std::string> expand_macros(const std::string& text, const MacroContext& ctx) {
     std::string out;
     out.reserve(text.size());
-    if (auto r = expand_into(text, ctx, false, out); !r) return r.error();
+    const size_t limit = std::max(kMaxExpansion, text.size());
+    if (auto r = expand_into(text, ctx, false, out, limit); !r) return r.error();
     return out;
 }
 

@@ -243,3 +243,32 @@ Test(macros, is_single_reference) {
     cr_assert_not(is_single_reference("ctx"));
     cr_assert_not(is_single_reference(""));
 }
+
+// Macros that use macros many times grow geometrically: 551 bytes of configuration (six
+// macros, each using the one before sixteen times) asked the loader for gigabytes
+// (tests/fuzz/fuzz_config reports it as out-of-memory; the input is in its corpus). An
+// expansion past 1 MiB is refused now; a long text without macros is not.
+Test(macros, geometric_growth_is_refused) {
+    MacroSet global;
+    MacroContext ctx;
+    ctx.global = &global;
+    auto sixteen = [](const char* name) {
+        std::string s;
+        for (int i = 0; i < 16; ++i) s += std::string("${") + name + "}";
+        return s;
+    };
+    declare_ok(global, "a", std::string(64, 'x'), ctx);
+    declare_ok(global, "b", sixteen("a"), ctx); // 1 KiB
+    declare_ok(global, "c", sixteen("b"), ctx); // 16 KiB
+    declare_ok(global, "d", sixteen("c"), ctx); // 256 KiB
+    cr_assert_eq(value_of(global, "d").size(), 256u * 1024);
+    expect_declare_error(global, "e", sixteen("d"), ctx,
+                         "macro 'e': the expansion is longer than 1048576 bytes (macros that "
+                         "use macros many times over?)");
+    expect_expand_error("${d}${d}${d}${d}${d}", ctx,
+                        "the expansion is longer than 1048576 bytes (macros that use macros "
+                        "many times over?)");
+    expect_expand("${d}${d}${d}${d}", ctx, std::string(1024 * 1024, 'x').c_str()); // exactly 1 MiB
+    const std::string plain(2 * 1024 * 1024, 'y');
+    expect_expand(plain, ctx, plain.c_str());
+}
