@@ -370,6 +370,8 @@ void Connection::finish_request() {
     observer_.reset();
     req_.body.clear();
     response_started_ = false;
+    response_fixed_length_ = false;
+    splice_waiting_ = false;
     // An upgrade request that was answered without switching: what the client sends next
     // may already be the new protocol's bytes, so nothing more is parsed.
     if (!keep_alive_ || close_after_response_ || head_phase_ || req_.upgrade) {
@@ -501,7 +503,8 @@ void Connection::on_timer(struct ev_loop*, ev_timer* w, int) {
     case State::Closing:
         // Only a client that stops reading our output is timed out here; waiting for a model
         // or a slow upstream is bounded elsewhere.
-        if (c->output_pending() > 0 && now - c->last_progress_ >= c->limits_.body_timeout_s) {
+        if ((c->output_pending() > 0 || c->splice_waiting_) &&
+            now - c->last_progress_ >= c->limits_.body_timeout_s) {
             LOG_INFO("connection %llu: client stopped reading, closing",
                      static_cast<unsigned long long>(c->id_));
             c->close();
@@ -603,8 +606,11 @@ void Connection::start_response(int status, const HeaderList& headers, Framing f
     response_started_ = true;
     if (server_.shutting_down()) keep_alive_ = false;
     response_chunked_ = false;
+    response_fixed_length_ = false;
+    splice_waiting_ = false;
     switch (framing) {
     case Framing::ContentLength: {
+        response_fixed_length_ = !head_request_;
         start_head_line(status, headers, true);
         out_ += "Content-Length: ";
         append_number(out_, content_length);
@@ -645,6 +651,17 @@ bool Connection::write_body(const char* data, size_t len) {
         queue_output(data, len);
     }
     return !closed();
+}
+
+int Connection::splice_target() const {
+    if (closed() || tls_ || !response_fixed_length_ || state_ != State::Handling) return -1;
+    return fd_.get();
+}
+
+void Connection::spliced(size_t n, bool waiting) {
+    response_bytes_ += n;
+    if (n > 0) last_progress_ = ev_now(loop_);
+    splice_waiting_ = waiting;
 }
 
 void Connection::end_response() {

@@ -110,6 +110,12 @@ public:
     void cork();
     void uncork();
     bool output_congested() const { return output_pending() >= kHighWatermark; }
+    // Zero-copy: the socket the current response's body may be spliced into (once
+    // output_pending() is 0): a Content-Length response on a plain TCP connection; else -1.
+    int splice_target() const;
+    // `n` body bytes went into the socket by splice; `waiting`: more wait for the socket to
+    // take them (a client that stops reading is then timed out as for queued output).
+    void spliced(size_t n, bool waiting);
 
     void attach_exchange(std::unique_ptr<Exchange> exchange);
     void set_body_observer(std::unique_ptr<BodyObserver> observer) {
@@ -202,6 +208,8 @@ private:
     std::unique_ptr<Exchange> exchange_;
     bool response_started_ = false;
     bool response_chunked_ = false;
+    bool response_fixed_length_ = false; // a Content-Length response (splice_target)
+    bool splice_waiting_ = false;        // see spliced()
     bool head_request_ = false;
     bool keep_alive_ = true;
     bool close_after_response_ = false;

@@ -38,7 +38,8 @@ ProxyExchange::ProxyExchange(struct ev_loop* loop, http::Connection& client, htt
                              ProxyOptions options)
     : loop_(loop), client_(&client), req_(req), scheduler_(scheduler), pool_(pool),
       model_(std::move(model_id)), opt_(std::move(options)), timeout_(loop, &on_timeout, this),
-      silence_(loop, &on_silence, this), loading_tick_(loop, &on_loading_tick, this) {
+      silence_(loop, &on_silence, this), client_io_(loop, &on_client_io, this),
+      loading_tick_(loop, &on_loading_tick, this) {
     resp_headers_.reserve_typical();
 }
 
@@ -497,6 +498,10 @@ void ProxyExchange::handle_io(int revents) {
         send_more();
         return;
     }
+    if (splicing_) {
+        splice_step();
+        return;
+    }
     const bool readable = (revents & EV_READ) || (want_write_ && (revents & EV_WRITE));
     if (readable &&
         (state_ == State::ReadingHead || state_ == State::Relaying || state_ == State::Sending))
@@ -725,6 +730,10 @@ void ProxyExchange::read_response() {
             finish_ok();
             return;
         }
+        if (splice_wanted_ && err == HPE_OK && state_ == State::Relaying) {
+            start_splice();
+            return;
+        }
         if (err != HPE_OK) {
             LOG_WARN("model %s: malformed upstream response: %s", model_.c_str(),
                      llhttp_get_error_reason(&parser_));
@@ -782,8 +791,10 @@ void ProxyExchange::upstream_failed(const std::string& what, int err, int status
         wedged_detail =
             "the upstream stopped answering (it " + process_->wedged() + "); it is being restarted";
     }
+    // (Not after a stale pooled connection: the request may have reached the upstream; nor
+    // for a model being stopped on purpose.)
     if (process_ && state_ == State::Connecting && err == ECONNREFUSED && requeues_ < kRequeues &&
-        client_) {
+        client_ && !retried_stale_ && process_->state() == supervisor::ProcessState::Ready) {
         // The model's process is dying or died an instant ago (kill -9, a crash) and is not
         // reaped yet: its port refuses. Nothing was sent: ask the scheduler again a moment
         // later, once the death is seen, and it starts the model afresh for this request.
@@ -802,6 +813,7 @@ void ProxyExchange::upstream_failed(const std::string& what, int err, int status
         // A pooled connection the upstream had already closed: try once on a fresh one, in
         // the same connection slot.
         LOG_DEBUG("model %s: stale pooled upstream connection, reconnecting", model_.c_str());
+        retried_stale_ = true;
         open_connection();
         return;
     }
@@ -836,11 +848,13 @@ void ProxyExchange::upstream_failed(const std::string& what, int err, int status
 }
 
 void ProxyExchange::close_upstream() {
+    stop_splice();
     timeout_.stop();
     sock_.reset(); // the watcher stops before the fd closes (member order)
 }
 
 void ProxyExchange::on_client_writable() {
+    if (splicing_) return; // the splice has its own watcher on the client's socket
     if (!paused_for_client_) return;
     paused_for_client_ = false;
     last_heard_ = ev_now(loop_); // its silence while we did not read was ours

@@ -20,6 +20,7 @@
 #include "supervisor/liveness_check.h"
 #include "tls/tls.h"
 #include "util/ev.h"
+#include "util/splice_pipe.h"
 #include "util/unique_fd.h"
 
 namespace ls::proxy {
@@ -177,6 +178,13 @@ private:
     void close_upstream();
     void update_upstream_io();
     void acknowledge_now(); // TCP_QUICKACK
+    // Zero-copy relay (proxy_splice.cc): a Content-Length body that nothing needs to see
+    // goes upstream socket → pipe → client socket by splice(2) after the head.
+    bool splice_allowed(int status) const;
+    void start_splice();
+    void splice_step();
+    void stop_splice();
+    static void on_client_io(struct ev_loop*, ev_io*, int);
 
     struct ev_loop* loop_;
     http::Connection* client_;
@@ -189,8 +197,9 @@ private:
     State state_ = State::Waiting;
     bool granted_ = false;
     bool released_ = false;
-    bool reused_ = false; // the upstream connection came from the pool
-    int requeues_ = 0;    // asked the scheduler again after a refused connect
+    bool reused_ = false;        // the upstream connection came from the pool
+    int requeues_ = 0;           // asked the scheduler again after a refused connect
+    bool retried_stale_ = false; // reconnected after a stale pooled connection
     bool got_response_bytes_ = false;
     std::string pool_key_;
     ConnectionPolicy connections_;
@@ -250,6 +259,15 @@ private:
     std::optional<std::string> capture_req_body_;
     http::HeaderList capture_headers_;
     std::optional<std::string> capture_body_;
+
+    // Splicing: wanted once the head allows it, active once the parsed part is relayed.
+    bool splice_wanted_ = false;
+    bool splicing_ = false;
+    uint64_t splice_total_ = 0; // the body's Content-Length
+    uint64_t splice_left_ = 0;  // still to come from the upstream
+    SplicePipe pipe_;
+    IoWatcher client_io_; // the client's socket becoming writable, while splicing
+    static constexpr uint64_t kSpliceMin = 64 * 1024; // smaller bodies: one copy is cheaper
 
     std::string to_upstream_; // tunnel: client bytes not yet sent upstream
     size_t to_upstream_off_ = 0;

@@ -98,6 +98,12 @@ int ProxyExchange::cb_headers_complete(llhttp_t* p) {
     }
     x->status_ = status;
     x->client_->start_response(status, out, framing, length);
+    if (framing == http::Framing::ContentLength && length >= kSpliceMin &&
+        x->splice_allowed(status)) {
+        x->splice_wanted_ = true;
+        x->splice_total_ = length;
+        x->usage_.reset(); // a body the scanner could read is never spliced
+    }
     return head ? 1 : 0; // 1: a response to HEAD has no body
 }
 

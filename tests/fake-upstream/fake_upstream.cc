@@ -133,6 +133,10 @@ Endpoints: GET /health, GET /v1/models, GET /slots, POST /v1/chat/completions,
 POST /v1/completions, POST /completion, POST /v1/embeddings,
 POST /v1/audio/transcriptions, POST /v1/audio/speech, ANY /echo[/...],
 GET /slow?chunks=N&delay_ms=D[&size=BYTES].
+GET /blob?size=N[&seed=S][&chunk=C&delay_ms=D][&cut_at=K][&type=T]: N bytes of
+application/octet-stream (or T) with Content-Length: the 4099-byte block blob_block(S)
+repeated (see tests: a lost or doubled buffer shows), written C bytes at a time (default
+262144) with D ms between writes; cut_at=K closes the connection after K bytes.
 POST /stop-listening?exit_after_ms=N: stop accepting connections now (they are refused)
 and exit(6) N ms later, like a server on its way down that is not reaped yet.
 Any POST honours ?delay_ms=N (sleep before answering).
@@ -1342,6 +1346,57 @@ bool handle_models(Connection& c, const Request& req) {
     return reply_json(c, req, 200, root);
 }
 
+// /blob's content: a xorshift block of a prime length, so that no buffer or pipe size
+// divides it (tests rebuild it to check bodies byte for byte).
+std::string blob_block(uint32_t seed) {
+    std::string block(4099, '\0');
+    uint32_t x = seed ? seed : 2463534242u;
+    for (char& c : block) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        c = static_cast<char>(x & 0xff);
+    }
+    return block;
+}
+
+bool handle_blob(Connection& c, const Request& req) {
+    const long long size = std::max(query_int(req.query, "size").value_or(0), 0LL);
+    const long long chunk =
+        std::clamp(query_int(req.query, "chunk").value_or(262144), 1LL, 64LL * 1024 * 1024);
+    const long long delay = query_int(req.query, "delay_ms").value_or(0);
+    const long long cut_at = query_int(req.query, "cut_at").value_or(-1);
+    const std::string type = [&] {
+        const std::string q = "type=";
+        size_t at = req.query.find(q);
+        if (at == std::string::npos) return std::string("application/octet-stream");
+        std::string t = req.query.substr(at + q.size());
+        return t.substr(0, t.find('&'));
+    }();
+    const std::string block =
+        blob_block(static_cast<uint32_t>(query_int(req.query, "seed").value_or(1)));
+    std::string head = status_head(200, req, type.c_str());
+    head += "Content-Length: " + std::to_string(size) + "\r\n\r\n";
+    if (!c.send_all(head)) return false;
+    if (req.method == "HEAD") return req.keep_alive;
+    // The block repeated over one write and one block more: each write is a slice of it.
+    std::string pattern;
+    const size_t span = static_cast<size_t>(std::min(chunk, size)) + block.size();
+    while (pattern.size() < span) pattern += block;
+    long long sent = 0;
+    while (sent < size) {
+        long long n = std::min(chunk, size - sent);
+        if (cut_at >= 0) n = std::min(n, cut_at - sent);
+        if (n <= 0) return false; // cut_at: the connection closes mid-body
+        const size_t from = static_cast<size_t>(sent % static_cast<long long>(block.size()));
+        if (!c.send_all(std::string_view(pattern).substr(from, static_cast<size_t>(n))))
+            return false;
+        sent += n;
+        if (delay > 0 && sent < size) sleep_ms(static_cast<double>(delay));
+    }
+    return req.keep_alive;
+}
+
 int g_listen_fd = -1;
 
 bool handle_stop_listening(Connection& c, const Request& req) {
@@ -1490,6 +1545,7 @@ bool route(Connection& c, Request& req, BodyReader& body) {
         return reply(c, req, 200, "application/json", R"({"status":"ok"})");
     if (get && path == "/v1/models") return handle_models(c, req);
     if (get && path == "/slots") return handle_slots(c, req);
+    if ((get || req.method == "HEAD") && path == "/blob") return handle_blob(c, req);
     if (post && path == "/stop-listening") return handle_stop_listening(c, req);
     if (get && path == "/slow") return handle_slow(c, req);
     if (get && path == "/ws") return handle_websocket(c, req);

@@ -1,0 +1,52 @@
+#include "util/splice_pipe.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <vector>
+
+namespace ls {
+
+namespace {
+// 1 MiB (the unprivileged maximum) moves a large body in few system calls; where the
+// per-user pipe budget says no, the default 64 KiB still works.
+constexpr int kWantedCapacity = 1 << 20;
+constexpr size_t kPooled = 8;
+
+struct Pooled {
+    UniqueFd read, write;
+    size_t capacity;
+};
+std::vector<Pooled>& pool() {
+    static std::vector<Pooled> pipes; // the daemon has one loop thread
+    return pipes;
+}
+} // namespace
+
+uint64_t SplicePipe::spliced_total = 0;
+
+SplicePipe SplicePipe::take() {
+    SplicePipe p;
+    auto& free = pool();
+    if (!free.empty()) {
+        p.read_ = std::move(free.back().read);
+        p.write_ = std::move(free.back().write);
+        p.capacity_ = free.back().capacity;
+        free.pop_back();
+        return p;
+    }
+    int fds[2];
+    if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return p;
+    p.read_.reset(fds[0]);
+    p.write_.reset(fds[1]);
+    const int got = ::fcntl(fds[1], F_SETPIPE_SZ, kWantedCapacity);
+    p.capacity_ = static_cast<size_t>(got > 0 ? got : ::fcntl(fds[1], F_GETPIPE_SZ));
+    return p;
+}
+
+SplicePipe::~SplicePipe() {
+    if (!valid() || held != 0) return; // bytes still inside: the descriptors close
+    auto& free = pool();
+    if (free.size() < kPooled) free.push_back({std::move(read_), std::move(write_), capacity_});
+}
+
+} // namespace ls
