@@ -21,9 +21,16 @@ def kv(words):
 
 wrk, ready, rss, sysc = {}, [], [], {}
 bursts, ttfc = {}, {}
+large, largesys = {}, {}
 for line in open(results_path):
     p = line.split()
     if not p:
+        continue
+    if p[0] == "large":  # large KIND TARGET round=.. bytes=.. seconds=.. proxy_cpu_s=..
+        large.setdefault(p[1], {}).setdefault(p[2], []).append(kv(p[3:]))
+        continue
+    if p[0] == "largesys":  # largesys MODE SYSCALL calls=.. bytes=.. mb=..
+        largesys.setdefault(p[1], {})[p[2]] = kv(p[3:])
         continue
     if p[0] == "burst":  # burst SCENARIO TARGET n=.. round=.. wall_ms=.. max_ms=.. ok=..
         r = kv(p[3:])
@@ -325,6 +332,70 @@ else:
             label = "this commit" if tgt == "llama-swap" else "b: `%s`" % meta.get("daemon_b")
             w("| %s | %.1f ms | %.1f ms |" % (label, med(ttfc[(tgt, "reused")]),
                                               med(ttfc.get((tgt, "fresh"), [0]))))
+        w("")
+
+if large:
+    w("## 5. Large bodies")
+    w("")
+    w("One %s MiB transfer at a time over loopback, %s rounds interleaved (`bench/large_bodies.py`): a download "
+      "(the fake upstream's `/blob`, `Content-Length`, through `/upstream/<model>/` for llama-swap) and a "
+      "multipart upload to `/v1/audio/transcriptions` with the `model` field first or last (a sparse file "
+      "sent by `curl -F`; the upstream counts the bytes without hashing them). *direct*: curl to the "
+      "upstream; *nginx*: one worker, `proxy_buffering off`, `proxy_request_buffering off`, 64 KiB "
+      "buffers; *llama-swap*: this build, splice relay on; *copy*: the same daemon with "
+      "`LLAMA_SWAP_NO_SPLICE=1`. Median MB/s of the rounds, the ratio to *direct* of the same kind, and the "
+      "proxy's CPU time (user + system) per GB." % (meta.get("large_mb"), meta.get("rounds")))
+    w("")
+    w("| transfer | target | MB/s (median) | × direct | proxy CPU per GB | MB/s of each round |")
+    w("|---|---|---:|---:|---:|---|")
+    labels = {"download": "download", "upload-first": "upload, `model` first",
+              "upload-last": "upload, `model` last"}
+    tnames = {"direct": "direct", "nginx": "nginx", "llama-swap": "llama-swap",
+              "llama-swap-copy": "copy"}
+    for kind in ("download", "upload-first", "upload-last"):
+        rows = large.get(kind, {})
+        def mbs(r):
+            return int(r["bytes"]) / float(r["seconds"]) / 1e6
+        direct = med([mbs(r) for r in rows.get("direct", [])]) if rows.get("direct") else None
+        for tgt in ("direct", "nginx", "llama-swap", "llama-swap-copy"):
+            rs = rows.get(tgt)
+            if not rs:
+                continue
+            speed = med([mbs(r) for r in rs])
+            cpu_gb = med([float(r["proxy_cpu_s"]) / (int(r["bytes"]) / 1e9) for r in rs])
+            w("| %s | %s | %.0f | %s | %s | %s |" % (
+                labels[kind], tnames[tgt], speed,
+                "%.2f×" % (speed / direct) if direct else "–",
+                "–" if tgt == "direct" else "%.2f s" % cpu_gb,
+                ", ".join("%.0f" % mbs(r) for r in rs)))
+    w("")
+    if largesys:
+        w("### System calls and bytes through the daemon's memory, per MB downloaded")
+        w("")
+        w("`strace` on the daemon during one download each way (every relay call traced, so slower than the "
+          "runs above); *bytes* are the sizes the calls returned: for `recvfrom`/`sendto` bytes copied "
+          "into and out of the daemon, for `splice` bytes moved between sockets and pipe inside the kernel.")
+        w("")
+        w("| system call | copy: calls/MB | copy: bytes copied/MB | splice: calls/MB | splice: bytes copied/MB |")
+        w("|---|---:|---:|---:|---:|")
+        scs = sorted(set(largesys.get("copy", {})) | set(largesys.get("splice", {})))
+        tot = {"copy": [0.0, 0.0], "splice": [0.0, 0.0]}
+        for sc in scs:
+            cells = []
+            for mode in ("copy", "splice"):
+                r = largesys.get(mode, {}).get(sc)
+                if not r:
+                    cells += ["–", "–"]
+                    continue
+                mb = float(r["mb"])
+                calls = int(r["calls"]) / mb
+                copied = 0.0 if sc == "splice" else int(r["bytes"]) / mb
+                tot[mode][0] += calls
+                tot[mode][1] += copied
+                cells += ["%.2f" % calls, "%.0f" % copied if copied else "0"]
+            w("| `%s` | %s |" % (sc, " | ".join(cells)))
+        w("| **total** | **%.2f** | **%.0f** | **%.2f** | **%.0f** |" % (
+            tot["copy"][0], tot["copy"][1], tot["splice"][0], tot["splice"][1]))
         w("")
 
 w("## Looking for hot spots")

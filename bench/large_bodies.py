@@ -1,0 +1,247 @@
+#!/usr/bin/env python3
+"""Large bodies relayed: a download (the fake upstream's /blob, Content-Length) and multipart
+uploads with the `model` field first and last, straight to the upstream (*direct*), through
+nginx (one worker, buffering off) and through llama-swap with and without its splice relay
+(LLAMA_SWAP_NO_SPLICE=1), rounds interleaved; then strace of the daemon during one download
+each way: system calls, and bytes that went through its memory, per MB relayed.
+Prints result lines for bench/report.py on stdout.
+
+usage: large_bodies.py --daemon PATH --fake PATH --nginx PATH [--rounds N] [--mb MB] [--work DIR]
+
+Lines:
+  large KIND TARGET round=R bytes=B seconds=S proxy_cpu_s=C   (KIND: download, upload-first,
+        upload-last; C: the proxy's CPU time, user + system)
+  largesys MODE SYSCALL calls=N bytes=B mb=M      (MODE: splice or copy; bytes: returned sizes)
+Every process it starts is stopped by pid at exit.
+"""
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Procs:
+    def __init__(self):
+        self.procs = []
+
+    def start(self, args, log, env=None):
+        p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env,
+                             start_new_session=True)
+        self.procs.append(p)
+        return p
+
+    def stop(self, p, sig=signal.SIGTERM):
+        if p.poll() is None:
+            p.send_signal(sig)
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def stop_all(self):
+        for p in reversed(self.procs):
+            self.stop(p)
+
+
+def wait_http(url, proc, what):
+    for _ in range(200):
+        r = subprocess.run(["curl", "-sf", "-o", "/dev/null", "--max-time", "1", url])
+        if r.returncode == 0:
+            return
+        if proc.poll() is not None:
+            sys.exit("%s exited before %s answered" % (what, url))
+        time.sleep(0.05)
+    sys.exit("%s did not answer %s within 10 s" % (what, url))
+
+
+def curl(args):
+    """Runs curl; returns (bytes, seconds) from its -w output."""
+    r = subprocess.run(["curl", "-s", "--max-time", "600", "-w", "%{size_download} %{size_upload}"
+                        " %{time_total} %{http_code}"] + args, stdout=subprocess.PIPE,
+                       universal_newlines=True)
+    fields = r.stdout.split()[-4:]
+    down, up, secs, code = int(fields[0]), int(fields[1]), float(fields[2]), fields[3]
+    if r.returncode != 0 or code != "200":
+        sys.exit("curl %s failed: rc %d, HTTP %s" % (" ".join(args), r.returncode, code))
+    return max(down, up), secs
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--daemon", required=True)
+    ap.add_argument("--fake", required=True)
+    ap.add_argument("--nginx", required=True)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--mb", type=int, default=2048)
+    ap.add_argument("--work", default=None)
+    a = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="large-", dir=a.work)
+    size = a.mb * 1024 * 1024
+    procs = Procs()
+    try:
+        run(a, work, size, procs)
+    finally:
+        procs.stop_all()
+        if os.environ.get("BENCH_KEEP") == "1":
+            sys.stderr.write("large_bodies: scratch kept in %s\n" % work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def run(a, work, size, procs):
+    log = open(os.path.join(work, "procs.log"), "ab")
+    up = free_port()
+    fake = procs.start([a.fake, "--port", str(up), "--model", "m", "--log-lines", "0"], log)
+    wait_http("http://127.0.0.1:%d/health" % up, fake, "the fake upstream")
+
+    # nginx: one worker, no buffering either way, as the daemon relays.
+    ngx_dir = os.path.join(work, "nginx")
+    os.makedirs(os.path.join(ngx_dir, "tmp"))
+    ngx_port = free_port()
+    with open(os.path.join(ngx_dir, "nginx.conf"), "w") as f:
+        f.write("""daemon off;
+master_process off;
+worker_processes 1;
+error_log %(d)s/error.log warn;
+pid %(d)s/nginx.pid;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path %(d)s/tmp/body;
+    proxy_temp_path %(d)s/tmp/proxy;
+    fastcgi_temp_path %(d)s/tmp/fastcgi;
+    uwsgi_temp_path %(d)s/tmp/uwsgi;
+    scgi_temp_path %(d)s/tmp/scgi;
+    upstream up { server 127.0.0.1:%(up)d; keepalive 8; }
+    server {
+        listen 127.0.0.1:%(port)d;
+        client_max_body_size 0;
+        location / {
+            proxy_pass http://up;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+            proxy_request_buffering off;
+            proxy_buffer_size 64k;
+            proxy_buffers 8 64k;
+            proxy_busy_buffers_size 128k;
+        }
+    }
+}
+""" % {"d": ngx_dir, "up": up, "port": ngx_port})
+    ngx = procs.start([a.nginx, "-e", os.path.join(ngx_dir, "error.log"), "-c",
+                       os.path.join(ngx_dir, "nginx.conf"), "-p", ngx_dir + "/"], log)
+    wait_http("http://127.0.0.1:%d/health" % ngx_port, ngx, "nginx")
+
+    cfg = os.path.join(work, "ls.yaml")
+    with open(cfg, "w") as f:
+        f.write("""logLevel: warn
+server:
+  maxBodyBytes: %d
+  spoolDir: %s
+models:
+  m:
+    cmd: sleep infinity
+    proxy: http://127.0.0.1:%d
+    checkEndpoint: /health
+""" % (size + 1024 * 1024, work, up))
+    daemons = {}
+    for name, extra in (("llama-swap", {}), ("llama-swap-copy", {"LLAMA_SWAP_NO_SPLICE": "1"})):
+        port = free_port()
+        env = dict(os.environ, **extra)
+        p = procs.start([a.daemon, "--config", cfg, "--listen", "127.0.0.1:%d" % port], log, env)
+        wait_http("http://127.0.0.1:%d/health" % port, p, name)
+        daemons[name] = (p, port)
+        curl(["-o", "/dev/null", "http://127.0.0.1:%d/upstream/m/blob?size=10" % port])  # start
+
+    base = {"direct": "http://127.0.0.1:%d" % up, "nginx": "http://127.0.0.1:%d" % ngx_port}
+    for name, (_, port) in daemons.items():
+        base[name] = "http://127.0.0.1:%d/upstream/m" % port
+    order = ["direct", "nginx", "llama-swap", "llama-swap-copy"]
+
+    # A sparse file as the upload: reading it costs no disk.
+    data = os.path.join(work, "upload.bin")
+    with open(data, "wb") as f:
+        f.truncate(size)
+
+    def download(target):
+        return curl(["-o", "/dev/null", base[target] + "/blob?size=%d" % size])
+
+    def upload(target, model_first):
+        parts = ["-F", "model=m", "-F", "file=@%s;type=application/octet-stream" % data]
+        if not model_first:
+            parts = parts[2:] + parts[:2]
+        url = base[target] + "/v1/audio/transcriptions?hash=0"
+        if target.startswith("llama-swap"):
+            url = "http://127.0.0.1:%d/v1/audio/transcriptions?hash=0" % daemons[target][1]
+        return curl(["-o", "/dev/null"] + parts + [url])
+
+    pid_of = {"direct": None, "nginx": ngx.pid}
+    for name, (p, _) in daemons.items():
+        pid_of[name] = p.pid
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def cpu_s(pid):
+        if pid is None:
+            return 0.0
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    for r in range(1, a.rounds + 1):
+        for kind in ("download", "upload-first", "upload-last"):
+            for target in order:
+                c0 = cpu_s(pid_of[target])
+                if kind == "download":
+                    n, secs = download(target)
+                else:
+                    n, secs = upload(target, kind == "upload-first")
+                cpu = cpu_s(pid_of[target]) - c0
+                print("large %s %s round=%d bytes=%d seconds=%.3f proxy_cpu_s=%.2f"
+                      % (kind, target, r, n, secs, cpu), flush=True)
+
+    # strace: one download of min(size, 1 GiB) through each daemon, every relay call traced.
+    if shutil.which("strace"):
+        n = min(size, 1024 * 1024 * 1024)
+        for mode, name in (("splice", "llama-swap"), ("copy", "llama-swap-copy")):
+            p, port = daemons[name]
+            out = os.path.join(work, "strace-%s.txt" % mode)
+            st = procs.start(["strace", "-qq", "-e", "trace=read,recvfrom,recvmsg,readv,write,"
+                              "sendto,sendmsg,writev,splice,sendfile,epoll_wait,epoll_ctl",
+                              "-o", out, "-p", str(p.pid)], log)
+            time.sleep(0.5)
+            curl(["-o", "/dev/null", "http://127.0.0.1:%d/upstream/m/blob?size=%d" % (port, n)])
+            time.sleep(0.3)
+            procs.stop(st, signal.SIGINT)
+            calls, nbytes = {}, {}
+            for line in open(out, errors="replace"):
+                m = re.match(r"(\w+)\(.*\)\s+=\s+(-?\d+)", line)
+                if not m:
+                    continue
+                sc, ret = m.group(1), int(m.group(2))
+                calls[sc] = calls.get(sc, 0) + 1
+                if ret > 0 and sc not in ("epoll_wait", "epoll_ctl"):
+                    nbytes[sc] = nbytes.get(sc, 0) + ret
+            for sc in sorted(calls):
+                print("largesys %s %s calls=%d bytes=%d mb=%d" % (mode, sc, calls[sc],
+                                                                  nbytes.get(sc, 0), n >> 20),
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()
