@@ -21,10 +21,13 @@ def kv(words):
 
 wrk, ready, rss, sysc = {}, [], [], {}
 bursts, ttfc = {}, {}
-large, largesys = {}, {}
+large, largesys, many = {}, {}, {}
 for line in open(results_path):
     p = line.split()
     if not p:
+        continue
+    if p[0] == "many":  # many N round=.. start_ms=.. cpu_us_per_request=.. requests=..
+        many.setdefault(int(p[1]), []).append(kv(p[2:]))
         continue
     if p[0] == "large":  # large KIND TARGET round=.. bytes=.. seconds=.. proxy_cpu_s=..
         large.setdefault(p[1], {}).setdefault(p[2], []).append(kv(p[3:]))
@@ -397,6 +400,26 @@ if large:
         w("| **total** | **%.2f** | **%.0f** | **%.2f** | **%.0f** |" % (
             tot["copy"][0], tot["copy"][1], tot["splice"][0], tot["splice"][1]))
         w("")
+
+if many:
+    w("## 6. Many models")
+    w("")
+    w("The same daemon with 10 and with 1,000 models in its config (each with an alias; `bench/many_models.py`), "
+      "%s rounds interleaved: the time from starting the process to its first 200 on `/health`, and the "
+      "daemon's CPU time per proxied chat request (%s requests over 10 keep-alive connections, one model "
+      "running; the fake upstream answers)." % (meta.get("rounds"), next(iter(many.values()))[0]["requests"]))
+    w("")
+    w("| models | start to first answer (median) | CPU per request (median) | vs 10 models | each round (start ms / CPU µs) |")
+    w("|---:|---:|---:|---:|---|")
+    base = med([float(r["cpu_us_per_request"]) for r in many.get(10, [])]) if many.get(10) else None
+    for n in sorted(many):
+        rs = many[n]
+        cpu = med([float(r["cpu_us_per_request"]) for r in rs])
+        w("| %d | %.0f ms | %.0f µs | %s | %s |" % (
+            n, med([float(r["start_ms"]) for r in rs]), cpu,
+            "%.2f×" % (cpu / base) if base else "–",
+            ", ".join("%s / %s" % (r["start_ms"], r["cpu_us_per_request"]) for r in rs)))
+    w("")
 
 w("## Looking for hot spots")
 w("")

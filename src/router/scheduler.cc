@@ -346,6 +346,14 @@ void Scheduler::pump() {
     pumping_ = true;
     do {
         pump_again_ = false;
+        if (queue_.empty()) {
+            // Nothing waits: no grant, start or stop to plan (plan_pass would only end the
+            // drains nobody asks for any more). Every release pumps: with many models
+            // configured, planning over all of them per request would cost more than the
+            // request.
+            for (auto& [id, s] : slots_) s->drain_since = 0;
+            break;
+        }
         const double now = ev_now(loop_);
         std::vector<std::list<QueueEntry>::iterator> entries;
         std::vector<QueuedRequest> queue;
