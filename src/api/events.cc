@@ -169,9 +169,11 @@ std::string EventBus::entry_json(const Inflight& e) const {
     return "{\"id\":\"" + http::json_escape(e.id) + "\",\"timestamp\":\"" +
            format_time_nano(e.wall_start) + "\",\"model\":\"" + http::json_escape(e.model) +
            "\",\"req_path\":\"" + http::json_escape(e.req_path) + "\",\"method\":\"" +
-           http::json_escape(e.method) + "\",\"req_headers\":" + header_map_json(e.req_headers) +
+           http::json_escape(e.method) + "\",\"req_headers\":" +
+           header_map_json(e.req_headers ? header_map(*e.req_headers)
+                                         : std::vector<std::pair<std::string, std::string>>()) +
            ",\"remote_ip\":\"" + http::json_escape(e.remote_ip) +
-           "\",\"resp_headers\":" + header_map_json(e.resp_headers) +
+           "\",\"resp_headers\":" + header_map_json(header_map(e.resp_headers)) +
            ",\"resp_bytes\":" + std::to_string(e.resp_bytes) +
            ",\"elapsed_ms\":" + std::to_string(static_cast<long long>(elapsed * 1000)) + "}";
 }
@@ -216,7 +218,7 @@ void EventBus::on_exchange_start(const proxy::ExchangeInfo& info) {
     e.req_path = std::string(info.route_path);
     e.method = std::string(info.method);
     if (info.req_headers) {
-        e.req_headers = header_map(*info.req_headers);
+        e.req_headers = info.req_headers;
         e.remote_ip = client_ip(*info.req_headers, info.client);
     }
     e.exchange = info.exchange;
@@ -228,7 +230,7 @@ void EventBus::on_exchange_response(const proxy::ExchangeInfo& info, int,
                                     const http::HeaderList& headers) {
     auto it = inflight_.find(info.id);
     if (it == inflight_.end()) return;
-    it->second.resp_headers = header_map(headers);
+    it->second.resp_headers = headers;
     publish_upsert(it->second);
 }
 

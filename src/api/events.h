@@ -64,7 +64,10 @@ private:
         double wall_start = 0; // unix time
         double started_at = 0; // ev_now()
         std::string model, req_path, method, remote_ip;
-        std::vector<std::pair<std::string, std::string>> req_headers, resp_headers;
+        // Turned into the original's header maps only when someone looks (most requests end
+        // unseen): the request's own list (valid until the exchange ends), the response's copy.
+        const http::HeaderList* req_headers = nullptr;
+        http::HeaderList resp_headers;
         uint64_t resp_bytes = 0;
         double last_emitted = 0;
         bool pending = false; // bytes not yet sent in an upsert (at most one per 250 ms)

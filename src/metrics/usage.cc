@@ -58,30 +58,53 @@ size_t value_end(std::string_view text, size_t i) {
     return std::string_view::npos;
 }
 
-// The raw text of the member `key` of the object `object` ("{...}"), or "" when absent.
-std::string_view member(std::string_view object, std::string_view key) {
+// The members of an object ("{...}"), read in one pass: a usage or timings object has a
+// dozen, and each of them is looked up (rescanning the object per key cost more than the
+// rest of a request). Members past kMax, and everything after malformed text, are absent.
+struct Members {
+    static constexpr size_t kMax = 48;
+    std::string_view name[kMax];
+    std::string_view value[kMax];
+    size_t n = 0;
+
+    std::string_view get(std::string_view key) const {
+        for (size_t k = 0; k < n; ++k)
+            if (name[k] == key) return value[k];
+        return {};
+    }
+};
+
+Members members_of(std::string_view object) {
+    Members m;
     size_t i = skip_space(object, 1);
-    while (i < object.size() && object[i] == '"') {
+    while (i < object.size() && object[i] == '"' && m.n < Members::kMax) {
         const size_t key_end = string_end(object, i);
-        if (key_end == std::string_view::npos) return {};
+        if (key_end == std::string_view::npos) break;
         const std::string_view name = object.substr(i + 1, key_end - i - 2);
         i = skip_space(object, key_end);
-        if (i >= object.size() || object[i] != ':') return {};
+        if (i >= object.size() || object[i] != ':') break;
         i = skip_space(object, i + 1);
         const size_t end = value_end(object, i);
-        if (end == std::string_view::npos) return {};
-        if (name == key) return object.substr(i, end - i);
+        if (end == std::string_view::npos) break;
+        m.name[m.n] = name;
+        m.value[m.n++] = object.substr(i, end - i);
         i = skip_space(object, end);
-        if (i >= object.size() || object[i] != ',') return {};
+        if (i >= object.size() || object[i] != ',') break;
         i = skip_space(object, i + 1);
     }
-    return {};
+    return m;
 }
 
 // A JSON number member as a double; -1 when absent, not a number or negative.
-double number(std::string_view object, std::string_view key) {
-    const std::string_view v = member(object, key);
+double number(const Members& object, std::string_view key) {
+    const std::string_view v = object.get(key);
     if (v.empty() || !(v[0] == '-' || (v[0] >= '0' && v[0] <= '9'))) return -1;
+    // Counts are plain digits: read them here (exact below 2^53, which 15 digits are).
+    if (v.size() <= 15 && v.find_first_not_of("0123456789") == std::string_view::npos) {
+        double out = 0;
+        for (char c : v) out = out * 10 + (c - '0');
+        return out;
+    }
     // strtod on a bounded copy (the daemon keeps the C locale); std::from_chars<double>
     // would link libm in, a third of a megabyte of resident memory for two calls.
     char buf[48];
@@ -96,7 +119,7 @@ double number(std::string_view object, std::string_view key) {
 
 // Counts beyond 2^53 (where doubles stop being exact) are not believed: converting a double
 // outside long long's range is undefined, and prompt_n + cache_n must not overflow.
-long long integer(std::string_view object, std::string_view key) {
+long long integer(const Members& object, std::string_view key) {
     const double v = number(object, key);
     return v < 0 || v > 9007199254740992.0 ? -1 : static_cast<long long>(v);
 }
@@ -112,7 +135,8 @@ void take(double v, double& into) {
     if (v >= 0) into = v;
 }
 
-void from_usage(std::string_view usage, Usage& u) {
+void from_usage(std::string_view usage_text, Usage& u) {
+    const Members usage = members_of(usage_text);
     long long p = integer(usage, "prompt_tokens");
     if (p < 0) p = integer(usage, "input_tokens");
     long long g = integer(usage, "completion_tokens");
@@ -122,13 +146,14 @@ void from_usage(std::string_view usage, Usage& u) {
     if (p >= 0 || g >= 0) u.counts_from_usage = true;
     long long cached = integer(usage, "cache_read_input_tokens");
     for (std::string_view details : {"prompt_tokens_details", "input_tokens_details"}) {
-        const std::string_view d = member(usage, details);
-        if (cached < 0 && is_object(d)) cached = integer(d, "cached_tokens");
+        const std::string_view d = usage.get(details);
+        if (cached < 0 && is_object(d)) cached = integer(members_of(d), "cached_tokens");
     }
     take(cached, u.cached_tokens);
 }
 
-void from_timings(std::string_view t, Usage& u) {
+void from_timings(std::string_view timings_text, Usage& u) {
+    const Members t = members_of(timings_text);
     // prompt_n counts only what was not in the prompt cache: the total is prompt_n + cache_n.
     const long long prompt_n = integer(t, "prompt_n");
     const long long cache_n = integer(t, "cache_n");
