@@ -125,7 +125,7 @@ std::string MetricsRegistry::render(const router::Scheduler& scheduler,
                     prometheus_label(LS_COMMIT) + "\",build_date=\"" +
                     prometheus_label(LS_BUILD_DATE) + "\",libev=\"" +
                     std::to_string(ev_version_major()) + "." + std::to_string(ev_version_minor()) +
-                    "\",openssl=\"" + prometheus_label(OpenSSL_version(OPENSSL_VERSION)) + "\"",
+                    "\",openssl=\"" + prometheus_label(OPENSSL_VERSION_TEXT) + "\"",
                 1);
     render_process_stats(out, read_process_stats());
     header(out, "llamaswap_requests_total", "counter",

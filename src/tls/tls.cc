@@ -1,18 +1,22 @@
 #include "tls/tls.h"
 
 #include <arpa/inet.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
+
+#include "tls/openssl_lib.h"
 
 namespace ls::tls {
 
 namespace {
+// The loaded library: only called once a Context exists, so openssl() has succeeded.
+const OpenSsl& lib() {
+    return *openssl();
+}
+
 std::string last_error(const char* what) {
     char buf[256] = "";
-    const unsigned long e = ERR_get_error();
-    if (e) ERR_error_string_n(e, buf, sizeof buf);
-    ERR_clear_error();
+    const unsigned long e = lib().ERR_get_error();
+    if (e) lib().ERR_error_string_n(e, buf, sizeof buf);
+    lib().ERR_clear_error();
     return std::string(what) + (buf[0] ? std::string(": ") + buf : "");
 }
 
@@ -21,47 +25,76 @@ bool is_ip_literal(const std::string& host) {
     return inet_pton(AF_INET, host.c_str(), buf) == 1 ||
            inet_pton(AF_INET6, host.c_str(), buf) == 1;
 }
+
+// The macros SSL_CTX_set_min_proto_version, SSL_CTX_set_mode and SSL_set_tlsext_host_name.
+void ctx_set_min_proto_version(SSL_CTX* ctx, int version) {
+    lib().SSL_CTX_ctrl(ctx, SSL_CTRL_SET_MIN_PROTO_VERSION, version, nullptr);
+}
+void ctx_set_mode(SSL_CTX* ctx, long mode) {
+    lib().SSL_CTX_ctrl(ctx, SSL_CTRL_MODE, mode, nullptr);
+}
+void set_tlsext_host_name(SSL* ssl, const char* name) {
+    lib().SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                   const_cast<char*>(name));
+}
+
+// A new SSL_CTX, loading the library first.
+Result<SSL_CTX*> new_ctx(bool server) {
+    std::string error;
+    const OpenSsl* ssl = openssl(&error);
+    if (!ssl) return make_error(error);
+    SSL_CTX* ctx = ssl->SSL_CTX_new(server ? ssl->TLS_server_method() : ssl->TLS_client_method());
+    if (!ctx) return make_error(last_error("cannot create a TLS context"));
+    ctx_set_min_proto_version(ctx, TLS1_2_VERSION);
+    ctx_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    return ctx;
+}
 } // namespace
 
+Result<void> load_library() {
+    std::string error;
+    if (!openssl(&error)) return make_error(error);
+    return {};
+}
+
 Context::~Context() {
-    if (ctx_) SSL_CTX_free(ctx_);
+    if (ctx_) lib().SSL_CTX_free(ctx_);
 }
 
 Result<std::shared_ptr<Context>> Context::client(const config::TlsClientConfig& cfg) {
+    auto ctx = new_ctx(false);
+    if (!ctx) return ctx.error();
     std::shared_ptr<Context> c(new Context());
-    c->ctx_ = SSL_CTX_new(TLS_client_method());
-    if (!c->ctx_) return make_error(last_error("cannot create a TLS context"));
-    SSL_CTX_set_min_proto_version(c->ctx_, TLS1_2_VERSION);
-    SSL_CTX_set_mode(c->ctx_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    c->ctx_ = ctx.value();
     static const unsigned char kAlpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
-    SSL_CTX_set_alpn_protos(c->ctx_, kAlpn, sizeof kAlpn);
+    lib().SSL_CTX_set_alpn_protos(c->ctx_, kAlpn, sizeof kAlpn);
     c->verify_ = !cfg.insecure;
     if (c->verify_) {
-        SSL_CTX_set_verify(c->ctx_, SSL_VERIFY_PEER, nullptr);
-        const int ok = cfg.ca_file.empty()
-                           ? SSL_CTX_set_default_verify_paths(c->ctx_)
-                           : SSL_CTX_load_verify_locations(c->ctx_, cfg.ca_file.c_str(), nullptr);
+        lib().SSL_CTX_set_verify(c->ctx_, SSL_VERIFY_PEER, nullptr);
+        const int ok =
+            cfg.ca_file.empty()
+                ? lib().SSL_CTX_set_default_verify_paths(c->ctx_)
+                : lib().SSL_CTX_load_verify_locations(c->ctx_, cfg.ca_file.c_str(), nullptr);
         if (ok != 1)
             return make_error(last_error(cfg.ca_file.empty() ? "cannot load the system CAs"
                                                              : "cannot load the CA file"));
     } else {
-        SSL_CTX_set_verify(c->ctx_, SSL_VERIFY_NONE, nullptr);
+        lib().SSL_CTX_set_verify(c->ctx_, SSL_VERIFY_NONE, nullptr);
     }
     return c;
 }
 
 Result<std::shared_ptr<Context>> Context::server(const std::string& cert_file,
                                                  const std::string& key_file) {
+    auto ctx = new_ctx(true);
+    if (!ctx) return ctx.error();
     std::shared_ptr<Context> c(new Context());
-    c->ctx_ = SSL_CTX_new(TLS_server_method());
-    if (!c->ctx_) return make_error(last_error("cannot create a TLS context"));
-    SSL_CTX_set_min_proto_version(c->ctx_, TLS1_2_VERSION);
-    SSL_CTX_set_mode(c->ctx_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    if (SSL_CTX_use_certificate_chain_file(c->ctx_, cert_file.c_str()) != 1)
+    c->ctx_ = ctx.value();
+    if (lib().SSL_CTX_use_certificate_chain_file(c->ctx_, cert_file.c_str()) != 1)
         return make_error(last_error(("cannot load the certificate " + cert_file).c_str()));
-    if (SSL_CTX_use_PrivateKey_file(c->ctx_, key_file.c_str(), SSL_FILETYPE_PEM) != 1)
+    if (lib().SSL_CTX_use_PrivateKey_file(c->ctx_, key_file.c_str(), SSL_FILETYPE_PEM) != 1)
         return make_error(last_error(("cannot load the key " + key_file).c_str()));
-    if (SSL_CTX_check_private_key(c->ctx_) != 1)
+    if (lib().SSL_CTX_check_private_key(c->ctx_) != 1)
         return make_error(last_error("the key does not match the certificate"));
     return c;
 }
@@ -70,12 +103,12 @@ Result<std::unique_ptr<Session>> Session::client(std::shared_ptr<Context> ctx, i
                                                  const std::string& host) {
     std::unique_ptr<Session> s(new Session());
     s->ctx_ = std::move(ctx);
-    s->ssl_ = SSL_new(s->ctx_->raw());
-    if (!s->ssl_ || SSL_set_fd(s->ssl_, fd) != 1)
+    s->ssl_ = lib().SSL_new(s->ctx_->raw());
+    if (!s->ssl_ || lib().SSL_set_fd(s->ssl_, fd) != 1)
         return make_error(last_error("cannot start a TLS session"));
-    SSL_set_connect_state(s->ssl_);
-    if (!is_ip_literal(host)) SSL_set_tlsext_host_name(s->ssl_, host.c_str());
-    if (s->ctx_->verifies() && SSL_set1_host(s->ssl_, host.c_str()) != 1)
+    lib().SSL_set_connect_state(s->ssl_);
+    if (!is_ip_literal(host)) set_tlsext_host_name(s->ssl_, host.c_str());
+    if (s->ctx_->verifies() && lib().SSL_set1_host(s->ssl_, host.c_str()) != 1)
         return make_error(last_error("cannot set the host name to verify"));
     return s;
 }
@@ -83,19 +116,20 @@ Result<std::unique_ptr<Session>> Session::client(std::shared_ptr<Context> ctx, i
 Result<std::unique_ptr<Session>> Session::server(std::shared_ptr<Context> ctx, int fd) {
     std::unique_ptr<Session> s(new Session());
     s->ctx_ = std::move(ctx);
-    s->ssl_ = SSL_new(s->ctx_->raw());
-    if (!s->ssl_ || SSL_set_fd(s->ssl_, fd) != 1)
+    s->ssl_ = lib().SSL_new(s->ctx_->raw());
+    if (!s->ssl_ || lib().SSL_set_fd(s->ssl_, fd) != 1)
         return make_error(last_error("cannot start a TLS session"));
-    SSL_set_accept_state(s->ssl_);
+    lib().SSL_set_accept_state(s->ssl_);
     return s;
 }
 
 Session::~Session() {
-    if (ssl_) SSL_free(ssl_); // no close_notify: the socket may be gone; the peer sees a close
+    // No close_notify: the socket may be gone; the peer sees a close.
+    if (ssl_) lib().SSL_free(ssl_);
 }
 
 ssize_t Session::fail(int rc, const char* what) {
-    const int e = SSL_get_error(ssl_, rc);
+    const int e = lib().SSL_get_error(ssl_, rc);
     if (e == SSL_ERROR_WANT_READ) {
         want_ = Want::read;
         return -1;
@@ -106,14 +140,15 @@ ssize_t Session::fail(int rc, const char* what) {
     }
     want_ = Want::nothing;
     if (e == SSL_ERROR_ZERO_RETURN) return 0; // close_notify: a clean end
-    if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) {
+    if (e == SSL_ERROR_SYSCALL && lib().ERR_peek_error() == 0) {
         error_ = std::string(what) + ": the connection closed";
         return -1;
     }
-    const long verify = SSL_get_verify_result(ssl_);
+    const long verify = lib().SSL_get_verify_result(ssl_);
     if (verify != X509_V_OK && !done_) {
-        error_ = std::string("certificate verify failed: ") + X509_verify_cert_error_string(verify);
-        ERR_clear_error();
+        error_ = std::string("certificate verify failed: ") +
+                 lib().X509_verify_cert_error_string(verify);
+        lib().ERR_clear_error();
     } else {
         error_ = last_error(what);
     }
@@ -122,7 +157,7 @@ ssize_t Session::fail(int rc, const char* what) {
 
 int Session::handshake() {
     if (done_) return 1;
-    const int rc = SSL_do_handshake(ssl_);
+    const int rc = lib().SSL_do_handshake(ssl_);
     if (rc == 1) {
         done_ = true;
         want_ = Want::nothing;
@@ -134,7 +169,7 @@ int Session::handshake() {
 }
 
 ssize_t Session::read(void* buf, size_t len) {
-    const int rc = SSL_read(ssl_, buf, static_cast<int>(len > 1u << 30 ? 1u << 30 : len));
+    const int rc = lib().SSL_read(ssl_, buf, static_cast<int>(len > 1u << 30 ? 1u << 30 : len));
     if (rc > 0) {
         want_ = Want::nothing;
         return rc;
@@ -144,7 +179,7 @@ ssize_t Session::read(void* buf, size_t len) {
 
 ssize_t Session::write(const void* buf, size_t len) {
     if (len == 0) return 0;
-    const int rc = SSL_write(ssl_, buf, static_cast<int>(len > 1u << 30 ? 1u << 30 : len));
+    const int rc = lib().SSL_write(ssl_, buf, static_cast<int>(len > 1u << 30 ? 1u << 30 : len));
     if (rc > 0) {
         want_ = Want::nothing;
         return rc;
@@ -154,12 +189,12 @@ ssize_t Session::write(const void* buf, size_t len) {
 }
 
 void Session::close_notify() {
-    if (done_) SSL_shutdown(ssl_);
-    ERR_clear_error();
+    if (done_) lib().SSL_shutdown(ssl_);
+    lib().ERR_clear_error();
 }
 
 size_t Session::pending() const {
-    return static_cast<size_t>(SSL_pending(ssl_));
+    return static_cast<size_t>(lib().SSL_pending(ssl_));
 }
 
 } // namespace ls::tls

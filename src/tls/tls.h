@@ -7,6 +7,10 @@
 // on the same socket a peer over TLS goes through the same proxy code as a local upstream —
 // back-pressure, cut-stream semantics, timeouts, usage metering — where libcurl's multi
 // interface would have meant a second relay with its own buffering.
+//
+// OpenSSL is not linked: the first Context loads libssl.so.3/libcrypto.so.3 (dlopen, see
+// tls/openssl_lib.h), so a daemon without TLS never maps them. When they cannot be loaded,
+// Context::client/server fail with "TLS needs libssl.so.3, which could not be loaded: ...".
 #pragma once
 
 #include <memory>
@@ -20,6 +24,10 @@ struct ssl_ctx_st;
 struct ssl_st;
 
 namespace ls::tls {
+
+// Loads OpenSSL now, as the first Context would: the error of a library that cannot be loaded
+// (the same message), for a caller that wants to know before it needs a context.
+Result<void> load_library();
 
 class Context {
 public:
