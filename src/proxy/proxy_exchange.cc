@@ -38,8 +38,8 @@ ProxyExchange::ProxyExchange(struct ev_loop* loop, http::Connection& client, htt
                              ProxyOptions options)
     : loop_(loop), client_(&client), req_(req), scheduler_(scheduler), pool_(pool),
       model_(std::move(model_id)), opt_(std::move(options)), timeout_(loop, &on_timeout, this),
-      silence_(loop, &on_silence, this), client_io_(loop, &on_client_io, this),
-      loading_tick_(loop, &on_loading_tick, this) {
+      silence_(loop, &on_silence, this), loading_tick_(loop, &on_loading_tick, this),
+      client_io_(loop, &on_client_io, this) {
     resp_headers_.reserve_typical();
 }
 
@@ -374,6 +374,7 @@ void ProxyExchange::use_connection(UpstreamSocketPtr sock) {
     got_response_bytes_ = false;
     reused_ = true;
     state_ = State::Sending;
+    watch_silence();
     send_more();
 }
 
@@ -448,7 +449,9 @@ void ProxyExchange::watch_silence() {
 
 void ProxyExchange::on_silence(struct ev_loop*, ev_timer* w, int) {
     auto* self = static_cast<ProxyExchange*>(w->data);
-    if (self->state_ != State::ReadingHead && self->state_ != State::Relaying) return;
+    if (self->state_ != State::Sending && self->state_ != State::ReadingHead &&
+        self->state_ != State::Relaying)
+        return;
     const double limit = self->timeouts_.silence_s;
     const double now = ev_now(self->loop_);
     if (self->paused_for_client_) self->last_heard_ = now; // we hold it back, not it us
@@ -462,7 +465,9 @@ void ProxyExchange::on_silence(struct ev_loop*, ev_timer* w, int) {
 }
 
 void ProxyExchange::on_liveness(bool alive) {
-    if (alive || (state_ != State::ReadingHead && state_ != State::Relaying)) return;
+    if (alive ||
+        (state_ != State::Sending && state_ != State::ReadingHead && state_ != State::Relaying))
+        return;
     reused_ = false; // a wedged upstream, not a stale pooled connection: no retry
     upstream_failed("the upstream stopped answering", 0, 504, "upstream_stalled");
 }
@@ -512,6 +517,7 @@ void ProxyExchange::connected() {
     timeout_.stop();
     if (!tls_) {
         state_ = State::Sending;
+        watch_silence();
         send_more();
         return;
     }
@@ -539,6 +545,7 @@ void ProxyExchange::continue_handshake() {
     }
     timeout_.stop();
     state_ = State::Sending;
+    watch_silence();
     send_more();
 }
 
@@ -631,6 +638,7 @@ void ProxyExchange::send_more() {
             upstream_failed("cannot send the request upstream", errno);
             return;
         }
+        if (n > 0) last_heard_ = ev_now(loop_); // it takes the request: it is alive
         // Advance over as many segments as the bytes sent cover.
         size_t sent = static_cast<size_t>(n);
         while (sent > 0 && seg_index_ < segments_.size()) {

@@ -432,7 +432,7 @@ void ModelProcess::on_liveness_verdict(void* p, bool alive, const std::string& w
         return;
     }
     char buf[256];
-    snprintf(buf, sizeof buf, "sent nothing for %.0f s and %s", self->cfg_.timeouts.silence_s,
+    snprintf(buf, sizeof buf, "was silent for %.0f s and %s", self->cfg_.timeouts.silence_s,
              why.c_str());
     self->wedged_ = buf;
     LOG_EVENT(LogLevel::Error,
