@@ -184,6 +184,8 @@ class Deb(unittest.TestCase):
         for dep in ("libsystemd0", "libev4", "libyaml-0-2", "libcjson1", "libstdc++6",
                     "systemd"):
             self.assertIn(dep, fields["Depends"])
+        # OpenSSL is loaded with dlopen(), so ${shlibs:Depends} cannot name it
+        self.assertIn("libssl3 | libssl3t64", fields["Depends"])
 
     def test_02_lintian_has_no_errors(self):
         if not shutil.which("lintian"):
@@ -416,6 +418,10 @@ class Rpm(unittest.TestCase):
     def test_version(self):
         self.assertEqual(self.query("--qf", "%{NAME} %{VERSION}"),
                          "llama-swap " + meson_version())
+
+    def test_requires_the_dlopened_openssl(self):
+        # OpenSSL is loaded with dlopen(): the automatic soname requirements miss it
+        self.assertIn("libssl.so.3", self.query("--requires"))
 
     def test_files(self):
         files = set(self.query("-l").split())
