@@ -19,43 +19,12 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class Procs:
-    def __init__(self):
-        self.procs = []
-
-    def start(self, args, log, env=None):
-        p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env,
-                             start_new_session=True)
-        self.procs.append(p)
-        return p
-
-    def stop(self, p, sig=signal.SIGTERM):
-        if p.poll() is None:
-            p.send_signal(sig)
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-
-    def stop_all(self):
-        for p in reversed(self.procs):
-            self.stop(p)
+from benchlib import Procs, cpu_seconds, free_port
 
 
 def wait_http(url, proc, what):
@@ -194,14 +163,9 @@ models:
     pid_of = {"direct": None, "nginx": ngx.pid}
     for name, (p, _) in daemons.items():
         pid_of[name] = p.pid
-    tick = os.sysconf("SC_CLK_TCK")
 
     def cpu_s(pid):
-        if pid is None:
-            return 0.0
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / tick
+        return 0.0 if pid is None else cpu_seconds(pid)
 
     for r in range(1, a.rounds + 1):
         for kind in ("download", "upload-first", "upload-last"):

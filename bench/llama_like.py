@@ -16,12 +16,12 @@ import http.client
 import json
 import os
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
+
+from benchlib import Procs, free_port
 
 SCENARIOS = {
     # llama-server's default on a 2-core machine: max(n_parallel + 2, cores - 1) threads.
@@ -32,42 +32,11 @@ SCENARIOS = {
 TOKENS, TPS = 5, 1000  # 5 ms of generation per request
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def fake_args(fake, port, scenario, tokens=TOKENS, tps=TPS):
     sc = SCENARIOS[scenario]
     return [fake, "--port", str(port), "--model", "m", "--http-threads", str(sc["threads"]),
             "--parallel", str(sc["parallel"]), "--keepalive-ms", "5000", "--llama-log",
             "--no-nodelay", "--no-reuseaddr", "--tokens", str(tokens), "--tps", str(tps)]
-
-
-class Procs:
-    def __init__(self):
-        self.procs = []
-
-    def start(self, args, log):
-        p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.procs.append(p)
-        return p
-
-    def stop(self, p):
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-
-    def stop_all(self):
-        for p in reversed(self.procs):
-            self.stop(p)
 
 
 def wait_ok(port, path, timeout=30, body=None):

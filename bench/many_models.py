@@ -14,19 +14,12 @@ import http.client
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from benchlib import cpu_seconds, free_port
 
 
 def write_config(path, n, fake):
@@ -35,12 +28,6 @@ def write_config(path, n, fake):
         for i in range(n):
             f.write("  model-%d:\n    cmd: %s --port ${PORT} --model model-%d --log-lines 0\n"
                     "    aliases: [alias-%d]\n" % (i, fake, i, i))
-
-
-def cpu_s(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def load(port, model, n, conns=10):
@@ -77,9 +64,9 @@ def one(daemon, cfg, n, rnd, requests):
         if started is None:
             sys.exit("the daemon with %d models did not answer /health within 10 s" % n)
         load(port, "model-5", 50)  # the model starts; connections warm
-        c0 = cpu_s(p.pid)
+        c0 = cpu_seconds(p.pid)
         load(port, "model-5", requests)
-        cpu = cpu_s(p.pid) - c0
+        cpu = cpu_seconds(p.pid) - c0
         print("many %d round=%d start_ms=%.1f cpu_us_per_request=%.1f requests=%d"
               % (n, rnd, (started - t0) * 1000, cpu / requests * 1e6, requests), flush=True)
     finally:
