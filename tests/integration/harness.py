@@ -97,6 +97,36 @@ def _proc_info(pid):
         return None
 
 
+def proc_start_time(pid):
+    """A process's start time (clock ticks since boot), or None when it is gone: with a pid
+    and its start time, a later signal reaches that process and never one that got its pid
+    after it died (pids are reused quickly: pid_max may be 32768)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+        return int(stat[stat.rindex(")") + 2:].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def kill_if_same(pid, started, sig):
+    """Sends sig to pid only if it is still the process that started at `started`."""
+    if started is not None and proc_start_time(pid) == started:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+
+
+def _has_tag(pid, tag):
+    """Whether the process's environment holds LLAMA_SWAP_TEST_TAG=tag (see Daemon)."""
+    try:
+        with open("/proc/%d/environ" % pid, "rb") as f:
+            return ("LLAMA_SWAP_TEST_TAG=" + tag).encode() in f.read().split(b"\0")
+    except OSError:
+        return False
+
+
 def guard_pids(daemon_pid):
     """The daemon's process-group guards: its children named llama-swap-guard."""
     out = []
@@ -544,7 +574,8 @@ class Daemon:
         n = fcntl.fcntl(lsock.fileno(), fcntl.F_DUPFD, 20)
         lsock.close()
         env = dict(os.environ)
-        env.update({"LISTEN_FDS": "1", "LISTEN_FDNAMES": self.fd_name})
+        env.update({"LISTEN_FDS": "1", "LISTEN_FDNAMES": self.fd_name,
+                    "LLAMA_SWAP_TEST_TAG": self.tmp})
         for k in ("LISTEN_PID", "NOTIFY_SOCKET"):
             env.pop(k, None)
         script = 'exec 3<&%d %d<&-; LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@"' % (n, n)
@@ -650,7 +681,9 @@ class Daemon:
             if info is None:
                 continue
             pgid, cmd = info
-            if (pid in pids or pgid in pids) and FAKE_UPSTREAM in cmd:
+            # The model processes inherit the daemon's environment, tag included: a pid that
+            # another test's process got since (pids are reused quickly) is not ours.
+            if (pid in pids or pgid in pids) and FAKE_UPSTREAM in cmd and _has_tag(pid, self.tmp):
                 victims.add(pid)
         for pid in victims:
             try:

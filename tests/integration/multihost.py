@@ -346,7 +346,8 @@ class HostDaemon(h4.Daemon):
             n = fcntl.fcntl(lsock.fileno(), fcntl.F_DUPFD, 20)
             lsock.close()
             env = dict(os.environ)
-            env.update({"LISTEN_FDS": "1", "LISTEN_FDNAMES": "http"})
+            env.update({"LISTEN_FDS": "1", "LISTEN_FDNAMES": "http",
+                        "LLAMA_SWAP_TEST_TAG": self.tmp})  # see h.Daemon.kill_leftovers
             for k in ("LISTEN_PID", "NOTIFY_SOCKET"):
                 env.pop(k, None)
             script = ('exec 3<&%d %d<&-; LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@"'

@@ -675,6 +675,7 @@ class SoakTest(unittest.TestCase):
             r = d.request("POST", "/v1/embeddings", {"model": "a", "input": "x"})
             self.assertEqual(r.status, 200, r)
             pid = d.running()[0]["pid"]
+            started = h.proc_start_time(pid)
             results = {}
             threads = [self.wedge_client(d, results, "stream", "/v1/chat/completions",
                                          h.chat_body("a", stream=True), True)]
@@ -692,10 +693,8 @@ class SoakTest(unittest.TestCase):
                                                  False))
                 self.assert_all_ended(results, ["stream", "after_the_wedge", "other_model"], threads)
             finally:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+                # The daemon has killed it by now, and its pid may be another's.
+                h.kill_if_same(pid, started, signal.SIGKILL)
 
     def test_wedged_upstream_large_body_ends(self):
         """A request whose body is larger than the socket buffers take is the only one on a
@@ -709,6 +708,7 @@ class SoakTest(unittest.TestCase):
                 r = d.request("POST", "/v1/embeddings", {"model": "a", "input": "x"})
                 self.assertEqual(r.status, 200, r)
                 pid = d.running()[0]["pid"]
+                started = h.proc_start_time(pid)
                 os.kill(pid, signal.SIGSTOP)
                 try:
                     results = {}
@@ -727,10 +727,7 @@ class SoakTest(unittest.TestCase):
                     except AssertionError as e:
                         failures.append("%s body: %s" % (where, e))
                 finally:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except OSError:
-                        pass
+                    h.kill_if_same(pid, started, signal.SIGKILL)  # its pid may be another's
         self.assertEqual(failures, [])
 
     def test_every_request_ends(self):

@@ -153,6 +153,7 @@ class SdDaemon(h.Daemon):
 
     def _env(self):
         env = dict(os.environ)
+        env["LLAMA_SWAP_TEST_TAG"] = self.tmp  # see h.Daemon.kill_leftovers
         for k in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "WATCHDOG_USEC",
                   "WATCHDOG_PID", "JOURNAL_STREAM"):
             env.pop(k, None)
