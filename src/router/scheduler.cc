@@ -15,7 +15,7 @@ Scheduler::Scheduler(struct ev_loop* loop, supervisor::GroupGuard* guard, logs::
     : loop_(loop), guard_(guard), hub_(hub), ports_(5800),
       queue_timer_(loop, &on_queue_timeout, this), overdue_timer_(loop, &on_overdue, this),
       notify_(loop, &on_notify, this), scopes_(loop), resolver_(loop),
-      maintenance_(loop, &on_maintenance, this) {
+      maintenance_(loop, &on_maintenance, this), stale_cgroups_(loop, &on_stale_cgroups, this) {
     if (auto r = notify_.open(); !r)
         LOG_WARN("upstream readiness via sd_notify is unavailable: %s", r.error().message.c_str());
 }
@@ -48,6 +48,8 @@ Scheduler::Slot* Scheduler::slot(const std::string& id) {
 
 namespace {
 constexpr double kWedgedStopGrace = 5; // seconds of SIGTERM before SIGKILL for a wedged model
+constexpr double kStaleCgroupRetry = 0.1;
+constexpr int kStaleCgroupTries = 50;
 
 // Settings that only take effect when the process is started again.
 bool needs_restart(const config::ModelConfig& a, const config::ModelConfig& b) {
@@ -93,9 +95,11 @@ void Scheduler::apply_config(const config::Config& cfg) {
                      r.error().message.c_str(),
                      supervisor::CgroupManager::layout_name(cgroups_.layout()));
     }
-    if (first)
+    if (first) {
         for (const std::string& what : cgroups_.clean_stale())
             LOG_WARN("cleaned up after an earlier llama-swap: cgroup %s", what.c_str());
+        if (cgroups_.remove_stale_busy() > 0) stale_cgroups_.start(kStaleCgroupRetry);
+    }
     ports_.set_start(cfg.start_port);
     // The original hands ports out in id order; keep that as the preferred port.
     int port_index = 0;
@@ -413,6 +417,19 @@ void Scheduler::on_process_output(ModelProcess& p, std::string_view line) {
     if (hub_) hub_->upstream_line(p.id(), line);
     // Upstream output is not the daemon's own log: it shows on stderr only at debug level.
     log_upstream_line(p.id(), p.pid(), line);
+}
+
+void Scheduler::on_stale_cgroups(struct ev_loop*, ev_timer* w, int) {
+    // What an earlier instance left, killed at start: its cgroups go once their processes
+    // are gone (a few tries, then they are left to whoever looks).
+    auto* self = static_cast<Scheduler*>(w->data);
+    const size_t left = self->cgroups_.remove_stale_busy();
+    if (left == 0) return;
+    if (++self->stale_cgroup_tries_ < kStaleCgroupTries) {
+        self->stale_cgroups_.start(kStaleCgroupRetry);
+        return;
+    }
+    LOG_WARN("%zu cgroup(s) an earlier llama-swap left are still busy; not removed", left);
 }
 
 void Scheduler::on_process_wedged(ModelProcess& p) {

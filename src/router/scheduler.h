@@ -141,6 +141,7 @@ private:
     static void on_ttl(struct ev_loop*, ev_timer*, int);
     static void on_queue_timeout(struct ev_loop*, ev_timer*, int);
     static void on_maintenance(struct ev_loop*, ev_timer*, int);
+    static void on_stale_cgroups(struct ev_loop*, ev_timer*, int);
     static void on_notify(void* self, pid_t sender, std::string_view message);
     void apply_pending_configs();
     supervisor::ProcessSettings process_settings() const;
@@ -163,6 +164,8 @@ private:
     bool scope_tried_ = false;
     // Replacing or removing a process object happens here, outside its own callbacks.
     TimerWatcher maintenance_;
+    TimerWatcher stale_cgroups_; // removing what an earlier instance left (busy at first)
+    int stale_cgroup_tries_ = 0;
     bool pumping_ = false;
     bool pump_again_ = false;
     bool shutting_down_ = false;

@@ -176,20 +176,23 @@ std::vector<std::string> CgroupManager::clean_stale() {
             if (!path_exists(dir + "/cgroup.kill") || !write_file(dir + "/cgroup.kill", "1"))
                 for (long long pid : pids)
                     if (pid > 0) ::kill(static_cast<pid_t>(pid), SIGKILL);
-            // The killed need a moment to leave; this runs once, before we serve.
-            bool removed = false;
-            for (int i = 0; i < 100 && !removed; ++i) {
-                removed = ::rmdir(dir.c_str()) == 0 || errno == ENOENT;
-                if (!removed && errno != EBUSY) break;
-                if (!removed) ::usleep(10 * 1000);
-            }
+            // The killed need a moment to leave: a busy directory is removed later (never
+            // wait here: the daemon is starting).
+            if (::rmdir(dir.c_str()) != 0 && errno == EBUSY) stale_busy_.push_back(dir);
             cleaned.push_back(dir + " (left by llama-swap pid " + std::to_string(owner) + ", " +
                               std::to_string(pids.size()) + " process" +
-                              (pids.size() == 1 ? "" : "es") + " killed" +
-                              (removed ? ")" : "; still busy, not removed)"));
+                              (pids.size() == 1 ? "" : "es") + " killed)");
         }
     }
     return cleaned;
+}
+
+size_t CgroupManager::remove_stale_busy() {
+    std::vector<std::string> left;
+    for (const std::string& dir : stale_busy_)
+        if (::rmdir(dir.c_str()) != 0 && errno == EBUSY) left.push_back(dir);
+    stale_busy_.swap(left);
+    return stale_busy_.size();
 }
 
 Result<std::unique_ptr<ModelCgroup>> CgroupManager::create(const std::string& model_id,

@@ -78,6 +78,8 @@ public:
     // Kills and removes the model cgroups an instance that is gone left beside ours (see
     // stale_instances.h); one line per cgroup removed, for the log.
     std::vector<std::string> clean_stale();
+    // Tries again to remove the stale cgroups that were still busy; how many are left.
+    size_t remove_stale_busy();
 
 private:
     std::string own_path(const std::string& controller) const; // our cgroup in that hierarchy
@@ -88,6 +90,7 @@ private:
     bool v2_prepared_ = false;
     bool warned_ = false;
     unsigned counter_ = 0;
+    std::vector<std::string> stale_busy_; // see clean_stale()
 };
 
 // Character device numbers of the GPU nodes a model must not see: every /dev/nvidia<N>
