@@ -83,17 +83,24 @@ def pid_alive(pid):
         return False
 
 
-def _proc_info(pid):
-    """(pgid, cmdline) of a live process, or None."""
+def _stat_fields(pid):
+    """The fields of /proc/PID/stat after the command name (state first), or None."""
     try:
         with open("/proc/%d/stat" % pid) as f:
             stat = f.read()
-        fields = stat[stat.rindex(")") + 2:].split()
-        pgid = int(fields[2])
+        return stat[stat.rindex(")") + 2:].split()
+    except (OSError, ValueError):
+        return None
+
+
+def _proc_info(pid):
+    """(pgid, cmdline) of a live process, or None."""
+    fields = _stat_fields(pid)
+    try:
         with open("/proc/%d/cmdline" % pid, "rb") as f:
             cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-        return pgid, cmd
-    except (OSError, ValueError, IndexError):
+        return int(fields[2]), cmd
+    except (OSError, ValueError, IndexError, TypeError):
         return None
 
 
@@ -101,11 +108,10 @@ def proc_start_time(pid):
     """A process's start time (clock ticks since boot), or None when it is gone: with a pid
     and its start time, a later signal reaches that process and never one that got its pid
     after it died (pids are reused quickly: pid_max may be 32768)."""
+    fields = _stat_fields(pid)
     try:
-        with open("/proc/%d/stat" % pid) as f:
-            stat = f.read()
-        return int(stat[stat.rindex(")") + 2:].split()[19])
-    except (OSError, ValueError, IndexError):
+        return int(fields[19])
+    except (ValueError, IndexError, TypeError):
         return None
 
 
