@@ -142,6 +142,7 @@ int Connection::cb_header_field(llhttp_t* p, const char* at, size_t len) {
         c->cur_field_.clear();
         c->in_value_ = false;
     }
+    if (c->state_ == State::ReadingBody) return 0; // a trailer field (see cb_header_value)
     c->cur_field_.append(at, len);
     return 0;
 }
@@ -149,6 +150,10 @@ int Connection::cb_header_field(llhttp_t* p, const char* at, size_t len) {
 int Connection::cb_header_value(llhttp_t* p, const char* at, size_t len) {
     Connection* c = from_parser(p);
     if (!c->count_head_bytes(len)) return HPE_USER;
+    // Trailer fields of a chunked body are counted against the head limit and dropped: merged
+    // into the header section they could change what the request was routed and scanned by
+    // (RFC 9110 6.5.1), and the body goes upstream re-framed anyway.
+    if (c->state_ == State::ReadingBody) return 0;
     if (!c->in_value_) {
         c->req_.headers.add(c->cur_field_, std::string());
         c->in_value_ = true;
@@ -506,6 +511,16 @@ void Connection::on_timer(struct ev_loop*, ev_timer* w, int) {
         if ((c->output_pending() > 0 || c->splice_waiting_) &&
             now - c->last_progress_ >= c->limits_.body_timeout_s) {
             LOG_INFO("connection %llu: client stopped reading, closing",
+                     static_cast<unsigned long long>(c->id_));
+            c->close();
+            return;
+        }
+        // A tunnel whose input is paused for the other side (an upstream that stopped taking
+        // the client's bytes) reads nothing, so it would not see the client go away either:
+        // without progress either way it ends, rather than hold the model for ever.
+        if (c->state_ == State::Tunnel && c->tunnel_paused_ &&
+            now - c->last_progress_ >= c->limits_.body_timeout_s) {
+            LOG_INFO("connection %llu: tunnel stalled (its upstream stopped reading), closing",
                      static_cast<unsigned long long>(c->id_));
             c->close();
             return;

@@ -618,6 +618,13 @@ public:
         }
     }
 
+    // Never reads again: returns once the peer has closed (or after `ms`), so what the peer
+    // sends piles up in the socket buffers, as with a wedged server.
+    void stop_reading_until_hangup(long long ms) {
+        pollfd p{fd_, POLLRDHUP, 0};
+        while (poll(&p, 1, static_cast<int>(ms)) < 0 && errno == EINTR) {}
+    }
+
     // For --hang: swallow everything until the peer goes away.
     void discard_until_eof() {
         char buf[4096];
@@ -1460,7 +1467,8 @@ bool read_exact(Connection& c, char* out, size_t len) {
 
 // GET /ws: a WebSocket echo server, as ComfyUI's /ws stands behind us. Text and binary frames
 // come back unmasked; the text "bytes N" is answered with a binary frame of N bytes and
-// "close" makes the server close first; a ping gets its pong and a close frame its answer.
+// "close" makes the server close first; "stall" makes it stop reading (a wedged server) until
+// the peer hangs up; a ping gets its pong and a close frame its answer.
 // ?greet=N sends N text frames ("greet I") right after the 101.
 bool handle_websocket(Connection& c, Request& req) {
     const std::string* key = req.header("sec-websocket-key");
@@ -1508,6 +1516,10 @@ bool handle_websocket(Connection& c, Request& req) {
             if (payload == "close") {
                 c.send_all(fake::ws::frame(fake::ws::Close, "\x03\xe8"
                                                             "bye")); // 1000
+                return false;
+            }
+            if (payload == "stall") {
+                c.stop_reading_until_hangup(10 * 60 * 1000);
                 return false;
             }
             if (payload.starts_with("bytes ")) {

@@ -187,6 +187,32 @@ class Tunnel(unittest.TestCase):
             self.assertEqual(d.chat("b", timeout=30).status, 200)
             self.assertEqual(d.running_models(), ["b"])
 
+    def test_client_that_vanishes_behind_a_stalled_upstream_releases_the_model(self):
+        # The upstream stops reading, the client fills every buffer on the way (the daemon
+        # pauses its input) and then goes away unseen: the stalled tunnel ends after
+        # server.bodyTimeout instead of holding the model for ever.
+        cfg = two_models()
+        cfg["server"] = {"bodyTimeout": 2}
+        with h4.Daemon(cfg) as d:
+            ws = WebSocket.connect(d.port, "/upstream/a/ws")
+            self.assertEqual(ws.echo("x"), (TEXT, b"x"))
+            ws.send(TEXT, b"stall")
+            ws.sock.setblocking(False)
+            chunk, sent, blocked = b"z" * 65536, 0, 0
+            while blocked < 20 and sent < (512 << 20):
+                try:
+                    sent += ws.sock.send(chunk)
+                    blocked = 0
+                except BlockingIOError:
+                    blocked += 1
+                    time.sleep(0.05)
+            self.assertEqual(blocked, 20, "the daemon stopped reading the client")
+            ws.close()
+            h.wait_until(lambda: "tunnel stalled" in d.log(), 15,
+                         what="the stalled tunnel to end")
+            self.assertEqual(d.chat("b", timeout=30).status, 200)
+            self.assertEqual(d.running_models(), ["b"])
+
     def test_upstream_that_closes_or_dies_ends_the_tunnel(self):
         with h4.Daemon({"models": {"m": ws_model()}}) as d:
             ws = WebSocket.connect(d.port, "/upstream/m/ws")

@@ -536,6 +536,26 @@ Test(http_server, chunked_request_body_reassembled) {
     cr_assert_str_eq(h.app.seen[0].body.c_str(), "hello world0123456789");
 }
 
+Test(http_server, chunked_request_trailers_are_not_headers) {
+    // A trailer must not change what the request was routed or scanned by (RFC 9110 6.5.1).
+    Harness h;
+    Client c(h);
+    c.send("POST /chunked HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+           "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n"
+           "Content-Type: multipart/form-data; boundary=B\r\nX-Trailer: 1\r\n\r\n"
+           "GET /next HTTP/1.1\r\nHost: t\r\n\r\n");
+    auto rs = await_responses(h, c, 2);
+    cr_assert_eq(rs[0].status, 200);
+    cr_assert_eq(rs[1].status, 200);
+    cr_assert_str_eq(h.app.seen[0].body.c_str(), "{}");
+    const std::string* ct = h.app.seen[0].headers.find("content-type");
+    cr_assert(ct);
+    cr_assert_str_eq(ct->c_str(), "application/json");
+    cr_assert_null(h.app.seen[0].headers.find("x-trailer"));
+    cr_assert_str_eq(h.app.seen[1].path.c_str(), "/next");
+    cr_assert_null(h.app.seen[1].headers.find("x-trailer"));
+}
+
 Test(http_server, expect_100_continue) {
     Harness h;
     Client c(h);
