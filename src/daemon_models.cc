@@ -162,10 +162,8 @@ void Daemon::on_exchange_end(const proxy::ExchangeInfo& info, const proxy::Excha
             else
                 keep = false;
         };
-        if (fields & metrics::kCaptureReqHeaders)
-            c.req_headers = api::header_map(r.capture_req_headers);
-        if (fields & metrics::kCaptureRespHeaders)
-            c.resp_headers = api::header_map(r.capture_headers);
+        if (fields & metrics::kCaptureReqHeaders) c.req_headers = std::move(r.capture_req_headers);
+        if (fields & metrics::kCaptureRespHeaders) c.resp_headers = std::move(r.capture_headers);
         take_body(fields & metrics::kCaptureReqBody, r.capture_req_body, c.req_body);
         take_body(fields & metrics::kCaptureRespBody, r.capture_body, c.resp_body);
         if (keep) captures_.add(std::move(c));
@@ -357,20 +355,13 @@ void Daemon::start_proxy(http::Connection& conn, http::Request& req, const std::
     opt.client = conn.peer();
     // The original's in-flight list and activity log: model routes, and /upstream/<model>/
     // to a model route's path; the log only POSTs. /comfyui/ is neither.
-    if (req.path.starts_with("/upstream/")) {
-        opt.route_path = opt.target.substr(0, opt.target.find('?'));
-        opt.in_flight =
-            api::match_route(req.method_name, opt.route_path).kind == api::RouteKind::ModelJson &&
-            api::match_route(req.method_name, opt.route_path).method_allowed;
-    } else {
-        opt.in_flight =
-            api::match_route(req.method_name, req.path).kind == api::RouteKind::ModelJson;
-    }
-    opt.metered =
-        req.method_name == "POST" &&
-        api::match_route("POST", opt.route_path.empty() ? std::string_view(req.path)
-                                                        : std::string_view(opt.route_path))
-                .kind == api::RouteKind::ModelJson;
+    const bool passthrough = req.path.starts_with("/upstream/");
+    if (passthrough) opt.route_path = opt.target.substr(0, opt.target.find('?'));
+    const api::RouteMatch route =
+        api::match_route(req.method_name, passthrough ? opt.route_path : req.path);
+    const bool model_route = route.kind == api::RouteKind::ModelJson;
+    opt.in_flight = model_route && (route.method_allowed || !passthrough);
+    opt.metered = model_route && req.method_name == "POST";
     if (opt.metered && captures_.enabled()) {
         opt.capture_limit = captures_.capacity();
         const unsigned fields = metrics::capture_fields_for(

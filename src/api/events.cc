@@ -5,6 +5,7 @@
 #include <ctime>
 
 #include "http/error_body.h"
+#include "http/header_display.h"
 #include "metrics/activity.h"
 #include "proxy/proxy_exchange.h"
 
@@ -110,46 +111,6 @@ std::string format_time_nano(double unix_time) {
     return buf;
 }
 
-std::string canonical_header_name(std::string_view name) {
-    std::string out(name);
-    bool upper = true;
-    for (char& c : out) {
-        if (upper && c >= 'a' && c <= 'z')
-            c = static_cast<char>(c - 'a' + 'A');
-        else if (!upper && c >= 'A' && c <= 'Z')
-            c = static_cast<char>(c - 'A' + 'a');
-        upper = c == '-';
-    }
-    return out;
-}
-
-std::vector<std::pair<std::string, std::string>> header_map(const http::HeaderList& headers) {
-    static constexpr std::string_view kSensitive[] = {"authorization", "proxy-authorization",
-                                                      "cookie", "set-cookie", "x-api-key"};
-    std::vector<std::pair<std::string, std::string>> out;
-    for (const auto& h : headers.items()) {
-        if (http::iequals(h.name, "host")) continue;
-        std::string name = canonical_header_name(h.name);
-        bool seen = false;
-        for (const auto& [k, v] : out) seen |= k == name;
-        if (seen) continue; // the first value, as the original
-        bool sensitive = false;
-        for (std::string_view s : kSensitive) sensitive |= http::iequals(h.name, s);
-        out.emplace_back(std::move(name), sensitive ? "[REDACTED]" : h.value);
-    }
-    std::sort(out.begin(), out.end());
-    return out;
-}
-
-std::string header_map_json(const std::vector<std::pair<std::string, std::string>>& headers) {
-    std::string out = "{";
-    for (const auto& [k, v] : headers) {
-        if (out.size() > 1) out += ",";
-        out += "\"" + http::json_escape(k) + "\":\"" + http::json_escape(v) + "\"";
-    }
-    return out + "}";
-}
-
 std::string client_ip(const http::HeaderList& headers, std::string_view peer) {
     if (const std::string* xff = headers.find("x-forwarded-for"); xff && !xff->empty())
         return std::string(http::trim(std::string_view(*xff).substr(0, xff->find(','))));
@@ -164,16 +125,20 @@ std::string client_ip(const http::HeaderList& headers, std::string_view peer) {
     return std::string(host);
 }
 
+namespace {
+std::string headers_json(const http::HeaderList* headers) {
+    return headers ? http::header_map_json(http::header_map(*headers)) : "{}";
+}
+} // namespace
+
 std::string EventBus::entry_json(const Inflight& e) const {
     const double elapsed = std::max(0.0, ev_now(loop_) - e.started_at);
     return "{\"id\":\"" + http::json_escape(e.id) + "\",\"timestamp\":\"" +
            format_time_nano(e.wall_start) + "\",\"model\":\"" + http::json_escape(e.model) +
            "\",\"req_path\":\"" + http::json_escape(e.req_path) + "\",\"method\":\"" +
-           http::json_escape(e.method) + "\",\"req_headers\":" +
-           header_map_json(e.req_headers ? header_map(*e.req_headers)
-                                         : std::vector<std::pair<std::string, std::string>>()) +
+           http::json_escape(e.method) + "\",\"req_headers\":" + headers_json(e.req_headers) +
            ",\"remote_ip\":\"" + http::json_escape(e.remote_ip) +
-           "\",\"resp_headers\":" + header_map_json(header_map(e.resp_headers)) +
+           "\",\"resp_headers\":" + headers_json(e.resp_headers) +
            ",\"resp_bytes\":" + std::to_string(e.resp_bytes) +
            ",\"elapsed_ms\":" + std::to_string(static_cast<long long>(elapsed * 1000)) + "}";
 }
@@ -230,7 +195,7 @@ void EventBus::on_exchange_response(const proxy::ExchangeInfo& info, int,
                                     const http::HeaderList& headers) {
     auto it = inflight_.find(info.id);
     if (it == inflight_.end()) return;
-    it->second.resp_headers = headers;
+    it->second.resp_headers = &headers;
     publish_upsert(it->second);
 }
 

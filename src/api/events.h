@@ -65,9 +65,9 @@ private:
         double started_at = 0; // ev_now()
         std::string model, req_path, method, remote_ip;
         // Turned into the original's header maps only when someone looks (most requests end
-        // unseen): the request's own list (valid until the exchange ends), the response's copy.
+        // unseen): the exchange's own lists, valid until it ends (and the entry with it).
         const http::HeaderList* req_headers = nullptr;
-        http::HeaderList resp_headers;
+        const http::HeaderList* resp_headers = nullptr;
         uint64_t resp_bytes = 0;
         double last_emitted = 0;
         bool pending = false; // bytes not yet sent in an upsert (at most one per 250 ms)
@@ -88,13 +88,6 @@ private:
     static constexpr double kProgressInterval = 0.25; // the original's upsert rate per request
 };
 
-// Header names as Go writes them ("Content-Type"), with the original's sensitive ones
-// (authorization, proxy-authorization, cookie, set-cookie, x-api-key) as "[REDACTED]"; the
-// first value of each name; Host left out (Go keeps it apart).
-std::vector<std::pair<std::string, std::string>> header_map(const http::HeaderList& headers);
-std::string canonical_header_name(std::string_view name);
-// {"Name":"value",…} sorted by name, as Go's encoding/json writes a map.
-std::string header_map_json(const std::vector<std::pair<std::string, std::string>>& headers);
 // The client's address: the first of X-Forwarded-For, else X-Real-IP, else the peer's host.
 std::string client_ip(const http::HeaderList& headers, std::string_view peer);
 // RFC 3339 with fractional seconds (trailing zeros dropped), UTC.

@@ -1,5 +1,8 @@
 #include "api/routes.h"
 
+#include <iterator>
+#include <unordered_map>
+
 namespace ls::api {
 
 namespace {
@@ -68,6 +71,25 @@ constexpr Route kRoutes[] = {
     {"/upstream", "GET", RouteKind::UpstreamIndex},
     {"/", "GET", RouteKind::Root},
 };
+// Exact paths to their routes (a path has one per method): one hash lookup per request
+// instead of comparing the path with every entry.
+struct PathRoutes {
+    static constexpr int kMax = 4;
+    const Route* routes[kMax] = {};
+    int n = 0;
+};
+
+const std::unordered_map<std::string_view, PathRoutes>& path_index() {
+    static const std::unordered_map<std::string_view, PathRoutes> index = [] {
+        std::unordered_map<std::string_view, PathRoutes> m(std::size(kRoutes) * 2);
+        for (const Route& r : kRoutes) {
+            PathRoutes& e = m[r.path];
+            if (e.n < PathRoutes::kMax) e.routes[e.n++] = &r;
+        }
+        return m;
+    }();
+    return index;
+}
 } // namespace
 
 RouteMatch match_route(std::string_view method, std::string_view path) {
@@ -91,7 +113,7 @@ RouteMatch match_route(std::string_view method, std::string_view path) {
         {"/api/captures/", true, RouteKind::Capture, Methods::GetHead},
     };
     for (const PrefixRoute& r : kPrefixRoutes) {
-        if (path.rfind(r.prefix, 0) != 0 || (r.rest_required && path.size() == r.prefix.size()))
+        if (!path.starts_with(r.prefix) || (r.rest_required && path.size() == r.prefix.size()))
             continue;
         m.kind = r.kind;
         m.rest = path.substr(r.prefix.size());
@@ -121,11 +143,12 @@ RouteMatch match_route(std::string_view method, std::string_view path) {
         m.allow = "GET, HEAD";
         return m;
     }
-    bool path_known = false;
+    const auto& index = path_index();
+    const auto found = index.find(path);
+    if (found == index.end()) return m;
     bool has_get = false, has_post = false;
-    for (const Route& r : kRoutes) {
-        if (r.path != path) continue;
-        path_known = true;
+    for (int i = 0; i < found->second.n; ++i) {
+        const Route& r = *found->second.routes[i];
         has_get |= r.method == "GET";
         has_post |= r.method == "POST";
         if (method == r.method || (r.method == "GET" && method == "HEAD")) {
@@ -135,11 +158,10 @@ RouteMatch match_route(std::string_view method, std::string_view path) {
             m.kind = r.kind;
         }
     }
-    if (path_known)
-        m.allow = has_get && has_post ? "GET, HEAD, POST"
-                  : has_get           ? "GET, HEAD"
-                  : has_post          ? "POST"
-                                      : "PUT";
+    m.allow = has_get && has_post ? "GET, HEAD, POST"
+              : has_get           ? "GET, HEAD"
+              : has_post          ? "POST"
+                                  : "PUT";
     return m;
 }
 

@@ -1,5 +1,5 @@
 // The route table: which paths exist, with which methods, and what kind of handler serves
-// them. Built once; the per-request lookup is a small linear scan over constant strings.
+// them. Built once; the per-request lookup is a few prefix checks and one hash lookup.
 #pragma once
 
 #include <string_view>

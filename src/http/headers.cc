@@ -49,15 +49,18 @@ void HeaderList::remove(std::string_view name) {
                  items_.end());
 }
 
-bool is_hop_by_hop(std::string_view name, const HeaderList& headers) {
+bool is_hop_by_hop(std::string_view name, std::string_view connection) {
     static constexpr std::string_view kHopByHop[] = {
         "connection", "keep-alive",        "proxy-connection", "proxy-authenticate", "te",
         "trailer",    "transfer-encoding", "upgrade",          "proxy-authorization"};
     for (auto h : kHopByHop)
         if (iequals(name, h)) return true;
-    if (const std::string* conn = headers.find("connection"))
-        if (header_has_token(*conn, name)) return true;
-    return false;
+    return !connection.empty() && header_has_token(connection, name);
+}
+
+bool is_hop_by_hop(std::string_view name, const HeaderList& headers) {
+    const std::string* conn = headers.find("connection");
+    return is_hop_by_hop(name, conn ? std::string_view(*conn) : std::string_view());
 }
 
 } // namespace ls::http

@@ -47,5 +47,7 @@ private:
 // Hop-by-hop headers (RFC 9110 7.6.1) that a proxy must not forward, plus any named in
 // the message's own Connection header.
 bool is_hop_by_hop(std::string_view name, const HeaderList& headers);
+// The same, given the message's Connection header value (looked up once for all its fields).
+bool is_hop_by_hop(std::string_view name, std::string_view connection);
 
 } // namespace ls::http

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "http/error_body.h"
+#include "http/header_display.h"
 
 namespace ls::metrics {
 
@@ -30,7 +31,7 @@ namespace {
 size_t headers_bytes(const std::optional<CaptureHeaders>& h) {
     size_t n = 0;
     if (h)
-        for (const auto& [k, v] : *h) n += k.size() + v.size() + 2 * sizeof(std::string);
+        for (const auto& f : h->items()) n += f.name.size() + f.value.size() + sizeof f;
     return n;
 }
 } // namespace
@@ -100,13 +101,7 @@ std::string base64_encode(std::string_view in) {
 
 namespace {
 std::string headers_json(const std::optional<CaptureHeaders>& h) {
-    if (!h) return "null";
-    std::string out = "{";
-    for (const auto& [k, v] : *h) {
-        if (out.size() > 1) out += ",";
-        out += "\"" + http::json_escape(k) + "\":\"" + http::json_escape(v) + "\"";
-    }
-    return out + "}";
+    return h ? http::header_map_json(http::header_map(*h)) : "null";
 }
 std::string body_json(const std::optional<std::string>& b) {
     return b ? "\"" + base64_encode(*b) + "\"" : "null";

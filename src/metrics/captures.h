@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "http/headers.h"
+
 namespace ls::metrics {
 
 // What a route's capture keeps (the original's masks).
@@ -25,7 +27,9 @@ enum CaptureFields : unsigned {
 // By the path the upstream gets ("/v1/audio/speech"); others keep everything.
 unsigned capture_fields_for(std::string_view path);
 
-using CaptureHeaders = std::vector<std::pair<std::string, std::string>>;
+// As received: names canonical, secrets redacted and the map sorted only when a capture is
+// read (http::header_map), not on every request.
+using CaptureHeaders = http::HeaderList;
 
 struct Capture {
     uint64_t id = 0;

@@ -7,10 +7,6 @@
 namespace ls::metrics {
 
 namespace {
-bool mentions(std::string_view text, std::string_view word) {
-    return text.find(word) != std::string_view::npos;
-}
-
 bool is_space(char c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
@@ -20,13 +16,17 @@ size_t skip_space(std::string_view text, size_t i) {
     return i;
 }
 
-// One past the string that opens at text[i] ('"'), or npos.
+// One past the string that opens at text[i] ('"'), or npos. Quotes are found with memchr
+// (a completion's text can be long); one after an odd run of backslashes is escaped.
 size_t string_end(std::string_view text, size_t i) {
-    for (++i; i < text.size(); ++i) {
-        if (text[i] == '\\')
-            ++i;
-        else if (text[i] == '"')
-            return i + 1;
+    for (++i; i < text.size();) {
+        const void* q = memchr(text.data() + i, '"', text.size() - i);
+        if (!q) break;
+        const size_t at = static_cast<size_t>(static_cast<const char*>(q) - text.data());
+        size_t backslashes = 0;
+        while (at - backslashes > i && text[at - backslashes - 1] == '\\') ++backslashes;
+        if (backslashes % 2 == 0) return at + 1;
+        i = at + 1;
     }
     return std::string_view::npos;
 }
@@ -187,8 +187,9 @@ ObjectSpans find_objects(std::string_view text) {
     size_t i = 0;
     while (i < text.size()) {
         if (text[i] != '"') {
-            ++i;
-            continue;
+            const void* q = memchr(text.data() + i, '"', text.size() - i);
+            if (!q) break;
+            i = static_cast<size_t>(static_cast<const char*>(q) - text.data());
         }
         // A string: is it the key of an object value we want?
         const size_t end = string_end(text, i);
@@ -225,7 +226,8 @@ void extract_usage(std::string_view json_text, Usage& u) {
 }
 
 void UsageScanner::consider(std::string_view text) {
-    if (mentions(text, "usage") || mentions(text, "timings")) extract_usage(text, usage_);
+    // One string-aware pass finds the objects (a text that mentions neither costs the same).
+    extract_usage(text, usage_);
 }
 
 void UsageScanner::feed(const char* data, size_t len) {

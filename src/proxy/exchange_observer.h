@@ -57,10 +57,10 @@ struct ExchangeResult {
     // client sent them (nullopt: not kept, or a spooled body longer than the limit), the
     // response head the client got, and a 200 response's whole body (nullopt: not kept, or
     // longer than the limit).
-    http::HeaderList capture_req_headers;
-    // (mutable: an observer may take the bodies rather than copy them)
+    // (mutable: an observer may take them rather than copy them)
+    mutable http::HeaderList capture_req_headers;
     mutable std::optional<std::string> capture_req_body;
-    http::HeaderList capture_headers;
+    mutable http::HeaderList capture_headers;
     mutable std::optional<std::string> capture_body;
 };
 
@@ -68,7 +68,8 @@ class ExchangeObserver {
 public:
     virtual ~ExchangeObserver() = default;
     virtual void on_exchange_start(const ExchangeInfo& info) = 0;
-    // The response head the client gets (after the hop-by-hop headers are gone).
+    // The response head the client gets (after the hop-by-hop headers are gone): the
+    // exchange's own list, valid until it ends.
     virtual void on_exchange_response(const ExchangeInfo&, int /*status*/,
                                       const http::HeaderList& /*headers*/) {}
     // Body bytes relayed so far.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -57,7 +58,7 @@ ProxyExchange::~ProxyExchange() {
         r.error_body = std::move(error_body_);
         r.capture_req_headers = std::move(capture_req_headers_);
         r.capture_req_body = std::move(capture_req_body_);
-        r.capture_headers = std::move(capture_headers_);
+        if (capture_head_) r.capture_headers = std::move(resp_headers_);
         r.capture_body = std::move(capture_body_);
         if (usage_) {
             usage_->finish();
@@ -291,9 +292,11 @@ void ProxyExchange::build_request() {
     head_ += " HTTP/1.1\r\n";
     bool has_host = false;
     const bool peer = opt_.peer != nullptr;
+    const std::string* connection = req_.headers.find("connection");
+    const std::string_view connection_value = connection ? *connection : std::string_view();
     for (const auto& h : req_.headers.items()) {
-        if (http::is_hop_by_hop(h.name, req_.headers) || http::iequals(h.name, "content-length") ||
-            http::iequals(h.name, "expect"))
+        if (http::is_hop_by_hop(h.name, connection_value) ||
+            http::iequals(h.name, "content-length") || http::iequals(h.name, "expect"))
             continue;
         // A peer gets its own key, never the client's.
         if ((opt_.strip_credentials || peer) &&
@@ -321,8 +324,13 @@ void ProxyExchange::build_request() {
         body_len =
             body_len - (opt_.rewrite.end - opt_.rewrite.begin) + opt_.rewrite.replacement.size();
     }
-    if (req_.has_body || body_len > 0)
-        head_ += "Content-Length: " + std::to_string(body_len) + "\r\n";
+    if (req_.has_body || body_len > 0) {
+        char digits[24];
+        const auto end = std::to_chars(digits, digits + sizeof digits, body_len).ptr;
+        head_ += "Content-Length: ";
+        head_.append(digits, end);
+        head_ += "\r\n";
+    }
     if (req_.upgrade) {
         // The one hop-by-hop header pair that must reach the upstream: the switch asked for.
         if (const std::string* u = req_.headers.find("upgrade")) head_ += "Upgrade: " + *u + "\r\n";

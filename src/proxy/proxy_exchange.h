@@ -228,7 +228,7 @@ private:
     size_t seg_done_ = 0;
 
     llhttp_t parser_;
-    http::HeaderList resp_headers_;
+    http::HeaderList resp_headers_; // the upstream's head; from its end, the client's
     std::string cur_field_;
     bool in_value_ = false;
     bool upstream_keep_alive_ = false;
@@ -257,7 +257,7 @@ private:
     std::optional<metrics::UsageScanner> usage_; // made with a 2xx response head
     http::HeaderList capture_req_headers_;       // see ProxyOptions::capture_limit
     std::optional<std::string> capture_req_body_;
-    http::HeaderList capture_headers_;
+    bool capture_head_ = false; // resp_headers_ (the client's head by then) goes to the capture
     std::optional<std::string> capture_body_;
 
     // Splicing: wanted once the head allows it, active once the parsed part is relayed.

@@ -17,6 +17,7 @@ ProxyExchange* from_parser(llhttp_t* p) {
 int ProxyExchange::cb_header_field(llhttp_t* p, const char* at, size_t len) {
     ProxyExchange* x = from_parser(p);
     if ((x->resp_head_bytes_ += len + 4) > kMaxResponseHead) return HPE_USER;
+    if (x->state_ == State::Relaying) return 0; // a chunked body's trailer: dropped
     if (x->in_value_) {
         x->cur_field_.clear();
         x->in_value_ = false;
@@ -28,6 +29,7 @@ int ProxyExchange::cb_header_field(llhttp_t* p, const char* at, size_t len) {
 int ProxyExchange::cb_header_value(llhttp_t* p, const char* at, size_t len) {
     ProxyExchange* x = from_parser(p);
     if ((x->resp_head_bytes_ += len) > kMaxResponseHead) return HPE_USER;
+    if (x->state_ == State::Relaying) return 0; // a trailer (the body is re-framed for the client)
     if (!x->in_value_) {
         x->resp_headers_.add(x->cur_field_, std::string());
         x->in_value_ = true;
@@ -47,29 +49,39 @@ int ProxyExchange::cb_headers_complete(llhttp_t* p) {
         return 0;
     }
     x->upstream_keep_alive_ = llhttp_should_keep_alive(p) != 0;
-    http::HeaderList out;
-    out.reserve_typical();
+    const bool head = x->req_.method == HTTP_HEAD;
+    const bool no_body = head || status == 204 || status == 304;
+    std::string no_body_length; // what a body-less answer says its body would be
+    if (const std::string* cl = x->resp_headers_.find("content-length"); cl && no_body)
+        no_body_length = *cl;
+
+    // The client's head is the upstream's, filtered in place (no copy per request): without
+    // the hop-by-hop fields and the framing, which is ours.
+    http::HeaderList& out = x->resp_headers_;
+    std::string connection;
+    if (const std::string* c = out.find("connection")) connection = *c;
+    std::vector<http::Header>& items = out.items();
+    size_t kept = 0;
     bool sse = false;
-    for (const auto& h : x->resp_headers_.items()) {
-        if (http::is_hop_by_hop(h.name, x->resp_headers_) ||
-            http::iequals(h.name, "content-length"))
+    for (size_t i = 0; i < items.size(); ++i) {
+        http::Header& h = items[i];
+        if (http::is_hop_by_hop(h.name, connection) || http::iequals(h.name, "content-length"))
             continue;
         if (http::iequals(h.name, "content-type") &&
             h.value.find("text/event-stream") != std::string::npos)
             sse = true;
-        out.add(h.name, h.value);
+        if (kept != i) items[kept] = std::move(h);
+        ++kept;
     }
+    items.erase(items.begin() + static_cast<std::ptrdiff_t>(kept), items.end());
     // nginx and other buffering proxies must pass events through as they come.
     if (sse && !out.has("X-Accel-Buffering")) out.add("X-Accel-Buffering", "no");
 
-    const bool head = x->req_.method == HTTP_HEAD;
-    const bool no_body = head || status == 204 || status == 304;
     http::Framing framing;
     uint64_t length = 0;
     if (no_body) {
         framing = http::Framing::None;
-        if (const std::string* cl = x->resp_headers_.find("content-length"))
-            out.set("Content-Length", *cl);
+        if (!no_body_length.empty()) out.set("Content-Length", std::move(no_body_length));
     } else if ((p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED)) {
         framing = http::Framing::ContentLength;
         length = p->content_length;
@@ -83,7 +95,7 @@ int ProxyExchange::cb_headers_complete(llhttp_t* p) {
         x->content_type_ = ct ? *ct : "";
         x->opt_.observer->on_exchange_response(x->info_, status, out);
         if (x->opt_.capture_limit > 0) {
-            x->capture_headers_ = out;
+            x->capture_head_ = true; // the head itself is taken when the exchange ends
             if (x->opt_.capture_body && status == 200 && !head) x->capture_body_.emplace();
         }
     }

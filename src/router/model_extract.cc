@@ -1,5 +1,6 @@
 #include "router/model_extract.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 
@@ -294,13 +295,20 @@ void JsonModelScanner::on_body(const char* data, size_t len) {
     }
     if (bom_seen_ > 0 && bom_seen_ < 3 && len > 0) fail("invalid byte order mark");
     for (size_t i = 0; i < len && s_ != S::Error;) {
-        // Fast path: the bulk of a body is string content nobody captures (messages, images).
-        if (s_ == S::String && !capture_) {
+        // Fast path: the bulk of a body is string content (messages, images), and the
+        // strings kept (top-level keys, the model) are taken a run at a time too.
+        if (s_ == S::String) {
             size_t j = i;
             while (j < len) {
                 const unsigned char c = static_cast<unsigned char>(data[j]);
                 if (c == '"' || c == '\\' || c < 0x20) break;
                 ++j;
+            }
+            if (capture_) {
+                const size_t room = kMaxCapture - std::min(captured_.size(), kMaxCapture);
+                const size_t n = std::min(j - i, room);
+                captured_.append(data + i, n);
+                if (n < j - i) overlong_ = true;
             }
             offset_ += j - i;
             i = j;

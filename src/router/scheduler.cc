@@ -353,9 +353,11 @@ void Scheduler::pump() {
         if (queue_.empty()) {
             // Nothing waits: no grant, start or stop to plan (plan_pass would only end the
             // drains nobody asks for any more). Every release pumps: with many models
-            // configured, planning over all of them per request would cost more than the
-            // request.
-            for (auto& [id, s] : slots_) s->drain_since = 0;
+            // configured, planning over (or even visiting) all of them per request would cost
+            // more than the request, so the drains are ended only when a pass recorded some.
+            if (drains_recorded_)
+                for (auto& [id, s] : slots_) s->drain_since = 0;
+            drains_recorded_ = false;
             break;
         }
         const double now = ev_now(loop_);
@@ -370,8 +372,10 @@ void Scheduler::pump() {
             loads[id] = {s->process->state(), s->in_flight, s->queued,
                          s->pending_config != nullptr || s->removed, s->drain_since};
         const PassDecision d = plan_pass(queue, loads, policy_, cfg_.routing.scheduler, now);
-        for (const auto& [id, since] : d.drain_since)
+        for (const auto& [id, since] : d.drain_since) {
             if (Slot* s = slot(id)) s->drain_since = since;
+            drains_recorded_ |= since != 0;
+        }
         if (d.replace_reloaded) maintenance_.start(0);
         for (const auto& stop : d.stop) {
             Slot* victim = slot(stop.model);

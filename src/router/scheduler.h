@@ -167,6 +167,7 @@ private:
     TimerWatcher stale_cgroups_; // removing what an earlier instance left (busy at first)
     int stale_cgroup_tries_ = 0;
     bool pumping_ = false;
+    bool drains_recorded_ = false; // a pass set some slot's drain_since (ended once nothing waits)
     bool pump_again_ = false;
     bool shutting_down_ = false;
 };

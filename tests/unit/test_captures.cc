@@ -71,7 +71,12 @@ Test(captures, json_layout_with_base64_bodies) {
     Capture c;
     c.id = 7;
     c.req_path = "/v1/chat/completions";
-    c.req_headers = CaptureHeaders{{"Authorization", "[REDACTED]"}, {"X-A", "q\""}};
+    // As received: shown canonical, sorted, the first of each name, secrets redacted, no Host.
+    c.req_headers.emplace();
+    c.req_headers->add("x-a", "q\"");
+    c.req_headers->add("authorization", "Bearer secret");
+    c.req_headers->add("Host", "h");
+    c.req_headers->add("X-A", "second");
     c.req_body = std::string("{\"model\":\"m\"}");
     c.resp_body = std::string("");
     const std::string json = capture_json(c);
