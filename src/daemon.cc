@@ -77,6 +77,7 @@ Daemon::Daemon(struct ev_loop* loop, config::Config cfg, supervisor::GroupGuard*
     };
     events_.set_ui_config(api::ui_config_json(cfg_));
     build_peers();
+    check_model_tls();
     active_profile_ = cfg_.default_profile;
     if (!active_profile_.empty())
         LOG_INFO("active profile: \"%s\" (defaultProfile)", active_profile_.c_str());
@@ -339,6 +340,7 @@ void Daemon::reload(const char* why) {
     spillover_.clear(); // the selectors' reservations start afresh, as the original's
     events_.set_ui_config(api::ui_config_json(cfg_));
     build_peers();
+    check_model_tls();
     // The profile goes back to defaultProfile (the original's: none).
     set_active_profile(cfg_.default_profile, "configuration reloaded");
     apply_log_settings();
@@ -357,6 +359,17 @@ void Daemon::reload(const char* why) {
     events_.set_model_status(api::model_status_json(cfg_, scheduler_));
     sd::notify_ready();
     update_status();
+}
+
+void Daemon::check_model_tls() {
+    // An https:// model makes its TLS context when it starts; one that cannot be made (no
+    // libssl.so.3, an unreadable tls.caFile) is said now, at load, not first at a request.
+    for (const auto& [id, m] : cfg_.models) {
+        if (!m.proxy.starts_with("https://")) continue;
+        if (auto ctx = tls::Context::client(m.tls); !ctx)
+            LOG_ERROR("model %s: %s; starting it will fail (502 model_start_failed)", id.c_str(),
+                      ctx.error().message.c_str());
+    }
 }
 
 void Daemon::build_peers() {

@@ -119,6 +119,7 @@ private:
     // Each peer's connection target (its TLS context made once), rebuilt on reload; null
     // (with the reason in peer_errors_) when it cannot be used.
     void build_peers();
+    void check_model_tls(); // logs, at load, an https:// model's TLS setup that cannot work
     void start_unload(http::Connection& conn, std::vector<std::string> models, bool json_reply);
     void check_pending_unloads();
     void serve_log_stream(http::Connection& conn, http::Request& req, std::string_view rest);

@@ -12,12 +12,12 @@ const OpenSsl& lib() {
     return *openssl();
 }
 
-std::string last_error(const char* what) {
+std::string last_error(const std::string& what) {
     char buf[256] = "";
     const unsigned long e = lib().ERR_get_error();
     if (e) lib().ERR_error_string_n(e, buf, sizeof buf);
     lib().ERR_clear_error();
-    return std::string(what) + (buf[0] ? std::string(": ") + buf : "");
+    return what + (buf[0] ? std::string(": ") + buf : "");
 }
 
 bool is_ip_literal(const std::string& host) {
@@ -76,8 +76,9 @@ Result<std::shared_ptr<Context>> Context::client(const config::TlsClientConfig& 
                 ? lib().SSL_CTX_set_default_verify_paths(c->ctx_)
                 : lib().SSL_CTX_load_verify_locations(c->ctx_, cfg.ca_file.c_str(), nullptr);
         if (ok != 1)
-            return make_error(last_error(cfg.ca_file.empty() ? "cannot load the system CAs"
-                                                             : "cannot load the CA file"));
+            return make_error(last_error(cfg.ca_file.empty()
+                                             ? std::string("cannot load the system CAs")
+                                             : "cannot load the CA file " + cfg.ca_file));
     } else {
         lib().SSL_CTX_set_verify(c->ctx_, SSL_VERIFY_NONE, nullptr);
     }

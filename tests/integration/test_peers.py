@@ -286,6 +286,24 @@ class Tls(unittest.TestCase):
         finally:
             server.close()
 
+    def test_https_model_whose_tls_cannot_work_is_reported_at_load(self):
+        """A TLS setup that cannot work (here a caFile with no certificate in it; on a host
+        without libssl.so.3 the same path) is logged when the config loads, before any
+        request, and a request gets 502 model_start_failed."""
+        garbage = self.certs.path("no-such-ca.pem")
+        with open(garbage, "w") as f:
+            f.write("not a certificate\n")
+        cfg = {"models": {"secure": {"cmd": "sleep 600", "proxy": "https://localhost:9",
+                                     "tls": {"caFile": garbage}}}}
+        with h4.Daemon(cfg) as d:
+            h.wait_until(lambda: "model secure: " in d.log(), 5, what="the load-time error")
+            line = next(l for l in d.log().splitlines() if "model secure: " in l)
+            self.assertIn("no-such-ca.pem", line)
+            self.assertIn("starting it will fail", line)
+            r = d.chat("secure", timeout=30)
+            self.assertEqual(r.status, 502, r)
+            self.assertEqual(r.json()["error"]["code"], "model_start_failed", r)
+
     def test_tls_listener_and_an_https_peer_chain(self):
         """Two daemons: the back one serves HTTPS itself; the front one reaches it as a peer
         over TLS; a streamed answer crosses both."""
