@@ -137,7 +137,8 @@ std::string EventBus::entry_json(const Inflight& e) const {
            format_time_nano(e.wall_start) + "\",\"model\":\"" + http::json_escape(e.model) +
            "\",\"req_path\":\"" + http::json_escape(e.req_path) + "\",\"method\":\"" +
            http::json_escape(e.method) + "\",\"req_headers\":" + headers_json(e.req_headers) +
-           ",\"remote_ip\":\"" + http::json_escape(e.remote_ip) +
+           ",\"remote_ip\":\"" +
+           http::json_escape(e.req_headers ? client_ip(*e.req_headers, e.client) : "") +
            "\",\"resp_headers\":" + headers_json(e.resp_headers) +
            ",\"resp_bytes\":" + std::to_string(e.resp_bytes) +
            ",\"elapsed_ms\":" + std::to_string(static_cast<long long>(elapsed * 1000)) + "}";
@@ -179,13 +180,11 @@ void EventBus::on_exchange_start(const proxy::ExchangeInfo& info) {
     e.started_at = info.started_at;
     e.wall_start = static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9 -
                    std::max(0.0, ev_now(loop_) - info.started_at);
-    e.model = std::string(info.model);
-    e.req_path = std::string(info.route_path);
-    e.method = std::string(info.method);
-    if (info.req_headers) {
-        e.req_headers = info.req_headers;
-        e.remote_ip = client_ip(*info.req_headers, info.client);
-    }
+    e.model = info.model;
+    e.req_path = info.route_path;
+    e.method = info.method;
+    e.client = info.client;
+    e.req_headers = info.req_headers;
     e.exchange = info.exchange;
     auto [it, added] = inflight_.insert_or_assign(info.id, std::move(e));
     publish_upsert(it->second);

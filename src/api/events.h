@@ -63,7 +63,9 @@ private:
         std::string id;
         double wall_start = 0; // unix time
         double started_at = 0; // ev_now()
-        std::string model, req_path, method, remote_ip;
+        // Views into the exchange (see ExchangeInfo), valid as long as the entry: it goes when
+        // the exchange ends. The client's address is worked out only when shown.
+        std::string_view model, req_path, method, client;
         // Turned into the original's header maps only when someone looks (most requests end
         // unseen): the exchange's own lists, valid until it ends (and the entry with it).
         const http::HeaderList* req_headers = nullptr;
