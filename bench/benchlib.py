@@ -4,6 +4,8 @@ import os
 import signal
 import socket
 import subprocess
+import sys
+import time
 
 
 def free_port():
@@ -20,6 +22,38 @@ def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+_libc = None
+
+
+def cpu_ns(pid):
+    """CPU time (user + system) of a whole process in ns, exited threads included: its
+    process CPU clock (clock_getcpuclockid), where cpu_seconds has clock-tick resolution;
+    falls back to cpu_seconds."""
+    global _libc
+    try:
+        import ctypes
+        if _libc is None:
+            _libc = ctypes.CDLL(None, use_errno=True)
+        clk = ctypes.c_int()
+        if _libc.clock_getcpuclockid(pid, ctypes.byref(clk)) == 0:
+            return time.clock_gettime_ns(clk.value)
+    except (OSError, AttributeError):
+        pass
+    return int(cpu_seconds(pid) * 1e9)
+
+
+def wait_http(url, proc, what):
+    """Until url answers 2xx (10 s at most) while proc lives; exits the script otherwise."""
+    for _ in range(200):
+        r = subprocess.run(["curl", "-sf", "-o", "/dev/null", "--max-time", "1", url])
+        if r.returncode == 0:
+            return
+        if proc.poll() is not None:
+            sys.exit("%s exited before %s answered" % (what, url))
+        time.sleep(0.05)
+    sys.exit("%s did not answer %s within 10 s" % (what, url))
 
 
 class Procs:

@@ -2,21 +2,26 @@
 """Large bodies relayed: a download (the fake upstream's /blob, Content-Length) and multipart
 uploads with the `model` field first and last, straight to the upstream (*direct*), through
 nginx (one worker, buffering off) and through llama-swap with and without its splice relay
-(LLAMA_SWAP_NO_SPLICE=1), rounds interleaved; then strace of the daemon during one download
-each way: system calls, and bytes that went through its memory, per MB relayed.
+(LLAMA_SWAP_NO_SPLICE=1), rounds interleaved; downloads also through bench/splice_relay.c (a
+bare TCP relay, no HTTP: what any user-space relay could do here) with a 64 KiB, 256 KiB and
+1 MiB pipe and in its recv/send mode (256 KiB buffer); then strace of the daemon during one
+download each way: system calls, and bytes that went through its memory, per MB relayed.
 Prints result lines for bench/report.py on stdout.
 
 usage: large_bodies.py --daemon PATH --fake PATH --nginx PATH [--rounds N] [--mb MB] [--work DIR]
+                       [--relays SPEC]   (SPEC: NAME:PIPE_BYTES[:copy],...; '' for none)
 
 Lines:
-  large KIND TARGET round=R bytes=B seconds=S proxy_cpu_s=C   (KIND: download, upload-first,
-        upload-last; C: the proxy's CPU time, user + system)
+  large KIND TARGET round=R bytes=B seconds=S proxy_cpu_s=C client_cpu_s=L upstream_cpu_s=U
+        (KIND: download, upload-first, upload-last; C, L, U: CPU time, user + system, of the
+        proxy, of curl and of the fake upstream)
   largesys MODE SYSCALL calls=N bytes=B mb=M      (MODE: splice or copy; bytes: returned sizes)
 Every process it starts is stopped by pid at exit.
 """
 import argparse
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -24,18 +29,14 @@ import sys
 import tempfile
 import time
 
-from benchlib import Procs, cpu_seconds, free_port
+from benchlib import Procs, cpu_ns, free_port, wait_http
+
+RELAYS = "relay-64k:65536,relay-256k:262144,relay-1m:1048576,relay-copy:262144:copy"
 
 
-def wait_http(url, proc, what):
-    for _ in range(200):
-        r = subprocess.run(["curl", "-sf", "-o", "/dev/null", "--max-time", "1", url])
-        if r.returncode == 0:
-            return
-        if proc.poll() is not None:
-            sys.exit("%s exited before %s answered" % (what, url))
-        time.sleep(0.05)
-    sys.exit("%s did not answer %s within 10 s" % (what, url))
+def children_cpu_s():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def curl(args):
@@ -58,6 +59,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--mb", type=int, default=2048)
     ap.add_argument("--work", default=None)
+    ap.add_argument("--relays", default=RELAYS)
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="large-", dir=a.work)
     size = a.mb * 1024 * 1024
@@ -142,6 +144,26 @@ models:
     for name, (_, port) in daemons.items():
         base[name] = "http://127.0.0.1:%d/upstream/m" % port
     order = ["direct", "nginx", "llama-swap", "llama-swap-copy"]
+    pid_of = {"direct": None, "nginx": ngx.pid}
+    for name, (p, _) in daemons.items():
+        pid_of[name] = p.pid
+
+    # The bare relay, built here (one C file): downloads only.
+    relays = [x.split(":") for x in a.relays.split(",") if x]
+    relay_bin = os.path.join(work, "splice_relay")
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "splice_relay.c")
+    if relays and (not shutil.which("gcc") or
+                   subprocess.run(["gcc", "-O2", "-o", relay_bin, src],
+                                  stdout=sys.stderr).returncode != 0):
+        sys.stderr.write("large_bodies: cannot build %s: no relay rows\n" % src)
+        relays = []
+    for spec in relays:
+        name, port = spec[0], free_port()
+        p = procs.start([relay_bin, str(port), str(up)] + spec[1:], log)
+        wait_http("http://127.0.0.1:%d/health" % port, p, name)
+        base[name] = "http://127.0.0.1:%d" % port
+        pid_of[name] = p.pid
+    relay_names = [spec[0] for spec in relays]
 
     # A sparse file as the upload: reading it costs no disk.
     data = os.path.join(work, "upload.bin")
@@ -160,24 +182,22 @@ models:
             url = "http://127.0.0.1:%d/v1/audio/transcriptions?hash=0" % daemons[target][1]
         return curl(["-o", "/dev/null"] + parts + [url])
 
-    pid_of = {"direct": None, "nginx": ngx.pid}
-    for name, (p, _) in daemons.items():
-        pid_of[name] = p.pid
-
     def cpu_s(pid):
-        return 0.0 if pid is None else cpu_seconds(pid)
+        return 0.0 if pid is None else cpu_ns(pid) / 1e9
 
     for r in range(1, a.rounds + 1):
         for kind in ("download", "upload-first", "upload-last"):
-            for target in order:
-                c0 = cpu_s(pid_of[target])
+            for target in order + (relay_names if kind == "download" else []):
+                c0, l0, u0 = cpu_s(pid_of[target]), children_cpu_s(), cpu_s(fake.pid)
                 if kind == "download":
                     n, secs = download(target)
                 else:
                     n, secs = upload(target, kind == "upload-first")
                 cpu = cpu_s(pid_of[target]) - c0
-                print("large %s %s round=%d bytes=%d seconds=%.3f proxy_cpu_s=%.2f"
-                      % (kind, target, r, n, secs, cpu), flush=True)
+                print("large %s %s round=%d bytes=%d seconds=%.3f proxy_cpu_s=%.2f "
+                      "client_cpu_s=%.2f upstream_cpu_s=%.2f"
+                      % (kind, target, r, n, secs, cpu, children_cpu_s() - l0,
+                         cpu_s(fake.pid) - u0), flush=True)
 
     # strace: one download of min(size, 1 GiB) through each daemon, every relay call traced.
     if shutil.which("strace"):

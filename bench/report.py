@@ -22,9 +22,18 @@ def kv(words):
 wrk, ready, rss, sysc = {}, [], [], {}
 bursts, ttfc = {}, {}
 large, largesys, many = {}, {}, {}
+sse, sserss = {}, {}
 for line in open(results_path):
     p = line.split()
     if not p:
+        continue
+    if p[0] == "sse":  # sse TARGET streams=.. round=.. chunks=.. p50_us=.. p90_us=.. p99_us=.. ...
+        r = kv(p[2:])
+        sse.setdefault(int(r["streams"]), {}).setdefault(p[1], []).append(r)
+        continue
+    if p[0] == "sserss":  # sserss TARGET streams=.. round=.. rss_before_kb=.. rss_mid_kb=..
+        r = kv(p[2:])
+        sserss.setdefault(int(r["streams"]), {}).setdefault(p[1], []).append(r)
         continue
     if p[0] == "many":  # many N round=.. start_ms=.. cpu_us_per_request=.. requests=..
         many.setdefault(int(p[1]), []).append(kv(p[2:]))
@@ -84,9 +93,9 @@ w("| load average (1/5/15 min) | %s before the run, %s after (the latter include
   % (meta.get("load_before"), meta.get("load_after")))
 w("| tools | nginx %s, wrk %s |" % (meta.get("nginx"), meta.get("wrk")))
 w("| command | `bench/run` (BENCH_SECONDS=%s BENCH_ROUNDS=%s BENCH_CONNS=%s BENCH_THREADS=%s "
-  "BENCH_READY_REPS=%s BENCH_READY_DELAY=%s BENCH_RSS_REQUESTS=%s) |"
+  "BENCH_READY_REPS=%s BENCH_READY_DELAY=%s BENCH_RSS_REQUESTS=%s BENCH_LARGE_MB=%s BENCH_SSE_CHUNKS=%s) |"
   % (meta.get("seconds"), meta.get("rounds"), meta.get("conns"), meta.get("threads"), meta.get("ready_reps"),
-     meta.get("ready_delay"), meta.get("rss_requests")))
+     meta.get("ready_delay"), meta.get("rss_requests"), meta.get("large_mb"), meta.get("sse_chunks")))
 w("")
 w("The machine is shared and noisy, and the load generator, the proxy and the upstream all run on the same "
   "%s cores, so absolute numbers are only comparable within one run of this file; the ratios between the rows "
@@ -346,32 +355,88 @@ if large:
       "sent by `curl -F`; the upstream counts the bytes without hashing them). *direct*: curl to the "
       "upstream; *nginx*: one worker, `proxy_buffering off`, `proxy_request_buffering off`, 64 KiB "
       "buffers; *llama-swap*: this build, splice relay on; *copy*: the same daemon with "
-      "`LLAMA_SWAP_NO_SPLICE=1`. Median MB/s of the rounds, the ratio to *direct* of the same kind, and the "
-      "proxy's CPU time (user + system) per GB." % (meta.get("large_mb"), meta.get("rounds")))
+      "`LLAMA_SWAP_NO_SPLICE=1`; *relay …* (downloads only): `bench/splice_relay.c`, a bare TCP relay "
+      "with no HTTP at all (one connection at a time, poll-driven, non-blocking), moving the bytes with "
+      "`splice` through a pipe of the size named (`F_SETPIPE_SZ`; the daemon asks for 1 MiB), or with "
+      "`recv`/`send` through a 256 KiB buffer (*relay, recv/send*): the most any user-space relay can "
+      "be expected to do on this machine. Median MB/s of the rounds, the ratio to *direct* of the same "
+      "kind, the proxy's CPU time (user + system) per GB, and that of all the processes in the path "
+      "(curl + the fake upstream + the proxy)." % (meta.get("large_mb"), meta.get("rounds")))
     w("")
-    w("| transfer | target | MB/s (median) | × direct | proxy CPU per GB | MB/s of each round |")
-    w("|---|---|---:|---:|---:|---|")
+    w("| transfer | target | MB/s (median) | × direct | proxy CPU per GB | all CPU per GB | MB/s of each round |")
+    w("|---|---|---:|---:|---:|---:|---|")
     labels = {"download": "download", "upload-first": "upload, `model` first",
               "upload-last": "upload, `model` last"}
     tnames = {"direct": "direct", "nginx": "nginx", "llama-swap": "llama-swap",
-              "llama-swap-copy": "copy"}
+              "llama-swap-copy": "copy", "relay-copy": "relay, recv/send"}
+
+    def tname(t):  # relay-64k: "relay, splice, 64 KiB pipe"
+        if t in tnames:
+            return tnames[t]
+        size = t[6:].upper().replace("K", " KiB").replace("M", " MiB")
+        return "relay, splice, %s pipe" % size
+
+    def relay_bytes(t):
+        n = t[6:].lower()
+        mult = {"k": 1 << 10, "m": 1 << 20}.get(n[-1:], 1)
+        return int(n.rstrip("km")) * mult if n.rstrip("km").isdigit() else 0
+
+    def mbs(r):
+        return int(r["bytes"]) / float(r["seconds"]) / 1e6
+
+    def all_cpu_gb(r):
+        if "client_cpu_s" not in r:
+            return None
+        return sum(float(r[k]) for k in ("proxy_cpu_s", "client_cpu_s", "upstream_cpu_s")) / (
+            int(r["bytes"]) / 1e9)
+    relay_speed = {}
     for kind in ("download", "upload-first", "upload-last"):
         rows = large.get(kind, {})
-        def mbs(r):
-            return int(r["bytes"]) / float(r["seconds"]) / 1e6
         direct = med([mbs(r) for r in rows.get("direct", [])]) if rows.get("direct") else None
-        for tgt in ("direct", "nginx", "llama-swap", "llama-swap-copy"):
+        relays = sorted((t for t in rows if t.startswith("relay-") and t != "relay-copy"),
+                        key=relay_bytes)
+        relays += ["relay-copy"] if "relay-copy" in rows else []
+        for tgt in ["direct", "nginx", "llama-swap", "llama-swap-copy"] + relays:
             rs = rows.get(tgt)
             if not rs:
                 continue
             speed = med([mbs(r) for r in rs])
+            if tgt.startswith("relay-") and kind == "download":
+                relay_speed[tgt] = speed
             cpu_gb = med([float(r["proxy_cpu_s"]) / (int(r["bytes"]) / 1e9) for r in rs])
-            w("| %s | %s | %.0f | %s | %s | %s |" % (
-                labels[kind], tnames[tgt], speed,
+            all_gb = [x for x in (all_cpu_gb(r) for r in rs) if x is not None]
+            w("| %s | %s | %.0f | %s | %s | %s | %s |" % (
+                labels[kind], tname(tgt), speed,
                 "%.2f×" % (speed / direct) if direct else "–",
                 "–" if tgt == "direct" else "%.2f s" % cpu_gb,
+                "%.2f s" % med(all_gb) if all_gb else "–",
                 ", ".join("%.0f" % mbs(r) for r in rs)))
     w("")
+    dl = large.get("download", {})
+    if relay_speed and dl.get("direct") and dl.get("llama-swap"):
+        best = max(relay_speed, key=relay_speed.get)
+        d = med([mbs(r) for r in dl["direct"]])
+        ls_ = med([mbs(r) for r in dl["llama-swap"]])
+        w("**Download vs the bare relay:** the best bare relay (%s) reaches %.2f× direct, llama-swap "
+          "%.2f× direct, %.0f%% of that relay (target: 0.9× direct — %s on this run; %s)."
+          % (tname(best), relay_speed[best] / d, ls_ / d, 100 * ls_ / relay_speed[best],
+             "met" if ls_ / d >= 0.9 else "not met",
+             "no user-space relay reached it here either" if relay_speed[best] / d < 0.9
+             else "a bare relay does reach it here"))
+        d_cpu = [x for x in (all_cpu_gb(r) for r in dl["direct"]) if x is not None]
+        b_cpu = [x for x in (all_cpu_gb(r) for r in dl[best]) if x is not None]
+        if d_cpu and b_cpu:
+            w("")
+            busy, cores = med(d_cpu) * d / 1000, float(meta.get("nproc") or 0)
+            w("*Direct* kept %.1f of the %s cores busy (its CPU per GB × GB/s). A relay adds a third busy "
+              "process and a second loopback TCP hop: all the processes of the relayed path took %.2f s of "
+              "CPU per GB against direct's %.2f s, so %s %.2f×."
+              % (busy, meta.get("nproc", "?"), med(b_cpu), med(d_cpu),
+                 "with the cores saturated the best relay's ratio to direct can be no better than"
+                 if cores and busy >= 0.8 * cores else
+                 "had direct saturated the cores, a relay's ratio could be no better than",
+                 med(d_cpu) / med(b_cpu)))
+        w("")
     if largesys:
         w("### System calls and bytes through the daemon's memory, per MB downloaded")
         w("")
@@ -420,6 +485,80 @@ if many:
             "%.2f×" % (cpu / base) if base else "–",
             ", ".join("%s / %s" % (r["start_ms"], r["cpu_us_per_request"]) for r in rs)))
     w("")
+
+if sse:
+    w("## 7. SSE added latency per chunk")
+    w("")
+    w("`bench/sse_latency.py`: the fake upstream streams chat completions (`text/event-stream`, chunked), one "
+      "`data:` event every 20 ms, each in a write of its own (`TCP_NODELAY`), %s events per stream; with "
+      "`?stamp=1` each event carries its `CLOCK_MONOTONIC` send time, taken just before the write. The "
+      "client (Python, one thread, `epoll`) takes `CLOCK_MONOTONIC` when the `recv` that completes an event "
+      "returns: *latency* = arrival − send, same machine, same clock. S concurrent streams, each on a "
+      "connection of its own, their starts spread evenly over one 20 ms interval; *direct*: straight to the "
+      "upstream; *nginx*: one worker, `proxy_buffering off`, keep-alive upstream (`keepalive 64`); "
+      "*llama-swap*: this build, a model proxied to the same upstream, its defaults (so it keeps a copy of "
+      "each response for `/api/captures`, `captureBuffer` 5 MB); *no capture*: the same with "
+      "`captureBuffer: 0`. %s rounds interleaved (the order "
+      "rotates each round). Each figure is the median over the rounds of that round's percentile over "
+      "all its events; *added* is the median over the rounds of (target's percentile − direct's percentile "
+      "in the same round): a difference of percentiles, not a percentile of per-event differences (events "
+      "cannot be paired across targets). Proxy CPU per event: the proxy's CPU time over the round / "
+      "events." % (meta.get("sse_chunks", "?"), meta.get("rounds")))
+    w("")
+    w("| streams | target | p50 | p90 | p99 | added p50 | added p90 | added p99 | proxy CPU per event "
+      "| p50 of each round |")
+    w("|---:|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    verdicts = []
+    sse_names = {"llama-swap-nocapture": "llama-swap, no capture"}
+    for n in sorted(sse):
+        rows = sse[n]
+        direct = {r["round"]: r for r in rows.get("direct", [])}
+        added = {}
+        for tgt in ("direct", "nginx", "llama-swap", "llama-swap-nocapture"):
+            rs = rows.get(tgt)
+            if not rs:
+                continue
+            cells = []
+            for q in ("p50_us", "p90_us", "p99_us"):
+                cells.append("%.0f µs" % med([float(r[q]) for r in rs]))
+            diffs = {}
+            for q in ("p50_us", "p90_us", "p99_us"):
+                ds = [float(r[q]) - float(direct[r["round"]][q]) for r in rs if r["round"] in direct]
+                diffs[q] = ds
+            added[tgt] = diffs
+            for q in ("p50_us", "p90_us", "p99_us"):
+                cells.append("–" if tgt == "direct" or not diffs[q] else "%+.0f µs" % med(diffs[q]))
+            cpu = "–" if tgt == "direct" else "%.1f µs" % med([float(r["proxy_cpu_us_per_chunk"])
+                                                                for r in rs])
+            w("| %d | %s | %s | %s | %s |" % (n, sse_names.get(tgt, tgt), " | ".join(cells), cpu,
+                                              ", ".join("%.0f" % float(r["p50_us"]) for r in rs)))
+        if added.get("nginx", {}).get("p50_us") and added.get("llama-swap", {}).get("p50_us"):
+            a_ls, a_ng = added["llama-swap"]["p50_us"], added["nginx"]["p50_us"]
+            overlap = min(a_ls) <= max(a_ng) and min(a_ng) <= max(a_ls)
+            verdicts.append((n, med(a_ls), med(a_ng), med(a_ls) <= med(a_ng), overlap))
+    w("")
+    if verdicts:
+        ok = all(v[3] for v in verdicts)
+        w("**Target: added latency per chunk ≤ nginx's at p50 — %s on this run** (%s)."
+          % ("met" if ok else "not met",
+             "; ".join("%d stream%s: llama-swap %+.0f µs, nginx %+.0f µs, per-round ranges %s"
+                       % (n, "" if n == 1 else "s", a, b, "overlap (within this machine's noise)"
+                          if ov else "do not overlap") for n, a, b, _, ov in verdicts)))
+        w("")
+    if sserss:
+        n = max(sserss)
+        parts = []
+        for tgt in ("nginx", "llama-swap", "llama-swap-nocapture"):
+            rs = sorted(sserss[n].get(tgt, []), key=lambda r: int(r["round"]))
+            if rs:
+                parts.append("%s %.1f KiB" % (sse_names.get(tgt, tgt),
+                                              (int(rs[0]["rss_mid_kb"]) - int(rs[0]["rss_before_kb"])) / n))
+        if parts:
+            w("Memory per stream: %s (the proxy's VmRSS half-way through the first %d-stream round − just "
+              "before it, / %d; later rounds reuse what the first one freed, so only the first counts; "
+              "llama-swap's default figure includes the responses so far copied for `/api/captures`, "
+              "which grow until `captureBuffer` is full)." % (", ".join(parts), n, n))
+            w("")
 
 w("## Looking for hot spots")
 w("")

@@ -140,6 +140,8 @@ repeated (see tests: a lost or doubled buffer shows), written C bytes at a time 
 POST /stop-listening?exit_after_ms=N: stop accepting connections now (they are refused)
 and exit(6) N ms later, like a server on its way down that is not reaped yet.
 Any POST honours ?delay_ms=N (sleep before answering).
+A streamed completion with ?stamp=1 adds "t_ns":"<CLOCK_MONOTONIC ns>" to every token
+chunk, read just before the chunk is written (bench/sse_latency.py: arrival - send).
 /v1/embeddings answers [0.1, 0.2, 0.3] per input (one per element of an array of
 strings or of token arrays), as base64 float32 with "encoding_format":"base64".
 /v1/audio/speech answers the bytes "FAKE-AUDIO <format> voice=<voice>\n<input>"
@@ -1015,6 +1017,7 @@ struct Generation {
     int cached_tokens = 0;                    // of which served from the prompt cache
     std::optional<std::string> request_model; // "model" from the request body
     long long stall_after = -1;               // tokens before the main loop wedges; -1: never
+    bool stamp = false;                       // ?stamp=1: "t_ns" send time in each token chunk
 };
 
 // The prompt's words: every message's content for chat, else "prompt".
@@ -1134,6 +1137,15 @@ bool stream_completion(Connection& c, Request& req, const Generation& gen) {
         pace_token();
         Json chunk = completion_base(gen, true);
         add_choice(chunk.get(), gen, true, g_opt.respond.c_str(), nullptr);
+        if (gen.stamp) {
+            // Last thing before the write: the JSON is printed after, so the stamp is a
+            // few microseconds early (the same for every route it is compared across).
+            timespec ts{};
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            std::string ns = std::to_string(static_cast<long long>(ts.tv_sec) * 1000000000LL +
+                                            ts.tv_nsec);
+            cJSON_AddStringToObject(chunk.get(), "t_ns", ns.c_str());
+        }
         if (!out.write(sse_event(chunk))) return false;
         maybe_crash(i + 1, gen.stall_after);
     }
@@ -1207,6 +1219,7 @@ bool handle_completion(Connection& c, Request& req, BodyReader& body, Api api) {
     MainLoop::Task task(g_main_loop);
     Generation gen = describe_request(doc->get(), api);
     gen.stall_after = query_int(req.query, "stall_after_tokens").value_or(g_opt.stall_after_tokens);
+    gen.stamp = query_int(req.query, "stamp").value_or(0) != 0;
     post_delay(req);
     return gen.stream ? stream_completion(c, req, gen) : complete(c, req, gen);
 }
