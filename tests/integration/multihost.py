@@ -552,6 +552,10 @@ class Front:
     def log_files(self):
         return ("output.log",)
 
+    def wait_serving(self, host, timeout=20.0):
+        """Returns once the front sends requests to `host` again (after a restart): a front
+        with active health checks may have marked it down meanwhile. This one has none."""
+
     # requests to the front
     def request(self, method, path, body=None, headers=None, timeout=15.0):
         return request(self.address, self.port, method, path, body, headers, timeout)
@@ -620,6 +624,44 @@ class HAProxyFront(Front):
     def served(self):
         """(backend, server) of each request logged (option httplog), in order."""
         return re.findall(r" llama_swap (\S+?)/(\S+) ", self.log())
+
+    def server_status(self, host):
+        """The health-check status of the server `host` ("UP", "DOWN", "UP 1/2", ...), from
+        `show stat` on the admin socket; None when it cannot be read."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(2)
+                s.connect(os.path.join(self.dir, "admin.sock"))
+                s.sendall(b"show stat\n")
+                data = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+        except OSError:
+            return None
+        lines = data.decode(errors="replace").splitlines()
+        if not lines or not lines[0].startswith("# "):
+            return None
+        columns = lines[0][2:].split(",")
+        name, status = columns.index("svname"), columns.index("status")
+        for line in lines[1:]:
+            fields = line.split(",")
+            if len(fields) > status and fields[name] == host:
+                return fields[status]
+        return None
+
+    def wait_serving(self, host, timeout=20.0):
+        # Checks every 2 s, 2 failures down, 2 successes up: a restart that took 2 s or more
+        # (a loaded machine) leaves the host down for up to 4 s more.
+        t0 = time.monotonic()
+        was = self.server_status(host)
+        h.wait_until(lambda: self.server_status(host) == "UP", timeout, interval=0.1,
+                     what="HAProxy to mark %s up" % host)
+        if was != "UP":
+            h.diag("haproxy: %s was %s after its restart, UP %.2f s later"
+                   % (host, was, time.monotonic() - t0))
 
 
 NGINX_MAIN = """\

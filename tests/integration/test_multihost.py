@@ -53,6 +53,11 @@ class FrontTests:
         self.cluster = stack.enter_context(mh.Cluster())
         self.fr = stack.enter_context(self.front(self.cluster))
 
+    def restart(self, host, **flags):
+        """cluster.restart, then until the front sends requests to the host again."""
+        self.cluster.restart(host, **flags)
+        self.fr.wait_serving(host)
+
     # -- requests through the front -------------------------------------------------------------
     def route(self, model):
         """What a client adds so that this front can find the model."""
@@ -105,7 +110,7 @@ class FrontTests:
         # tokens back shows. One stream at a time: with others beside it, HAProxy's
         # holding back (below) does not always show.
         for host in ("gpu1", "gpu2"):
-            self.cluster.restart(host, tokens=STREAM_TOKENS, tps=STREAM_TPS)
+            self.restart(host, tokens=STREAM_TOKENS, tps=STREAM_TPS)
         for model, host in (("llama-a", "gpu1"), ("llama-b", None), ("llama-c", "gpu2")):
             s = self.stream(model)
             self.assertEqual(s.status, 200, s.lines[:5])
@@ -197,7 +202,7 @@ class FrontTests:
 
     def test_host_off_the_network(self):
         # gpu1 generates slowly now (40 s a reply): a stream is in flight when it goes.
-        self.cluster.restart("gpu1", tokens=400, tps=10)
+        self.restart("gpu1", tokens=400, tps=10)
         live = h.Stream()
         stream = h.Call(lambda: self.stream("llama-a", into=live))
         h.wait_until(lambda: len(live.data_lines()) >= 2, 10, interval=0.02,
