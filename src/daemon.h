@@ -60,6 +60,7 @@ public:
     void on_exchange_end(const proxy::ExchangeInfo& info,
                          const proxy::ExchangeResult& result) override;
     void on_request(http::Connection& conn, http::Request& req) override;
+    bool dispatch_early(http::Connection& conn, http::Request& req) override;
 
 private:
     static void on_terminate(struct ev_loop*, ev_signal*, int);

@@ -181,8 +181,10 @@ void Daemon::serve_model_request(http::Connection& conn, http::Request& req) {
     auto* scanner = dynamic_cast<router::BodyScanner*>(conn.body_observer());
     router::ModelRef ref;
     if (scanner) {
+        // A body still arriving (dispatch_early) is judged whole by the exchange, before its
+        // last byte goes upstream (ProxyOptions::body_check).
         std::string error;
-        if (!scanner->finish(error)) {
+        if (req.body_complete && !scanner->finish(error)) {
             refuse_model_request(conn, 400, error, "invalid_request_body");
             return;
         }
@@ -251,6 +253,8 @@ void Daemon::serve_model_request(http::Connection& conn, http::Request& req) {
     }
     if (!rewrite_model_request(conn, req, ref, scanner, filters, name, model_field, id, opt))
         return;
+    if (!req.body_complete && scanner)
+        opt.body_check = [scanner](std::string& error) { return scanner->finish(error); };
     start_proxy(conn, req, id, std::move(opt));
 }
 

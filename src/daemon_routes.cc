@@ -15,6 +15,7 @@
 #include "build_config.h"
 #include "http/error_body.h"
 #include "router/model_extract.h"
+#include "util/log.h"
 #include "util/text_file.h"
 
 namespace ls {
@@ -133,6 +134,22 @@ bool Daemon::on_request_head(http::Connection& conn, http::Request& req) {
         // The scanner sees the body as it arrives, so a huge file part never needs a second pass.
         conn.set_body_observer(std::move(scanner));
     }
+    return true;
+}
+
+bool Daemon::dispatch_early(http::Connection& conn, http::Request& req) {
+    // A large multipart upload (audio, images) whose model field came before its file: the
+    // model can start, and the file go upstream, while the rest arrives. Not JSON: filters
+    // read the whole document.
+    auto* scanner = dynamic_cast<router::BodyScanner*>(conn.body_observer());
+    if (!scanner || scanner->kind() != router::BodyScanner::Kind::Multipart) return false;
+    if (const router::ModelRef& ref = scanner->result(); !ref.found || ref.model.empty())
+        return false;
+    if (api::match_route(req.method_name, req.path).kind != api::RouteKind::ModelJson) return false;
+    LOG_DEBUG("request %llu: %s taken while its body arrives (%zu of %llu bytes in)",
+              static_cast<unsigned long long>(req.id), req.path.c_str(), req.body.size(),
+              static_cast<unsigned long long>(req.content_length));
+    serve_model_request(conn, req);
     return true;
 }
 

@@ -114,6 +114,7 @@ int Connection::cb_message_begin(llhttp_t* p) {
     c->cur_field_.clear();
     c->in_value_ = false;
     c->observer_.reset();
+    c->dispatched_early_ = false;
     c->arm_timer();
     return 0;
 }
@@ -178,6 +179,8 @@ int Connection::cb_headers_complete(llhttp_t* p) {
     const bool chunked = (p->flags & F_CHUNKED) != 0;
     const bool has_length = (p->flags & F_CONTENT_LENGTH) != 0;
     r.has_body = chunked || (has_length && p->content_length > 0);
+    r.content_length = has_length && !chunked ? p->content_length : 0;
+    r.body_complete = !r.has_body;
     r.upgrade = p->upgrade != 0 && p->method != HTTP_CONNECT;
     if (const std::string* e = r.headers.find("expect"))
         r.expect_continue = iequals(*e, "100-continue");
@@ -235,6 +238,7 @@ int Connection::cb_body(llhttp_t* p, const char* at, size_t len) {
 int Connection::cb_message_complete(llhttp_t* p) {
     Connection* c = from_parser(p);
     c->req_.keep_alive = llhttp_should_keep_alive(p) != 0;
+    c->req_.body_complete = true;
     c->state_ = State::Handling;
     c->parser_paused_ = true;
     return HPE_PAUSED; // answer this request before parsing the next (pipelining order)
@@ -338,12 +342,16 @@ void Connection::parse_input() {
         llhttp_errno_t err = llhttp_execute(&parser_, data, len);
         if (err == HPE_OK) {
             in_off_ = in_.size();
+            if (state_ == State::ReadingBody) body_progress();
             break;
         }
         if (err == HPE_PAUSED) {
             const char* pos = llhttp_get_error_pos(&parser_);
             in_off_ += static_cast<size_t>(pos - data);
-            dispatch();
+            if (!dispatched_early_)
+                dispatch();
+            else if (exchange_)
+                exchange_->on_request_body(); // the rest of the body is in
             continue;
         }
         if (stop_parsing_ || state_ == State::Closing || closed()) return; // we answered already
@@ -369,6 +377,21 @@ void Connection::dispatch() {
     server_.app().on_request(*this, req_);
 }
 
+void Connection::body_progress() {
+    if (dispatched_early_) {
+        if (exchange_) exchange_->on_request_body();
+        return;
+    }
+    // Only a Content-Length body already in the spool: a small one is read whole anyway, and
+    // the exchange sends a growing body from the spool file.
+    if (req_.content_length == 0 || !req_.body.spooled() || stop_parsing_ || exchange_) return;
+    keep_alive_ = req_.keep_alive && !server_.shutting_down();
+    response_started_ = false;
+    was_congested_ = false;
+    dispatched_early_ = true; // before the call: an answer given in it must see it
+    if (!server_.app().dispatch_early(*this, req_)) dispatched_early_ = false;
+}
+
 void Connection::finish_request() {
     // The response is complete: release per-request state and go on with pipelined input.
     if (exchange_) server_.reaper().defer(std::move(exchange_));
@@ -379,7 +402,9 @@ void Connection::finish_request() {
     splice_waiting_ = false;
     // An upgrade request that was answered without switching: what the client sends next
     // may already be the new protocol's bytes, so nothing more is parsed.
-    if (!keep_alive_ || close_after_response_ || head_phase_ || req_.upgrade) {
+    // An answer given before the body was all in (taken early): the rest is not parsed.
+    if (!keep_alive_ || close_after_response_ || head_phase_ || req_.upgrade ||
+        !req_.body_complete) {
         close_after_flush();
         return;
     }
@@ -540,6 +565,13 @@ void Connection::on_timer(struct ev_loop*, ev_timer* w, int) {
 // ---------------------------------------------------------------- responses
 
 void Connection::reject(int status, std::string_view message, std::string_view code) {
+    if (dispatched_early_ && !req_.body_complete) {
+        // The request is the exchange's already: its body failed, so the request is cut.
+        LOG_INFO("request %llu: %.*s; the request is cut", static_cast<unsigned long long>(req_.id),
+                 static_cast<int>(message.size()), message.data());
+        close();
+        return;
+    }
     // Early answer for a request we will not read to its end: close afterwards.
     close_after_response_ = true;
     stop_parsing_ = true;

@@ -34,6 +34,10 @@ public:
     // A tunnel's bytes from the client (after Connection::start_tunnel). Returns false to
     // stop reading until Connection::resume_tunnel_input().
     virtual bool on_tunnel_data(const char* /*data*/, size_t /*len*/) { return true; }
+    // A request taken early (Application::dispatch_early): more of its body is in, or all
+    // of it (Request::body_complete). A body that does not arrive ends the connection
+    // (on_client_gone).
+    virtual void on_request_body() {}
 };
 
 // Observes request body bytes as they arrive (e.g. a streaming model extractor).
@@ -51,6 +55,11 @@ public:
     virtual bool on_request_head(Connection& conn, Request& req) = 0;
     // The whole request is in. Respond now or attach an Exchange that responds later.
     virtual void on_request(Connection& conn, Request& req) = 0;
+    // A spooled Content-Length body is still arriving: return true to take the request now,
+    // as on_request would (then on_request is not called for it); the connection goes on
+    // reading the body into the spool and tells the exchange (Exchange::on_request_body).
+    // Asked after each read until it says yes or the body is in.
+    virtual bool dispatch_early(Connection& /*conn*/, Request& /*req*/) { return false; }
 };
 
 enum class Framing { ContentLength, Chunked, None };
@@ -171,6 +180,7 @@ private:
     void handle_write();
     void parse_input();
     void dispatch();
+    void body_progress(); // after a read in ReadingBody: early dispatch, or news of the body
     void finish_request();
     void close_after_flush();
     void start_lingering();
@@ -215,7 +225,8 @@ private:
     bool close_after_response_ = false;
     bool head_phase_ = false;
     bool was_congested_ = false;
-    bool tunnel_paused_ = false; // the exchange cannot take more client bytes now
+    bool tunnel_paused_ = false;    // the exchange cannot take more client bytes now
+    bool dispatched_early_ = false; // see Application::dispatch_early
     int corked_ = 0;
 
     std::string out_;

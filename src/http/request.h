@@ -22,6 +22,12 @@ struct Request {
     bool keep_alive = true;
     bool expect_continue = false;
     bool has_body = false; // Content-Length > 0 or chunked
+    // The body's declared Content-Length (0: none, or chunked).
+    uint64_t content_length = 0;
+    // All of the body is in `body`. Always true in Application::on_request; a request taken
+    // by Application::dispatch_early sees its body grow (Exchange::on_request_body) until
+    // this turns true.
+    bool body_complete = true;
     // Connection: upgrade with an Upgrade header (a WebSocket handshake): the connection
     // becomes a tunnel if the answer is 101, and closes after any other answer.
     bool upgrade = false;

@@ -22,8 +22,9 @@ void ProxyExchange::finish_ok() {
         std::string ev = "data: " + upstream_error_ + "\n\ndata: [DONE]\n\n";
         client_->write_body(ev.data(), ev.size());
     }
-    // A clean, keep-alive response leaves a reusable connection (unless more bytes followed).
-    if (upstream_keep_alive_ && message_complete_)
+    // A clean, keep-alive response leaves a reusable connection (unless more bytes followed,
+    // or it answered before it had our whole request).
+    if (upstream_keep_alive_ && message_complete_ && seg_index_ == segments_.size())
         pool_.put(std::move(sock_), timeouts_.idle_conn_s);
     close_upstream();
     release_model();

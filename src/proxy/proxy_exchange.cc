@@ -83,11 +83,12 @@ void ProxyExchange::begin() {
     info_.req_headers = &req_.headers;
     info_.exchange = this;
     started_ = true;
+    body_checked_ = req_.body_complete;
     if (opt_.capture_limit > 0) {
         // The connection forgets the request when the response is done: copy what a capture
         // keeps now (a body from memory; a spooled one only when it fits the limit).
         capture_req_headers_ = req_.headers;
-        if (opt_.capture_req_body && req_.body.size() <= opt_.capture_limit) {
+        if (opt_.capture_req_body && req_.body_complete && req_.body.size() <= opt_.capture_limit) {
             if (!req_.body.spooled()) {
                 capture_req_body_.emplace(req_.body.memory());
             } else {
@@ -317,7 +318,8 @@ void ProxyExchange::build_request() {
         head_ += "x-api-key: " + opt_.peer->api_key + "\r\n";
     }
 
-    size_t body_len = req_.body.size();
+    const size_t total = body_total();
+    size_t body_len = total;
     segments_.clear();
     if (opt_.rewrite.active && opt_.rewrite.end <= body_len &&
         opt_.rewrite.begin <= opt_.rewrite.end) {
@@ -340,13 +342,13 @@ void ProxyExchange::build_request() {
     }
 
     segments_.push_back({false, 0, head_.size()});
-    if (opt_.rewrite.active && opt_.rewrite.end <= req_.body.size()) {
+    if (opt_.rewrite.active && opt_.rewrite.end <= total) {
         segments_.push_back({true, 0, opt_.rewrite.begin});
         segments_.push_back({false, head_.size(), opt_.rewrite.replacement.size()});
         head_ += opt_.rewrite.replacement; // text segment after the head
-        segments_.push_back({true, opt_.rewrite.end, req_.body.size() - opt_.rewrite.end});
-    } else if (req_.body.size() > 0) {
-        segments_.push_back({true, 0, req_.body.size()});
+        segments_.push_back({true, opt_.rewrite.end, total - opt_.rewrite.end});
+    } else if (total > 0) {
+        segments_.push_back({true, 0, total});
     }
     seg_index_ = 0;
     seg_done_ = 0;
@@ -533,7 +535,43 @@ ssize_t ProxyExchange::upstream_recv(char* buf, size_t len) {
     return n;
 }
 
+size_t ProxyExchange::body_total() const {
+    return req_.body_complete ? req_.body.size() : static_cast<size_t>(req_.content_length);
+}
+
+size_t ProxyExchange::body_sendable() const {
+    if (req_.body_complete && body_checked_) return req_.body.size();
+    // Still arriving, or not yet checked: all but the last byte of what is in.
+    const size_t total = body_total();
+    return std::min(req_.body.size(), total > 0 ? total - 1 : 0);
+}
+
+void ProxyExchange::on_request_body() {
+    if (req_.body_complete && !body_checked_) {
+        std::string error;
+        const bool ok = !opt_.body_check || opt_.body_check(error);
+        body_checked_ = true;
+        const bool answering = state_ == State::ReadingHead || state_ == State::Relaying ||
+                               state_ == State::Tunnel || state_ == State::Done;
+        if (!ok && !answering) {
+            // The upstream has all but the last byte at most: closing its connection leaves
+            // it an incomplete request, and the client gets what a whole read would have.
+            LOG_INFO("%s: %s: %s", subject().c_str(), req_.path.c_str(), error.c_str());
+            scheduler_.cancel(this);
+            if (state_ == State::WaitingConnection) pool_.cancel(this);
+            state_ = State::Done;
+            outcome_ = "refused";
+            close_upstream();
+            release_model();
+            fail_client(400, error, "invalid_request_body");
+            return;
+        }
+    }
+    if (state_ == State::Sending && waiting_for_body_) send_more();
+}
+
 void ProxyExchange::send_more() {
+    waiting_for_body_ = false;
     while (seg_index_ < segments_.size()) {
         const Segment& seg = segments_[seg_index_];
         if (seg.length - seg_done_ == 0) {
@@ -541,11 +579,23 @@ void ProxyExchange::send_more() {
             seg_done_ = 0;
             continue;
         }
+        // Of a body still arriving, only what is in the spool (see body_sendable).
+        size_t seg_left = seg.length - seg_done_;
+        if (seg.from_body && req_.body.spooled()) {
+            const size_t at = seg.offset + seg_done_;
+            const size_t sendable = body_sendable();
+            seg_left = sendable > at ? std::min(seg_left, sendable - at) : 0;
+            if (seg_left == 0) {
+                waiting_for_body_ = true; // on_request_body goes on
+                watch(EV_READ);           // an upstream may answer early
+                return;
+            }
+        }
         ssize_t n;
         if (seg.from_body && req_.body.spooled() && sock_->tls) {
             // Through TLS the spooled body is read back in record-sized pieces.
             char piece[16384];
-            const size_t want = std::min(seg.length - seg_done_, sizeof piece);
+            const size_t want = std::min(seg_left, sizeof piece);
             const ssize_t got =
                 ::pread(req_.body.fd(), piece, want, static_cast<off_t>(seg.offset + seg_done_));
             if (got <= 0) {
@@ -556,7 +606,7 @@ void ProxyExchange::send_more() {
             n = upstream_send(&one, 1);
         } else if (seg.from_body && req_.body.spooled()) {
             off_t off = static_cast<off_t>(seg.offset + seg_done_);
-            n = ::sendfile(ufd(), req_.body.fd(), &off, seg.length - seg_done_); // zero-copy
+            n = ::sendfile(ufd(), req_.body.fd(), &off, seg_left); // zero-copy
         } else {
             // Head and in-memory body leave together: one system call, one TCP segment.
             iovec iov[4];

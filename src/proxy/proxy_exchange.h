@@ -5,6 +5,7 @@
 // the model (in flight) until either side closes.
 #pragma once
 
+#include <functional>
 #include <llhttp.h>
 #include <memory>
 #include <string>
@@ -77,6 +78,11 @@ struct ProxyOptions {
     size_t capture_limit = 0;
     bool capture_req_body = false;
     bool capture_body = false;
+    // A request taken while its body still arrives (http::Application::dispatch_early): the
+    // check of the whole body, run when it is in (false, with the reason: 400). Until it
+    // passes, the body's last byte is held back, so the upstream never gets a whole request
+    // that turns out malformed.
+    std::function<bool(std::string& error)> body_check;
 };
 
 class ProxyExchange final : public http::Exchange,
@@ -100,6 +106,7 @@ public:
     void on_client_gone() override;
     void on_shutdown() override;
     bool on_tunnel_data(const char* data, size_t len) override;
+    void on_request_body() override;
     // ConnectionWaiter: the upstream's connection cap let us through.
     void on_connection(UpstreamSocketPtr sock) override;
     // LivenessWaiter: the answer to a silent upstream's check (false: wedged, cut us).
@@ -122,6 +129,10 @@ private:
         Tunnel, // after a 101: bytes both ways
         Done
     };
+    // The body's size when all is in, and how much of it may go upstream now.
+    size_t body_total() const;
+    size_t body_sendable() const;
+
     struct Segment {
         bool from_body; // else: `text`
         size_t offset;  // in the body, or in text
@@ -226,6 +237,8 @@ private:
     std::vector<Segment> segments_;
     size_t seg_index_ = 0;
     size_t seg_done_ = 0;
+    bool body_checked_ = true;      // see ProxyOptions::body_check
+    bool waiting_for_body_ = false; // Sending, with all that has arrived sent
 
     llhttp_t parser_;
     http::HeaderList resp_headers_; // the upstream's head; from its end, the client's

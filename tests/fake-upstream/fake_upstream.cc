@@ -1320,6 +1320,12 @@ bool handle_transcription(Connection& c, Request& req, BodyReader& body) {
     std::string small_copy;
     // ?hash=0: only count (benchmarks: the hash would be the slowest part of an upload).
     const bool hashing = query_int(req.query, "hash").value_or(1) != 0;
+    // ?announce=1: say on stderr (the daemon's log) that the head is here, before the body is
+    // read: a test sees the request arrive while its client is still sending.
+    if (query_int(req.query, "announce").value_or(0) != 0) {
+        std::fprintf(stderr, "fake-upstream: transcription head received\n");
+        std::fflush(stderr);
+    }
     if (!body.hash(hashing ? &sha : nullptr, total, small_copy)) return bad_body(c, req);
     post_delay(req);
 

@@ -11,8 +11,9 @@
 //
 // Paths the application below treats specially: /deny (refused at head time), /v1/... (the
 // model scanner watches the body, as for the daemon's model routes), /stream (chunked
-// answer), /abort (a broken answer), /later (answered after the loop ran), /ws with an
-// upgrade (a tunnel echoing the client's bytes; 'q' in them ends it, 'p' pauses input).
+// answer), /abort (a broken answer), /later (answered after the loop ran), /early (a spooled
+// body taken while it arrives, answered later), /ws with an upgrade (a tunnel echoing the
+// client's bytes; 'q' in them ends it, 'p' pauses input).
 //
 // Properties: no sanitizer report; a request's stored body (memory or spool file) is exactly
 // the bytes the body observer saw, never over the limit, and empty without a body; the
@@ -71,6 +72,7 @@ public:
     ~FuzzExchange() override;
     void on_client_gone() override { conn_ = nullptr; }
     bool on_tunnel_data(const char* data, size_t len) override;
+    void on_request_body() override;
     Connection* conn() const { return conn_; }
     bool tunnel() const { return tunnel_; }
     void detach() { conn_ = nullptr; } // answered: the connection is no longer ours
@@ -121,6 +123,18 @@ public:
             }
         }
         conn.set_body_observer(std::make_unique<Recorder>(std::move(scanner)));
+        return true;
+    }
+
+    // /early...: a spooled Content-Length body is taken while it arrives (as the daemon's
+    // model-first uploads), answered later (answer_pending) or never.
+    bool dispatch_early(Connection& conn, Request& req) override {
+        FUZZ_CHECK(!req.body_complete && req.body.spooled() && req.content_length > 0);
+        FUZZ_CHECK(req.body.size() < req.content_length);
+        if (!starts_with(req.path, "/early")) return false;
+        auto x = std::make_unique<FuzzExchange>(*this, conn, false);
+        pending = x.get();
+        conn.attach_exchange(std::move(x));
         return true;
     }
 
@@ -188,6 +202,18 @@ FuzzExchange::FuzzExchange(App& app, Connection& conn, bool tunnel)
 
 FuzzExchange::~FuzzExchange() {
     if (app_.pending == this) app_.pending = nullptr;
+}
+
+void FuzzExchange::on_request_body() {
+    FUZZ_CHECK(!tunnel_);
+    if (!conn_) return;
+    Request& req = conn_->request();
+    FUZZ_CHECK(req.body.size() <= req.content_length);
+    if (!req.body_complete) return;
+    // Whole: exactly what the observer saw, and the declared length.
+    FUZZ_CHECK(req.body.size() == req.content_length);
+    if (auto* rec = dynamic_cast<Recorder*>(conn_->body_observer()))
+        FUZZ_CHECK(rec->seen == read_body(req.body));
 }
 
 bool FuzzExchange::on_tunnel_data(const char* data, size_t len) {

@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Large request bodies: a 500 MB multipart upload (model field after the file) reaches the
 upstream byte-exact while the daemon's memory stays bounded (the body is spooled to
-server.spoolDir); a 20 MB JSON body; useModelName rewriting the multipart `model` field."""
+server.spoolDir); a 20 MB JSON body; useModelName rewriting the multipart `model` field.
+With the model field first, the upload goes upstream while it arrives (the model starting
+meanwhile); a body that ends malformed still gets 400 and the upstream never a whole
+request; a client gone mid-body cancels the upstream request."""
 
 import atexit
 import hashlib
 import http.client
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -78,6 +82,135 @@ def file_then_model(file_mb, model, block=None, chunk_mb=1):
         update(post)
         yield post
     return length, chunks, sha
+
+
+def model_then_file(file_mb, model, block, broken_end=False):
+    """(length, chunks, sha) for a multipart body whose `model` field comes first, then a
+    file part of file_mb MiB. broken_end: no closing delimiter (a malformed body)."""
+    pre = part_head("model") + model.encode() + b"\r\n" + part_head("file", "big.wav")
+    post = b"\r\n--%s--\r\n" % BOUNDARY.encode()
+    if broken_end:
+        post = b"\r\n-- not the end --\r\n"
+    length = len(pre) + file_mb * MB + len(post)
+    sha = hashlib.sha256()
+
+    def chunks():
+        sha.update(pre)
+        yield pre
+        for i in range(file_mb):
+            c = i.to_bytes(8, "little") + block[8:]
+            sha.update(c)
+            yield c
+        sha.update(post)
+        yield post
+    return length, chunks, sha
+
+
+class RawUpload:
+    """An upload over a raw socket, sent piece by piece, so a test can act in between."""
+
+    def __init__(self, port, path, length):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+        self.sock.sendall(("POST %s HTTP/1.1\r\nHost: t\r\nContent-Type: multipart/form-data; "
+                           "boundary=%s\r\nContent-Length: %d\r\n\r\n"
+                           % (path, BOUNDARY, length)).encode())
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def response(self):
+        f = self.sock.makefile("rb")
+        status = int(f.readline().split()[1])
+        headers = {}
+        while True:
+            line = f.readline().strip()
+            if not line:
+                break
+            k, _, v = line.decode().partition(":")
+            headers[k.strip().lower()] = v.strip()
+        body = f.read(int(headers.get("content-length", "0")))
+        return status, json.loads(body)
+
+    def close(self):
+        self.sock.close()
+
+
+ANNOUNCED = "fake-upstream: transcription head received"
+
+
+class ModelFirst(unittest.TestCase):
+    """The model field before the file: the request is taken while its body arrives."""
+
+    def test_goes_upstream_while_it_arrives_byte_exact(self):
+        with h4.Daemon(upload_cfg) as d:  # the model is not running: it starts meanwhile
+            length, chunks, sha = model_then_file(24, "w", os.urandom(MB))
+            up = RawUpload(d.port, "/v1/audio/transcriptions?announce=1", length)
+            try:
+                parts = chunks()
+                for _ in range(5):  # the model field and 4 MiB: past bodyMemoryBytes
+                    up.send(next(parts))
+                h.wait_until(lambda: ANNOUNCED in d.log(), 30,
+                             what="the upstream to get the request before its body is all sent")
+                for c in parts:
+                    up.send(c)
+                status, doc = up.response()
+            finally:
+                up.close()
+            self.assertEqual(status, 200, doc)
+            self.assertEqual((doc["body_length"], doc["body_sha256"]), (length, sha.hexdigest()))
+            self.assertEqual(doc["model"], "w")
+            self.assertIn("taken while its body arrives", d.log())
+
+    def test_use_model_name_rewrite_while_it_arrives(self):
+        cfg = lambda d: upload_cfg(d, r={"cmd": h.fake_cmd(model="r"),  # noqa: E731
+                                         "useModelName": "a-much-longer/upstream-model-name"})
+        with h4.Daemon(cfg) as d:
+            block = os.urandom(MB)
+            length, chunks, _ = model_then_file(6, "r", block)
+            exp_len, exp_chunks, exp_sha = model_then_file(
+                6, "a-much-longer/upstream-model-name", block)
+            for _ in exp_chunks():
+                pass
+            r = h4.stream_upload(d.port, "POST", "/v1/audio/transcriptions",
+                                 {"Content-Type": "multipart/form-data; boundary=" + BOUNDARY},
+                                 chunks(), length, timeout=60)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual((r.json()["body_length"], r.json()["body_sha256"]),
+                             (exp_len, exp_sha.hexdigest()))
+
+    def test_malformed_end_gets_400_and_the_upstream_no_whole_request(self):
+        with h4.Daemon(upload_cfg) as d:
+            self.assertEqual(d.chat("w").status, 200)
+            length, chunks, _ = model_then_file(6, "w", os.urandom(MB), broken_end=True)
+            up = RawUpload(d.port, "/v1/audio/transcriptions?announce=1", length)
+            try:
+                for c in chunks():
+                    up.send(c)
+                status, doc = up.response()
+            finally:
+                up.close()
+            self.assertEqual(status, 400, doc)
+            self.assertEqual(doc["error"]["code"], "invalid_request_body", doc)
+            self.assertIn("closing boundary", doc["error"]["message"])
+            self.assertIn(ANNOUNCED, d.log(), "the upstream had the request while it arrived")
+            # The answer was ours: the upstream got all but the last byte, then a close.
+            self.assertNotIn('"POST /v1/audio/transcriptions?announce=1 HTTP/1.1" 200', d.log())
+            self.assertEqual(d.chat("w").status, 200, "the daemon and the model serve on")
+
+    def test_client_gone_mid_body_cancels_the_upstream_request(self):
+        with h4.Daemon(upload_cfg) as d:
+            self.assertEqual(d.chat("w").status, 200)
+            length, chunks, _ = model_then_file(24, "w", os.urandom(MB))
+            up = RawUpload(d.port, "/v1/audio/transcriptions?announce=1", length)
+            parts = chunks()
+            for _ in range(5):
+                up.send(next(parts))
+            h.wait_until(lambda: ANNOUNCED in d.log(), 30, what="the upstream to get the request")
+            up.close()
+            h.wait_until(lambda: "client went away, cancelling the upstream request" in d.log(),
+                         10, what="the upstream request to be cancelled")
+            h.wait_until(lambda: spool_fds(d) == [], 10, what="the spool file to be released")
+            self.assertEqual(d.chat("w").status, 200, "the model serves on")
 
 
 def spool_fds(d):
