@@ -16,6 +16,10 @@ Lines:
         (KIND: download, upload-first, upload-last; C, L, U: CPU time, user + system, of the
         proxy, of curl and of the fake upstream)
   largesys MODE SYSCALL calls=N bytes=B mb=M      (MODE: splice or copy; bytes: returned sizes)
+  coldupload TARGET round=R seconds=S mb=M rate_mb=T load_ms=L
+        (a multipart upload of M MiB at T MB/s (curl --limit-rate) to a model that is not
+        running and takes L ms to load: TARGET model-first or model-last through llama-swap,
+        or direct: the same upload to the running upstream, the transfer alone)
 Every process it starts is stopped by pid at exit.
 """
 import argparse
@@ -32,6 +36,8 @@ import time
 from benchlib import Procs, cpu_ns, free_port, wait_http
 
 RELAYS = "relay-64k:65536,relay-256k:262144,relay-1m:1048576,relay-copy:262144:copy"
+# The cold-model upload: a link of about 1 Gb/s, a model that loads in 1.5 s.
+COLD_MB, COLD_RATE_MB, COLD_LOAD_MS = 256, 100, 1500
 
 
 def children_cpu_s():
@@ -198,6 +204,40 @@ models:
                       "client_cpu_s=%.2f upstream_cpu_s=%.2f"
                       % (kind, target, r, n, secs, cpu, children_cpu_s() - l0,
                          cpu_s(fake.pid) - u0), flush=True)
+
+    # A cold model and a client on a real link: with the model field first the upload and the
+    # model's load overlap (the request is taken while its body arrives); last, they add up.
+    cold_cfg = os.path.join(work, "ls-cold.yaml")
+    with open(cold_cfg, "w") as f:
+        f.write("""logLevel: warn
+server:
+  spoolDir: %s
+models:
+  cold:
+    cmd: %s --port ${PORT} --model cold --log-lines 0 --load-delay-ms %d
+    proxy: http://127.0.0.1:${PORT}
+""" % (work, a.fake, COLD_LOAD_MS))
+    cold_port = free_port()
+    cold = procs.start([a.daemon, "--config", cold_cfg, "--listen", "127.0.0.1:%d" % cold_port],
+                       log)
+    wait_http("http://127.0.0.1:%d/health" % cold_port, cold, "the cold-model daemon")
+    cold_data = os.path.join(work, "cold.bin")
+    with open(cold_data, "wb") as f:
+        f.truncate(COLD_MB << 20)
+    rate = ["--limit-rate", "%dM" % COLD_RATE_MB]
+    for r in range(1, a.rounds + 1):
+        for target in ("direct", "model-first", "model-last"):
+            parts = ["-F", "model=cold", "-F", "file=@%s;type=application/octet-stream" % cold_data]
+            if target == "model-last":
+                parts = parts[2:] + parts[:2]
+            if target == "direct":
+                url = "http://127.0.0.1:%d/v1/audio/transcriptions?hash=0" % up
+            else:
+                curl(["-o", "/dev/null", "http://127.0.0.1:%d/unload" % cold_port])  # stopped
+                url = "http://127.0.0.1:%d/v1/audio/transcriptions?hash=0" % cold_port
+            _, secs = curl(["-o", "/dev/null"] + rate + parts + [url])
+            print("coldupload %s round=%d seconds=%.3f mb=%d rate_mb=%d load_ms=%d"
+                  % (target, r, secs, COLD_MB, COLD_RATE_MB, COLD_LOAD_MS), flush=True)
 
     # strace: one download of min(size, 1 GiB) through each daemon, every relay call traced.
     if shutil.which("strace"):

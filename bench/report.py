@@ -21,7 +21,7 @@ def kv(words):
 
 wrk, ready, rss, sysc = {}, [], [], {}
 bursts, ttfc = {}, {}
-large, largesys, many = {}, {}, {}
+large, largesys, many, coldup = {}, {}, {}, {}
 sse, sserss = {}, {}
 for line in open(results_path):
     p = line.split()
@@ -40,6 +40,9 @@ for line in open(results_path):
         continue
     if p[0] == "large":  # large KIND TARGET round=.. bytes=.. seconds=.. proxy_cpu_s=..
         large.setdefault(p[1], {}).setdefault(p[2], []).append(kv(p[3:]))
+        continue
+    if p[0] == "coldupload":  # coldupload TARGET round=.. seconds=.. mb=.. rate_mb=.. load_ms=..
+        coldup.setdefault(p[1], []).append(kv(p[2:]))
         continue
     if p[0] == "largesys":  # largesys MODE SYSCALL calls=.. bytes=.. mb=..
         largesys.setdefault(p[1], {})[p[2]] = kv(p[3:])
@@ -357,7 +360,7 @@ if large:
       "buffers; *llama-swap*: this build, splice relay on; *copy*: the same daemon with "
       "`LLAMA_SWAP_NO_SPLICE=1`; *relay …* (downloads only): `bench/splice_relay.c`, a bare TCP relay "
       "with no HTTP at all (one connection at a time, poll-driven, non-blocking), moving the bytes with "
-      "`splice` through a pipe of the size named (`F_SETPIPE_SZ`; the daemon asks for 1 MiB), or with "
+      "`splice` through a pipe of the size named (`F_SETPIPE_SZ`; the daemon asks for 256 KiB), or with "
       "`recv`/`send` through a 256 KiB buffer (*relay, recv/send*): the most any user-space relay can "
       "be expected to do on this machine. Median MB/s of the rounds, the ratio to *direct* of the same "
       "kind, the proxy's CPU time (user + system) per GB, and that of all the processes in the path "
@@ -436,6 +439,29 @@ if large:
                  if cores and busy >= 0.8 * cores else
                  "had direct saturated the cores, a relay's ratio could be no better than",
                  med(d_cpu) / med(b_cpu)))
+        w("")
+    if coldup:
+        first = next(iter(coldup.values()))[0]
+        w("### An upload to a model that is not running")
+        w("")
+        w("A %s MiB multipart upload sent at %s MB/s (`curl --limit-rate`, about a 1 Gb/s link) to "
+          "`/v1/audio/transcriptions` of a model that is stopped before each round (`/unload`) and "
+          "takes %s ms to load (the fake upstream's `--load-delay-ms`). *direct*: the same upload to "
+          "the running upstream (the transfer alone). With the `model` field first the request is "
+          "taken while its body arrives: the model loads, and the file goes upstream, during the "
+          "upload; last, the load starts only after it. Median of %d rounds."
+          % (first["mb"], first["rate_mb"], first["load_ms"], len(coldup.get("direct", []))))
+        w("")
+        w("| order | seconds (median) | vs direct | each round |")
+        w("|---|---:|---:|---|")
+        d = med([float(r["seconds"]) for r in coldup.get("direct", [])]) if coldup.get("direct") else None
+        for t in ("direct", "model-first", "model-last"):
+            rs = coldup.get(t)
+            if not rs:
+                continue
+            s = med([float(r["seconds"]) for r in rs])
+            w("| %s | %.2f s | %s | %s |" % (t, s, "+%.2f s" % (s - d) if d and t != "direct" else "–",
+                                             ", ".join("%.2f" % float(r["seconds"]) for r in rs)))
         w("")
     if largesys:
         w("### System calls and bytes through the daemon's memory, per MB downloaded")
