@@ -56,6 +56,49 @@ def wait_http(url, proc, what):
     sys.exit("%s did not answer %s within 10 s" % (what, url))
 
 
+NGINX_PROXY = """daemon off;
+master_process off;
+worker_processes 1;
+error_log %(d)s/error.log warn;
+pid %(d)s/nginx.pid;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path %(d)s/tmp/body;
+    proxy_temp_path %(d)s/tmp/proxy;
+    fastcgi_temp_path %(d)s/tmp/fastcgi;
+    uwsgi_temp_path %(d)s/tmp/uwsgi;
+    scgi_temp_path %(d)s/tmp/scgi;
+    upstream up { server 127.0.0.1:%(up)d; keepalive %(keepalive)d; }
+    server {
+        listen 127.0.0.1:%(port)d;
+%(server)s        location / {
+            proxy_pass http://up;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+%(location)s        }
+    }
+}
+"""
+
+
+def start_nginx_proxy(procs, nginx, work, up, log, keepalive, server="", location=""):
+    """nginx as a reverse proxy to 127.0.0.1:up, as the benchmarks compare it: one worker,
+    keep-alive upstream connections, response buffering off; `server` and `location` lines
+    are added to those blocks. Returns (process, port) once it answers /health."""
+    d = os.path.join(work, "nginx")
+    os.makedirs(os.path.join(d, "tmp"))
+    port = free_port()
+    with open(os.path.join(d, "nginx.conf"), "w") as f:
+        f.write(NGINX_PROXY % {"d": d, "up": up, "port": port, "keepalive": keepalive,
+                               "server": server, "location": location})
+    p = procs.start([nginx, "-e", os.path.join(d, "error.log"), "-c",
+                     os.path.join(d, "nginx.conf"), "-p", d + "/"], log)
+    wait_http("http://127.0.0.1:%d/health" % port, p, "nginx")
+    return p, port
+
+
 class Procs:
     """Processes started by a script, each in its own session; stop_all() at the end."""
 

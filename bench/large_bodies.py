@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import Procs, cpu_ns, free_port, wait_http
+from benchlib import Procs, cpu_ns, free_port, start_nginx_proxy, wait_http
 
 RELAYS = "relay-64k:65536,relay-256k:262144,relay-1m:1048576,relay-copy:262144:copy"
 # The cold-model upload: a link of about 1 Gb/s, a model that loads in 1.5 s.
@@ -87,43 +87,13 @@ def run(a, work, size, procs):
     wait_http("http://127.0.0.1:%d/health" % up, fake, "the fake upstream")
 
     # nginx: one worker, no buffering either way, as the daemon relays.
-    ngx_dir = os.path.join(work, "nginx")
-    os.makedirs(os.path.join(ngx_dir, "tmp"))
-    ngx_port = free_port()
-    with open(os.path.join(ngx_dir, "nginx.conf"), "w") as f:
-        f.write("""daemon off;
-master_process off;
-worker_processes 1;
-error_log %(d)s/error.log warn;
-pid %(d)s/nginx.pid;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path %(d)s/tmp/body;
-    proxy_temp_path %(d)s/tmp/proxy;
-    fastcgi_temp_path %(d)s/tmp/fastcgi;
-    uwsgi_temp_path %(d)s/tmp/uwsgi;
-    scgi_temp_path %(d)s/tmp/scgi;
-    upstream up { server 127.0.0.1:%(up)d; keepalive 8; }
-    server {
-        listen 127.0.0.1:%(port)d;
-        client_max_body_size 0;
-        location / {
-            proxy_pass http://up;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_buffering off;
-            proxy_request_buffering off;
+    ngx, ngx_port = start_nginx_proxy(
+        procs, a.nginx, work, up, log, 8, server="        client_max_body_size 0;\n",
+        location="""            proxy_request_buffering off;
             proxy_buffer_size 64k;
             proxy_buffers 8 64k;
             proxy_busy_buffers_size 128k;
-        }
-    }
-}
-""" % {"d": ngx_dir, "up": up, "port": ngx_port})
-    ngx = procs.start([a.nginx, "-e", os.path.join(ngx_dir, "error.log"), "-c",
-                       os.path.join(ngx_dir, "nginx.conf"), "-p", ngx_dir + "/"], log)
-    wait_http("http://127.0.0.1:%d/health" % ngx_port, ngx, "nginx")
+""")
 
     cfg = os.path.join(work, "ls.yaml")
     with open(cfg, "w") as f:

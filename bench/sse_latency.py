@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import Procs, cpu_ns, free_port, wait_http
+from benchlib import Procs, cpu_ns, free_port, start_nginx_proxy, wait_http
 
 INTERVAL_MS = 20
 STAMP = re.compile(rb'"t_ns":"(\d+)"')
@@ -190,38 +190,7 @@ def run(a, work, procs):
                         "--tokens", str(a.chunks), "--tps", str(1000 // INTERVAL_MS)], log)
     wait_http("http://127.0.0.1:%d/health" % up, fake, "the fake upstream")
 
-    ngx_dir = os.path.join(work, "nginx")
-    os.makedirs(os.path.join(ngx_dir, "tmp"))
-    ngx_port = free_port()
-    with open(os.path.join(ngx_dir, "nginx.conf"), "w") as f:
-        f.write("""daemon off;
-master_process off;
-worker_processes 1;
-error_log %(d)s/error.log warn;
-pid %(d)s/nginx.pid;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path %(d)s/tmp/body;
-    proxy_temp_path %(d)s/tmp/proxy;
-    fastcgi_temp_path %(d)s/tmp/fastcgi;
-    uwsgi_temp_path %(d)s/tmp/uwsgi;
-    scgi_temp_path %(d)s/tmp/scgi;
-    upstream up { server 127.0.0.1:%(up)d; keepalive 64; }
-    server {
-        listen 127.0.0.1:%(port)d;
-        location / {
-            proxy_pass http://up;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_buffering off;
-        }
-    }
-}
-""" % {"d": ngx_dir, "up": up, "port": ngx_port})
-    ngx = procs.start([a.nginx, "-e", os.path.join(ngx_dir, "error.log"), "-c",
-                       os.path.join(ngx_dir, "nginx.conf"), "-p", ngx_dir + "/"], log)
-    wait_http("http://127.0.0.1:%d/health" % ngx_port, ngx, "nginx")
+    ngx, ngx_port = start_nginx_proxy(procs, a.nginx, work, up, log, 64)
 
     targets = [("direct", up, None), ("nginx", ngx_port, ngx.pid)]
     for name, extra in (("llama-swap", ""), ("llama-swap-nocapture", "captureBuffer: 0\n")):

@@ -58,12 +58,27 @@ class _Sha:
 
 def file_then_model(file_mb, model, block=None, chunk_mb=1):
     """(length, chunk generator factory, sha holder) for a multipart body whose `file` part
-    (file_mb MiB of varied bytes) comes before its `model` field. chunks(hash=True) computes
-    the SHA-256 as the chunks are generated, so the test never holds the body; the body is the
-    same each time it is generated."""
+    (file_mb MiB of varied bytes) comes before its `model` field."""
     pre = part_head("file", "big.wav")
     post = (b"\r\n" + part_head("model") + model.encode() + b"\r\n" +
             part_head("response_format") + b"json\r\n" + ("--%s--\r\n" % BOUNDARY).encode())
+    return around_a_file(pre, file_mb, post, block, chunk_mb)
+
+
+def model_then_file(file_mb, model, block, broken_end=False):
+    """The same with the `model` field first, then the file part. broken_end: no closing
+    delimiter (a malformed body)."""
+    pre = part_head("model") + model.encode() + b"\r\n" + part_head("file", "big.wav")
+    post = b"\r\n--%s--\r\n" % BOUNDARY.encode()
+    if broken_end:
+        post = b"\r\n-- not the end --\r\n"
+    return around_a_file(pre, file_mb, post, block)
+
+
+def around_a_file(pre, file_mb, post, block=None, chunk_mb=1):
+    """(length, chunk generator factory, sha holder) for pre + file_mb MiB of varied bytes +
+    post. chunks(hash=True) computes the SHA-256 as the chunks are generated, so the test
+    never holds the body; the body is the same each time it is generated."""
     block = block or os.urandom(chunk_mb * MB)
     assert file_mb % chunk_mb == 0 and len(block) == chunk_mb * MB
     length = len(pre) + file_mb * MB + len(post)
@@ -80,28 +95,6 @@ def file_then_model(file_mb, model, block=None, chunk_mb=1):
             update(c)
             yield c
         update(post)
-        yield post
-    return length, chunks, sha
-
-
-def model_then_file(file_mb, model, block, broken_end=False):
-    """(length, chunks, sha) for a multipart body whose `model` field comes first, then a
-    file part of file_mb MiB. broken_end: no closing delimiter (a malformed body)."""
-    pre = part_head("model") + model.encode() + b"\r\n" + part_head("file", "big.wav")
-    post = b"\r\n--%s--\r\n" % BOUNDARY.encode()
-    if broken_end:
-        post = b"\r\n-- not the end --\r\n"
-    length = len(pre) + file_mb * MB + len(post)
-    sha = hashlib.sha256()
-
-    def chunks():
-        sha.update(pre)
-        yield pre
-        for i in range(file_mb):
-            c = i.to_bytes(8, "little") + block[8:]
-            sha.update(c)
-            yield c
-        sha.update(post)
         yield post
     return length, chunks, sha
 
