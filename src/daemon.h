@@ -61,6 +61,7 @@ public:
                          const proxy::ExchangeResult& result) override;
     void on_request(http::Connection& conn, http::Request& req) override;
     bool dispatch_early(http::Connection& conn, http::Request& req) override;
+    static void log_early_dispatch(const http::Request& req);
 
 private:
     static void on_terminate(struct ev_loop*, ev_signal*, int);

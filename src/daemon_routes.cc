@@ -138,19 +138,30 @@ bool Daemon::on_request_head(http::Connection& conn, http::Request& req) {
 }
 
 bool Daemon::dispatch_early(http::Connection& conn, http::Request& req) {
-    // A large multipart upload (audio, images) whose model field came before its file: the
-    // model can start, and the file go upstream, while the rest arrives. Not JSON: filters
-    // read the whole document.
+    // A large body that nothing needs to read whole: the model can start, and the body go
+    // upstream, while the rest arrives. A /upstream/<model>/ passthrough (its body is left
+    // as it is), or a multipart upload (audio, images) whose model field came before its
+    // file. Not JSON: filters read the whole document.
+    const api::RouteMatch route = api::match_route(req.method_name, req.path);
+    if (route.kind == api::RouteKind::Upstream) {
+        log_early_dispatch(req);
+        serve_upstream_passthrough(conn, req, route.rest);
+        return true;
+    }
+    if (route.kind != api::RouteKind::ModelJson) return false;
     auto* scanner = dynamic_cast<router::BodyScanner*>(conn.body_observer());
     if (!scanner || scanner->kind() != router::BodyScanner::Kind::Multipart) return false;
     if (const router::ModelRef& ref = scanner->result(); !ref.found || ref.model.empty())
         return false;
-    if (api::match_route(req.method_name, req.path).kind != api::RouteKind::ModelJson) return false;
+    log_early_dispatch(req);
+    serve_model_request(conn, req);
+    return true;
+}
+
+void Daemon::log_early_dispatch(const http::Request& req) {
     LOG_DEBUG("request %llu: %s taken while its body arrives (%zu of %llu bytes in)",
               static_cast<unsigned long long>(req.id), req.path.c_str(), req.body.size(),
               static_cast<unsigned long long>(req.content_length));
-    serve_model_request(conn, req);
-    return true;
 }
 
 void Daemon::on_request(http::Connection& conn, http::Request& req) {

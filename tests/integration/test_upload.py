@@ -154,6 +154,25 @@ class ModelFirst(unittest.TestCase):
             self.assertEqual(doc["model"], "w")
             self.assertIn("taken while its body arrives", d.log())
 
+    def test_upstream_passthrough_body_goes_while_it_arrives(self):
+        # /upstream/<model>/...: the model is in the path, the body is passed as it is.
+        with h4.Daemon(upload_cfg) as d:
+            length, chunks, sha = model_then_file(24, "ignored", os.urandom(MB))
+            up = RawUpload(d.port, "/upstream/w/v1/audio/transcriptions?announce=1", length)
+            try:
+                parts = chunks()
+                for _ in range(5):
+                    up.send(next(parts))
+                h.wait_until(lambda: ANNOUNCED in d.log(), 30,
+                             what="the upstream to get the request before its body is all sent")
+                for c in parts:
+                    up.send(c)
+                status, doc = up.response()
+            finally:
+                up.close()
+            self.assertEqual(status, 200, doc)
+            self.assertEqual((doc["body_length"], doc["body_sha256"]), (length, sha.hexdigest()))
+
     def test_use_model_name_rewrite_while_it_arrives(self):
         cfg = lambda d: upload_cfg(d, r={"cmd": h.fake_cmd(model="r"),  # noqa: E731
                                          "useModelName": "a-much-longer/upstream-model-name"})
