@@ -281,7 +281,11 @@ class Cgroups(unittest.TestCase):
                 h.wait_until(lambda: not self.dirs(d1), 5, what="its cgroups to be removed")
                 log = d2.log()
                 self.assertIn("cleaned up after an earlier llama-swap: cgroup", log)
-                self.assertIn("left by llama-swap pid %d, 1 process killed)" % d1.proc.pid, log)
+                # Killed by d2 (1 process), or a moment earlier by another test's daemon that
+                # started beside it in the runner's cgroup (d2 then finds the cgroup empty, not
+                # yet removed): the model's death is asserted above either way.
+                self.assertRegex(log, r"left by llama-swap pid %d, (1 process|0 processes) killed\)"
+                                 % d1.proc.pid)
                 self.assertEqual(d2.chat("k").status, 200)
                 # A live daemon's cgroups are not another's to clean: a third daemon beside
                 # d2 leaves them alone.
