@@ -46,9 +46,7 @@ void ProxyExchange::on_silence(struct ev_loop*, ev_timer* w, int) {
         return;
     const double limit = self->timeouts_.silence_s;
     const double now = ev_now(self->loop_);
-    // We hold it back, not it us: a client that does not read, or one whose body is still
-    // arriving.
-    if (self->paused_for_client_ || self->waiting_for_body_) self->last_heard_ = now;
+    if (self->paused_for_client_) self->last_heard_ = now; // we hold it back, not it us
     const double quiet = now - self->last_heard_;
     if (quiet < limit) { // bytes came meanwhile: sleep until the silence could be complete
         self->silence_.start(limit - quiet);

@@ -318,7 +318,7 @@ void ProxyExchange::build_request() {
         head_ += "x-api-key: " + opt_.peer->api_key + "\r\n";
     }
 
-    const size_t total = body_total();
+    const size_t total = req_.body.size();
     size_t body_len = total;
     segments_.clear();
     if (opt_.rewrite.active && opt_.rewrite.end <= body_len &&
@@ -355,6 +355,14 @@ void ProxyExchange::build_request() {
 }
 
 void ProxyExchange::acquire_connection() {
+    // A request taken while its body arrives (ProxyOptions::body_check): its model was made
+    // ready meanwhile; the upstream gets it once it is whole and checked (on_request_body).
+    // Streaming it there as it arrived cost more than it gained on a busy small machine,
+    // and an idle early connection would hold one of a llama-server's few HTTP threads.
+    if (!req_.body_complete || !body_checked_) {
+        body_hold_ = true;
+        return;
+    }
     close_upstream();
     UpstreamSocketPtr sock = pool_.acquire(pool_key_, connections_, this);
     if (!sock) { // the upstream has all the connections it takes: on_connection follows
@@ -535,43 +543,30 @@ ssize_t ProxyExchange::upstream_recv(char* buf, size_t len) {
     return n;
 }
 
-size_t ProxyExchange::body_total() const {
-    return req_.body_complete ? req_.body.size() : static_cast<size_t>(req_.content_length);
-}
-
-size_t ProxyExchange::body_sendable() const {
-    if (req_.body_complete && body_checked_) return req_.body.size();
-    // Still arriving, or not yet checked: all but the last byte of what is in.
-    const size_t total = body_total();
-    return std::min(req_.body.size(), total > 0 ? total - 1 : 0);
-}
-
 void ProxyExchange::on_request_body() {
-    if (req_.body_complete && !body_checked_) {
-        std::string error;
-        const bool ok = !opt_.body_check || opt_.body_check(error);
-        body_checked_ = true;
-        const bool answering = state_ == State::ReadingHead || state_ == State::Relaying ||
-                               state_ == State::Tunnel || state_ == State::Done;
-        if (!ok && !answering) {
-            // The upstream has all but the last byte at most: closing its connection leaves
-            // it an incomplete request, and the client gets what a whole read would have.
-            LOG_INFO("%s: %s: %s", subject().c_str(), req_.path.c_str(), error.c_str());
-            scheduler_.cancel(this);
-            if (state_ == State::WaitingConnection) pool_.cancel(this);
-            state_ = State::Done;
-            outcome_ = "refused";
-            close_upstream();
-            release_model();
-            fail_client(400, error, "invalid_request_body");
-            return;
-        }
+    if (!req_.body_complete || body_checked_) return;
+    std::string error;
+    const bool ok = !opt_.body_check || opt_.body_check(error);
+    body_checked_ = true;
+    if (!ok) {
+        // Nothing went upstream yet: the client gets what a whole read would have given it.
+        LOG_INFO("%s: %s: %s", subject().c_str(), req_.path.c_str(), error.c_str());
+        scheduler_.cancel(this);
+        body_hold_ = false;
+        state_ = State::Done;
+        outcome_ = "refused";
+        release_model();
+        fail_client(400, error, "invalid_request_body");
+        return;
     }
-    if (state_ == State::Sending && waiting_for_body_) send_more();
+    if (body_hold_) { // the model was ready first: the request is built with the whole body
+        body_hold_ = false;
+        build_request();
+        acquire_connection();
+    }
 }
 
 void ProxyExchange::send_more() {
-    waiting_for_body_ = false;
     while (seg_index_ < segments_.size()) {
         const Segment& seg = segments_[seg_index_];
         if (seg.length - seg_done_ == 0) {
@@ -579,18 +574,7 @@ void ProxyExchange::send_more() {
             seg_done_ = 0;
             continue;
         }
-        // Of a body still arriving, only what is in the spool (see body_sendable).
-        size_t seg_left = seg.length - seg_done_;
-        if (seg.from_body && req_.body.spooled()) {
-            const size_t at = seg.offset + seg_done_;
-            const size_t sendable = body_sendable();
-            seg_left = sendable > at ? std::min(seg_left, sendable - at) : 0;
-            if (seg_left == 0) {
-                waiting_for_body_ = true; // on_request_body goes on
-                watch(EV_READ);           // an upstream may answer early
-                return;
-            }
-        }
+        const size_t seg_left = seg.length - seg_done_;
         ssize_t n;
         if (seg.from_body && req_.body.spooled() && sock_->tls) {
             // Through TLS the spooled body is read back in record-sized pieces.

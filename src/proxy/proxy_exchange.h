@@ -79,9 +79,8 @@ struct ProxyOptions {
     bool capture_req_body = false;
     bool capture_body = false;
     // A request taken while its body still arrives (http::Application::dispatch_early): the
-    // check of the whole body, run when it is in (false, with the reason: 400). Until it
-    // passes, the body's last byte is held back, so the upstream never gets a whole request
-    // that turns out malformed.
+    // check of the whole body, run when it is in (false, with the reason: 400). The model is
+    // made ready meanwhile; nothing goes upstream before the check passes.
     std::function<bool(std::string& error)> body_check;
 };
 
@@ -129,10 +128,6 @@ private:
         Tunnel, // after a 101: bytes both ways
         Done
     };
-    // The body's size when all is in, and how much of it may go upstream now.
-    size_t body_total() const;
-    size_t body_sendable() const;
-
     struct Segment {
         bool from_body; // else: `text`
         size_t offset;  // in the body, or in text
@@ -237,8 +232,8 @@ private:
     std::vector<Segment> segments_;
     size_t seg_index_ = 0;
     size_t seg_done_ = 0;
-    bool body_checked_ = true;      // see ProxyOptions::body_check
-    bool waiting_for_body_ = false; // Sending, with all that has arrived sent
+    bool body_checked_ = true; // see ProxyOptions::body_check
+    bool body_hold_ = false;   // granted, waiting for the body to be whole (acquire_connection)
 
     llhttp_t parser_;
     http::HeaderList resp_headers_; // the upstream's head; from its end, the client's
