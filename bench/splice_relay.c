@@ -26,18 +26,18 @@
 
 struct dir {
     int src, dst;
-    int pr, pw;      /* the pipe (splice mode) */
-    char *buf;       /* the buffer (copy mode) */
-    size_t off;      /* copy mode: first unsent byte in buf */
-    size_t held;     /* bytes in the pipe or buffer not yet sent */
-    int eof;         /* src said EOF */
-    int done;        /* dst shut down for writing */
+    int pr, pw;  /* the pipe (splice mode) */
+    char* buf;   /* the buffer (copy mode) */
+    size_t off;  /* copy mode: first unsent byte in buf */
+    size_t held; /* bytes in the pipe or buffer not yet sent */
+    int eof;     /* src said EOF */
+    int done;    /* dst shut down for writing */
 };
 
 static size_t g_cap;
 static int g_copy;
 
-static void die(const char *what) {
+static void die(const char* what) {
     perror(what);
     exit(1);
 }
@@ -48,7 +48,7 @@ static void nonblock(int fd) {
 }
 
 /* Moves what it can without blocking. Returns -1 when the connection is broken. */
-static int pump(struct dir *d) {
+static int pump(struct dir* d) {
     for (;;) {
         int progress = 0;
         if (!d->eof && d->held < g_cap) {
@@ -92,7 +92,7 @@ static int pump(struct dir *d) {
     }
 }
 
-static void setup_dir(struct dir *d, int src, int dst) {
+static void setup_dir(struct dir* d, int src, int dst) {
     memset(d, 0, sizeof(*d));
     d->src = src;
     d->dst = dst;
@@ -108,7 +108,7 @@ static void setup_dir(struct dir *d, int src, int dst) {
     if (fcntl(d->pw, F_SETPIPE_SZ, (int)g_cap) < 0) die("F_SETPIPE_SZ");
 }
 
-static void free_dir(struct dir *d) {
+static void free_dir(struct dir* d) {
     if (g_copy) {
         free(d->buf);
     } else {
@@ -122,7 +122,7 @@ static void serve(int c, int up_port) {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)up_port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (u < 0) die("socket");
-    if (connect(u, (struct sockaddr *)&a, sizeof(a)) < 0) {
+    if (connect(u, (struct sockaddr*)&a, sizeof(a)) < 0) {
         perror("connect upstream");
         close(u);
         return;
@@ -158,7 +158,7 @@ static void serve(int c, int up_port) {
     close(c);
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: splice_relay LISTEN_PORT UPSTREAM_PORT [PIPE_BYTES [copy]]\n");
         return 2;
@@ -183,7 +183,7 @@ int main(int argc, char **argv) {
     setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(l, (struct sockaddr *)&a, sizeof(a)) < 0) die("bind");
+    if (bind(l, (struct sockaddr*)&a, sizeof(a)) < 0) die("bind");
     if (listen(l, 64) < 0) die("listen");
     for (;;) {
         int c = accept4(l, NULL, NULL, SOCK_CLOEXEC);

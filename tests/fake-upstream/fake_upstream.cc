@@ -1142,8 +1142,8 @@ bool stream_completion(Connection& c, Request& req, const Generation& gen) {
             // few microseconds early (the same for every route it is compared across).
             timespec ts{};
             clock_gettime(CLOCK_MONOTONIC, &ts);
-            std::string ns = std::to_string(static_cast<long long>(ts.tv_sec) * 1000000000LL +
-                                            ts.tv_nsec);
+            std::string ns =
+                std::to_string(static_cast<long long>(ts.tv_sec) * 1000000000LL + ts.tv_nsec);
             cJSON_AddStringToObject(chunk.get(), "t_ns", ns.c_str());
         }
         if (!out.write(sse_event(chunk))) return false;

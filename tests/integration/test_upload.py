@@ -136,22 +136,30 @@ READY = "model w: ready after"
 class ModelFirst(unittest.TestCase):
     """The model field before the file: the request is taken while its body arrives."""
 
+    def upload_past_the_model_start(self, d, path, model):
+        """Sends the head and 4 MiB (past bodyMemoryBytes), waits until the model is ready,
+        checks that the upstream has nothing yet, sends the rest; returns (status, doc,
+        length, sha)."""
+        length, chunks, sha = model_then_file(24, model, os.urandom(MB))
+        up = RawUpload(d.port, path, length)
+        try:
+            parts = chunks()
+            for _ in range(5):  # the model field and 4 MiB
+                up.send(next(parts))
+            h.wait_until(lambda: READY in d.log(), 30,
+                         what="the model to be ready before the body is all sent")
+            self.assertNotIn(ANNOUNCED, d.log(), "the upstream gets only a whole body")
+            for c in parts:
+                up.send(c)
+            status, doc = up.response()
+        finally:
+            up.close()
+        return status, doc, length, sha
+
     def test_model_starts_while_the_body_arrives_byte_exact(self):
         with h4.Daemon(upload_cfg) as d:  # the model is not running: it starts meanwhile
-            length, chunks, sha = model_then_file(24, "w", os.urandom(MB))
-            up = RawUpload(d.port, "/v1/audio/transcriptions?announce=1", length)
-            try:
-                parts = chunks()
-                for _ in range(5):  # the model field and 4 MiB: past bodyMemoryBytes
-                    up.send(next(parts))
-                h.wait_until(lambda: READY in d.log(), 30,
-                             what="the model to be ready before the body is all sent")
-                self.assertNotIn(ANNOUNCED, d.log(), "the upstream gets only a whole body")
-                for c in parts:
-                    up.send(c)
-                status, doc = up.response()
-            finally:
-                up.close()
+            status, doc, length, sha = self.upload_past_the_model_start(
+                d, "/v1/audio/transcriptions?announce=1", "w")
             self.assertEqual(status, 200, doc)
             self.assertEqual((doc["body_length"], doc["body_sha256"]), (length, sha.hexdigest()))
             self.assertEqual(doc["model"], "w")
@@ -160,20 +168,8 @@ class ModelFirst(unittest.TestCase):
     def test_upstream_passthrough_model_starts_while_the_body_arrives(self):
         # /upstream/<model>/...: the model is in the path, the body is passed as it is.
         with h4.Daemon(upload_cfg) as d:
-            length, chunks, sha = model_then_file(24, "ignored", os.urandom(MB))
-            up = RawUpload(d.port, "/upstream/w/v1/audio/transcriptions?announce=1", length)
-            try:
-                parts = chunks()
-                for _ in range(5):
-                    up.send(next(parts))
-                h.wait_until(lambda: READY in d.log(), 30,
-                             what="the model to be ready before the body is all sent")
-                self.assertNotIn(ANNOUNCED, d.log(), "the upstream gets only a whole body")
-                for c in parts:
-                    up.send(c)
-                status, doc = up.response()
-            finally:
-                up.close()
+            status, doc, length, sha = self.upload_past_the_model_start(
+                d, "/upstream/w/v1/audio/transcriptions?announce=1", "ignored")
             self.assertEqual(status, 200, doc)
             self.assertEqual((doc["body_length"], doc["body_sha256"]), (length, sha.hexdigest()))
 
