@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <fcntl.h>
@@ -9,15 +11,45 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
+
+#include "sd/libsystemd.h"
+#include "util/log.h"
 
 namespace ls::sd {
 
+namespace {
+// libsystemd for a notification, loaded only when the service manager listens (it returns 0
+// without NOTIFY_SOCKET too, so nothing is lost); a library that cannot be loaded is said once.
+const Systemd* for_notify() {
+    if (!getenv("NOTIFY_SOCKET")) return nullptr;
+    std::string error;
+    const Systemd* lib = systemd(&error);
+    static bool said = false;
+    if (!lib && !said) {
+        said = true;
+        LOG_ERROR("cannot notify the service manager (NOTIFY_SOCKET is set): %s", error.c_str());
+    }
+    return lib;
+}
+
+void notify(const char* state) {
+    if (const Systemd* lib = for_notify()) lib->sd_notify(0, state);
+}
+} // namespace
+
 std::vector<ListenSocket> passed_sockets() {
     std::vector<ListenSocket> out;
+    if (!getenv("LISTEN_FDS")) return out; // not socket-activated: libsystemd is not needed
+    std::string error;
+    const Systemd* lib = systemd(&error);
+    if (!lib) {
+        LOG_ERROR("cannot take the sockets the service manager passed (LISTEN_FDS is set): %s",
+                  error.c_str());
+        return out;
+    }
     char** names = nullptr;
-    int n = sd_listen_fds_with_names(1, &names);
+    int n = lib->sd_listen_fds_with_names(1, &names);
     for (int i = 0; i < n; ++i) {
         int fd = SD_LISTEN_FDS_START + i;
         fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
@@ -98,29 +130,34 @@ Result<ListenSocket> listen_on(const std::string& address) {
 }
 
 void notify_ready() {
-    sd_notify(0, "READY=1\nSTATUS=serving");
+    notify("READY=1\nSTATUS=serving");
 }
 void notify_reloading() {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     const unsigned long long usec = static_cast<unsigned long long>(ts.tv_sec) * 1000000ull +
                                     static_cast<unsigned long long>(ts.tv_nsec) / 1000;
-    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading configuration", usec);
+    char state[96];
+    snprintf(state, sizeof state,
+             "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading configuration", usec);
+    notify(state);
 }
 void notify_stopping() {
-    sd_notify(0, "STOPPING=1\nSTATUS=shutting down");
+    notify("STOPPING=1\nSTATUS=shutting down");
 }
 void notify_watchdog() {
-    sd_notify(0, "WATCHDOG=1");
+    notify("WATCHDOG=1");
 }
 
 uint64_t watchdog_usec() {
+    if (!getenv("WATCHDOG_USEC")) return 0;
+    const Systemd* lib = for_notify(); // a watchdog is kept through NOTIFY_SOCKET
     uint64_t usec = 0;
-    return sd_watchdog_enabled(0, &usec) > 0 ? usec : 0;
+    return lib && lib->sd_watchdog_enabled(0, &usec) > 0 ? usec : 0;
 }
 
 void notify_status(const std::string& status) {
-    sd_notify(0, ("STATUS=" + status).c_str());
+    if (const Systemd* lib = for_notify()) lib->sd_notify(0, ("STATUS=" + status).c_str());
 }
 
 bool reachable_from_other_hosts(int fd) {

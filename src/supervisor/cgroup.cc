@@ -9,9 +9,9 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <systemd/sd-login.h>
 #include <unistd.h>
 
+#include "sd/libsystemd.h"
 #include "supervisor/stale_instances.h"
 
 namespace ls::supervisor {
@@ -133,8 +133,10 @@ Result<void> CgroupManager::prepare_v2() {
         // Moving every process of our cgroup is only ours to do in our own delegated unit
         // (Delegate=yes), never in, say, the login session of the shell that started us.
         char* unit = nullptr;
+        const sd::Systemd* lib = sd::systemd();
         const bool own_unit =
-            sd_pid_get_unit(getpid(), &unit) >= 0 && unit && own_path("").size() > strlen(unit) &&
+            lib && lib->sd_pid_get_unit(getpid(), &unit) >= 0 && unit &&
+            own_path("").size() > strlen(unit) &&
             own_path("").compare(own_path("").size() - strlen(unit), strlen(unit), unit) == 0;
         free(unit);
         if (!own_unit)

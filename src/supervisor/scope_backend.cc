@@ -4,9 +4,9 @@
 #include <cstdint>
 #include <cstring>
 #include <poll.h>
-#include <systemd/sd-login.h>
 #include <unistd.h>
 
+#include "sd/libsystemd.h"
 #include "supervisor/stale_instances.h"
 #include "util/log.h"
 #include "util/text_file.h"
@@ -17,6 +17,11 @@ namespace {
 constexpr const char* kDest = "org.freedesktop.systemd1";
 constexpr const char* kPath = "/org/freedesktop/systemd1";
 constexpr const char* kIface = "org.freedesktop.systemd1.Manager";
+
+// libsystemd's table; connect() loaded it before anything below runs.
+const sd::Systemd& lib() {
+    return *sd::systemd();
+}
 
 // "0-3,8" → the AllowedCPUs= byte mask (bit N = CPU N, little endian).
 std::vector<uint8_t> cpu_mask(const std::string& list) {
@@ -38,8 +43,8 @@ std::vector<uint8_t> cpu_mask(const std::string& list) {
 int on_start_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
     auto* call = static_cast<ScopeBackend::Call*>(userdata);
     std::string error;
-    if (sd_bus_message_is_method_error(m, nullptr)) {
-        const sd_bus_error* e = sd_bus_message_get_error(m);
+    if (lib().sd_bus_message_is_method_error(m, nullptr)) {
+        const sd_bus_error* e = lib().sd_bus_message_get_error(m);
         error = e && e->message ? e->message : "StartTransientUnit failed";
     }
     ScopeBackend::Done done = std::move(call->done); // the callback may destroy the call
@@ -47,6 +52,10 @@ int on_start_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
     return 0;
 }
 } // namespace
+
+ScopeBackend::Call::~Call() {
+    if (slot) lib().sd_bus_slot_unref(slot);
+}
 
 std::string ScopeBackend::unit_name(const std::string& id) {
     // systemd-escape: '/' becomes '-', other unusual bytes (and '-') \xNN.
@@ -77,7 +86,7 @@ ScopeBackend::~ScopeBackend() {
         ev_ref(loop_);
         ev_prepare_stop(loop_, &prepare_);
     }
-    if (bus_) sd_bus_flush_close_unref(bus_);
+    if (bus_) lib().sd_bus_flush_close_unref(bus_);
 }
 
 Result<void> ScopeBackend::connect(const std::string& address) {
@@ -91,19 +100,21 @@ Result<void> ScopeBackend::connect(const std::string& address) {
         else
             return make_error("no systemd manager socket found");
     }
+    std::string error;
+    if (!sd::systemd(&error)) return make_error("scopes need " + error);
     sd_bus* bus = nullptr;
-    int r = sd_bus_new(&bus);
-    if (r >= 0) r = sd_bus_set_address(bus, addr.c_str());
-    if (r >= 0) r = sd_bus_start(bus);
+    int r = lib().sd_bus_new(&bus);
+    if (r >= 0) r = lib().sd_bus_set_address(bus, addr.c_str());
+    if (r >= 0) r = lib().sd_bus_start(bus);
     if (r < 0) {
-        if (bus) sd_bus_unref(bus);
+        if (bus) lib().sd_bus_unref(bus);
         return make_error("cannot connect to " + addr + ": " + strerror(-r), -r);
     }
     bus_ = bus;
     address_ = addr;
     char* unit = nullptr;
     // Bind scopes to our own unit when we are one (a dead daemon then takes its models along).
-    if (sd_pid_get_unit(getpid(), &unit) >= 0 && unit) {
+    if (lib().sd_pid_get_unit(getpid(), &unit) >= 0 && unit) {
         own_unit_ = unit;
         free(unit);
     }
@@ -119,14 +130,14 @@ void ScopeBackend::on_prepare(struct ev_loop*, ev_prepare* w, int) {
 
 void ScopeBackend::update_watchers() {
     if (!bus_) return;
-    const int fd = sd_bus_get_fd(bus_);
-    const int events = sd_bus_get_events(bus_);
+    const int fd = lib().sd_bus_get_fd(bus_);
+    const int events = lib().sd_bus_get_events(bus_);
     int ev = 0;
     if (events & POLLIN) ev |= EV_READ;
     if (events & POLLOUT) ev |= EV_WRITE;
     if (fd >= 0) io_.set(fd, ev ? ev : EV_READ);
     uint64_t until = 0;
-    if (sd_bus_get_timeout(bus_, &until) >= 0 && until != UINT64_MAX) {
+    if (lib().sd_bus_get_timeout(bus_, &until) >= 0 && until != UINT64_MAX) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         const uint64_t now = static_cast<uint64_t>(ts.tv_sec) * 1000000ull +
@@ -148,13 +159,13 @@ void ScopeBackend::on_timer(struct ev_loop*, ev_timer* w, int) {
 void ScopeBackend::process() {
     if (!bus_) return;
     for (int i = 0; i < 64; ++i) {
-        int r = sd_bus_process(bus_, nullptr);
+        int r = lib().sd_bus_process(bus_, nullptr);
         if (r < 0) {
             LOG_ERROR("systemd bus connection failed: %s; new models start without scopes",
                       strerror(-r));
             io_.stop();
             timer_.stop();
-            sd_bus_flush_close_unref(bus_);
+            lib().sd_bus_flush_close_unref(bus_);
             bus_ = nullptr;
             return;
         }
@@ -174,62 +185,64 @@ std::unique_ptr<ScopeBackend::Call> ScopeBackend::start_scope(const std::string&
         return call;
     }
     sd_bus_message* m = nullptr;
-    int r = sd_bus_message_new_method_call(bus_, &m, kDest, kPath, kIface, "StartTransientUnit");
+    int r =
+        lib().sd_bus_message_new_method_call(bus_, &m, kDest, kPath, kIface, "StartTransientUnit");
     auto ok = [&](int rr) {
         return rr >= 0 && r >= 0 ? (r = rr, true) : (r = rr < 0 ? rr : r, false);
     };
-    if (ok(r)) ok(sd_bus_message_append(m, "ss", unit.c_str(), "fail"));
-    if (ok(r)) ok(sd_bus_message_open_container(m, 'a', "(sv)"));
-    if (ok(r)) ok(sd_bus_message_append(m, "(sv)", "Description", "s", description.c_str()));
-    if (ok(r)) ok(sd_bus_message_append(m, "(sv)", "PIDs", "au", 1, static_cast<uint32_t>(pid)));
-    if (ok(r)) ok(sd_bus_message_append(m, "(sv)", "Slice", "s", "llama-swap.slice"));
-    if (ok(r)) ok(sd_bus_message_append(m, "(sv)", "CollectMode", "s", "inactive-or-failed"));
+    if (ok(r)) ok(lib().sd_bus_message_append(m, "ss", unit.c_str(), "fail"));
+    if (ok(r)) ok(lib().sd_bus_message_open_container(m, 'a', "(sv)"));
+    if (ok(r)) ok(lib().sd_bus_message_append(m, "(sv)", "Description", "s", description.c_str()));
     if (ok(r))
-        ok(sd_bus_message_append(m, "(sv)", "TimeoutStopUSec", "t",
-                                 static_cast<uint64_t>(stop_timeout_s * 1e6)));
+        ok(lib().sd_bus_message_append(m, "(sv)", "PIDs", "au", 1, static_cast<uint32_t>(pid)));
+    if (ok(r)) ok(lib().sd_bus_message_append(m, "(sv)", "Slice", "s", "llama-swap.slice"));
+    if (ok(r)) ok(lib().sd_bus_message_append(m, "(sv)", "CollectMode", "s", "inactive-or-failed"));
+    if (ok(r))
+        ok(lib().sd_bus_message_append(m, "(sv)", "TimeoutStopUSec", "t",
+                                       static_cast<uint64_t>(stop_timeout_s * 1e6)));
     if (limits.memory_max && ok(r))
-        ok(sd_bus_message_append(m, "(sv)", "MemoryMax", "t", limits.memory_max));
+        ok(lib().sd_bus_message_append(m, "(sv)", "MemoryMax", "t", limits.memory_max));
     if (limits.memory_high && ok(r))
-        ok(sd_bus_message_append(m, "(sv)", "MemoryHigh", "t", limits.memory_high));
+        ok(lib().sd_bus_message_append(m, "(sv)", "MemoryHigh", "t", limits.memory_high));
     if (limits.cpu_quota_percent && ok(r))
-        ok(sd_bus_message_append(m, "(sv)", "CPUQuotaPerSecUSec", "t",
-                                 static_cast<uint64_t>(limits.cpu_quota_percent) * 10000));
+        ok(lib().sd_bus_message_append(m, "(sv)", "CPUQuotaPerSecUSec", "t",
+                                       static_cast<uint64_t>(limits.cpu_quota_percent) * 10000));
     if (!limits.allowed_cpus.empty() && ok(r)) {
         const std::vector<uint8_t> mask = cpu_mask(limits.allowed_cpus);
-        ok(sd_bus_message_open_container(m, 'r', "sv"));
-        if (ok(r)) ok(sd_bus_message_append(m, "s", "AllowedCPUs"));
-        if (ok(r)) ok(sd_bus_message_open_container(m, 'v', "ay"));
-        if (ok(r)) ok(sd_bus_message_append_array(m, 'y', mask.data(), mask.size()));
-        if (ok(r)) ok(sd_bus_message_close_container(m));
-        if (ok(r)) ok(sd_bus_message_close_container(m));
+        ok(lib().sd_bus_message_open_container(m, 'r', "sv"));
+        if (ok(r)) ok(lib().sd_bus_message_append(m, "s", "AllowedCPUs"));
+        if (ok(r)) ok(lib().sd_bus_message_open_container(m, 'v', "ay"));
+        if (ok(r)) ok(lib().sd_bus_message_append_array(m, 'y', mask.data(), mask.size()));
+        if (ok(r)) ok(lib().sd_bus_message_close_container(m));
+        if (ok(r)) ok(lib().sd_bus_message_close_container(m));
     }
     if (limits.gpus_set && ok(r)) {
         // Closed device policy: the standard pseudo devices, the GPU control nodes, and only
         // the model's own /dev/nvidia<N>.
-        ok(sd_bus_message_append(m, "(sv)", "DevicePolicy", "s", "closed"));
-        if (ok(r)) ok(sd_bus_message_open_container(m, 'r', "sv"));
-        if (ok(r)) ok(sd_bus_message_append(m, "s", "DeviceAllow"));
-        if (ok(r)) ok(sd_bus_message_open_container(m, 'v', "a(ss)"));
-        if (ok(r)) ok(sd_bus_message_open_container(m, 'a', "(ss)"));
+        ok(lib().sd_bus_message_append(m, "(sv)", "DevicePolicy", "s", "closed"));
+        if (ok(r)) ok(lib().sd_bus_message_open_container(m, 'r', "sv"));
+        if (ok(r)) ok(lib().sd_bus_message_append(m, "s", "DeviceAllow"));
+        if (ok(r)) ok(lib().sd_bus_message_open_container(m, 'v', "a(ss)"));
+        if (ok(r)) ok(lib().sd_bus_message_open_container(m, 'a', "(ss)"));
         for (const char* node :
              {"/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset"})
-            if (ok(r)) ok(sd_bus_message_append(m, "(ss)", node, "rw"));
+            if (ok(r)) ok(lib().sd_bus_message_append(m, "(ss)", node, "rw"));
         for (int g : limits.gpus) {
             const std::string node = "/dev/nvidia" + std::to_string(g);
-            if (ok(r)) ok(sd_bus_message_append(m, "(ss)", node.c_str(), "rw"));
+            if (ok(r)) ok(lib().sd_bus_message_append(m, "(ss)", node.c_str(), "rw"));
         }
-        if (ok(r)) ok(sd_bus_message_close_container(m));
-        if (ok(r)) ok(sd_bus_message_close_container(m));
-        if (ok(r)) ok(sd_bus_message_close_container(m));
+        if (ok(r)) ok(lib().sd_bus_message_close_container(m));
+        if (ok(r)) ok(lib().sd_bus_message_close_container(m));
+        if (ok(r)) ok(lib().sd_bus_message_close_container(m));
     }
     if (!own_unit_.empty() && ok(r)) {
-        ok(sd_bus_message_append(m, "(sv)", "BindsTo", "as", 1, own_unit_.c_str()));
-        if (ok(r)) ok(sd_bus_message_append(m, "(sv)", "After", "as", 1, own_unit_.c_str()));
+        ok(lib().sd_bus_message_append(m, "(sv)", "BindsTo", "as", 1, own_unit_.c_str()));
+        if (ok(r)) ok(lib().sd_bus_message_append(m, "(sv)", "After", "as", 1, own_unit_.c_str()));
     }
-    if (ok(r)) ok(sd_bus_message_close_container(m));
-    if (ok(r)) ok(sd_bus_message_append(m, "a(sa(sv))", 0));
-    if (ok(r)) ok(sd_bus_call_async(bus_, &call->slot, m, &on_start_reply, call.get(), 0));
-    sd_bus_message_unref(m);
+    if (ok(r)) ok(lib().sd_bus_message_close_container(m));
+    if (ok(r)) ok(lib().sd_bus_message_append(m, "a(sa(sv))", 0));
+    if (ok(r)) ok(lib().sd_bus_call_async(bus_, &call->slot, m, &on_start_reply, call.get(), 0));
+    lib().sd_bus_message_unref(m);
     if (r < 0) call->done(std::string("cannot ask for a scope: ") + strerror(-r));
     update_watchers();
     return call;
@@ -238,8 +251,8 @@ std::unique_ptr<ScopeBackend::Call> ScopeBackend::start_scope(const std::string&
 void ScopeBackend::stop_scope(const std::string& unit) {
     if (!bus_) return;
     // Floating call: nobody waits for the answer; the unit is collected when it is gone.
-    sd_bus_call_method_async(bus_, nullptr, kDest, kPath, kIface, "StopUnit", nullptr, nullptr,
-                             "ss", unit.c_str(), "replace");
+    lib().sd_bus_call_method_async(bus_, nullptr, kDest, kPath, kIface, "StopUnit", nullptr,
+                                   nullptr, "ss", unit.c_str(), "replace");
     update_watchers();
 }
 
@@ -252,33 +265,33 @@ std::vector<std::string> ScopeBackend::clean_stale() {
     if (!bus_) return cleaned;
     sd_bus_error error = SD_BUS_ERROR_NULL;
     sd_bus_message* reply = nullptr;
-    int r = sd_bus_call_method(bus_, kDest, kPath, kIface, "ListUnitsByPatterns", &error, &reply,
-                               "asas", 0, 1, "llama-swap-*.scope");
-    sd_bus_error_free(&error);
+    int r = lib().sd_bus_call_method(bus_, kDest, kPath, kIface, "ListUnitsByPatterns", &error,
+                                     &reply, "asas", 0, 1, "llama-swap-*.scope");
+    lib().sd_bus_error_free(&error);
     if (r < 0) return cleaned; // an old manager without it: nothing found, nothing harmed
     std::vector<std::pair<std::string, pid_t>> stale;
-    r = sd_bus_message_enter_container(reply, 'a', "(ssssssouso)");
+    r = lib().sd_bus_message_enter_container(reply, 'a', "(ssssssouso)");
     while (r > 0) {
         const char *name = nullptr, *description = nullptr, *load = nullptr, *active = nullptr,
                    *sub = nullptr, *following = nullptr, *path = nullptr, *job_type = nullptr,
                    *job_path = nullptr;
         uint32_t job = 0;
-        r = sd_bus_message_read(reply, "(ssssssouso)", &name, &description, &load, &active, &sub,
-                                &following, &path, &job, &job_type, &job_path);
+        r = lib().sd_bus_message_read(reply, "(ssssssouso)", &name, &description, &load, &active,
+                                      &sub, &following, &path, &job, &job_type, &job_path);
         if (r <= 0) break;
         auto owner = scope_owner_pid(description ? description : "");
         if (owner && !owner_is_alive(*owner) && strcmp(active, "inactive") != 0 &&
             strcmp(active, "failed") != 0)
             stale.emplace_back(name, *owner);
     }
-    sd_bus_message_unref(reply);
+    lib().sd_bus_message_unref(reply);
     for (const auto& [unit, owner] : stale) {
         // SIGKILL at once (its owner cannot stop it gracefully any more), then the stop
         // collects the unit, so the name is free for our own start of that model.
-        sd_bus_call_method(bus_, kDest, kPath, kIface, "KillUnit", nullptr, nullptr, "ssi",
-                           unit.c_str(), "all", SIGKILL);
-        sd_bus_call_method(bus_, kDest, kPath, kIface, "StopUnit", nullptr, nullptr, "ss",
-                           unit.c_str(), "replace");
+        lib().sd_bus_call_method(bus_, kDest, kPath, kIface, "KillUnit", nullptr, nullptr, "ssi",
+                                 unit.c_str(), "all", SIGKILL);
+        lib().sd_bus_call_method(bus_, kDest, kPath, kIface, "StopUnit", nullptr, nullptr, "ss",
+                                 unit.c_str(), "replace");
         cleaned.push_back(unit + " (left by llama-swap pid " + std::to_string(owner) +
                           ", killed and stopped)");
     }

@@ -66,7 +66,7 @@ private:
 struct ScopeBackend::Call {
     sd_bus_slot* slot = nullptr;
     Done done;
-    ~Call() { sd_bus_slot_unref(slot); }
+    ~Call();
 };
 
 } // namespace ls::supervisor

@@ -1,29 +1,16 @@
 #include "tls/openssl_lib.h"
 
-#include <atomic>
-#include <dlfcn.h>
-#include <type_traits>
+#include "util/lazy_table.h"
 
 namespace ls::tls {
 
 namespace {
 const char* g_ssl_name = kLibSsl;
 const char* g_crypto_name = kLibCrypto;
-std::atomic<const OpenSsl*> g_loaded{nullptr};
-
-struct Loaded {
-    OpenSsl table;
-    std::string error; // empty: loaded
-};
-
-std::string dl_error() {
-    const char* e = dlerror();
-    return e ? e : "unknown error";
-}
 
 // The handles are never closed: OpenSSL keeps global state (and an atexit handler) in them.
-Loaded load() {
-    Loaded l;
+LoadedTable<OpenSsl> load() {
+    LoadedTable<OpenSsl> l;
     const std::string needs = std::string("TLS needs ") + g_ssl_name;
     // libssl first: a libcrypto that is missing shows in its dlerror.
     void* ssl = dlopen(g_ssl_name, RTLD_NOW | RTLD_LOCAL);
@@ -37,40 +24,30 @@ Loaded load() {
                   ", which could not be loaded: " + dl_error();
         return l;
     }
-    const auto resolve = [&l](void* lib, const char* lib_name, const char* name, auto& slot) {
-        if (!l.error.empty()) return;
-        dlerror();
-        void* f = dlsym(lib, name);
-        if (!f) {
-            l.error = std::string("TLS needs ") + lib_name + ", whose " + name +
-                      " could not be found: " + dl_error();
-            return;
-        }
-        slot = reinterpret_cast<std::remove_reference_t<decltype(slot)>>(f);
-    };
-#define LS_TLS_RESOLVE_CRYPTO(name) resolve(crypto, g_crypto_name, #name, l.table.name);
-#define LS_TLS_RESOLVE_SSL(name) resolve(ssl, g_ssl_name, #name, l.table.name);
+    const std::string crypto_prefix = std::string("TLS needs ") + g_crypto_name + ", whose ";
+    const std::string ssl_prefix = needs + ", whose ";
+#define LS_TLS_RESOLVE_CRYPTO(name)                                                                \
+    resolve_symbol(crypto, #name, l.table.name, l.error, crypto_prefix);
+#define LS_TLS_RESOLVE_SSL(name) resolve_symbol(ssl, #name, l.table.name, l.error, ssl_prefix);
     LS_TLS_CRYPTO_FUNCTIONS(LS_TLS_RESOLVE_CRYPTO)
     LS_TLS_SSL_FUNCTIONS(LS_TLS_RESOLVE_SSL)
 #undef LS_TLS_RESOLVE_CRYPTO
 #undef LS_TLS_RESOLVE_SSL
     return l;
 }
+
+LazyTable<OpenSsl>& table() {
+    static LazyTable<OpenSsl> t(&load);
+    return t;
+}
 } // namespace
 
 const OpenSsl* openssl(std::string* error) {
-    if (const OpenSsl* table = g_loaded.load(std::memory_order_acquire)) return table;
-    static const Loaded loaded = load();
-    if (!loaded.error.empty()) {
-        if (error) *error = loaded.error;
-        return nullptr;
-    }
-    g_loaded.store(&loaded.table, std::memory_order_release);
-    return &loaded.table;
+    return table().get(error);
 }
 
 bool openssl_loaded() {
-    return g_loaded.load(std::memory_order_acquire) != nullptr;
+    return table().loaded();
 }
 
 namespace testing {

@@ -6,11 +6,9 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <syslog.h>
-// Every entry would otherwise carry CODE_FILE/LINE/FUNC of this one sending function.
-#define SD_JOURNAL_SUPPRESS_LOCATION 1
-#include <systemd/sd-journal.h>
 #include <unistd.h>
 
+#include "sd/libsystemd.h"
 #include "util/log_time.h"
 
 namespace ls {
@@ -22,6 +20,8 @@ void* g_sink_user = nullptr;
 bool g_proxy_to_stderr = true;
 bool g_upstream_to_stderr = false;
 bool g_journal = false;
+// Set with g_journal: libsystemd's sd_journal_sendv, once loaded.
+decltype(&::sd_journal_sendv) g_journal_sendv = nullptr;
 
 const char* level_tag(LogLevel level) {
     switch (level) {
@@ -71,7 +71,7 @@ void journal_send(const char* const* fields, int count) {
         iov[n].iov_len = strlen(fields[i]);
         ++n;
     }
-    sd_journal_sendv(iov, n);
+    g_journal_sendv(iov, n);
 }
 
 void write_stderr(const char* data, size_t len) {
@@ -164,6 +164,16 @@ bool parse_log_target(std::string_view name, LogTarget& out) {
 
 void set_log_target(LogTarget target) {
     g_journal = target == LogTarget::Journal || (target == LogTarget::Auto && stderr_is_journal());
+    if (!g_journal) return;
+    // The journal is written through libsystemd, loaded now (see sd/libsystemd.h).
+    std::string error;
+    if (const sd::Systemd* lib = sd::systemd(&error)) {
+        g_journal_sendv = lib->sd_journal_sendv;
+        return;
+    }
+    g_journal = false;
+    const std::string line = "[warn] logging to stderr: the journal needs " + error + "\n";
+    write_stderr(line.data(), line.size());
 }
 
 void set_log_time_format(const LogTimeFormat& format) {

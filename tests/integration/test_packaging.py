@@ -180,7 +180,8 @@ class Deb(unittest.TestCase):
         fields = dict(line.split(": ", 1) for line in r.stdout.strip().splitlines())
         self.assertEqual(fields["Package"], PKG)
         self.assertEqual(fields["Version"].split("-")[0], meson_version())
-        # libraries from ${shlibs:Depends}, systemd-sysusers from ${misc:Depends}
+        # libraries from ${shlibs:Depends}, systemd-sysusers from ${misc:Depends}; libsystemd0
+        # by hand (it is loaded with dlopen(): src/sd/libsystemd.h)
         for dep in ("libsystemd0", "libev4", "libyaml-0-2", "libcjson1", "libstdc++6",
                     "systemd"):
             self.assertIn(dep, fields["Depends"])
@@ -419,9 +420,12 @@ class Rpm(unittest.TestCase):
         self.assertEqual(self.query("--qf", "%{NAME} %{VERSION}"),
                          "llama-swap " + meson_version())
 
-    def test_requires_the_dlopened_openssl(self):
-        # OpenSSL is loaded with dlopen(): the automatic soname requirements miss it
-        self.assertIn("libssl.so.3", self.query("--requires"))
+    def test_requires_the_dlopened_libraries(self):
+        # OpenSSL and libsystemd are loaded with dlopen(): the automatic soname requirements
+        # miss them
+        requires = self.query("--requires")
+        self.assertIn("libssl.so.3", requires)
+        self.assertIn("libsystemd.so.0", requires)
 
     def test_files(self):
         files = set(self.query("-l").split())

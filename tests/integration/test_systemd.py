@@ -36,6 +36,13 @@ def m_cfg(**models):
     return {"models": models}
 
 
+def maps_libsystemd(pid):
+    """Whether the process has libsystemd mapped (the daemon loads it only to talk to a
+    service manager: src/sd/libsystemd.h)."""
+    with open("/proc/%d/maps" % pid) as f:
+        return "libsystemd.so" in f.read()
+
+
 class NotifyTest(unittest.TestCase):
     """Owns a NOTIFY_SOCKET listener in a temp dir for each test."""
 
@@ -77,6 +84,7 @@ class SocketActivation(unittest.TestCase):
             self.assertIn("listening on http", log)
             self.assertIn("listening on ctl", log)
             self.assertNotIn("ignored.sock", log)
+            self.assertTrue(maps_libsystemd(d.pid), "socket-activated without libsystemd?")
             self.assertEqual(d.terminate(), 0)
 
     def test_listen_ignored_when_sockets_passed(self):
@@ -95,6 +103,13 @@ class SocketActivation(unittest.TestCase):
             self.assertEqual(d.request("GET", "/health").status, 200)
             self.assertEqual(d.chat("m").status, 200)
             self.assertIn("listening on 127.0.0.1:%d" % d.port, d.log())
+            if os.path.exists("/run/systemd/private"):
+                print("test_binds_listen_without_listen_fds: a system manager socket is here, "
+                      "so the scope backend loads libsystemd: not checking that it is unmapped",
+                      file=sys.stderr)
+            else:
+                self.assertFalse(maps_libsystemd(d.pid),
+                                 "libsystemd loaded with no service manager to talk to")
             self.assertEqual(d.terminate(), 0)
 
     def test_binds_unix_listen_without_listen_fds(self):
@@ -145,6 +160,7 @@ class Notify(NotifyTest):
                                  what="STATUS=0 running")
             self.assertEqual(self.notify.count(lambda t: "READY=1" in t.split("\n")), 1)
             self.assert_only_from(d.pid)
+            self.assertTrue(maps_libsystemd(d.pid))
 
     def test_status_loading_then_running(self):
         cfg = m_cfg(m={"cmd": h.fake_cmd(model="m", load_delay_ms=1500)})

@@ -6,11 +6,11 @@
 #include <criterion/criterion.h>
 
 #include <cstdlib>
-#include <link.h>
 #include <string>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "mapped.h"
 #include "tls/openssl_lib.h"
 #include "tls/tls.h"
 
@@ -18,25 +18,9 @@ using ls::config::TlsClientConfig;
 using ls::tls::Context;
 using ls::tls::Session;
 
+// mapped(): Criterion itself links libcrypto, so only libssl tells whether the daemon's code
+// loaded OpenSSL.
 namespace {
-// Whether an object whose path holds `name` is mapped in this process. (Criterion itself
-// links libcrypto, so only libssl tells whether the daemon's code loaded OpenSSL.)
-bool mapped(const char* name) {
-    struct Find {
-        const char* name;
-        bool found = false;
-    } find{name};
-    dl_iterate_phdr(
-        [](dl_phdr_info* info, size_t, void* data) {
-            auto* f = static_cast<Find*>(data);
-            if (info->dlpi_name && std::string(info->dlpi_name).find(f->name) != std::string::npos)
-                f->found = true;
-            return 0;
-        },
-        &find);
-    return find.found;
-}
-
 std::string temp_dir() {
     char dir[] = "/tmp/test-tls-XXXXXX";
     cr_assert(mkdtemp(dir));
