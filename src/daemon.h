@@ -89,6 +89,9 @@ private:
     void maybe_finish_shutdown();
     void update_status();
     bool admit(http::Connection& conn, const http::Request& req, const api::RouteMatch& route);
+    // match_route for the request's own path, matched once per request: its head, its end
+    // and the proxy all ask.
+    const api::RouteMatch& route_of(const http::Request& req);
     void serve_model_request(http::Connection& conn, http::Request& req);
     // The name a model request is routed by: the active profile's pin for the requested
     // name, then a selector's pick. False when it answered the request itself (a disabled
@@ -184,6 +187,12 @@ private:
     TimerWatcher status_timer_;
     TimerWatcher watchdog_;
     std::string last_status_;
+    struct RouteMemo {
+        uint64_t request_id = 0;
+        const char* path = nullptr;
+        size_t path_size = 0;
+        api::RouteMatch match;
+    } route_memo_;
     bool shutting_down_ = false;
     bool server_drained_ = false;
     bool forced_ = false;

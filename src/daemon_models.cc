@@ -114,10 +114,9 @@ void Daemon::on_exchange_progress(const proxy::ExchangeInfo& info, uint64_t byte
 void Daemon::on_exchange_end(const proxy::ExchangeInfo& info, const proxy::ExchangeResult& r) {
     if (info.in_flight) events_.on_exchange_end(info, r);
     const double duration_s = r.ended_at - info.started_at;
-    metrics_.on_request(std::string(info.model), r.status, duration_s, r.usage, r.outcome);
-    metrics_.on_upstream_result(std::string(info.model),
-                                r.first_byte_at > 0 ? r.first_byte_at - info.started_at : -1,
-                                r.failure);
+    metrics_.on_request(info.model, r.status, duration_s, r.usage, r.outcome);
+    metrics_.on_upstream_result(
+        info.model, r.first_byte_at > 0 ? r.first_byte_at - info.started_at : -1, r.failure);
     if (!info.metered) return;
     // The original's activity row.
     metrics::ActivityRecord rec;
@@ -168,7 +167,8 @@ void Daemon::on_exchange_end(const proxy::ExchangeInfo& info, const proxy::Excha
         take_body(fields & metrics::kCaptureRespBody, r.capture_body, c.resp_body);
         if (keep) captures_.add(std::move(c));
     }
-    if (id) events_.publish("activity", "{\"id\":" + std::to_string(id) + "}");
+    if (id && events_.has_streams())
+        events_.publish("activity", "{\"id\":" + std::to_string(id) + "}");
 }
 
 void Daemon::refuse_model_request(http::Connection& conn, int status, const std::string& message,
@@ -362,7 +362,7 @@ void Daemon::start_proxy(http::Connection& conn, http::Request& req, const std::
     const bool passthrough = req.path.starts_with("/upstream/");
     if (passthrough) opt.route_path = opt.target.substr(0, opt.target.find('?'));
     const api::RouteMatch route =
-        api::match_route(req.method_name, passthrough ? opt.route_path : req.path);
+        passthrough ? api::match_route(req.method_name, opt.route_path) : route_of(req);
     const bool model_route = route.kind == api::RouteKind::ModelJson;
     opt.in_flight = model_route && (route.method_allowed || !passthrough);
     opt.metered = model_route && req.method_name == "POST";

@@ -118,11 +118,22 @@ bool Daemon::admit(http::Connection& conn, const http::Request& req, const api::
     return true;
 }
 
+const api::RouteMatch& Daemon::route_of(const http::Request& req) {
+    RouteMemo& m = route_memo_;
+    if (m.request_id != req.id || m.path != req.path.data() || m.path_size != req.path.size()) {
+        m.match = api::match_route(req.method_name, req.path);
+        m.request_id = req.id;
+        m.path = req.path.data();
+        m.path_size = req.path.size();
+    }
+    return m.match;
+}
+
 bool Daemon::on_request_head(http::Connection& conn, http::Request& req) {
     // Requests without a body are answered in on_request, which keeps the connection open;
     // with a body, refusing now saves reading (and spooling) it.
     if (!req.has_body) return true;
-    const api::RouteMatch route = api::match_route(req.method_name, req.path);
+    const api::RouteMatch route = route_of(req);
     if (!admit(conn, req, route)) return false;
     if (route.kind == api::RouteKind::ModelJson) {
         std::string error;
@@ -142,7 +153,7 @@ bool Daemon::dispatch_early(http::Connection& conn, http::Request& req) {
     // upstream, while the rest arrives. A /upstream/<model>/ passthrough (its body is left
     // as it is), or a multipart upload (audio, images) whose model field came before its
     // file. Not JSON: filters read the whole document.
-    const api::RouteMatch route = api::match_route(req.method_name, req.path);
+    const api::RouteMatch route = route_of(req);
     if (route.kind == api::RouteKind::Upstream) {
         log_early_dispatch(req);
         serve_upstream_passthrough(conn, req, route.rest);
@@ -165,7 +176,7 @@ void Daemon::log_early_dispatch(const http::Request& req) {
 }
 
 void Daemon::on_request(http::Connection& conn, http::Request& req) {
-    const api::RouteMatch route = api::match_route(req.method_name, req.path);
+    const api::RouteMatch route = route_of(req);
     if (!req.has_body && !admit(conn, req, route)) return;
     // Built only by the routes that answer JSON here: the proxied path allocates nothing.
     auto respond_json = [&conn](std::string body) {

@@ -30,6 +30,8 @@ public:
     // Starts an event stream on `conn` (sends the initial burst).
     void open_stream(http::Connection& conn);
     void publish(const char* type, const std::string& data_json);
+    // Whether any event stream is open (an event for nobody need not be built).
+    bool has_streams() const { return !streams_.empty(); }
     // The current model list, sent on every change and to each new stream.
     void set_model_status(std::string json);
     // The active profile changed: `profileChanged` ({"active":...}), then the model list

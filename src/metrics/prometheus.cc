@@ -82,10 +82,19 @@ void Histogram::render(std::string& out, const char* name, const std::string& la
     sample_line(out, (std::string(name) + "_count").c_str(), labels, static_cast<double>(count_));
 }
 
-void MetricsRegistry::on_request(const std::string& model, int status, double duration_s,
+MetricsRegistry::ModelStats& MetricsRegistry::stats(std::string_view model) {
+    if (auto it = models_.find(model); it != models_.end()) return it->second;
+    return models_.try_emplace(std::string(model)).first->second;
+}
+
+void MetricsRegistry::on_request(std::string_view model, int status, double duration_s,
                                  const Usage& usage, const char* outcome) {
-    ModelStats& m = models_[model];
-    ++m.requests[{status, outcome}];
+    ModelStats& m = stats(model);
+    const std::pair<int, std::string_view> key{status, outcome};
+    if (auto it = m.requests.find(key); it != m.requests.end())
+        ++it->second;
+    else
+        m.requests.try_emplace({status, std::string(outcome)}, 1);
     if (usage.prompt_tokens > 0) m.prompt_tokens += static_cast<uint64_t>(usage.prompt_tokens);
     if (usage.cached_tokens > 0) m.cached_tokens += static_cast<uint64_t>(usage.cached_tokens);
     if (usage.generated_tokens > 0)
@@ -97,10 +106,10 @@ void MetricsRegistry::on_refused(const std::string& model, int status) {
     ++models_[model].requests[{status, "refused"}];
 }
 
-void MetricsRegistry::on_upstream_result(const std::string& model, double first_byte_s,
+void MetricsRegistry::on_upstream_result(std::string_view model, double first_byte_s,
                                          const char* failure) {
     if (first_byte_s < 0 && !failure) return;
-    ModelStats& m = models_[model];
+    ModelStats& m = stats(model);
     if (first_byte_s >= 0) m.first_byte.observe(first_byte_s);
     if (failure) ++m.failures[failure];
 }

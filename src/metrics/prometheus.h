@@ -33,7 +33,7 @@ private:
 class MetricsRegistry {
 public:
     // A proxied request ended; `outcome` as proxy::ExchangeResult::outcome.
-    void on_request(const std::string& model, int status, double duration_s, const Usage& usage,
+    void on_request(std::string_view model, int status, double duration_s, const Usage& usage,
                     const char* outcome);
     // A model request the daemon answered itself before any upstream (400 bad body, 404
     // unknown model, 413): `model` is "" when the name was not one of ours (clients choose
@@ -45,14 +45,23 @@ public:
     // The same request seen from the upstream's side: seconds from its arrival to the first
     // body byte of a 2xx upstream response (< 0: none), and why the upstream failed it
     // (proxy::ExchangeResult::failure; null: it did not).
-    void on_upstream_result(const std::string& model, double first_byte_s, const char* failure);
+    void on_upstream_result(std::string_view model, double first_byte_s, const char* failure);
     // `sample`: the performance sampler's latest (null: disabled or none yet).
     std::string render(const router::Scheduler& scheduler,
                        const perf::Sample* sample = nullptr) const;
 
 private:
+    struct StatusOutcomeLess {
+        using is_transparent = void;
+        template <class A, class B>
+        bool operator()(const A& a, const B& b) const {
+            return a.first != b.first ? a.first < b.first
+                                      : std::string_view(a.second) < std::string_view(b.second);
+        }
+    };
     struct ModelStats {
-        std::map<std::pair<int, std::string>, uint64_t> requests; // (status, outcome)
+        // (status, outcome); looked up without building a key (StatusOutcomeLess).
+        std::map<std::pair<int, std::string>, uint64_t, StatusOutcomeLess> requests;
         uint64_t prompt_tokens = 0;
         uint64_t cached_tokens = 0;
         uint64_t generated_tokens = 0;
@@ -62,7 +71,8 @@ private:
         Histogram load;
         std::map<std::string, uint64_t> failures; // by cause
     };
-    std::map<std::string, ModelStats> models_;
+    std::map<std::string, ModelStats, std::less<>> models_;
+    ModelStats& stats(std::string_view model); // created on first use
     uint64_t swaps_ = 0;
 };
 

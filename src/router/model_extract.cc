@@ -89,7 +89,7 @@ void JsonModelScanner::after_value() {
 
 // Consumes one character; returns false when the character must be looked at again (it
 // ended a number or literal).
-bool JsonModelScanner::step(char c) {
+inline bool JsonModelScanner::step(char c) {
     switch (s_) {
     case S::Value:
     case S::ValueOrArrayEnd:

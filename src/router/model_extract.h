@@ -48,7 +48,7 @@ public:
 
 private:
     void fail(const char* what);
-    bool step(char c);
+    [[gnu::always_inline]] inline bool step(char c);
     void push(char container);
     void after_value();
 
