@@ -1,7 +1,9 @@
 #include "router/model_extract.h"
 
 #include <algorithm>
+#include <bit>
 #include <cctype>
+#include <cstdint>
 #include <cstring>
 
 #include "http/headers.h"
@@ -15,6 +17,33 @@ bool is_ws(char c) {
 bool is_digit(char c) {
     return c >= '0' && c <= '9';
 }
+// The first byte in [p, end) that ends a run of plain string content: '"', '\\' or a control
+// character (< 0x20), else end. Eight bytes at a time (a prompt of agents' size is
+// hundreds of kilobytes of string): per word, the bytes equal to '"' or '\\' or below 0x20
+// get their high bit set. Borrows can mark bytes above a real match, never below it, so the
+// lowest mark is the first match (little-endian: the lowest bits are the first byte).
+const char* string_run_end(const char* p, const char* end) {
+    if constexpr (std::endian::native == std::endian::little) {
+        constexpr uint64_t kOnes = 0x0101010101010101ull;
+        constexpr uint64_t kHighs = 0x8080808080808080ull;
+        while (end - p >= 8) {
+            uint64_t v;
+            memcpy(&v, p, 8);
+            const uint64_t quote = v ^ (kOnes * '"');
+            const uint64_t backslash = v ^ (kOnes * '\\');
+            const uint64_t marks = ((quote - kOnes) & ~quote) | ((backslash - kOnes) & ~backslash) |
+                                   ((v - kOnes * 0x20) & ~v);
+            if (const uint64_t hit = marks & kHighs) return p + (std::countr_zero(hit) >> 3);
+            p += 8;
+        }
+    }
+    for (; p < end; ++p) {
+        const unsigned char c = static_cast<unsigned char>(*p);
+        if (c == '"' || c == '\\' || c < 0x20) break;
+    }
+    return p;
+}
+
 int hex_digit(char c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -298,12 +327,7 @@ void JsonModelScanner::on_body(const char* data, size_t len) {
         // Fast path: the bulk of a body is string content (messages, images), and the
         // strings kept (top-level keys, the model) are taken a run at a time too.
         if (s_ == S::String) {
-            size_t j = i;
-            while (j < len) {
-                const unsigned char c = static_cast<unsigned char>(data[j]);
-                if (c == '"' || c == '\\' || c < 0x20) break;
-                ++j;
-            }
+            const size_t j = static_cast<size_t>(string_run_end(data + i, data + len) - data);
             if (capture_) {
                 const size_t room = kMaxCapture - std::min(captured_.size(), kMaxCapture);
                 const size_t n = std::min(j - i, room);

@@ -744,3 +744,33 @@ Test(form_scanner, json_labelled_as_a_form_is_scanned_as_json) {
     cr_assert(form.finish(error));
     cr_assert(form.kind() == BodyScanner::Kind::Form);
 }
+
+// String content is skipped eight bytes at a time (string_run_end): a quote, a backslash or a
+// control character must be seen at every offset from a word's start, and bytes next to them
+// (' ', '!', '#', '[', ']', DEL, UTF-8) must not be taken for one. Byte by byte, the scanner
+// takes the one-byte path, so scan_json compares the two.
+Test(json_scanner, string_run_stops_at_every_offset) {
+    const std::string near_misses = " !#[]\x7f\xc3\xa9\xff";
+    for (size_t k = 0; k <= 24; ++k) {
+        const std::string pad(k, 'a');
+        for (char miss : near_misses) {
+            const std::string plain = pad + miss + pad;
+            expect_json_model("{\"model\":\"" + plain + "\"}", plain, "\"" + plain + "\"");
+        }
+        const std::string quoted = pad + "\\\"" + pad;
+        expect_json_model("{\"model\":\"" + quoted + "\"}", pad + "\"" + pad, "\"" + quoted + "\"");
+        const std::string backslash = pad + "\\\\" + pad;
+        expect_json_model("{\"model\":\"" + backslash + "\"}", pad + "\\" + pad,
+                          "\"" + backslash + "\"");
+        // The same stops in a string that is skipped, not kept.
+        const std::string content = "{\"messages\":[{\"content\":\"" + pad + "\\\"" + pad + "\\n" +
+                                    pad + "\"}],\"model\":\"m\"}";
+        expect_json_model(content, "m", "\"m\"");
+        for (char control : {'\x01', '\x1f', '\n', '\t'}) {
+            expect_json_invalid("{\"model\":\"" + pad + control + pad + "\"}");
+            expect_json_invalid("{\"messages\":\"" + pad + control + pad + "\",\"model\":\"m\"}");
+        }
+        // The string's end itself, at every offset.
+        expect_json_model("{\"model\":\"" + pad + "\",\"x\":1}", pad, "\"" + pad + "\"");
+    }
+}
