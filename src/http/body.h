@@ -3,6 +3,7 @@
 // upload never becomes a 500 MB heap buffer. Sending it upstream can then use sendfile().
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <sys/types.h>
@@ -22,6 +23,11 @@ public:
     Body& operator=(Body&&) = default;
 
     Result<void> append(const char* data, size_t len);
+    // A body of `length` bytes is coming (Content-Length): room for it is made at once when
+    // it will stay in memory, instead of growing (and copying) the buffer as it arrives.
+    void expect(uint64_t length) {
+        if (!file_.valid() && length <= memory_limit_) mem_.reserve(static_cast<size_t>(length));
+    }
     size_t size() const { return size_; }
     bool spooled() const { return file_.valid(); }
     // In-memory bytes (only when !spooled()).

@@ -174,9 +174,13 @@ void Connection::handle_read() {
             if (tunnel_paused_ || (static_cast<size_t>(n) < sizeof scratch && !tls_)) break;
             continue;
         }
-        in_.append(scratch, static_cast<size_t>(n));
         last_progress_ = ev_now(loop_);
-        parse_input();
+        if (in_off_ == in_.size() && !parser_paused_) {
+            parse_read(scratch, static_cast<size_t>(n));
+        } else {
+            in_.append(scratch, static_cast<size_t>(n));
+            parse_input();
+        }
         if (closed()) return;
         if (static_cast<size_t>(n) < sizeof scratch && !tls_) break;
     }
@@ -186,6 +190,43 @@ void Connection::handle_read() {
     // Decrypted bytes TLS holds already would wait for a socket event that may never come.
     if (tls_ && tls_->pending() > 0 && (io_.events() & EV_READ))
         ev_feed_fd_event(loop_, fd_.get(), EV_READ);
+}
+
+void Connection::parse_read(const char* data, size_t len) {
+    // Nothing is buffered: the parser reads the bytes where they were read (a body is then
+    // copied once, into the request, not twice). What it leaves at a pause (the request's
+    // end; a pipelined one may follow) goes to in_, where parse_input goes on as usual.
+    in_.clear();
+    in_off_ = 0;
+    const llhttp_errno_t err = llhttp_execute(&parser_, data, len);
+    if (err == HPE_OK) {
+        if (state_ == State::ReadingBody) body_progress();
+        return;
+    }
+    if (err == HPE_PAUSED) {
+        const char* pos = llhttp_get_error_pos(&parser_);
+        in_.assign(pos, static_cast<size_t>(data + len - pos));
+        on_parser_pause();
+        parse_input();
+        return;
+    }
+    on_parse_error();
+}
+
+void Connection::on_parser_pause() {
+    if (!dispatched_early_)
+        dispatch();
+    else if (exchange_)
+        exchange_->on_request_body(); // the rest of the body is in
+}
+
+void Connection::on_parse_error() {
+    if (stop_parsing_ || state_ == State::Closing || closed()) return; // we answered already
+    // Malformed HTTP: answer 400 and close; the connection state is unknown from here.
+    std::string msg = std::string("malformed HTTP request: ") + llhttp_get_error_reason(&parser_);
+    LOG_INFO("connection %llu from %s: %s", static_cast<unsigned long long>(id_), peer_.c_str(),
+             msg.c_str());
+    reject(400, msg, "bad_request");
 }
 
 void Connection::parse_input() {
@@ -201,19 +242,10 @@ void Connection::parse_input() {
         if (err == HPE_PAUSED) {
             const char* pos = llhttp_get_error_pos(&parser_);
             in_off_ += static_cast<size_t>(pos - data);
-            if (!dispatched_early_)
-                dispatch();
-            else if (exchange_)
-                exchange_->on_request_body(); // the rest of the body is in
+            on_parser_pause();
             continue;
         }
-        if (stop_parsing_ || state_ == State::Closing || closed()) return; // we answered already
-        // Malformed HTTP: answer 400 and close; the connection state is unknown from here.
-        std::string msg =
-            std::string("malformed HTTP request: ") + llhttp_get_error_reason(&parser_);
-        LOG_INFO("connection %llu from %s: %s", static_cast<unsigned long long>(id_), peer_.c_str(),
-                 msg.c_str());
-        reject(400, msg, "bad_request");
+        on_parse_error();
         return;
     }
     if (in_off_ == in_.size()) {

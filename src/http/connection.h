@@ -179,6 +179,9 @@ private:
     void handle_read();
     void handle_write();
     void parse_input();
+    void parse_read(const char* data, size_t len); // nothing buffered: parse where read
+    void on_parser_pause();                        // a request's end: dispatch it
+    void on_parse_error();
     void dispatch();
     void body_progress(); // after a read in ReadingBody: early dispatch, or news of the body
     void finish_request();

@@ -121,6 +121,7 @@ int Connection::cb_headers_complete(llhttp_t* p) {
         c->stop_parsing_ = true;
         return HPE_USER;
     }
+    if (r.content_length > 0) r.body.expect(r.content_length);
     if (r.expect_continue && r.version_minor >= 1) {
         static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
         c->queue_output(kContinue, sizeof kContinue - 1);
