@@ -5,6 +5,9 @@
 #include <cctype>
 #include <cstdint>
 #include <cstring>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "http/headers.h"
 
@@ -18,11 +21,26 @@ bool is_digit(char c) {
     return c >= '0' && c <= '9';
 }
 // The first byte in [p, end) that ends a run of plain string content: '"', '\\' or a control
-// character (< 0x20), else end. Eight bytes at a time (a prompt of agents' size is
-// hundreds of kilobytes of string): per word, the bytes equal to '"' or '\\' or below 0x20
-// get their high bit set. Borrows can mark bytes above a real match, never below it, so the
-// lowest mark is the first match (little-endian: the lowest bits are the first byte).
+// character (< 0x20), else end. A prompt of agents' size is hundreds of kilobytes of string,
+// so it is scanned 16 bytes at a time with SSE2 (every x86-64 has it), then 8 at a time: per
+// word, the bytes equal to '"' or '\\' or below 0x20 get their high bit set. Borrows can mark
+// bytes above a real match, never below it, so the lowest mark is the first match
+// (little-endian: the lowest bits are the first byte).
 const char* string_run_end(const char* p, const char* end) {
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"');
+    const __m128i backslash = _mm_set1_epi8('\\');
+    const __m128i control_max = _mm_set1_epi8(0x1F);
+    while (end - p >= 16) {
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+        const __m128i control = _mm_cmpeq_epi8(_mm_min_epu8(v, control_max), v); // v <= 0x1F
+        const __m128i stops = _mm_or_si128(
+            _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)), control);
+        if (const int mask = _mm_movemask_epi8(stops))
+            return p + std::countr_zero(static_cast<unsigned>(mask));
+        p += 16;
+    }
+#endif
     if constexpr (std::endian::native == std::endian::little) {
         constexpr uint64_t kOnes = 0x0101010101010101ull;
         constexpr uint64_t kHighs = 0x8080808080808080ull;
