@@ -169,6 +169,28 @@ if "nginx" in med_rps and "llama-swap" in med_rps:
         w("The other binary (e) reaches %.0f%% of (c) and %.0f%% of nginx."
           % (100 * med_rps["llama-swap-b"] / med_rps["llama-swap"], 100 * med_rps["llama-swap-b"] / med_rps["nginx"]))
 w("")
+prompt_rows = [n for n in ("direct", "nginx", "llama-swap") if wrk.get(n + "-prompt")]
+if prompt_rows:
+    w("### Large prompts (%s KiB chat bodies)" % meta.get("prompt_kb"))
+    w("")
+    w("The same wrk load with a user message of about %s KiB (lines of 1000 characters with an escaped "
+      "newline each), %s rounds of half the length interleaved: what an agent's context costs. llama-swap "
+      "scans every body for `model` as it arrives (16 bytes at a time through the string content) and, "
+      "with its defaults, keeps a copy for `/api/captures`; nginx passes it on." % (
+          meta.get("prompt_kb"), len(wrk[prompt_rows[0] + "-prompt"])))
+    w("")
+    w("| target | req/s | × direct | p50 latency | proxy CPU per request | req/s of each round |")
+    w("|---|---:|---:|---:|---:|---|")
+    pm = {}
+    for n in prompt_rows:
+        runs = wrk[n + "-prompt"]
+        pm[n] = med([rps(r) for r in runs])
+        pcpu = "–" if n == "direct" else "%.1f µs" % med([cpu_us(r, "proxy_cpu_ticks") for r in runs])
+        w("| %s | %.0f | %s | %s | %s | %s |" % (
+            n, pm[n], "%.2f" % (pm[n] / pm["direct"]) if "direct" in pm else "–",
+            ms(med([int(r["p50_us"]) for r in runs])), pcpu, ", ".join("%.0f" % rps(r) for r in runs)))
+    w("")
+w("")
 if sysc and "none" not in sysc:
     w("### System calls per proxied request")
     w("")
