@@ -176,7 +176,7 @@ if prompt_rows:
     w("The same wrk load with a user message of about %s KiB (lines of 1000 characters with an escaped "
       "newline each), %s rounds of half the length interleaved: what an agent's context costs. llama-swap "
       "scans every body for `model` as it arrives (16 bytes at a time through the string content) and, "
-      "with its defaults, keeps a copy for `/api/captures`; nginx passes it on." % (
+      "with its defaults, keeps a copy for `/api/captures`; nginx (no request buffering, as `contrib/nginx/llama-swap.conf` sets it) passes it on." % (
           meta.get("prompt_kb"), len(wrk[prompt_rows[0] + "-prompt"])))
     w("")
     w("| target | req/s | × direct | p50 latency | proxy CPU per request | req/s of each round |")
