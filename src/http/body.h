@@ -32,6 +32,13 @@ public:
     bool spooled() const { return file_.valid(); }
     // In-memory bytes (only when !spooled()).
     std::string_view memory() const { return mem_; }
+    // Hands the in-memory bytes over (a capture keeps them once the exchange is done);
+    // size() still tells how long the body was.
+    std::string take_memory() {
+        std::string out = std::move(mem_);
+        mem_.clear();
+        return out;
+    }
     // The spool file (only when spooled()).
     int fd() const { return file_.get(); }
     // Copies up to `len` bytes at `offset` into `out` (works for both storages).

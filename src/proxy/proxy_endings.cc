@@ -16,8 +16,19 @@ constexpr double kRequeueDelay = 0.1;
 constexpr int kRequeues = 5;
 } // namespace
 
+void ProxyExchange::take_request_body(bool move) {
+    if (!capture_body_from_request_) return;
+    capture_body_from_request_ = false;
+    // The connection may have gone on to its next request since (a failure answered, then a
+    // pipelined request): that request's body is not this one's, and the capture gets none.
+    if (req_.id != info_.id || req_.body.spooled()) return;
+    capture_req_body_ = move ? req_.body.take_memory() : std::string(req_.body.memory());
+}
+
 void ProxyExchange::finish_ok() {
     state_ = State::Done;
+    // Sent and answered: the request's body is not needed again, so a capture takes it.
+    take_request_body(true);
     if (wrap_upstream_error_ && client_) {
         std::string ev = "data: " + upstream_error_ + "\n\ndata: [DONE]\n\n";
         client_->write_body(ev.data(), ev.size());

@@ -45,6 +45,7 @@ ProxyExchange::~ProxyExchange() {
     scheduler_.cancel(this);
     if (state_ == State::WaitingConnection) pool_.cancel(this);
     release_model();
+    take_request_body(false); // an ending other than finish_ok: copied, if still there
     if (started_ && opt_.observer) {
         ExchangeResult r;
         r.status = status_;
@@ -90,7 +91,7 @@ void ProxyExchange::begin() {
         capture_req_headers_ = req_.headers;
         if (opt_.capture_req_body && req_.body_complete && req_.body.size() <= opt_.capture_limit) {
             if (!req_.body.spooled()) {
-                capture_req_body_.emplace(req_.body.memory());
+                capture_body_from_request_ = true;
             } else {
                 std::string copy(req_.body.size(), '\0');
                 auto got = req_.body.read_at(0, copy.data(), copy.size());

@@ -180,6 +180,7 @@ private:
     void fail_client(int status, const std::string& message, const std::string& code,
                      int retry_after_s = 0);
     void finish_ok();
+    void take_request_body(bool move);
     void release_model();
     void close_upstream();
     void update_upstream_io();
@@ -265,6 +266,9 @@ private:
     std::optional<metrics::UsageScanner> usage_; // made with a 2xx response head
     http::HeaderList capture_req_headers_;       // see ProxyOptions::capture_limit
     std::optional<std::string> capture_req_body_;
+    // The capture's request body is the request's own, in memory: taken when the exchange
+    // ends (take_request_body), not copied when it begins.
+    bool capture_body_from_request_ = false;
     bool capture_head_ = false; // resp_headers_ (the client's head by then) goes to the capture
     std::optional<std::string> capture_body_;
 
