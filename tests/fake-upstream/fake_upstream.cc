@@ -1429,8 +1429,10 @@ int g_listen_fd = -1;
 
 bool handle_stop_listening(Connection& c, const Request& req) {
     const long long after = query_int(req.query, "exit_after_ms").value_or(500);
-    const bool ok = reply(c, req, 200, "text/plain", "stopped listening\n");
+    // Before the answer: once the client has it, a connect must be refused (answering first
+    // let a fast proxy connect again before this thread got to the shutdown).
     ::shutdown(g_listen_fd, SHUT_RD); // Linux: the socket leaves LISTEN, connects are refused
+    const bool ok = reply(c, req, 200, "text/plain", "stopped listening\n");
     std::thread([after] {
         sleep_ms(static_cast<double>(after));
         raw_stderr("fake-upstream: exiting after /stop-listening\n");
