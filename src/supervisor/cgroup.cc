@@ -132,8 +132,10 @@ Result<void> CgroupManager::prepare_v2() {
         if (own_path("").empty()) return make_error("cannot enable controllers in the root cgroup");
         // Moving every process of our cgroup is only ours to do in our own delegated unit
         // (Delegate=yes), never in, say, the login session of the shell that started us.
+        // (systemd sets INVOCATION_ID in every unit it runs: without it, libsystemd, which is
+        // loaded only when needed, has nothing to tell.)
         char* unit = nullptr;
-        const sd::Systemd* lib = sd::systemd();
+        const sd::Systemd* lib = getenv("INVOCATION_ID") ? sd::systemd() : nullptr;
         const bool own_unit =
             lib && lib->sd_pid_get_unit(getpid(), &unit) >= 0 && unit &&
             own_path("").size() > strlen(unit) &&

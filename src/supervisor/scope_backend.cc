@@ -184,65 +184,66 @@ std::unique_ptr<ScopeBackend::Call> ScopeBackend::start_scope(const std::string&
         call->done("no connection to the service manager");
         return call;
     }
+    const sd::Systemd& api = lib();
     sd_bus_message* m = nullptr;
     int r =
-        lib().sd_bus_message_new_method_call(bus_, &m, kDest, kPath, kIface, "StartTransientUnit");
+        api.sd_bus_message_new_method_call(bus_, &m, kDest, kPath, kIface, "StartTransientUnit");
     auto ok = [&](int rr) {
         return rr >= 0 && r >= 0 ? (r = rr, true) : (r = rr < 0 ? rr : r, false);
     };
-    if (ok(r)) ok(lib().sd_bus_message_append(m, "ss", unit.c_str(), "fail"));
-    if (ok(r)) ok(lib().sd_bus_message_open_container(m, 'a', "(sv)"));
-    if (ok(r)) ok(lib().sd_bus_message_append(m, "(sv)", "Description", "s", description.c_str()));
+    if (ok(r)) ok(api.sd_bus_message_append(m, "ss", unit.c_str(), "fail"));
+    if (ok(r)) ok(api.sd_bus_message_open_container(m, 'a', "(sv)"));
+    if (ok(r)) ok(api.sd_bus_message_append(m, "(sv)", "Description", "s", description.c_str()));
     if (ok(r))
-        ok(lib().sd_bus_message_append(m, "(sv)", "PIDs", "au", 1, static_cast<uint32_t>(pid)));
-    if (ok(r)) ok(lib().sd_bus_message_append(m, "(sv)", "Slice", "s", "llama-swap.slice"));
-    if (ok(r)) ok(lib().sd_bus_message_append(m, "(sv)", "CollectMode", "s", "inactive-or-failed"));
+        ok(api.sd_bus_message_append(m, "(sv)", "PIDs", "au", 1, static_cast<uint32_t>(pid)));
+    if (ok(r)) ok(api.sd_bus_message_append(m, "(sv)", "Slice", "s", "llama-swap.slice"));
+    if (ok(r)) ok(api.sd_bus_message_append(m, "(sv)", "CollectMode", "s", "inactive-or-failed"));
     if (ok(r))
-        ok(lib().sd_bus_message_append(m, "(sv)", "TimeoutStopUSec", "t",
-                                       static_cast<uint64_t>(stop_timeout_s * 1e6)));
+        ok(api.sd_bus_message_append(m, "(sv)", "TimeoutStopUSec", "t",
+                                     static_cast<uint64_t>(stop_timeout_s * 1e6)));
     if (limits.memory_max && ok(r))
-        ok(lib().sd_bus_message_append(m, "(sv)", "MemoryMax", "t", limits.memory_max));
+        ok(api.sd_bus_message_append(m, "(sv)", "MemoryMax", "t", limits.memory_max));
     if (limits.memory_high && ok(r))
-        ok(lib().sd_bus_message_append(m, "(sv)", "MemoryHigh", "t", limits.memory_high));
+        ok(api.sd_bus_message_append(m, "(sv)", "MemoryHigh", "t", limits.memory_high));
     if (limits.cpu_quota_percent && ok(r))
-        ok(lib().sd_bus_message_append(m, "(sv)", "CPUQuotaPerSecUSec", "t",
-                                       static_cast<uint64_t>(limits.cpu_quota_percent) * 10000));
+        ok(api.sd_bus_message_append(m, "(sv)", "CPUQuotaPerSecUSec", "t",
+                                     static_cast<uint64_t>(limits.cpu_quota_percent) * 10000));
     if (!limits.allowed_cpus.empty() && ok(r)) {
         const std::vector<uint8_t> mask = cpu_mask(limits.allowed_cpus);
-        ok(lib().sd_bus_message_open_container(m, 'r', "sv"));
-        if (ok(r)) ok(lib().sd_bus_message_append(m, "s", "AllowedCPUs"));
-        if (ok(r)) ok(lib().sd_bus_message_open_container(m, 'v', "ay"));
-        if (ok(r)) ok(lib().sd_bus_message_append_array(m, 'y', mask.data(), mask.size()));
-        if (ok(r)) ok(lib().sd_bus_message_close_container(m));
-        if (ok(r)) ok(lib().sd_bus_message_close_container(m));
+        ok(api.sd_bus_message_open_container(m, 'r', "sv"));
+        if (ok(r)) ok(api.sd_bus_message_append(m, "s", "AllowedCPUs"));
+        if (ok(r)) ok(api.sd_bus_message_open_container(m, 'v', "ay"));
+        if (ok(r)) ok(api.sd_bus_message_append_array(m, 'y', mask.data(), mask.size()));
+        if (ok(r)) ok(api.sd_bus_message_close_container(m));
+        if (ok(r)) ok(api.sd_bus_message_close_container(m));
     }
     if (limits.gpus_set && ok(r)) {
         // Closed device policy: the standard pseudo devices, the GPU control nodes, and only
         // the model's own /dev/nvidia<N>.
-        ok(lib().sd_bus_message_append(m, "(sv)", "DevicePolicy", "s", "closed"));
-        if (ok(r)) ok(lib().sd_bus_message_open_container(m, 'r', "sv"));
-        if (ok(r)) ok(lib().sd_bus_message_append(m, "s", "DeviceAllow"));
-        if (ok(r)) ok(lib().sd_bus_message_open_container(m, 'v', "a(ss)"));
-        if (ok(r)) ok(lib().sd_bus_message_open_container(m, 'a', "(ss)"));
+        ok(api.sd_bus_message_append(m, "(sv)", "DevicePolicy", "s", "closed"));
+        if (ok(r)) ok(api.sd_bus_message_open_container(m, 'r', "sv"));
+        if (ok(r)) ok(api.sd_bus_message_append(m, "s", "DeviceAllow"));
+        if (ok(r)) ok(api.sd_bus_message_open_container(m, 'v', "a(ss)"));
+        if (ok(r)) ok(api.sd_bus_message_open_container(m, 'a', "(ss)"));
         for (const char* node :
              {"/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset"})
-            if (ok(r)) ok(lib().sd_bus_message_append(m, "(ss)", node, "rw"));
+            if (ok(r)) ok(api.sd_bus_message_append(m, "(ss)", node, "rw"));
         for (int g : limits.gpus) {
             const std::string node = "/dev/nvidia" + std::to_string(g);
-            if (ok(r)) ok(lib().sd_bus_message_append(m, "(ss)", node.c_str(), "rw"));
+            if (ok(r)) ok(api.sd_bus_message_append(m, "(ss)", node.c_str(), "rw"));
         }
-        if (ok(r)) ok(lib().sd_bus_message_close_container(m));
-        if (ok(r)) ok(lib().sd_bus_message_close_container(m));
-        if (ok(r)) ok(lib().sd_bus_message_close_container(m));
+        if (ok(r)) ok(api.sd_bus_message_close_container(m));
+        if (ok(r)) ok(api.sd_bus_message_close_container(m));
+        if (ok(r)) ok(api.sd_bus_message_close_container(m));
     }
     if (!own_unit_.empty() && ok(r)) {
-        ok(lib().sd_bus_message_append(m, "(sv)", "BindsTo", "as", 1, own_unit_.c_str()));
-        if (ok(r)) ok(lib().sd_bus_message_append(m, "(sv)", "After", "as", 1, own_unit_.c_str()));
+        ok(api.sd_bus_message_append(m, "(sv)", "BindsTo", "as", 1, own_unit_.c_str()));
+        if (ok(r)) ok(api.sd_bus_message_append(m, "(sv)", "After", "as", 1, own_unit_.c_str()));
     }
-    if (ok(r)) ok(lib().sd_bus_message_close_container(m));
-    if (ok(r)) ok(lib().sd_bus_message_append(m, "a(sa(sv))", 0));
-    if (ok(r)) ok(lib().sd_bus_call_async(bus_, &call->slot, m, &on_start_reply, call.get(), 0));
-    lib().sd_bus_message_unref(m);
+    if (ok(r)) ok(api.sd_bus_message_close_container(m));
+    if (ok(r)) ok(api.sd_bus_message_append(m, "a(sa(sv))", 0));
+    if (ok(r)) ok(api.sd_bus_call_async(bus_, &call->slot, m, &on_start_reply, call.get(), 0));
+    api.sd_bus_message_unref(m);
     if (r < 0) call->done(std::string("cannot ask for a scope: ") + strerror(-r));
     update_watchers();
     return call;
@@ -263,35 +264,36 @@ namespace ls::supervisor {
 std::vector<std::string> ScopeBackend::clean_stale() {
     std::vector<std::string> cleaned;
     if (!bus_) return cleaned;
+    const sd::Systemd& api = lib();
     sd_bus_error error = SD_BUS_ERROR_NULL;
     sd_bus_message* reply = nullptr;
-    int r = lib().sd_bus_call_method(bus_, kDest, kPath, kIface, "ListUnitsByPatterns", &error,
-                                     &reply, "asas", 0, 1, "llama-swap-*.scope");
-    lib().sd_bus_error_free(&error);
+    int r = api.sd_bus_call_method(bus_, kDest, kPath, kIface, "ListUnitsByPatterns", &error,
+                                   &reply, "asas", 0, 1, "llama-swap-*.scope");
+    api.sd_bus_error_free(&error);
     if (r < 0) return cleaned; // an old manager without it: nothing found, nothing harmed
     std::vector<std::pair<std::string, pid_t>> stale;
-    r = lib().sd_bus_message_enter_container(reply, 'a', "(ssssssouso)");
+    r = api.sd_bus_message_enter_container(reply, 'a', "(ssssssouso)");
     while (r > 0) {
         const char *name = nullptr, *description = nullptr, *load = nullptr, *active = nullptr,
                    *sub = nullptr, *following = nullptr, *path = nullptr, *job_type = nullptr,
                    *job_path = nullptr;
         uint32_t job = 0;
-        r = lib().sd_bus_message_read(reply, "(ssssssouso)", &name, &description, &load, &active,
-                                      &sub, &following, &path, &job, &job_type, &job_path);
+        r = api.sd_bus_message_read(reply, "(ssssssouso)", &name, &description, &load, &active,
+                                    &sub, &following, &path, &job, &job_type, &job_path);
         if (r <= 0) break;
         auto owner = scope_owner_pid(description ? description : "");
         if (owner && !owner_is_alive(*owner) && strcmp(active, "inactive") != 0 &&
             strcmp(active, "failed") != 0)
             stale.emplace_back(name, *owner);
     }
-    lib().sd_bus_message_unref(reply);
+    api.sd_bus_message_unref(reply);
     for (const auto& [unit, owner] : stale) {
         // SIGKILL at once (its owner cannot stop it gracefully any more), then the stop
         // collects the unit, so the name is free for our own start of that model.
-        lib().sd_bus_call_method(bus_, kDest, kPath, kIface, "KillUnit", nullptr, nullptr, "ssi",
-                                 unit.c_str(), "all", SIGKILL);
-        lib().sd_bus_call_method(bus_, kDest, kPath, kIface, "StopUnit", nullptr, nullptr, "ss",
-                                 unit.c_str(), "replace");
+        api.sd_bus_call_method(bus_, kDest, kPath, kIface, "KillUnit", nullptr, nullptr, "ssi",
+                               unit.c_str(), "all", SIGKILL);
+        api.sd_bus_call_method(bus_, kDest, kPath, kIface, "StopUnit", nullptr, nullptr, "ss",
+                               unit.c_str(), "replace");
         cleaned.push_back(unit + " (left by llama-swap pid " + std::to_string(owner) +
                           ", killed and stopped)");
     }
