@@ -266,7 +266,8 @@ void Daemon::on_request(http::Connection& conn, http::Request& req) {
             return;
         }
         const long long n = std::stoll(id);
-        const metrics::Capture* c = n > 0 ? captures_.find(static_cast<uint64_t>(n)) : nullptr;
+        const std::optional<metrics::CaptureView> c =
+            n > 0 ? captures_.find(static_cast<uint64_t>(n)) : std::nullopt;
         if (!c) {
             conn.respond_error(404, "capture not found", "not_found");
             return;

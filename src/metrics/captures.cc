@@ -1,9 +1,14 @@
 #include "metrics/captures.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <sys/mman.h>
+#include <utility>
 
 #include "http/error_body.h"
 #include "http/header_display.h"
+#include "util/log.h"
 
 namespace ls::metrics {
 
@@ -28,49 +33,162 @@ unsigned capture_fields_for(std::string_view path) {
 }
 
 namespace {
-size_t headers_bytes(const std::optional<CaptureHeaders>& h) {
-    size_t n = 0;
-    if (h)
-        for (const auto& f : h->items()) n += f.name.size() + f.value.size() + sizeof f;
-    return n;
+// What precedes each capture's bytes in the ring: its id, which parts it has, their lengths.
+// The parts follow in this order: req_path, req_headers, req_body, resp_headers, resp_body.
+struct RecordHead {
+    uint64_t id;
+    uint64_t present; // bit i: part i + 1 is there (the path always is)
+    uint64_t length[5];
+};
+constexpr size_t kParts = 5;
+constexpr size_t kAlign = alignof(RecordHead);
+
+size_t record_bytes(size_t payload) {
+    return (sizeof(RecordHead) + payload + kAlign - 1) / kAlign * kAlign;
+}
+
+// The parts of `c` in the ring's order; nullptr for an absent one.
+struct Parts {
+    std::string_view data[kParts];
+    bool present[kParts];
+};
+Parts parts_of(const Capture& c) {
+    auto headers = [](const std::optional<CaptureHeaders>& h) {
+        return h ? h->data() : std::string_view();
+    };
+    auto body = [](const std::optional<std::string>& b) {
+        return b ? std::string_view(*b) : std::string_view();
+    };
+    return Parts{{c.req_path, headers(c.req_headers), body(c.req_body), headers(c.resp_headers),
+                  body(c.resp_body)},
+                 {true, c.req_headers.has_value(), c.req_body.has_value(),
+                  c.resp_headers.has_value(), c.resp_body.has_value()}};
 }
 } // namespace
 
 size_t Capture::bytes() const {
-    return sizeof(Capture) + req_path.size() + headers_bytes(req_headers) +
-           headers_bytes(resp_headers) + (req_body ? req_body->size() : 0) +
-           (resp_body ? resp_body->size() : 0);
+    const Parts p = parts_of(*this);
+    size_t payload = 0;
+    for (std::string_view d : p.data) payload += d.size();
+    return record_bytes(payload);
 }
 
-void CaptureStore::set_capacity(size_t capacity_bytes) {
-    capacity_ = capacity_bytes;
-    while (!items_.empty() && used_ > capacity_) {
-        used_ -= items_.front().bytes();
-        items_.pop_front();
-    }
+CaptureStore::~CaptureStore() {
+    unmap();
 }
 
-bool CaptureStore::add(Capture c) {
-    const size_t n = c.bytes();
-    if (capacity_ == 0 || n > capacity_) return false;
-    while (!items_.empty() && used_ + n > capacity_) {
-        used_ -= items_.front().bytes();
-        items_.pop_front();
-    }
-    used_ += n;
-    items_.push_back(std::move(c));
-    return true;
-}
-
-const Capture* CaptureStore::find(uint64_t id) const {
-    auto it = std::lower_bound(items_.begin(), items_.end(), id,
-                               [](const Capture& c, uint64_t v) { return c.id < v; });
-    return it != items_.end() && it->id == id ? &*it : nullptr;
+void CaptureStore::unmap() {
+    if (ring_) munmap(ring_, mapped_);
+    ring_ = nullptr;
+    mapped_ = 0;
 }
 
 void CaptureStore::clear() {
-    items_.clear();
+    index_.clear();
     used_ = 0;
+    tail_ = 0;
+}
+
+char* CaptureStore::append(uint64_t id, size_t n) {
+    if (n == 0 || n > capacity_) return nullptr;
+    if (!ring_) {
+        // Reserved, not committed: pages become resident as captures reach them.
+        void* p = mmap(nullptr, capacity_, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED) {
+            LOG_WARN("captures: cannot map a %zu-byte store: %s; requests are not captured",
+                     capacity_, std::strerror(errno));
+            capacity_ = 0;
+            return nullptr;
+        }
+        ring_ = static_cast<char*>(p);
+        mapped_ = capacity_;
+    }
+    const bool wrap = tail_ + n > capacity_;
+    const size_t at = wrap ? 0 : tail_;
+    // The region claimed lies right after the newest capture (on a wrap: the rest of the ring
+    // and its start), where the oldest are: evict in order until the oldest lies elsewhere.
+    while (!index_.empty()) {
+        const Entry& old = index_.front();
+        const bool overlaps = wrap ? old.offset >= tail_ || old.offset < n
+                                   : old.offset < at + n && old.offset + old.length > at;
+        if (!overlaps) break;
+        used_ -= old.length;
+        index_.pop_front();
+    }
+    index_.push_back(Entry{id, at, n});
+    used_ += n;
+    tail_ = at + n;
+    return ring_ + at;
+}
+
+bool CaptureStore::add(const Capture& c) {
+    if (!index_.empty() && c.id <= index_.back().id) return false; // ids ascend (find)
+    const Parts p = parts_of(c);
+    RecordHead head{};
+    head.id = c.id;
+    size_t payload = 0;
+    for (size_t i = 0; i < kParts; ++i) {
+        head.length[i] = p.data[i].size();
+        if (p.present[i]) head.present |= uint64_t(1) << i;
+        payload += p.data[i].size();
+    }
+    char* out = append(c.id, record_bytes(payload));
+    if (!out) return false;
+    std::memcpy(out, &head, sizeof head);
+    out += sizeof head;
+    for (std::string_view d : p.data) {
+        if (!d.empty()) std::memcpy(out, d.data(), d.size());
+        out += d.size();
+    }
+    return true;
+}
+
+void CaptureStore::set_capacity(size_t capacity_bytes) {
+    if (capacity_bytes == capacity_) return;
+    // A new ring with the newest captures that fit, copied over oldest first (the oldest go
+    // again if it is smaller).
+    CaptureStore next(capacity_bytes);
+    for (const Entry& e : index_)
+        if (char* out = next.append(e.id, e.length)) std::memcpy(out, ring_ + e.offset, e.length);
+    unmap();
+    capacity_ = next.capacity_;
+    ring_ = std::exchange(next.ring_, nullptr);
+    mapped_ = std::exchange(next.mapped_, 0);
+    tail_ = next.tail_;
+    used_ = next.used_;
+    index_ = std::move(next.index_);
+}
+
+const CaptureStore::Entry* CaptureStore::locate(uint64_t id) const {
+    auto it = std::lower_bound(index_.begin(), index_.end(), id,
+                               [](const Entry& e, uint64_t v) { return e.id < v; });
+    return it != index_.end() && it->id == id ? &*it : nullptr;
+}
+
+std::optional<CaptureView> CaptureStore::find(uint64_t id) const {
+    const Entry* e = locate(id);
+    if (!e) return std::nullopt;
+    RecordHead head;
+    std::memcpy(&head, ring_ + e->offset, sizeof head);
+    const char* at = ring_ + e->offset + sizeof head;
+    std::string_view part[kParts];
+    for (size_t i = 0; i < kParts; ++i) {
+        part[i] = std::string_view(at, head.length[i]);
+        at += head.length[i];
+    }
+    auto opt = [&](size_t i) -> std::optional<std::string_view> {
+        if (!(head.present & (uint64_t(1) << i))) return std::nullopt;
+        return part[i];
+    };
+    CaptureView v;
+    v.id = head.id;
+    v.req_path = part[0];
+    v.req_headers = opt(1);
+    v.req_body = opt(2);
+    v.resp_headers = opt(3);
+    v.resp_body = opt(4);
+    return v;
 }
 
 std::string base64_encode(std::string_view in) {
@@ -100,15 +218,16 @@ std::string base64_encode(std::string_view in) {
 }
 
 namespace {
-std::string headers_json(const std::optional<CaptureHeaders>& h) {
-    return h ? http::header_map_json(http::header_map(*h)) : "null";
+std::string headers_json(const std::optional<std::string_view>& packed) {
+    return packed ? http::header_map_json(http::header_map(CaptureHeaders::unpack(*packed)))
+                  : "null";
 }
-std::string body_json(const std::optional<std::string>& b) {
+std::string body_json(const std::optional<std::string_view>& b) {
     return b ? "\"" + base64_encode(*b) + "\"" : "null";
 }
 } // namespace
 
-std::string capture_json(const Capture& c) {
+std::string capture_json(const CaptureView& c) {
     return "{\"id\":" + std::to_string(c.id) + ",\"req_path\":\"" + http::json_escape(c.req_path) +
            "\",\"req_headers\":" + headers_json(c.req_headers) +
            ",\"req_body\":" + body_json(c.req_body) +

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "http/headers.h"
+#include "http/packed_headers.h"
 #include "metrics/usage.h"
 
 namespace ls::proxy {
@@ -58,9 +59,9 @@ struct ExchangeResult {
     // response head the client got, and a 200 response's whole body (nullopt: not kept, or
     // longer than the limit).
     // (mutable: an observer may take them rather than copy them)
-    mutable http::HeaderList capture_req_headers;
+    mutable http::PackedHeaders capture_req_headers;
     mutable std::optional<std::string> capture_req_body;
-    mutable http::HeaderList capture_headers;
+    mutable http::PackedHeaders capture_headers;
     mutable std::optional<std::string> capture_body;
 };
 

@@ -59,7 +59,7 @@ ProxyExchange::~ProxyExchange() {
         r.error_body = std::move(error_body_);
         r.capture_req_headers = std::move(capture_req_headers_);
         r.capture_req_body = std::move(capture_req_body_);
-        if (capture_head_) r.capture_headers = std::move(resp_headers_);
+        if (capture_head_) r.capture_headers = http::PackedHeaders(resp_headers_);
         r.capture_body = std::move(capture_body_);
         if (usage_) {
             usage_->finish();
@@ -88,7 +88,7 @@ void ProxyExchange::begin() {
     if (opt_.capture_limit > 0) {
         // The connection forgets the request when the response is done: copy what a capture
         // keeps now (a body from memory; a spooled one only when it fits the limit).
-        capture_req_headers_ = req_.headers;
+        capture_req_headers_ = http::PackedHeaders(req_.headers);
         if (opt_.capture_req_body && req_.body_complete && req_.body.size() <= opt_.capture_limit) {
             if (!req_.body.spooled()) {
                 capture_body_from_request_ = true;

@@ -264,7 +264,7 @@ private:
     bool keep_error_body_ = false;
     double granted_at_ = 0;
     std::optional<metrics::UsageScanner> usage_; // made with a 2xx response head
-    http::HeaderList capture_req_headers_;       // see ProxyOptions::capture_limit
+    http::PackedHeaders capture_req_headers_;    // see ProxyOptions::capture_limit
     std::optional<std::string> capture_req_body_;
     // The capture's request body is the request's own, in memory: taken when the exchange
     // ends (take_request_body), not copied when it begins.

@@ -15,6 +15,7 @@
 #include "http/body.h"
 #include "http/error_body.h"
 #include "http/headers.h"
+#include "http/packed_headers.h"
 #include "http/request.h"
 #include "http/status.h"
 #include "logs/line_ring.h"
@@ -85,6 +86,30 @@ Test(headers, header_list_find_set_remove) {
     cr_assert(h.has("new"));
     h.clear();
     cr_assert(h.empty());
+}
+
+Test(headers, packed_round_trip) {
+    cr_assert(PackedHeaders().empty());
+    cr_assert(PackedHeaders().unpack().empty());
+    HeaderList h;
+    h.add("Content-Type", "application/json");
+    h.add("x-empty", "");
+    h.add("X-Bin", std::string("a\0b\r", 4));
+    h.add("x-dup", "1");
+    h.add("X-Dup", std::string(70000, 'v')); // past any short length field
+    const PackedHeaders p(h);
+    cr_assert(!p.empty());
+    // Names, values and one 4-byte length each: nothing per field beyond that.
+    size_t text = 0;
+    for (const Header& f : h.items()) text += f.name.size() + f.value.size() + 8;
+    cr_assert_eq(p.bytes(), text);
+    const HeaderList back = p.unpack();
+    cr_assert_eq(back.items().size(), h.items().size());
+    for (size_t i = 0; i < h.items().size(); ++i) {
+        cr_assert(back.items()[i].name == h.items()[i].name, "name %zu", i);
+        cr_assert(back.items()[i].value == h.items()[i].value, "value %zu", i);
+    }
+    cr_assert(*back.find("x-dup") == "1"); // order kept: the first value wins
 }
 
 Test(headers, hop_by_hop_fixed_names) {

@@ -1,0 +1,29 @@
+#include "http/packed_headers.h"
+
+namespace ls::http {
+
+PackedHeaders::PackedHeaders(const HeaderList& list) {
+    size_t total = 0;
+    for (const Header& h : list.items())
+        total += 2 * sizeof(Length) + h.name.size() + h.value.size();
+    data_.reserve(total);
+    auto put = [this](const std::string& s) {
+        const Length n = static_cast<Length>(s.size());
+        data_.append(reinterpret_cast<const char*>(&n), sizeof n);
+        data_.append(s);
+    };
+    for (const Header& h : list.items()) {
+        put(h.name);
+        put(h.value);
+    }
+}
+
+HeaderList PackedHeaders::unpack(std::string_view packed) {
+    HeaderList out;
+    for_each(packed, [&out](std::string_view name, std::string_view value) {
+        out.add(std::string(name), std::string(value));
+    });
+    return out;
+}
+
+} // namespace ls::http
