@@ -113,7 +113,9 @@ RouteMatch match_route(std::string_view method, std::string_view path) {
         {"/api/captures/", true, RouteKind::Capture, Methods::GetHead},
     };
     for (const PrefixRoute& r : kPrefixRoutes) {
-        if (!path.starts_with(r.prefix) || (r.rest_required && path.size() == r.prefix.size()))
+        // The second byte first: it tells most paths from every prefix without a compare.
+        if (path.size() < 2 || path[1] != r.prefix[1] || !path.starts_with(r.prefix) ||
+            (r.rest_required && path.size() == r.prefix.size()))
             continue;
         m.kind = r.kind;
         m.rest = path.substr(r.prefix.size());

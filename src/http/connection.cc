@@ -17,6 +17,8 @@
 
 namespace ls::http {
 
+using namespace std::literals;
+
 namespace {
 // Decimal (or hex) digits appended without snprintf: this runs for every response and chunk.
 void append_number(std::string& out, uint64_t value, int base = 10) {
@@ -470,23 +472,25 @@ void Connection::start_head_line(int status, const HeaderList& headers, bool dro
     response_status_ = status;
     response_bytes_ = 0;
     // Written straight into the output buffer: no temporary strings on the per-request path.
-    out_ += "HTTP/1.1 ";
+    out_ += "HTTP/1.1 "sv;
     append_number(out_, static_cast<uint64_t>(status));
     out_ += ' ';
     out_ += status_text(status);
-    out_ += "\r\nDate: ";
+    out_ += "\r\nDate: "sv;
     out_ += http_date();
-    out_ += "\r\n";
+    out_ += "\r\n"sv;
     bool allow_origin_given = false;
     for (const auto& h : headers.items()) {
-        if (drop_framing &&
-            (iequals(h.name, "content-length") || iequals(h.name, "transfer-encoding")))
-            continue; // the framing we chose replaces these
+        if (drop_framing) {
+            const Field f = field_of(h.name);
+            if (f == Field::ContentLength || f == Field::TransferEncoding)
+                continue; // the framing we chose replaces these
+        }
         allow_origin_given = allow_origin_given || iequals(h.name, "access-control-allow-origin");
         out_ += h.name;
-        out_ += ": ";
+        out_ += ": "sv;
         out_ += h.value;
-        out_ += "\r\n";
+        out_ += "\r\n"sv;
     }
     // Browsers calling from another origin (web UIs) may read our answers, as with the original.
     if (!allow_origin_given && req_.headers.has("origin"))

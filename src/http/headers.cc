@@ -1,17 +1,8 @@
 #include "http/headers.h"
 
 #include <algorithm>
-#include <cctype>
 
 namespace ls::http {
-
-namespace {
-// ASCII only (header names are tokens): no locale lookup per character.
-char lower(char c) {
-    return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c;
-}
-
-} // namespace
 
 std::string_view trim(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -19,11 +10,59 @@ std::string_view trim(std::string_view s) {
     return s;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i)
-        if (lower(a[i]) != lower(b[i])) return false;
-    return true;
+Field field_of(std::string_view name) {
+    auto is = [name](std::string_view known, Field f) {
+        return iequals_same_size(name.data(), known.data(), known.size()) ? f : Field::Other;
+    };
+    switch (name.size()) {
+    case 2:
+        return is("te", Field::Te);
+    case 4:
+        return is("host", Field::Host);
+    case 6:
+        return is("expect", Field::Expect);
+    case 7:
+        return (name[0] | 0x20) == 't' ? is("trailer", Field::Trailer)
+                                       : is("upgrade", Field::Upgrade);
+    case 9:
+        return is("x-api-key", Field::XApiKey);
+    case 10:
+        return (name[0] | 0x20) == 'c' ? is("connection", Field::Connection)
+                                       : is("keep-alive", Field::KeepAlive);
+    case 12:
+        return is("content-type", Field::ContentType);
+    case 13:
+        return is("authorization", Field::Authorization);
+    case 14:
+        return is("content-length", Field::ContentLength);
+    case 16:
+        return is("proxy-connection", Field::ProxyConnection);
+    case 17:
+        return is("transfer-encoding", Field::TransferEncoding);
+    case 18:
+        return is("proxy-authenticate", Field::ProxyAuthenticate);
+    case 19:
+        return is("proxy-authorization", Field::ProxyAuthorization);
+    default:
+        return Field::Other;
+    }
+}
+
+bool is_hop_by_hop(Field f) {
+    switch (f) {
+    case Field::Connection:
+    case Field::KeepAlive:
+    case Field::ProxyConnection:
+    case Field::ProxyAuthenticate:
+    case Field::ProxyAuthorization:
+    case Field::Te:
+    case Field::Trailer:
+    case Field::TransferEncoding:
+    case Field::Upgrade:
+        return true;
+    default:
+        return false;
+    }
 }
 
 bool header_has_token(std::string_view value, std::string_view token) {
@@ -50,12 +89,8 @@ void HeaderList::remove(std::string_view name) {
 }
 
 bool is_hop_by_hop(std::string_view name, std::string_view connection) {
-    static constexpr std::string_view kHopByHop[] = {
-        "connection", "keep-alive",        "proxy-connection", "proxy-authenticate", "te",
-        "trailer",    "transfer-encoding", "upgrade",          "proxy-authorization"};
-    for (auto h : kHopByHop)
-        if (iequals(name, h)) return true;
-    return !connection.empty() && header_has_token(connection, name);
+    return is_hop_by_hop(field_of(name)) ||
+           (!connection.empty() && header_has_token(connection, name));
 }
 
 bool is_hop_by_hop(std::string_view name, const HeaderList& headers) {

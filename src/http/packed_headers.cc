@@ -6,11 +6,14 @@ PackedHeaders::PackedHeaders(const HeaderList& list) {
     size_t total = 0;
     for (const Header& h : list.items())
         total += 2 * sizeof(Length) + h.name.size() + h.value.size();
-    data_.reserve(total);
-    auto put = [this](const std::string& s) {
+    // Sized once and written in place: a capture packs two lists per request.
+    data_.resize(total);
+    char* out = data_.data();
+    auto put = [&out](const std::string& s) {
         const Length n = static_cast<Length>(s.size());
-        data_.append(reinterpret_cast<const char*>(&n), sizeof n);
-        data_.append(s);
+        std::memcpy(out, &n, sizeof n);
+        std::memcpy(out + sizeof n, s.data(), s.size());
+        out += sizeof n + s.size();
     };
     for (const Header& h : list.items()) {
         put(h.name);

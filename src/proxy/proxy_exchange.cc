@@ -16,6 +16,8 @@
 
 namespace ls::proxy {
 
+using namespace std::literals;
+
 namespace {
 constexpr size_t kSmallRead = 4096; // below this a read may have been one small segment
 } // namespace
@@ -291,27 +293,28 @@ void ProxyExchange::build_request() {
     head_ += ' ';
     head_ += upstream_->base_path;
     head_ += opt_.target.empty() ? req_.target : opt_.target; // empty: the client's own
-    head_ += " HTTP/1.1\r\n";
+    head_ += " HTTP/1.1\r\n"sv;
     bool has_host = false;
     const bool peer = opt_.peer != nullptr;
     const std::string* connection = req_.headers.find("connection");
     const std::string_view connection_value = connection ? *connection : std::string_view();
     for (const auto& h : req_.headers.items()) {
-        if (http::is_hop_by_hop(h.name, connection_value) ||
-            http::iequals(h.name, "content-length") || http::iequals(h.name, "expect"))
+        const http::Field f = http::field_of(h.name);
+        if (http::is_hop_by_hop(f) || f == http::Field::ContentLength || f == http::Field::Expect ||
+            (!connection_value.empty() && http::header_has_token(connection_value, h.name)))
             continue;
         // A peer gets its own key, never the client's.
         if ((opt_.strip_credentials || peer) &&
-            (http::iequals(h.name, "authorization") || http::iequals(h.name, "x-api-key")))
+            (f == http::Field::Authorization || f == http::Field::XApiKey))
             continue;
-        if (http::iequals(h.name, "host")) {
+        if (f == http::Field::Host) {
             if (peer) continue; // a remote server is addressed by its own name
             has_host = true;
         }
         head_ += h.name;
-        head_ += ": ";
+        head_ += ": "sv;
         head_ += h.value;
-        head_ += "\r\n";
+        head_ += "\r\n"sv;
     }
     if (!has_host) head_ += "Host: " + upstream_->host_header + "\r\n";
     if (peer && !opt_.peer->api_key.empty()) {

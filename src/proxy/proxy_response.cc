@@ -62,17 +62,20 @@ int ProxyExchange::cb_headers_complete(llhttp_t* p) {
     if (const std::string* c = out.find("connection")) connection = *c;
     std::vector<http::Header>& items = out.items();
     size_t kept = 0;
-    bool sse = false;
+    size_t content_type = items.size(); // its index once kept; none: items.size()
     for (size_t i = 0; i < items.size(); ++i) {
         http::Header& h = items[i];
-        if (http::is_hop_by_hop(h.name, connection) || http::iequals(h.name, "content-length"))
+        const http::Field f = http::field_of(h.name);
+        if (http::is_hop_by_hop(f) || f == http::Field::ContentLength ||
+            (!connection.empty() && http::header_has_token(connection, h.name)))
             continue;
-        if (http::iequals(h.name, "content-type") &&
-            h.value.find("text/event-stream") != std::string::npos)
-            sse = true;
+        if (f == http::Field::ContentType && content_type == items.size()) content_type = kept;
         if (kept != i) items[kept] = std::move(h);
         ++kept;
     }
+    const std::string* ct = content_type < kept ? &items[content_type].value : nullptr;
+    const bool sse = ct && ct->find("text/event-stream") != std::string::npos;
+    if (x->opt_.observer) x->content_type_ = ct ? *ct : "";
     items.erase(items.begin() + static_cast<std::ptrdiff_t>(kept), items.end());
     // nginx and other buffering proxies must pass events through as they come.
     if (sse && !out.has("X-Accel-Buffering")) out.add("X-Accel-Buffering", "no");
@@ -91,8 +94,6 @@ int ProxyExchange::cb_headers_complete(llhttp_t* p) {
     x->state_ = State::Relaying;
     x->timeout_.stop();
     if (x->opt_.observer) {
-        const std::string* ct = x->resp_headers_.find("content-type");
-        x->content_type_ = ct ? *ct : "";
         x->opt_.observer->on_exchange_response(x->info_, status, out);
         if (x->opt_.capture_limit > 0) {
             x->capture_head_ = true; // the head itself is taken when the exchange ends

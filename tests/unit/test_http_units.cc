@@ -36,6 +36,60 @@ Test(headers, iequals) {
     cr_assert_not(iequals("a", ""));
 }
 
+// Every pair of byte values at every position of the byte-wise (short) and word-wise
+// (8 bytes and more, overlapping last word) paths: equal exactly when ASCII lowercase says so.
+Test(headers, iequals_every_byte_pair_every_position) {
+    auto fold = [](unsigned char c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; };
+    size_t mismatches = 0;
+    std::string first;
+    for (size_t n : {1u, 5u, 8u, 9u, 13u, 16u, 17u}) {
+        for (size_t at = 0; at < n; ++at) {
+            std::string a(n, 'k'), b(n, 'K');
+            for (int x = 0; x < 256; ++x) {
+                for (int y = 0; y < 256; ++y) {
+                    a[at] = static_cast<char>(x);
+                    b[at] = static_cast<char>(y);
+                    const bool want =
+                        fold(static_cast<unsigned char>(x)) == fold(static_cast<unsigned char>(y));
+                    if (iequals(a, b) != want && mismatches++ == 0)
+                        first = "n=" + std::to_string(n) + " at=" + std::to_string(at) +
+                                " x=" + std::to_string(x) + " y=" + std::to_string(y);
+                }
+            }
+        }
+    }
+    cr_assert_eq(mismatches, 0u, "%zu mismatches, the first: %s", mismatches, first.c_str());
+}
+
+Test(headers, field_of_names) {
+    cr_assert(field_of("Content-Length") == Field::ContentLength);
+    cr_assert(field_of("CONTENT-TYPE") == Field::ContentType);
+    cr_assert(field_of("connection") == Field::Connection);
+    cr_assert(field_of("Keep-Alive") == Field::KeepAlive);
+    cr_assert(field_of("TE") == Field::Te);
+    cr_assert(field_of("Trailer") == Field::Trailer);
+    cr_assert(field_of("upgrade") == Field::Upgrade);
+    cr_assert(field_of("Transfer-Encoding") == Field::TransferEncoding);
+    cr_assert(field_of("Proxy-Connection") == Field::ProxyConnection);
+    cr_assert(field_of("Proxy-Authenticate") == Field::ProxyAuthenticate);
+    cr_assert(field_of("Proxy-Authorization") == Field::ProxyAuthorization);
+    cr_assert(field_of("Authorization") == Field::Authorization);
+    cr_assert(field_of("X-Api-Key") == Field::XApiKey);
+    cr_assert(field_of("Host") == Field::Host);
+    cr_assert(field_of("Expect") == Field::Expect);
+    // Same lengths, other names; near misses.
+    cr_assert(field_of("tE-") == Field::Other);
+    cr_assert(field_of("hosT2") == Field::Other);
+    cr_assert(field_of("Traileq") == Field::Other);
+    cr_assert(field_of("Upgrades") == Field::Other);
+    cr_assert(field_of("content-lengtH ") == Field::Other);
+    cr_assert(field_of("Content_Length") == Field::Other);
+    cr_assert(field_of("Accept-Encoding") == Field::Other);
+    cr_assert(field_of("") == Field::Other);
+    cr_assert(is_hop_by_hop(Field::Te) && is_hop_by_hop(Field::KeepAlive));
+    cr_assert(!is_hop_by_hop(Field::ContentLength) && !is_hop_by_hop(Field::Host));
+}
+
 Test(headers, header_has_token) {
     cr_assert(header_has_token("keep-alive, Upgrade", "upgrade"));
     cr_assert(header_has_token("close", "close"));
