@@ -10,42 +10,59 @@ std::string_view trim(std::string_view s) {
     return s;
 }
 
+namespace {
+// `name` (of the literal's length) against a lowercase literal: its words are constants, and
+// with the length known the loop unrolls.
+template <size_t N>
+[[gnu::always_inline]] inline bool is_lowercase_literal(const char* name, const char (&known)[N]) {
+    constexpr size_t n = N - 1;
+    if constexpr (n >= 8) {
+        for (size_t i = 0; i + 8 < n; i += 8)
+            if (detail::lower8(detail::load8(name + i)) != detail::load8(known + i)) return false;
+        return detail::lower8(detail::load8(name + n - 8)) == detail::load8(known + n - 8);
+    } else {
+        for (size_t i = 0; i < n; ++i)
+            if (detail::lower(name[i]) != known[i]) return false;
+        return true;
+    }
+}
+} // namespace
+
 Field field_of(std::string_view name) {
-    auto is = [name](std::string_view known, Field f) {
-        return iequals_same_size(name.data(), known.data(), known.size()) ? f : Field::Other;
-    };
+#define LS_IS(literal, field) (is_lowercase_literal(name.data(), literal) ? (field) : Field::Other)
     switch (name.size()) {
     case 2:
-        return is("te", Field::Te);
+        return LS_IS("te", Field::Te);
     case 4:
-        return is("host", Field::Host);
+        return LS_IS("host", Field::Host);
     case 6:
-        return is("expect", Field::Expect);
+        return LS_IS("expect", Field::Expect);
     case 7:
-        return (name[0] | 0x20) == 't' ? is("trailer", Field::Trailer)
-                                       : is("upgrade", Field::Upgrade);
+        return (name[0] | 0x20) == 't' ? LS_IS("trailer", Field::Trailer)
+                                       : LS_IS("upgrade", Field::Upgrade);
     case 9:
-        return is("x-api-key", Field::XApiKey);
+        return LS_IS("x-api-key", Field::XApiKey);
     case 10:
-        return (name[0] | 0x20) == 'c' ? is("connection", Field::Connection)
-                                       : is("keep-alive", Field::KeepAlive);
+        return (name[0] | 0x20) == 'c' ? LS_IS("connection", Field::Connection)
+                                       : LS_IS("keep-alive", Field::KeepAlive);
     case 12:
-        return is("content-type", Field::ContentType);
+        return LS_IS("content-type", Field::ContentType);
     case 13:
-        return is("authorization", Field::Authorization);
+        return LS_IS("authorization", Field::Authorization);
     case 14:
-        return is("content-length", Field::ContentLength);
+        return LS_IS("content-length", Field::ContentLength);
     case 16:
-        return is("proxy-connection", Field::ProxyConnection);
+        return LS_IS("proxy-connection", Field::ProxyConnection);
     case 17:
-        return is("transfer-encoding", Field::TransferEncoding);
+        return LS_IS("transfer-encoding", Field::TransferEncoding);
     case 18:
-        return is("proxy-authenticate", Field::ProxyAuthenticate);
+        return LS_IS("proxy-authenticate", Field::ProxyAuthenticate);
     case 19:
-        return is("proxy-authorization", Field::ProxyAuthorization);
+        return LS_IS("proxy-authorization", Field::ProxyAuthorization);
     default:
         return Field::Other;
     }
+#undef LS_IS
 }
 
 bool is_hop_by_hop(Field f) {

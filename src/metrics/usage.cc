@@ -1,8 +1,13 @@
 #include "metrics/usage.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace ls::metrics {
 
@@ -63,13 +68,20 @@ size_t value_end(std::string_view text, size_t i) {
 // rest of a request). Members past kMax, and everything after malformed text, are absent.
 struct Members {
     static constexpr size_t kMax = 48;
-    std::string_view name[kMax];
-    std::string_view value[kMax];
+    // Plain spans, left uninitialised past n: string_views would be zeroed, all 96 of them,
+    // for every object read.
+    struct Span {
+        const char* data;
+        size_t size;
+        std::string_view view() const { return {data, size}; }
+    };
+    Span name[kMax];
+    Span value[kMax];
     size_t n = 0;
 
     std::string_view get(std::string_view key) const {
         for (size_t k = 0; k < n; ++k)
-            if (name[k] == key) return value[k];
+            if (name[k].view() == key) return value[k].view();
         return {};
     }
 };
@@ -86,8 +98,8 @@ Members members_of(std::string_view object) {
         i = skip_space(object, i + 1);
         const size_t end = value_end(object, i);
         if (end == std::string_view::npos) break;
-        m.name[m.n] = name;
-        m.value[m.n++] = object.substr(i, end - i);
+        m.name[m.n] = {name.data(), name.size()};
+        m.value[m.n++] = {object.data() + i, end - i};
         i = skip_space(object, end);
         if (i >= object.size() || object[i] != ',') break;
         i = skip_space(object, i + 1);
@@ -100,7 +112,8 @@ double number(const Members& object, std::string_view key) {
     const std::string_view v = object.get(key);
     if (v.empty() || !(v[0] == '-' || (v[0] >= '0' && v[0] <= '9'))) return -1;
     // Counts are plain digits: read them here (exact below 2^53, which 15 digits are).
-    if (v.size() <= 15 && v.find_first_not_of("0123456789") == std::string_view::npos) {
+    if (v.size() <= 15 &&
+        std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) {
         double out = 0;
         for (char c : v) out = out * 10 + (c - '0');
         return out;
@@ -172,9 +185,13 @@ void from_timings(std::string_view timings_text, Usage& u) {
     }
 }
 
-// Where `"usage": {...}` and `"timings": {...}` objects are in a JSON text, found by one
-// string-aware pass; only these small objects are then read, never the whole response (a
-// chat answer, or megabytes of embedding numbers), and nothing is allocated.
+// Where `"usage": {...}` and `"timings": {...}` objects are in a JSON text; only these small
+// objects are then read, never the whole response (a chat answer, or megabytes of embedding
+// numbers), and nothing is allocated. No walk over every string of the text either: the
+// keys are found as bytes. In valid JSON the bytes `"usage"` can occur inside a string only
+// as `\"usage"`, its first quote escaped (a quote that ends a string is followed by `:`, `,`
+// or a bracket, never by a letter), so a match whose quote follows an even run of
+// backslashes is a key.
 struct ObjectSpans {
     static constexpr size_t kMax = 8;
     std::string_view usage[kMax];
@@ -182,33 +199,63 @@ struct ObjectSpans {
     size_t n_usage = 0, n_timings = 0;
 };
 
+constexpr std::string_view kUsageKey = "\"usage\"", kTimingsKey = "\"timings\"";
+
+// The next '"' followed by 'u' or 't' at or after `from`, or npos: 16 positions at a time
+// with SSE2 (every x86-64 has it), as the response passes once per event.
+size_t next_quote_u_or_t(std::string_view text, size_t from) {
+    const char* p = text.data();
+    const size_t n = text.size();
+    size_t i = from;
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"'), u = _mm_set1_epi8('u'), t = _mm_set1_epi8('t');
+    for (; i + 17 <= n; i += 16) {
+        const __m128i here = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+        const __m128i next = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + 1));
+        const __m128i hit =
+            _mm_and_si128(_mm_cmpeq_epi8(here, quote),
+                          _mm_or_si128(_mm_cmpeq_epi8(next, u), _mm_cmpeq_epi8(next, t)));
+        if (const int mask = _mm_movemask_epi8(hit)) return i + __builtin_ctz(mask);
+    }
+#endif
+    for (; i + 1 < n; ++i)
+        if (p[i] == '"' && (p[i + 1] == 'u' || p[i + 1] == 't')) return i;
+    return std::string_view::npos;
+}
+
+// The next unescaped `"usage"` or `"timings"` at or after `from` (npos: none), and which.
+size_t next_key(std::string_view text, size_t from, bool& usage) {
+    for (size_t at; (at = next_quote_u_or_t(text, from)) != std::string_view::npos; from = at + 1) {
+        const std::string_view rest = text.substr(at);
+        usage = rest.starts_with(kUsageKey);
+        if (!usage && !rest.starts_with(kTimingsKey)) continue;
+        size_t backslashes = 0;
+        while (at > backslashes && text[at - backslashes - 1] == '\\') ++backslashes;
+        if (backslashes % 2 == 0) return at;
+    }
+    return std::string_view::npos;
+}
+
 ObjectSpans find_objects(std::string_view text) {
     ObjectSpans spans;
-    size_t i = 0;
-    while (i < text.size()) {
-        if (text[i] != '"') {
-            const void* q = memchr(text.data() + i, '"', text.size() - i);
-            if (!q) break;
-            i = static_cast<size_t>(static_cast<const char*>(q) - text.data());
+    bool usage = false;
+    for (size_t at = next_key(text, 0, usage); at != std::string_view::npos;) {
+        size_t resume = at + (usage ? kUsageKey : kTimingsKey).size();
+        size_t k = skip_space(text, resume);
+        if (k < text.size() && text[k] == ':') {
+            k = skip_space(text, k + 1);
+            if (k < text.size() && text[k] == '{') {
+                const size_t object_end = value_end(text, k);
+                if (object_end == std::string_view::npos) break; // cut short: tells nothing
+                const std::string_view object = text.substr(k, object_end - k);
+                if (usage && spans.n_usage < ObjectSpans::kMax)
+                    spans.usage[spans.n_usage++] = object;
+                else if (!usage && spans.n_timings < ObjectSpans::kMax)
+                    spans.timings[spans.n_timings++] = object;
+                resume = object_end; // inside: only counters
+            }
         }
-        // A string: is it the key of an object value we want?
-        const size_t end = string_end(text, i);
-        if (end == std::string_view::npos) break;
-        const std::string_view key = text.substr(i + 1, end - i - 2);
-        i = end;
-        if (key != "usage" && key != "timings") continue;
-        size_t k = skip_space(text, i);
-        if (k >= text.size() || text[k] != ':') continue;
-        k = skip_space(text, k + 1);
-        if (k >= text.size() || text[k] != '{') continue;
-        const size_t object_end = value_end(text, k);
-        if (object_end == std::string_view::npos) break; // cut short: tells nothing
-        const std::string_view object = text.substr(k, object_end - k);
-        if (key == "usage" && spans.n_usage < ObjectSpans::kMax)
-            spans.usage[spans.n_usage++] = object;
-        else if (key == "timings" && spans.n_timings < ObjectSpans::kMax)
-            spans.timings[spans.n_timings++] = object;
-        i = object_end; // inside: only counters
+        at = next_key(text, resume, usage);
     }
     return spans;
 }

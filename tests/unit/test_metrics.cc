@@ -177,6 +177,20 @@ Test(usage, only_real_usage_objects_count) {
     cr_assert_eq(u.prompt_tokens, 7);
     cr_assert_eq(u.generated_tokens, 8);
     cr_assert_eq(u.cached_tokens, 5);
+    // A key that ends in an escaped quote and "usage" (the key `x "usage`): the bytes
+    // `"usage"` and an object after them, but their quote is escaped; a run of escaped
+    // backslashes before a real key is not.
+    u = scan("{\"a\":\"y\\\\\",\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":6},"
+             "\"x \\\"usage\":{\"prompt_tokens\":9}}",
+             false);
+    cr_assert_eq(u.prompt_tokens, 5);
+    cr_assert_eq(u.generated_tokens, 6);
+    // A "timings" key inside the usage object found first is not read as llama.cpp's.
+    u = scan("{\"usage\":{\"prompt_tokens\":1,\"x\":{\"timings\":{\"prompt_n\":50}}},"
+             "\"timings\":{\"predicted_per_second\":2.5}}",
+             false);
+    cr_assert_eq(u.prompt_tokens, 1);
+    cr_assert(u.tokens_per_second == 2.5);
     // A document cut inside its usage object tells nothing.
     assert_unknown(scan("{\"usage\":{\"prompt_tokens\":3,\"completion_tok", false));
 }
