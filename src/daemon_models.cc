@@ -119,14 +119,15 @@ void Daemon::on_exchange_end(const proxy::ExchangeInfo& info, const proxy::Excha
         info.model, r.first_byte_at > 0 ? r.first_byte_at - info.started_at : -1, r.failure);
     if (!info.metered) return;
     // The original's activity row.
-    metrics::ActivityRecord rec;
+    metrics::ActivityRecord* slot = activity_.start_record(); // filled in place
+    if (!slot) return;
+    metrics::ActivityRecord& rec = *slot;
     rec.timestamp = static_cast<long>(time(nullptr));
-    rec.model = std::string(info.model);
+    rec.model.assign(info.model);
     // The path the upstream got (the original strips /v and /audioapi before its record).
-    rec.req_path =
-        std::string(info.path.starts_with("/upstream/") ? info.route_path
-                                                        : api::upstream_path(info.route_path));
-    rec.resp_content_type = r.content_type;
+    rec.req_path.assign(info.path.starts_with("/upstream/") ? info.route_path
+                                                            : api::upstream_path(info.route_path));
+    rec.resp_content_type.assign(r.content_type);
     // A response cut short still says the status its head had; none at all: 502, ours.
     rec.resp_status_code = r.status ? r.status : 502;
     rec.duration_ms = static_cast<long long>(duration_s * 1000);
@@ -144,7 +145,7 @@ void Daemon::on_exchange_end(const proxy::ExchangeInfo& info, const proxy::Excha
         rec.error_msg = std::string("response not completed: ") + r.outcome;
     if (!info.selector.empty()) rec.metadata["selector"] = std::string(info.selector);
     const bool ok = rec.resp_status_code == 200;
-    const uint64_t id = activity_.add(std::move(rec));
+    const uint64_t id = rec.id;
     if (id && captures_.enabled()) {
         // The original's capture: a failed request keeps no response body.
         const unsigned fields = metrics::capture_fields_for(api::upstream_path(info.route_path)) &
@@ -352,7 +353,7 @@ bool Daemon::route_virtual_name(http::Connection& conn, std::string& name,
 }
 
 void Daemon::start_proxy(http::Connection& conn, http::Request& req, const std::string& id,
-                         proxy::ProxyOptions opt) {
+                         proxy::ProxyOptions&& opt) {
     opt.strip_credentials = !cfg_.api_keys.empty();
     opt.observer = this;
     req.log_model = id;

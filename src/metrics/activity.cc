@@ -19,13 +19,45 @@ void ActivityLog::set_capacity(size_t capacity) {
     while (records_.size() > capacity_) records_.pop_front();
 }
 
+void ActivityRecord::reset() {
+    // Field by field (a fresh record assigned over it would move every string twice); the
+    // size check makes a new field fail the build until it is reset here too.
+    static_assert(sizeof(ActivityRecord) == 4 * sizeof(std::string) + sizeof(TokenMetrics) +
+                                                sizeof(metadata) + 4 * sizeof(uint64_t),
+                  "a new ActivityRecord field must be reset here");
+    id = 0;
+    timestamp = 0;
+    model.clear();
+    req_path.clear();
+    resp_content_type.clear();
+    resp_status_code = 0;
+    tokens = TokenMetrics();
+    duration_ms = 0;
+    error_msg.clear();
+    metadata.clear();
+}
+
+ActivityRecord* ActivityLog::start_record() {
+    if (capacity_ == 0) return nullptr;
+    if (records_.size() >= capacity_) {
+        ActivityRecord oldest = std::move(records_.front());
+        while (records_.size() >= capacity_) records_.pop_front();
+        records_.push_back(std::move(oldest));
+    } else {
+        records_.emplace_back();
+    }
+    ActivityRecord& r = records_.back();
+    r.reset();
+    r.id = next_id_++;
+    return &r;
+}
+
 uint64_t ActivityLog::add(ActivityRecord record) {
-    if (capacity_ == 0) return 0;
-    record.id = next_id_++;
-    const uint64_t id = record.id;
-    records_.push_back(std::move(record));
-    while (records_.size() > capacity_) records_.pop_front();
-    return id;
+    ActivityRecord* slot = start_record();
+    if (!slot) return 0;
+    record.id = slot->id;
+    *slot = std::move(record);
+    return slot->id;
 }
 
 const ActivityRecord* ActivityLog::find(uint64_t id) const {

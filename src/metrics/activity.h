@@ -37,6 +37,8 @@ struct ActivityRecord {
     long long duration_ms = 0;
     std::string error_msg; // "" for none
     std::map<std::string, std::string> metadata;
+    // As a new record, but its strings keep their room.
+    void reset();
 };
 
 // A non-200 response's description, as the original's: the body's error message (error.message,
@@ -49,6 +51,10 @@ public:
     void set_capacity(size_t capacity);
     // Stores the record with the next id and returns that id (0 when nothing is kept).
     uint64_t add(ActivityRecord record);
+    // The next record, reset, its id given, for the caller to fill in place; nullptr when
+    // nothing is kept. Once the ring is full it is the oldest's storage: no frees of memory
+    // long out of the cache, and no allocations for the usual model, path and content type.
+    ActivityRecord* start_record();
     size_t size() const { return records_.size(); }
     const ActivityRecord* find(uint64_t id) const;
 

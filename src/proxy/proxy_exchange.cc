@@ -35,7 +35,7 @@ const llhttp_settings_t ProxyExchange::kSettings = [] {
 
 ProxyExchange::ProxyExchange(struct ev_loop* loop, http::Connection& client, http::Request& req,
                              router::Scheduler& scheduler, UpstreamPool& pool, std::string model_id,
-                             ProxyOptions options)
+                             ProxyOptions&& options)
     : loop_(loop), client_(&client), req_(req), scheduler_(scheduler), pool_(pool),
       model_(std::move(model_id)), opt_(std::move(options)), timeout_(loop, &on_timeout, this),
       silence_(loop, &on_silence, this), loading_tick_(loop, &on_loading_tick, this),

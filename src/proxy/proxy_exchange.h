@@ -91,7 +91,7 @@ class ProxyExchange final : public http::Exchange,
 public:
     ProxyExchange(struct ev_loop* loop, http::Connection& client, http::Request& req,
                   router::Scheduler& scheduler, UpstreamPool& pool, std::string model_id,
-                  ProxyOptions options);
+                  ProxyOptions&& options);
     ~ProxyExchange() override;
 
     // Queues for the model; everything after happens in callbacks.

@@ -407,6 +407,34 @@ Test(activity, capacity_bound_and_newest_first) {
     cr_assert_eq(p.num("limit"), 25);
 }
 
+// Records filled in place: a full ring hands back its oldest, reset (nothing of the old
+// record shows through), with the next id.
+Test(activity, start_record_recycles_the_oldest_reset) {
+    ActivityLog log(2);
+    for (int i = 0; i < 2; ++i) {
+        ActivityRecord* r = log.start_record();
+        cr_assert_not_null(r);
+        r->model = "a-long-model-name-past-the-small-string-buffer";
+        r->error_msg = "failed";
+        r->resp_status_code = 500;
+        r->tokens.input_tokens = 9;
+        r->metadata["selector"] = "s";
+    }
+    ActivityRecord* r = log.start_record();
+    cr_assert_eq(r->id, 3u);
+    cr_assert(r->model.empty() && r->error_msg.empty() && r->metadata.empty());
+    cr_assert(r->model.capacity() >= 40); // the oldest's room, reused
+    cr_assert_eq(r->resp_status_code, 0);
+    cr_assert_eq(r->tokens.input_tokens, 0);
+    cr_assert_eq(r->tokens.cache_tokens, -1);
+    cr_assert_eq(log.size(), 2u);
+    cr_assert_null(log.find(1));
+    cr_assert_not_null(log.find(2));
+    cr_assert_eq(log.find(3), r);
+    ActivityLog none(0);
+    cr_assert_null(none.start_record());
+}
+
 Test(activity, set_capacity_shrinks_and_zero_disables) {
     ActivityLog log(10);
     for (uint64_t i = 1; i <= 6; ++i) log.add(rec(i, "m"));
