@@ -481,11 +481,12 @@ void Connection::start_head_line(int status, const HeaderList& headers, bool dro
     out_ += "\r\n"sv;
     bool allow_origin_given = false;
     for (const auto& h : headers.items()) {
-        if (drop_framing) {
-            const Field f = field_of(h.name);
-            if (f == Field::ContentLength || f == Field::TransferEncoding)
-                continue; // the framing we chose replaces these
-        }
+        const Field f = field_of(h.name);
+        // One Date, ours (an upstream's would make two; nginx replaces it too), and the
+        // framing we chose replaces the message's own.
+        if (f == Field::Date ||
+            (drop_framing && (f == Field::ContentLength || f == Field::TransferEncoding)))
+            continue;
         allow_origin_given = allow_origin_given || iequals(h.name, "access-control-allow-origin");
         out_ += h.name;
         out_ += ": "sv;

@@ -34,7 +34,7 @@ Field field_of(std::string_view name) {
     case 2:
         return LS_IS("te", Field::Te);
     case 4:
-        return LS_IS("host", Field::Host);
+        return (name[0] | 0x20) == 'h' ? LS_IS("host", Field::Host) : LS_IS("date", Field::Date);
     case 6:
         return LS_IS("expect", Field::Expect);
     case 7:

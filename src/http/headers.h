@@ -100,6 +100,7 @@ enum class Field : uint8_t {
     ContentType,
     Expect,
     Host,
+    Date,
     Authorization,
     XApiKey,
 };

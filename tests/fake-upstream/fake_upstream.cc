@@ -866,11 +866,18 @@ const char* reason_phrase(int status) {
 }
 
 std::string status_head(int status, const Request& req, const char* content_type) {
-    char line[256];
-    std::snprintf(
-        line, sizeof(line),
-        "HTTP/1.1 %d %s\r\nServer: fake-upstream\r\nContent-Type: %s\r\nConnection: %s\r\n", status,
-        reason_phrase(status), content_type, req.keep_alive ? "keep-alive" : "close");
+    // A Date, as an origin server with a clock sends (uvicorn for vLLM, Go, nginx).
+    char date[64];
+    const time_t now = time(nullptr);
+    struct tm tm_utc;
+    gmtime_r(&now, &tm_utc);
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm_utc);
+    char line[384];
+    std::snprintf(line, sizeof(line),
+                  "HTTP/1.1 %d %s\r\nServer: fake-upstream\r\nDate: %s\r\nContent-Type: "
+                  "%s\r\nConnection: %s\r\n",
+                  status, reason_phrase(status), date, content_type,
+                  req.keep_alive ? "keep-alive" : "close");
     return line;
 }
 

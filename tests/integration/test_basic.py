@@ -125,6 +125,28 @@ class Basic(unittest.TestCase):
             finally:
                 conn.close()
 
+    def test_one_date_header(self):
+        # The fake upstream sends its own Date, as origin servers do: the client still gets
+        # exactly one (ours), as nginx does, and the rest of the upstream's head.
+        with h.Daemon(two_models()) as d:
+            conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
+            try:
+                for _ in range(2):
+                    conn.request("POST", "/v1/chat/completions",
+                                 body=json.dumps(h.chat_body("alpha")),
+                                 headers={"Content-Type": "application/json"})
+                    r = conn.getresponse()
+                    r.read()
+                    self.assertEqual(r.status, 200)
+                    self.assertEqual(len(r.msg.get_all("Date") or []), 1, str(r.msg))
+                    self.assertEqual(r.getheader("Server"), "fake-upstream")
+                conn.request("GET", "/health")
+                r = conn.getresponse()
+                r.read()
+                self.assertEqual(len(r.msg.get_all("Date") or []), 1, str(r.msg))
+            finally:
+                conn.close()
+
     def test_pipelined_requests_in_order(self):
         with h.Daemon(two_models()) as d:
             with d.raw() as c:

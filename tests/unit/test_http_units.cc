@@ -76,6 +76,7 @@ Test(headers, field_of_names) {
     cr_assert(field_of("Authorization") == Field::Authorization);
     cr_assert(field_of("X-Api-Key") == Field::XApiKey);
     cr_assert(field_of("Host") == Field::Host);
+    cr_assert(field_of("DATE") == Field::Date);
     cr_assert(field_of("Expect") == Field::Expect);
     // Same lengths, other names; near misses.
     cr_assert(field_of("tE-") == Field::Other);
