@@ -166,7 +166,7 @@ void Daemon::on_exchange_end(const proxy::ExchangeInfo& info, const proxy::Excha
         if (fields & metrics::kCaptureRespHeaders) c.resp_headers = std::move(r.capture_headers);
         take_body(fields & metrics::kCaptureReqBody, r.capture_req_body, c.req_body);
         take_body(fields & metrics::kCaptureRespBody, r.capture_body, c.resp_body);
-        if (keep) captures_.add(c);
+        if (keep) captures_.add(std::move(c));
     }
     if (id && events_.has_streams())
         events_.publish("activity", "{\"id\":" + std::to_string(id) + "}");

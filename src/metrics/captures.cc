@@ -34,43 +34,58 @@ unsigned capture_fields_for(std::string_view path) {
 
 namespace {
 // What precedes each capture's bytes in the ring: its id, which parts it has, their lengths.
-// The parts follow in this order: req_path, req_headers, req_body, resp_headers, resp_body.
+// The parts follow in this order (large bodies excepted: they stay in the entry):
+// req_path, req_headers, req_body, resp_headers, resp_body.
 struct RecordHead {
     uint64_t id;
-    uint64_t present; // bit i: part i + 1 is there (the path always is)
+    uint64_t present; // bit i: part i is there (the path always is)
+    uint64_t large;   // bit i: part i is a body kept in the entry, not in the ring
     uint64_t length[5];
 };
 constexpr size_t kParts = 5;
+constexpr size_t kReqBody = 2, kRespBody = 4;
 constexpr size_t kAlign = alignof(RecordHead);
 
 size_t record_bytes(size_t payload) {
     return (sizeof(RecordHead) + payload + kAlign - 1) / kAlign * kAlign;
 }
 
-// The parts of `c` in the ring's order; nullptr for an absent one.
-struct Parts {
+// The parts of `c` in the ring's order, and where each goes.
+struct Layout {
     std::string_view data[kParts];
     bool present[kParts];
+    bool large[kParts];
+    size_t ring_bytes; // the record in the ring
+    size_t bytes;      // and the large bodies
 };
-Parts parts_of(const Capture& c) {
+Layout layout_of(const Capture& c) {
     auto headers = [](const std::optional<CaptureHeaders>& h) {
         return h ? h->data() : std::string_view();
     };
     auto body = [](const std::optional<std::string>& b) {
         return b ? std::string_view(*b) : std::string_view();
     };
-    return Parts{{c.req_path, headers(c.req_headers), body(c.req_body), headers(c.resp_headers),
-                  body(c.resp_body)},
-                 {true, c.req_headers.has_value(), c.req_body.has_value(),
-                  c.resp_headers.has_value(), c.resp_body.has_value()}};
+    Layout l{{c.req_path, headers(c.req_headers), body(c.req_body), headers(c.resp_headers),
+              body(c.resp_body)},
+             {true, c.req_headers.has_value(), c.req_body.has_value(), c.resp_headers.has_value(),
+              c.resp_body.has_value()},
+             {},
+             0,
+             0};
+    size_t inline_bytes = 0, large_bytes = 0;
+    for (size_t i = 0; i < kParts; ++i) {
+        l.large[i] =
+            (i == kReqBody || i == kRespBody) && l.data[i].size() > CaptureStore::kInlineBody;
+        (l.large[i] ? large_bytes : inline_bytes) += l.data[i].size();
+    }
+    l.ring_bytes = record_bytes(inline_bytes);
+    l.bytes = l.ring_bytes + large_bytes;
+    return l;
 }
 } // namespace
 
 size_t Capture::bytes() const {
-    const Parts p = parts_of(*this);
-    size_t payload = 0;
-    for (std::string_view d : p.data) payload += d.size();
-    return record_bytes(payload);
+    return layout_of(*this).bytes;
 }
 
 CaptureStore::~CaptureStore() {
@@ -89,8 +104,13 @@ void CaptureStore::clear() {
     tail_ = 0;
 }
 
-char* CaptureStore::append(uint64_t id, size_t n) {
-    if (n == 0 || n > capacity_) return nullptr;
+void CaptureStore::evict_oldest() {
+    used_ -= index_.front().bytes;
+    index_.pop_front();
+}
+
+CaptureStore::Entry* CaptureStore::append(uint64_t id, size_t ring_bytes, size_t bytes) {
+    if (ring_bytes == 0 || ring_bytes > bytes || bytes > capacity_) return nullptr;
     if (!ring_) {
         // Reserved, not committed: pages become resident as captures reach them.
         void* p = mmap(nullptr, capacity_, PROT_READ | PROT_WRITE,
@@ -104,43 +124,53 @@ char* CaptureStore::append(uint64_t id, size_t n) {
         ring_ = static_cast<char*>(p);
         mapped_ = capacity_;
     }
-    const bool wrap = tail_ + n > capacity_;
-    const size_t at = wrap ? 0 : tail_;
-    // The region claimed lies right after the newest capture (on a wrap: the rest of the ring
-    // and its start), where the oldest are: evict in order until the oldest lies elsewhere.
+    // Within the byte budget (large bodies count too)...
+    while (!index_.empty() && used_ + bytes > capacity_) evict_oldest();
+    // ...and in the ring: the region claimed lies right after the newest capture (on a wrap:
+    // the rest of the ring and its start), where the oldest are: evict in order until the
+    // oldest lies elsewhere.
+    const bool wrap = tail_ + ring_bytes > capacity_;
+    size_t at = wrap ? 0 : tail_;
     while (!index_.empty()) {
         const Entry& old = index_.front();
-        const bool overlaps = wrap ? old.offset >= tail_ || old.offset < n
-                                   : old.offset < at + n && old.offset + old.length > at;
+        const bool overlaps = wrap ? old.offset >= tail_ || old.offset < ring_bytes
+                                   : old.offset < at + ring_bytes && old.offset + old.length > at;
         if (!overlaps) break;
-        used_ -= old.length;
-        index_.pop_front();
+        evict_oldest();
     }
-    index_.push_back(Entry{id, at, n});
-    used_ += n;
-    tail_ = at + n;
-    return ring_ + at;
+    if (index_.empty()) at = 0; // nothing left: start over at the beginning
+    Entry& e = index_.emplace_back();
+    e.id = id;
+    e.offset = at;
+    e.length = ring_bytes;
+    e.bytes = bytes;
+    used_ += bytes;
+    tail_ = e.offset + ring_bytes;
+    return &e;
 }
 
-bool CaptureStore::add(const Capture& c) {
+bool CaptureStore::add(Capture c) {
     if (!index_.empty() && c.id <= index_.back().id) return false; // ids ascend (find)
-    const Parts p = parts_of(c);
+    const Layout l = layout_of(c);
+    Entry* e = append(c.id, l.ring_bytes, l.bytes);
+    if (!e) return false;
     RecordHead head{};
     head.id = c.id;
-    size_t payload = 0;
     for (size_t i = 0; i < kParts; ++i) {
-        head.length[i] = p.data[i].size();
-        if (p.present[i]) head.present |= uint64_t(1) << i;
-        payload += p.data[i].size();
+        head.length[i] = l.data[i].size();
+        if (l.present[i]) head.present |= uint64_t(1) << i;
+        if (l.large[i]) head.large |= uint64_t(1) << i;
     }
-    char* out = append(c.id, record_bytes(payload));
-    if (!out) return false;
+    char* out = ring_ + e->offset;
     std::memcpy(out, &head, sizeof head);
     out += sizeof head;
-    for (std::string_view d : p.data) {
-        if (!d.empty()) std::memcpy(out, d.data(), d.size());
-        out += d.size();
+    for (size_t i = 0; i < kParts; ++i) {
+        if (l.large[i] || l.data[i].empty()) continue;
+        std::memcpy(out, l.data[i].data(), l.data[i].size());
+        out += l.data[i].size();
     }
+    if (l.large[kReqBody]) e->large_req_body = std::move(*c.req_body);
+    if (l.large[kRespBody]) e->large_resp_body = std::move(*c.resp_body);
     return true;
 }
 
@@ -149,8 +179,13 @@ void CaptureStore::set_capacity(size_t capacity_bytes) {
     // A new ring with the newest captures that fit, copied over oldest first (the oldest go
     // again if it is smaller).
     CaptureStore next(capacity_bytes);
-    for (const Entry& e : index_)
-        if (char* out = next.append(e.id, e.length)) std::memcpy(out, ring_ + e.offset, e.length);
+    for (Entry& e : index_) {
+        if (Entry* n = next.append(e.id, e.length, e.bytes)) {
+            std::memcpy(next.ring_ + n->offset, ring_ + e.offset, e.length);
+            n->large_req_body = std::move(e.large_req_body);
+            n->large_resp_body = std::move(e.large_resp_body);
+        }
+    }
     unmap();
     capacity_ = next.capacity_;
     ring_ = std::exchange(next.ring_, nullptr);
@@ -174,6 +209,10 @@ std::optional<CaptureView> CaptureStore::find(uint64_t id) const {
     const char* at = ring_ + e->offset + sizeof head;
     std::string_view part[kParts];
     for (size_t i = 0; i < kParts; ++i) {
+        if (head.large & (uint64_t(1) << i)) {
+            part[i] = i == kReqBody ? e->large_req_body : e->large_resp_body;
+            continue;
+        }
         part[i] = std::string_view(at, head.length[i]);
         at += head.length[i];
     }
@@ -185,9 +224,9 @@ std::optional<CaptureView> CaptureStore::find(uint64_t id) const {
     v.id = head.id;
     v.req_path = part[0];
     v.req_headers = opt(1);
-    v.req_body = opt(2);
+    v.req_body = opt(kReqBody);
     v.resp_headers = opt(3);
-    v.resp_body = opt(4);
+    v.resp_body = opt(kRespBody);
     return v;
 }
 

@@ -53,10 +53,13 @@ struct CaptureView {
 // One byte ring, mapped at the first capture and touched only as far as it is written: a
 // capture costs one copy in and nothing to evict (the oldest are overwritten), where one heap
 // block per part made every eviction a round of frees over memory long out of the cache.
-// Bounded by the ring: a capture that does not fit before the ring's end starts at its
-// beginning, so the store may hold up to one capture's worth less than its capacity.
+// A body over kInlineBody is not copied: the capture keeps the string it was given (an
+// agent's 128 KiB prompt would cost a copy per request). The store holds at most its
+// capacity in bytes, counting both; a capture that does not fit before the ring's end starts
+// at its beginning, so up to one capture's worth of the ring may stand unused.
 class CaptureStore {
 public:
+    static constexpr size_t kInlineBody = 16 * 1024;
     explicit CaptureStore(size_t capacity_bytes = 0) : capacity_(capacity_bytes) {}
     ~CaptureStore();
     CaptureStore(const CaptureStore&) = delete;
@@ -65,9 +68,10 @@ public:
     void set_capacity(size_t capacity_bytes);
     size_t capacity() const { return capacity_; }
     bool enabled() const { return capacity_ > 0; }
-    // Keeps it, evicting the oldest as needed; false (nothing kept) when disabled or when it
-    // alone is larger than the store.
-    bool add(const Capture& c);
+    // Keeps it (large bodies moved out of it), evicting the oldest as needed; false (nothing
+    // kept) when disabled, when it alone is larger than the store, or when its id is not
+    // above the newest's.
+    bool add(Capture c);
     bool has(uint64_t id) const { return locate(id) != nullptr; }
     std::optional<CaptureView> find(uint64_t id) const;
     size_t size() const { return index_.size(); }
@@ -78,13 +82,15 @@ private:
     struct Entry {
         uint64_t id;
         size_t offset; // in the ring
-        size_t length;
+        size_t length; // in the ring
+        size_t bytes;  // counted against the capacity: the ring's and the large bodies'
+        std::string large_req_body, large_resp_body; // over kInlineBody, kept as given
     };
     const Entry* locate(uint64_t id) const;
-    CaptureView view(const Entry& e) const;
-    // Room for `n` bytes after the newest capture (or at the ring's start), the oldest evicted
-    // from it and the entry recorded; nullptr when it cannot be had.
-    char* append(uint64_t id, size_t n);
+    // An entry with `ring_bytes` of room after the newest capture (or at the ring's start),
+    // the oldest evicted until it and `bytes` in all fit; nullptr when that cannot be had.
+    Entry* append(uint64_t id, size_t ring_bytes, size_t bytes);
+    void evict_oldest();
     void unmap();
 
     size_t capacity_;

@@ -191,6 +191,27 @@ class Captures(unittest.TestCase):
             self.assertIn(b"data:", base64.b64decode(c["resp_body"]))
             self.assertTrue(c["resp_headers"]["Content-Type"].startswith("text/event-stream"))
 
+    def test_large_prompt_captured_whole(self):
+        # A body over 16 KiB is kept as it came rather than copied into the ring: it reads
+        # back byte for byte, between small ones on both sides.
+        with h.Daemon(cfg()) as d:
+            chat(d, "a")
+            body = h.chat_body("a")
+            body["messages"] = [{"role": "user", "content": "".join(
+                chr(0x61 + (i * 7) % 26) for i in range(40000))}]
+            raw = json.dumps(body).encode()
+            r = d.request("POST", "/v1/chat/completions", raw,
+                          headers={"Content-Type": "application/json"})
+            self.assertEqual(r.status, 200, r)
+            chat(d, "a")
+            st, c = capture(d, 2)
+            self.assertEqual(st, 200, c)
+            self.assertEqual(base64.b64decode(c["req_body"]), raw)
+            for cid in (1, 3):
+                st, c = capture(d, cid)
+                self.assertEqual(st, 200, c)
+                self.assertEqual(json.loads(base64.b64decode(c["req_body"]))["model"], "a")
+
     def test_failed_request_keeps_the_request_only_and_masks(self):
         conf = cfg()
         conf["models"]["tts"] = {"cmd": h.fake_cmd(model="tts")}

@@ -112,6 +112,48 @@ Test(captures, ring_wraps_and_reads_back_exactly) {
     cr_assert(s.has(2000));
 }
 
+// Bodies over kInlineBody stay the strings they came in (an agent's long prompt is not
+// copied per request), count against the capacity all the same, and survive a resize.
+Test(captures, large_bodies_kept_as_given_and_counted) {
+    const size_t big = CaptureStore::kInlineBody + 1;
+    CaptureStore s(big * 5);
+    const char* first_data = nullptr;
+    for (uint64_t id = 1; id <= 12; ++id) {
+        Capture c;
+        c.id = id;
+        c.req_path = "/v1/chat/completions";
+        c.req_body = std::string(big, static_cast<char>('a' + id));
+        c.resp_body = std::string(id % 2 ? big : 10, static_cast<char>('A' + id));
+        const char* data = c.req_body->data();
+        if (id == 12) first_data = data;
+        const size_t bytes = c.bytes();
+        cr_assert(bytes > 2 * big - (id % 2 ? 0 : big));
+        cr_assert(s.add(std::move(c)));
+        cr_assert(s.used() <= s.capacity());
+        if (id == 12) cr_assert_eq(s.find(12)->req_body->data(), first_data, "copied");
+    }
+    cr_assert(s.has(12) && !s.has(1));
+    for (uint64_t id = 1; id <= 12; ++id) {
+        const auto v = s.find(id);
+        if (!v) continue;
+        cr_assert(*v->req_body == std::string(big, static_cast<char>('a' + id)));
+        cr_assert(*v->resp_body == std::string(id % 2 ? big : 10, static_cast<char>('A' + id)));
+    }
+    // Larger than the whole store: refused.
+    Capture huge;
+    huge.id = 13;
+    huge.req_body = std::string(big * 6, 'h');
+    cr_assert(!s.add(std::move(huge)));
+    // Growing keeps them, shrinking keeps the newest that fit.
+    const size_t held = s.size();
+    s.set_capacity(big * 50);
+    cr_assert_eq(s.size(), held);
+    cr_assert(*s.find(12)->req_body == std::string(big, 'a' + 12));
+    s.set_capacity(big * 2 + 4096);
+    cr_assert(s.has(12) && s.size() == 1);
+    cr_assert(*s.find(12)->resp_body == std::string(10, 'A' + 12));
+}
+
 Test(captures, masks_as_the_original) {
     cr_assert_eq(capture_fields_for("/v1/chat/completions"), kCaptureAll);
     cr_assert_eq(capture_fields_for("/v1/embeddings"), kCaptureAll);
