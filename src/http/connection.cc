@@ -495,11 +495,11 @@ void Connection::start_head_line(int status, const HeaderList& headers, bool dro
     }
     // Browsers calling from another origin (web UIs) may read our answers, as with the original.
     if (!allow_origin_given && req_.headers.has("origin"))
-        out_ += "Access-Control-Allow-Origin: *\r\n";
+        out_ += "Access-Control-Allow-Origin: *\r\n"sv;
     if (!keep_alive_ || close_after_response_ || head_phase_ || server_.shutting_down())
-        out_ += "Connection: close\r\n";
+        out_ += "Connection: close\r\n"sv;
     else if (req_.version_major == 1 && req_.version_minor == 0)
-        out_ += "Connection: keep-alive\r\n"; // HTTP/1.0 closes unless told otherwise
+        out_ += "Connection: keep-alive\r\n"sv; // HTTP/1.0 closes unless told otherwise
 }
 
 void Connection::respond(int status, const HeaderList& headers, std::string_view body) {
@@ -549,9 +549,9 @@ void Connection::start_response(int status, const HeaderList& headers, Framing f
     case Framing::ContentLength: {
         response_fixed_length_ = !head_request_;
         start_head_line(status, headers, true);
-        out_ += "Content-Length: ";
+        out_ += "Content-Length: "sv;
         append_number(out_, content_length);
-        out_ += "\r\n";
+        out_ += "\r\n"sv;
         break;
     }
     case Framing::Chunked:
@@ -561,7 +561,7 @@ void Connection::start_response(int status, const HeaderList& headers, Framing f
             start_head_line(status, headers, true);
         } else if (!head_request_) {
             start_head_line(status, headers, true);
-            out_ += "Transfer-Encoding: chunked\r\n";
+            out_ += "Transfer-Encoding: chunked\r\n"sv;
             response_chunked_ = true;
         } else {
             start_head_line(status, headers, false);
@@ -571,7 +571,7 @@ void Connection::start_response(int status, const HeaderList& headers, Framing f
         start_head_line(status, headers, false);
         break;
     }
-    out_ += "\r\n";
+    out_ += "\r\n"sv;
     queue_output("", 0);
 }
 

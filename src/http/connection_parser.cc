@@ -70,7 +70,7 @@ int Connection::cb_header_value(llhttp_t* p, const char* at, size_t len) {
     // (RFC 9110 6.5.1), and the body goes upstream re-framed anyway.
     if (c->state_ == State::ReadingBody) return 0;
     if (!c->in_value_) {
-        c->req_.headers.add(c->cur_field_, std::string());
+        c->req_.headers.add_named(c->cur_field_);
         c->in_value_ = true;
     }
     c->req_.headers.items().back().value.append(at, len);

@@ -62,6 +62,13 @@ public:
     void add(std::string name, std::string value) {
         items_.push_back({std::move(name), std::move(value)});
     }
+    // A parser's next field: the name copied once into its place, the value empty for the
+    // parser to append to (add() would build and move two temporaries).
+    Header& add_named(std::string_view name) {
+        Header& h = items_.emplace_back();
+        h.name.assign(name);
+        return h;
+    }
     // Parsers reserve room for a typical message's headers: one allocation instead of
     // growing 1, 2, 4, 8; lists built by hand (one or two headers) stay small.
     void reserve_typical() { items_.reserve(kTypicalCount); }

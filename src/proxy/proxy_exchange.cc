@@ -333,16 +333,16 @@ void ProxyExchange::build_request() {
     if (req_.has_body || body_len > 0) {
         char digits[24];
         const auto end = std::to_chars(digits, digits + sizeof digits, body_len).ptr;
-        head_ += "Content-Length: ";
+        head_ += "Content-Length: "sv;
         head_.append(digits, end);
-        head_ += "\r\n";
+        head_ += "\r\n"sv;
     }
     if (req_.upgrade) {
         // The one hop-by-hop header pair that must reach the upstream: the switch asked for.
         if (const std::string* u = req_.headers.find("upgrade")) head_ += "Upgrade: " + *u + "\r\n";
-        head_ += "Connection: Upgrade\r\n\r\n";
+        head_ += "Connection: Upgrade\r\n\r\n"sv;
     } else {
-        head_ += "Connection: keep-alive\r\n\r\n";
+        head_ += "Connection: keep-alive\r\n\r\n"sv;
     }
 
     segments_.push_back({false, 0, head_.size()});

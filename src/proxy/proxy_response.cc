@@ -31,7 +31,7 @@ int ProxyExchange::cb_header_value(llhttp_t* p, const char* at, size_t len) {
     if ((x->resp_head_bytes_ += len) > kMaxResponseHead) return HPE_USER;
     if (x->state_ == State::Relaying) return 0; // a trailer (the body is re-framed for the client)
     if (!x->in_value_) {
-        x->resp_headers_.add(x->cur_field_, std::string());
+        x->resp_headers_.add_named(x->cur_field_);
         x->in_value_ = true;
     }
     x->resp_headers_.items().back().value.append(at, len);

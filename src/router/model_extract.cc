@@ -211,8 +211,9 @@ inline bool JsonModelScanner::step(char c) {
         if (c == '"') {
             if (string_is_key_) {
                 if (stack_.size() == 1) {
-                    key_is_model_ = captured_ == "model";
-                    key_is_stream_ = captured_ == "stream";
+                    // (as views: a size check first, no strlen per key)
+                    key_is_model_ = std::string_view(captured_) == "model";
+                    key_is_stream_ = std::string_view(captured_) == "stream";
                 }
                 s_ = S::Colon;
             } else {
@@ -310,7 +311,8 @@ inline bool JsonModelScanner::step(char c) {
     case S::Literal: {
         const size_t n = literal_.size();
         if (literal_want_[n] == '\0') {
-            if (key_is_stream_ && stack_.size() == 1) ref_.stream = literal_ == "true";
+            if (key_is_stream_ && stack_.size() == 1)
+                ref_.stream = std::string_view(literal_) == "true";
             offset_--;
             after_value();
             offset_++;
