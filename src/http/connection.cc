@@ -398,7 +398,7 @@ void Connection::arm_timer() {
         timer_.stop();
         return;
     }
-    timer_.start(timeout);
+    timer_.restart(timeout);
 }
 
 void Connection::on_timer(struct ev_loop*, ev_timer* w, int) {
@@ -442,6 +442,7 @@ void Connection::on_timer(struct ev_loop*, ev_timer* w, int) {
         c->close(); // re-armed by every read: the client sent nothing for a while, or too long
         return;
     default:
+        c->timer_.stop(); // (restart() leaves it repeating)
         return;
     }
     const double base = c->limits_.body_timeout_s;

@@ -68,6 +68,17 @@ public:
     void stop() {
         if (ev_is_active(&w_)) ev_timer_stop(loop_, &w_);
     }
+    // As start(after), for a timer re-armed several times per request: moved within libev's
+    // heap (ev_timer_again) rather than taken out and put back. It keeps `after` as its
+    // repeat, so a callback that neither re-arms nor stops it is called again `after` later.
+    void restart(double after) {
+        if (after <= 0) {
+            start(after);
+            return;
+        }
+        w_.repeat = after;
+        ev_timer_again(loop_, &w_);
+    }
     bool active() const { return ev_is_active(&w_); }
 
 private:
