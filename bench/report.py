@@ -176,7 +176,8 @@ if prompt_rows:
     w("The same wrk load with a user message of about %s KiB (lines of 1000 characters with an escaped "
       "newline each), %s rounds of half the length interleaved: what an agent's context costs. llama-swap "
       "scans every body for `model` as it arrives (16 bytes at a time through the string content) and, "
-      "with its defaults, keeps a copy for `/api/captures`; nginx (no request buffering, as `contrib/nginx/llama-swap.conf` sets it) passes it on." % (
+      "with its defaults, keeps it for `/api/captures` (the body itself, not a copy: one over 16 KiB is "
+      "not copied into the capture ring); nginx (no request buffering, as `contrib/nginx/llama-swap.conf` sets it) passes it on." % (
           meta.get("prompt_kb"), len(wrk[prompt_rows[0] + "-prompt"])))
     w("")
     w("| target | req/s | × direct | p50 latency | proxy CPU per request | req/s of each round |")
@@ -387,7 +388,7 @@ else:
 if large:
     w("## 5. Large bodies")
     w("")
-    w("One %s MiB transfer at a time over loopback, %s rounds interleaved (`bench/large_bodies.py`): a download "
+    w("One %s MiB transfer at a time over loopback, %s rounds interleaved, the order turned by one each round (`bench/large_bodies.py`): a download "
       "(the fake upstream's `/blob`, `Content-Length`, through `/upstream/<model>/` for llama-swap) and a "
       "multipart upload to `/v1/audio/transcriptions` with the `model` field first or last (a sparse file "
       "sent by `curl -F`; the upstream counts the bytes without hashing them). *direct*: curl to the "
