@@ -35,9 +35,11 @@ def llama_cmd(model, **flags):
     return h.fake_cmd(**base)
 
 
-def concurrent_chats(d, model, n, stream=False):
+def concurrent_chats(d, model, n, stream=False, delay_ms=0):
     """n chat requests at once, each on its own client connection, kept open afterwards like a
-    pooling client would; returns [(status, seconds)] in completion order."""
+    pooling client would; each answered after delay_ms (0: at once); returns
+    [(status, seconds)] in completion order."""
+    path = "/v1/chat/completions" + ("?delay_ms=%d" % delay_ms if delay_ms else "")
     results = []
     lock = threading.Lock()
     start = threading.Barrier(n)
@@ -46,7 +48,7 @@ def concurrent_chats(d, model, n, stream=False):
         start.wait()
         t0 = time.monotonic()
         try:
-            r = h.request(d.port, "POST", "/v1/chat/completions",
+            r = h.request(d.port, "POST", path,
                           h.chat_body(model, stream=stream), timeout=CLIENT_TIMEOUT)
             status = r.status
         except (OSError, socket.timeout) as e:
@@ -146,7 +148,10 @@ class ThreadPoolUpstream(unittest.TestCase):
                                 "concurrencyLimit": 200, "upstreamConnections": "unlimited"}}}
         with h.Daemon(cfg) as d:
             self.assertEqual(d.chat("m", timeout=30).status, 200)
-            results = concurrent_chats(d, "m", 20)
+            # Answers that take a while, so the 20 requests are surely in flight together
+            # (answered at once, a fast enough daemon can pass them over 3 pooled
+            # connections one after another, and nothing stalls).
+            results = concurrent_chats(d, "m", 20, delay_ms=200)
             self.assertEqual([s for s, _ in results], [200] * 20)
             slowest = max(t for _, t in results)
             h.diag("slowest request %.2f s (hold %.1f s)" % (slowest, hold_ms / 1000))
