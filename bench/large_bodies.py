@@ -24,6 +24,7 @@ Every process it starts is stopped by pid at exit.
 """
 import argparse
 import os
+import random
 import re
 import resource
 import shutil
@@ -163,11 +164,13 @@ models:
 
     for r in range(1, a.rounds + 1):
         for kind in ("download", "upload-first", "upload-last"):
-            # The order turns each round: a target that always follows nginx's upload was
-            # seen to lose a third of its speed to that position alone.
+            # From the second round the order is shuffled (a fixed seed: the same every run),
+            # so no target always follows the same one: the one right after nginx's transfer
+            # was seen to lose up to a third of its speed to that position alone.
             targets = order + (relay_names if kind == "download" else [])
-            shift = (r - 1) % len(targets)
-            for target in targets[shift:] + targets[:shift]:
+            if r > 1:
+                random.Random("%d %s" % (r, kind)).shuffle(targets)
+            for target in targets:
                 c0, l0, u0 = cpu_s(pid_of[target]), children_cpu_s(), cpu_s(fake.pid)
                 if kind == "download":
                     n, secs = download(target)

@@ -388,7 +388,7 @@ else:
 if large:
     w("## 5. Large bodies")
     w("")
-    w("One %s MiB transfer at a time over loopback, %s rounds interleaved, the order turned by one each round (`bench/large_bodies.py`): a download "
+    w("One %s MiB transfer at a time over loopback, %s rounds interleaved, the order shuffled from the second round on (a fixed seed; `bench/large_bodies.py`): a download "
       "(the fake upstream's `/blob`, `Content-Length`, through `/upstream/<model>/` for llama-swap) and a "
       "multipart upload to `/v1/audio/transcriptions` with the `model` field first or last (a sparse file "
       "sent by `curl -F`; the upstream counts the bytes without hashing them). *direct*: curl to the "
