@@ -105,9 +105,12 @@ void HeaderList::remove(std::string_view name) {
                  items_.end());
 }
 
+bool is_hop_by_hop(Field f, std::string_view name, std::string_view connection) {
+    return is_hop_by_hop(f) || (!connection.empty() && header_has_token(connection, name));
+}
+
 bool is_hop_by_hop(std::string_view name, std::string_view connection) {
-    return is_hop_by_hop(field_of(name)) ||
-           (!connection.empty() && header_has_token(connection, name));
+    return is_hop_by_hop(field_of(name), name, connection);
 }
 
 bool is_hop_by_hop(std::string_view name, const HeaderList& headers) {

@@ -120,5 +120,7 @@ bool is_hop_by_hop(Field f);
 bool is_hop_by_hop(std::string_view name, const HeaderList& headers);
 // The same, given the message's Connection header value (looked up once for all its fields).
 bool is_hop_by_hop(std::string_view name, std::string_view connection);
+// The same, the field's name already classified (a filter loop that classifies it anyway).
+bool is_hop_by_hop(Field f, std::string_view name, std::string_view connection);
 
 } // namespace ls::http

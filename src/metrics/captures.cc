@@ -93,9 +93,8 @@ CaptureStore::~CaptureStore() {
 }
 
 void CaptureStore::unmap() {
-    if (ring_) munmap(ring_, mapped_);
+    if (ring_) munmap(ring_, capacity_);
     ring_ = nullptr;
-    mapped_ = 0;
 }
 
 void CaptureStore::clear() {
@@ -122,7 +121,6 @@ CaptureStore::Entry* CaptureStore::append(uint64_t id, size_t ring_bytes, size_t
             return nullptr;
         }
         ring_ = static_cast<char*>(p);
-        mapped_ = capacity_;
     }
     // Within the byte budget (large bodies count too)...
     while (!index_.empty() && used_ + bytes > capacity_) evict_oldest();
@@ -189,7 +187,6 @@ void CaptureStore::set_capacity(size_t capacity_bytes) {
     unmap();
     capacity_ = next.capacity_;
     ring_ = std::exchange(next.ring_, nullptr);
-    mapped_ = std::exchange(next.mapped_, 0);
     tail_ = next.tail_;
     used_ = next.used_;
     index_ = std::move(next.index_);

@@ -95,8 +95,7 @@ private:
 
     size_t capacity_;
     char* ring_ = nullptr; // capacity_ bytes once mapped
-    size_t mapped_ = 0;
-    size_t tail_ = 0; // where the next capture goes
+    size_t tail_ = 0;      // where the next capture goes
     size_t used_ = 0;
     std::deque<Entry> index_; // oldest first; ids ascend
 };

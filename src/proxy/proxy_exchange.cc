@@ -300,8 +300,8 @@ void ProxyExchange::build_request() {
     const std::string_view connection_value = connection ? *connection : std::string_view();
     for (const auto& h : req_.headers.items()) {
         const http::Field f = http::field_of(h.name);
-        if (http::is_hop_by_hop(f) || f == http::Field::ContentLength || f == http::Field::Expect ||
-            (!connection_value.empty() && http::header_has_token(connection_value, h.name)))
+        if (http::is_hop_by_hop(f, h.name, connection_value) || f == http::Field::ContentLength ||
+            f == http::Field::Expect)
             continue;
         // A peer gets its own key, never the client's.
         if ((opt_.strip_credentials || peer) &&

@@ -66,9 +66,7 @@ int ProxyExchange::cb_headers_complete(llhttp_t* p) {
     for (size_t i = 0; i < items.size(); ++i) {
         http::Header& h = items[i];
         const http::Field f = http::field_of(h.name);
-        if (http::is_hop_by_hop(f) || f == http::Field::ContentLength ||
-            (!connection.empty() && http::header_has_token(connection, h.name)))
-            continue;
+        if (http::is_hop_by_hop(f, h.name, connection) || f == http::Field::ContentLength) continue;
         if (f == http::Field::ContentType && content_type == items.size()) content_type = kept;
         if (kept != i) items[kept] = std::move(h);
         ++kept;
