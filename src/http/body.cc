@@ -46,9 +46,22 @@ Result<void> Body::append(const char* data, size_t len) {
     return {};
 }
 
+Result<void> Body::skip(size_t n) {
+    if (!file_.valid()) return make_error("cannot skip bytes of a body in memory", EINVAL);
+    // The file offset moves on: the next write leaves a hole (no disk space) for these bytes.
+    if (::lseek(file_.get(), static_cast<off_t>(n), SEEK_CUR) < 0)
+        return make_error(std::string("cannot skip spooled body bytes: ") + strerror(errno), errno);
+    if (skipped_end_ == 0) skipped_begin_ = size_; // later runs widen the span (read_at refuses it)
+    size_ += n;
+    skipped_end_ = size_;
+    return {};
+}
+
 Result<size_t> Body::read_at(size_t offset, char* out, size_t len) const {
     if (offset >= size_) return size_t{0};
     if (len > size_ - offset) len = size_ - offset;
+    if (offset < skipped_end_ && offset + len > skipped_begin_)
+        return make_error("the request body's bytes were passed on without being kept", ESPIPE);
     if (!file_.valid()) {
         memcpy(out, mem_.data() + offset, len);
         return len;
@@ -66,6 +79,7 @@ void Body::clear() {
     std::string().swap(mem_);
     file_.reset();
     size_ = 0;
+    skipped_begin_ = skipped_end_ = 0;
 }
 
 } // namespace ls::http

@@ -41,7 +41,11 @@ public:
     }
     // The spool file (only when spooled()).
     int fd() const { return file_.get(); }
-    // Copies up to `len` bytes at `offset` into `out` (works for both storages).
+    // `n` bytes of a spooled body went elsewhere (spliced straight to an upstream): they count
+    // in size() but are not kept; what is appended next lands at its own offset.
+    Result<void> skip(size_t n);
+    // Copies up to `len` bytes at `offset` into `out` (works for both storages); an error
+    // for bytes that were skipped.
     Result<size_t> read_at(size_t offset, char* out, size_t len) const;
     void clear();
 
@@ -53,6 +57,8 @@ private:
     std::string mem_;
     UniqueFd file_;
     size_t size_ = 0;
+    size_t skipped_begin_ = 0; // [begin, end): from the first skipped byte to the last
+    size_t skipped_end_ = 0;
 };
 
 } // namespace ls::http

@@ -45,6 +45,9 @@ class BodyObserver {
 public:
     virtual ~BodyObserver() = default;
     virtual void on_body(const char* data, size_t len) = 0;
+    // `n` body bytes went past us unseen (spliced straight to an upstream): the bytes after
+    // them follow.
+    virtual void on_body_skipped(size_t n) = 0;
 };
 
 class Application {
@@ -125,6 +128,21 @@ public:
     // `n` body bytes went into the socket by splice; `waiting`: more wait for the socket to
     // take them (a client that stops reading is then timed out as for queued output).
     void spliced(size_t n, bool waiting);
+
+    // --- zero-copy upload: the body of a request taken early (Application::dispatch_early) ---
+    // Whether its body may be spliced from the socket at all: a Content-Length body still
+    // arriving into the spool, on a plain TCP connection.
+    bool body_splice_possible() const;
+    // The socket the next body bytes may be spliced from, with `max` set to how many: the
+    // body's rest but its last kBodyTail bytes, which are read and parsed as usual, so the
+    // request ends as any other (and a body scanner sees the end). -1 when none may be now.
+    int body_splice_source(uint64_t& max) const;
+    // While held, the connection does not read the body: the exchange splices it.
+    void hold_body_input(bool hold);
+    // `n` body bytes went past the parser (spliced) and count as read; n == 0: the exchange
+    // waits for its upstream meanwhile, which is no stall of the client's.
+    void body_spliced(size_t n);
+    static constexpr uint64_t kBodyTail = 4096;
 
     void attach_exchange(std::unique_ptr<Exchange> exchange);
     void set_body_observer(std::unique_ptr<BodyObserver> observer) {
@@ -230,6 +248,7 @@ private:
     bool was_congested_ = false;
     bool tunnel_paused_ = false;    // the exchange cannot take more client bytes now
     bool dispatched_early_ = false; // see Application::dispatch_early
+    bool body_held_ = false;        // see hold_body_input
     int corked_ = 0;
 
     std::string out_;

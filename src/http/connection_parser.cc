@@ -29,6 +29,7 @@ int Connection::cb_message_begin(llhttp_t* p) {
     c->in_value_ = false;
     c->observer_.reset();
     c->dispatched_early_ = false;
+    c->body_held_ = false;
     c->arm_timer();
     return 0;
 }

@@ -76,7 +76,9 @@ void ProxyExchange::upstream_failed(const std::string& what, int err, int status
         timeout_.start(kRequeueDelay);
         return;
     }
-    const bool retryable = reused_ && !got_response_bytes_ && state_ != State::Relaying;
+    // (Nor once body bytes came straight from the client's socket: they are not kept.)
+    const bool retryable =
+        reused_ && !got_response_bytes_ && state_ != State::Relaying && uploaded_from_client_ == 0;
     if (retryable && client_ && sock_) {
         // A pooled connection the upstream had already closed: try once on a fresh one, in
         // the same connection slot.

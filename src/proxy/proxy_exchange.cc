@@ -322,7 +322,8 @@ void ProxyExchange::build_request() {
         head_ += "x-api-key: " + opt_.peer->api_key + "\r\n";
     }
 
-    const size_t total = req_.body.size();
+    // A body still arriving (an upload) is announced whole: its rest follows as it comes.
+    const size_t total = req_.body_complete ? req_.body.size() : req_.content_length;
     size_t body_len = total;
     segments_.clear();
     if (opt_.rewrite.active && opt_.rewrite.end <= body_len &&
@@ -359,13 +360,15 @@ void ProxyExchange::build_request() {
 }
 
 void ProxyExchange::acquire_connection() {
-    // A request taken while its body arrives (ProxyOptions::body_check): its model was made
-    // ready meanwhile; the upstream gets it once it is whole and checked (on_request_body).
-    // Streaming it there as it arrived cost more than it gained on a busy small machine,
-    // and an idle early connection would hold one of a llama-server's few HTTP threads.
+    // A request taken while its body arrives: its model was made ready meanwhile. Where the
+    // body can be spliced, it goes upstream as it comes (proxy_upload.cc); else (TLS on
+    // either side) the upstream gets it once it is whole and checked (on_request_body).
     if (!req_.body_complete || !body_checked_) {
-        body_hold_ = true;
-        return;
+        if (!upload_splice_possible()) {
+            body_hold_ = true;
+            return;
+        }
+        uploading_ = true;
     }
     close_upstream();
     UpstreamSocketPtr sock = pool_.acquire(pool_key_, connections_, this);
@@ -548,19 +551,32 @@ ssize_t ProxyExchange::upstream_recv(char* buf, size_t len) {
 }
 
 void ProxyExchange::on_request_body() {
+    if (uploading_ && !req_.body_complete) { // more of the body to send as it comes
+        if (state_ == State::Sending) send_more();
+        return;
+    }
     if (!req_.body_complete || body_checked_) return;
     std::string error;
     const bool ok = !opt_.body_check || opt_.body_check(error);
     body_checked_ = true;
     if (!ok) {
-        // Nothing went upstream yet: the client gets what a whole read would have given it.
+        // The upstream has no whole request (an upload's last byte waits for this check):
+        // closing its connection cuts it. The client gets what a whole read would have
+        // given it.
         LOG_INFO("%s: %s: %s", subject().c_str(), req_.path.c_str(), error.c_str());
         scheduler_.cancel(this);
+        if (state_ == State::WaitingConnection) pool_.cancel(this);
         body_hold_ = false;
+        end_upload();
+        close_upstream();
         state_ = State::Done;
         outcome_ = "refused";
         release_model();
         fail_client(400, error, "invalid_request_body");
+        return;
+    }
+    if (uploading_) {
+        if (state_ == State::Sending) send_more(); // the last bytes may go now
         return;
     }
     if (body_hold_) { // the model was ready first: the request is built with the whole body
@@ -592,6 +608,9 @@ void ProxyExchange::send_more() {
             }
             const iovec one{piece, static_cast<size_t>(got)};
             n = upstream_send(&one, 1);
+        } else if (seg.from_body && uploading_) {
+            if (!send_arriving_body(seg)) return; // waiting, or it ended
+            continue;
         } else if (seg.from_body && req_.body.spooled()) {
             off_t off = static_cast<off_t>(seg.offset + seg_done_);
             n = ::sendfile(ufd(), req_.body.fd(), &off, seg_left); // zero-copy
@@ -640,6 +659,7 @@ void ProxyExchange::send_more() {
         }
     }
     // The whole request is out; wait for the response.
+    uploading_ = false;
     if (state_ == State::Sending) {
         state_ = State::ReadingHead;
         pool_.request_sent(*sock_);
@@ -671,6 +691,7 @@ void ProxyExchange::update_upstream_io() {
 void ProxyExchange::read_response() {
     if (state_ == State::Sending) {
         // Early response before the body was fully sent: parse it from here on.
+        end_upload();
         state_ = State::ReadingHead;
         watch_silence();
         llhttp_init(&parser_, HTTP_RESPONSE, &kSettings);

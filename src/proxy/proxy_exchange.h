@@ -192,6 +192,13 @@ private:
     void splice_step();
     void stop_splice();
     static void on_client_io(struct ev_loop*, ev_io*, int);
+    // Zero-copy upload (proxy_upload.cc): a body still arriving goes upstream as it comes,
+    // from the spool, then client socket → pipe → upstream socket by splice(2).
+    bool upload_splice_possible() const;
+    // Sends more of body segment `seg` while the body arrives or waits for its check; true
+    // once the segment is all out, false while waiting (watchers set) or when it ended.
+    bool send_arriving_body(const Segment& seg);
+    void end_upload(); // an early response: the rest of the body is not sent
 
     struct ev_loop* loop_;
     http::Connection* client_;
@@ -235,6 +242,8 @@ private:
     size_t seg_done_ = 0;
     bool body_checked_ = true; // see ProxyOptions::body_check
     bool body_hold_ = false;   // granted, waiting for the body to be whole (acquire_connection)
+    bool uploading_ = false;   // sending a body that still arrives (send_arriving_body)
+    uint64_t uploaded_from_client_ = 0; // spliced from the client's socket: no retry then
 
     llhttp_t parser_;
     http::HeaderList resp_headers_; // the upstream's head; from its end, the client's

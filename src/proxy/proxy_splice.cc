@@ -31,15 +31,19 @@ bool ProxyExchange::splice_allowed(int status) const {
 
 void ProxyExchange::start_splice() {
     splice_wanted_ = false;
-    pipe_ = SplicePipe::take();
-    if (!pipe_.valid()) return; // no pipe to be had: the ordinary relay goes on
+    if (!pipe_.valid()) pipe_ = SplicePipe::take(); // (an upload's, empty, is used again)
+    if (!pipe_.valid()) return;                     // no pipe to be had: the ordinary relay goes on
     splice_left_ = splice_total_ - relayed_;
     splicing_ = true;
     splice_step();
 }
 
 void ProxyExchange::on_client_io(struct ev_loop*, ev_io* w, int) {
-    static_cast<ProxyExchange*>(w->data)->splice_step();
+    auto* self = static_cast<ProxyExchange*>(w->data);
+    if (self->state_ == State::Sending)
+        self->send_more(); // an upload: the client's body bytes came (proxy_upload.cc)
+    else
+        self->splice_step();
 }
 
 void ProxyExchange::splice_step() {

@@ -365,6 +365,11 @@ void JsonModelScanner::on_body(const char* data, size_t len) {
     }
 }
 
+void JsonModelScanner::on_body_skipped(size_t n) {
+    offset_ += n;
+    if (s_ != S::Error) fail("a JSON body cannot be checked in part");
+}
+
 bool JsonModelScanner::finish(std::string& error) {
     if (bom_seen_ > 0 && bom_seen_ < 3) fail("invalid byte order mark");
     // A number or literal may end at the end of input.
@@ -527,6 +532,16 @@ void MultipartModelScanner::on_body(const char* data, size_t len) {
     }
 }
 
+void MultipartModelScanner::on_body_skipped(size_t n) {
+    offset_ += n;
+    if (s_ == S::Error || s_ == S::Epilogue) return;
+    // Whatever part was open, the skipped bytes ended inside some part's content; a
+    // delimiter cut by the skip is not one we can see, so matching starts afresh.
+    s_ = S::Content;
+    part_is_model_ = false;
+    match_ = 0;
+}
+
 bool MultipartModelScanner::finish(std::string& error) {
     if (s_ == S::Error) {
         error = error_;
@@ -618,8 +633,21 @@ void FormModelScanner::end_pair() {
     key_too_long_ = false;
 }
 
+void FormModelScanner::on_body_skipped(size_t n) {
+    if (json_) {
+        json_->on_body_skipped(n);
+        return;
+    }
+    offset_ += n;
+    skipped_ = true;
+}
+
 bool FormModelScanner::finish(std::string& error) {
     if (json_) return json_->finish(error);
+    if (skipped_) {
+        error = "a URL-encoded body cannot be checked in part";
+        return false;
+    }
     if (!ref_.found) end_pair();
     if (!ref_.found) return true;
     if (overlong_) {

@@ -42,6 +42,7 @@ class JsonModelScanner : public BodyScanner {
 public:
     JsonModelScanner();
     void on_body(const char* data, size_t len) override;
+    void on_body_skipped(size_t n) override; // an error: a document cannot be checked in part
     bool finish(std::string& error) override;
     const ModelRef& result() const override { return ref_; }
     Kind kind() const override { return Kind::Json; }
@@ -98,6 +99,9 @@ class MultipartModelScanner : public BodyScanner {
 public:
     explicit MultipartModelScanner(std::string boundary);
     void on_body(const char* data, size_t len) override;
+    // The skipped bytes are taken as part content: what follows is searched for the next
+    // delimiter (the closing one, at the body's end), so finish() still checks the end.
+    void on_body_skipped(size_t n) override;
     bool finish(std::string& error) override;
     const ModelRef& result() const override { return ref_; }
     Kind kind() const override { return Kind::Multipart; }
@@ -127,6 +131,7 @@ private:
 class FormModelScanner : public BodyScanner {
 public:
     void on_body(const char* data, size_t len) override;
+    void on_body_skipped(size_t n) override; // an error, as for JSON
     bool finish(std::string& error) override;
     const ModelRef& result() const override { return json_ ? json_->result() : ref_; }
     Kind kind() const override { return json_ ? Kind::Json : Kind::Form; }
@@ -134,6 +139,7 @@ public:
 private:
     void scan_form(const char* data, size_t len);
     void end_pair();
+    bool skipped_ = false;
     std::unique_ptr<JsonModelScanner> json_;
     bool sniffed_ = false;  // the first non-blank byte has been seen
     size_t leading_ws_ = 0; // blanks before it

@@ -797,9 +797,11 @@ public:
     }
 
     // Streams the body through a hash (none: only counted); keeps a copy while it is small.
-    bool hash(Sha256* sha, uint64_t& total, std::string& small_copy) {
+    // pause_ms: sleep that long before each read (a slow reader, as a busy server is).
+    bool hash(Sha256* sha, uint64_t& total, std::string& small_copy, long long pause_ms = 0) {
         char buf[kIoChunk];
         for (;;) {
+            if (pause_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
             ssize_t n = read(buf, sizeof(buf));
             if (n <= 0) return n == 0;
             if (sha) sha->update(buf, static_cast<size_t>(n));
@@ -1328,12 +1330,22 @@ bool handle_transcription(Connection& c, Request& req, BodyReader& body) {
     // ?hash=0: only count (benchmarks: the hash would be the slowest part of an upload).
     const bool hashing = query_int(req.query, "hash").value_or(1) != 0;
     // ?announce=1: say on stderr (the daemon's log) that the head is here, before the body is
-    // read: a test sees the request arrive while its client is still sending.
-    if (query_int(req.query, "announce").value_or(0) != 0) {
+    // read, and how the body ended: a test sees the request arrive while its client is still
+    // sending, and whether a whole body ever came.
+    const bool announce = query_int(req.query, "announce").value_or(0) != 0;
+    if (announce) {
         std::fprintf(stderr, "fake-upstream: transcription head received\n");
         std::fflush(stderr);
     }
-    if (!body.hash(hashing ? &sha : nullptr, total, small_copy)) return bad_body(c, req);
+    // ?read_pause_ms=N: a slow reader (N ms before each read of up to 64 KiB).
+    const long long pause_ms = query_int(req.query, "read_pause_ms").value_or(0);
+    const bool whole = body.hash(hashing ? &sha : nullptr, total, small_copy, pause_ms);
+    if (announce) {
+        std::fprintf(stderr, "fake-upstream: transcription body %s %llu bytes\n",
+                     whole ? "received," : "cut after", static_cast<unsigned long long>(total));
+        std::fflush(stderr);
+    }
+    if (!whole) return bad_body(c, req);
     post_delay(req);
 
     Json root = new_object();

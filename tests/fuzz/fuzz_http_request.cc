@@ -57,6 +57,7 @@ public:
         seen.append(data, len);
         if (scanner_) scanner_->on_body(data, len);
     }
+    void on_body_skipped(size_t) override { abort(); } // nothing here splices a body
     router::BodyScanner* scanner() { return scanner_.get(); }
     std::string seen;
 

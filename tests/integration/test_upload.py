@@ -3,15 +3,16 @@
 upstream byte-exact while the daemon's memory stays bounded (the body is spooled to
 server.spoolDir); a 20 MB JSON body; useModelName rewriting the multipart `model` field.
 With the model field first (or through /upstream/<model>/), the request is taken while the
-body arrives: the model starts meanwhile, and the body goes upstream once it is whole; a body
-that ends malformed still gets 400 and the upstream never sees it; a client gone mid-body
-leaves nothing behind."""
+body arrives: the model starts meanwhile, and the body goes upstream as it comes, spliced
+(without splice, once it is whole); a body that ends malformed still gets 400 and the
+upstream never a whole body; a client gone mid-body leaves nothing behind."""
 
 import atexit
 import hashlib
 import http.client
 import json
 import os
+import re
 import socket
 import sys
 import threading
@@ -130,16 +131,26 @@ class RawUpload:
 
 
 ANNOUNCED = "fake-upstream: transcription head received"
+BODY_WHOLE = "fake-upstream: transcription body received,"
+BODY_CUT = "fake-upstream: transcription body cut after"
 READY = "model w: ready after"
 
 
-class ModelFirst(unittest.TestCase):
-    """The model field before the file: the request is taken while its body arrives."""
+def spliced_total(d):
+    r = d.request("GET", "/metrics")
+    m = re.search(r"^llamaswap_spliced_bytes_total (\d+)", r.body.decode(), re.M)
+    return int(m.group(1))
 
-    def upload_past_the_model_start(self, d, path, model):
+
+class ModelFirst(unittest.TestCase):
+    """The model field before the file: the request is taken while its body arrives, and the
+    body goes upstream as it comes (client socket → pipe → upstream socket), but for its last
+    bytes, which wait for the body's check."""
+
+    def upload_past_the_model_start(self, d, path, model, streams=True):
         """Sends the head and 4 MiB (past bodyMemoryBytes), waits until the model is ready,
-        checks that the upstream has nothing yet, sends the rest; returns (status, doc,
-        length, sha)."""
+        checks that the upstream got the request while its body is still coming (streams) or
+        nothing yet (not streams), sends the rest; returns (status, doc, length, sha)."""
         length, chunks, sha = model_then_file(24, model, os.urandom(MB))
         up = RawUpload(d.port, path, length)
         try:
@@ -148,7 +159,13 @@ class ModelFirst(unittest.TestCase):
                 up.send(next(parts))
             h.wait_until(lambda: READY in d.log(), 30,
                          what="the model to be ready before the body is all sent")
-            self.assertNotIn(ANNOUNCED, d.log(), "the upstream gets only a whole body")
+            if streams:
+                h.wait_until(lambda: ANNOUNCED in d.log(), 30,
+                             what="the upstream to get the request while its body arrives")
+            else:
+                time.sleep(0.3)
+                self.assertNotIn(ANNOUNCED, d.log(), "the upstream gets only a whole body")
+            self.assertNotIn(BODY_WHOLE, d.log())
             for c in parts:
                 up.send(c)
             status, doc = up.response()
@@ -164,6 +181,8 @@ class ModelFirst(unittest.TestCase):
             self.assertEqual((doc["body_length"], doc["body_sha256"]), (length, sha.hexdigest()))
             self.assertEqual(doc["model"], "w")
             self.assertIn("taken while its body arrives", d.log())
+            # Most of the 20 MiB sent after the model was ready went by splice, not the spool.
+            self.assertGreater(spliced_total(d), 12 * MB)
 
     def test_upstream_passthrough_model_starts_while_the_body_arrives(self):
         # /upstream/<model>/...: the model is in the path, the body is passed as it is.
@@ -172,6 +191,25 @@ class ModelFirst(unittest.TestCase):
                 d, "/upstream/w/v1/audio/transcriptions?announce=1", "ignored")
             self.assertEqual(status, 200, doc)
             self.assertEqual((doc["body_length"], doc["body_sha256"]), (length, sha.hexdigest()))
+            self.assertGreater(spliced_total(d), 12 * MB)
+
+    def test_without_splice_the_upstream_gets_a_whole_body(self):
+        # LLAMA_SWAP_NO_SPLICE (as where splice does not apply: TLS): the body is spooled
+        # whole, then sent.
+        os.environ["LLAMA_SWAP_NO_SPLICE"] = "1"
+        try:
+            d = h4.Daemon(upload_cfg)
+            d.__enter__()
+        finally:
+            del os.environ["LLAMA_SWAP_NO_SPLICE"]
+        try:
+            status, doc, length, sha = self.upload_past_the_model_start(
+                d, "/v1/audio/transcriptions?announce=1", "w", streams=False)
+            self.assertEqual(status, 200, doc)
+            self.assertEqual((doc["body_length"], doc["body_sha256"]), (length, sha.hexdigest()))
+            self.assertEqual(spliced_total(d), 0)
+        finally:
+            d.__exit__(None, None, None)
 
     def test_use_model_name_rewrite_while_it_arrives(self):
         cfg = lambda d: upload_cfg(d, r={"cmd": h.fake_cmd(model="r"),  # noqa: E731
@@ -190,7 +228,7 @@ class ModelFirst(unittest.TestCase):
             self.assertEqual((r.json()["body_length"], r.json()["body_sha256"]),
                              (exp_len, exp_sha.hexdigest()))
 
-    def test_malformed_end_gets_400_and_the_upstream_nothing(self):
+    def test_malformed_end_gets_400_and_the_upstream_no_whole_body(self):
         with h4.Daemon(upload_cfg) as d:
             self.assertEqual(d.chat("w").status, 200)
             length, chunks, _ = model_then_file(6, "w", os.urandom(MB), broken_end=True)
@@ -205,7 +243,9 @@ class ModelFirst(unittest.TestCase):
             self.assertEqual(doc["error"]["code"], "invalid_request_body", doc)
             self.assertIn("closing boundary", doc["error"]["message"])
             self.assertIn("taken while its body arrives", d.log())
-            self.assertNotIn(ANNOUNCED, d.log(), "the upstream never saw the malformed body")
+            # It got the body as it came, but never its last byte: a cut request.
+            h.wait_until(lambda: BODY_CUT in d.log(), 10, what="the upstream to see a cut body")
+            self.assertNotIn(BODY_WHOLE, d.log(), "the upstream never got the malformed body")
             self.assertEqual(d.chat("w").status, 200, "the daemon and the model serve on")
 
     def test_client_gone_mid_body_leaves_nothing_behind(self):
@@ -216,11 +256,14 @@ class ModelFirst(unittest.TestCase):
             for _ in range(5):
                 up.send(next(parts))
             h.wait_until(lambda: READY in d.log(), 30, what="the model to start for it")
+            h.wait_until(lambda: ANNOUNCED in d.log(), 30, what="the upstream to get it")
+            up.send(next(parts))
             up.close()
+            h.wait_until(lambda: BODY_CUT in d.log(), 10, what="the upstream to see a cut body")
             h.wait_until(lambda: spool_fds(d) == [], 10, what="the spool file to be released")
             h.wait_until(lambda: d.request("GET", "/api/inflight").json()["requests"] == [], 10,
                          what="nothing in flight")
-            self.assertNotIn(ANNOUNCED, d.log())
+            self.assertNotIn(BODY_WHOLE, d.log())
             self.assertEqual(d.chat("w").status, 200, "the model serves on")
 
 
