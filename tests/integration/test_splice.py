@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """The zero-copy relay: Content-Length bodies that nothing reads go upstream socket → pipe →
-client socket by splice(2). Bodies arrive byte for byte (sha256) for sizes around every
-buffer and pipe boundary, with slow readers and slow writers; an upstream or a client that
-closes mid-transfer is still a cut transfer; the connection serves the next request after a
-spliced one; what must be read (JSON) or is small is not spliced (llamaswap_spliced_bytes_total
-says what was)."""
+client socket by splice(2), and request bodies taken while they arrive go client socket →
+pipe → upstream socket. Bodies arrive byte for byte (sha256) for sizes around every buffer
+and pipe boundary, with slow readers and slow writers; an upstream or a client that closes
+mid-transfer is still a cut transfer; the connection serves the next request after a spliced
+one; what must be read (JSON) or is small is not spliced (llamaswap_spliced_bytes_total says
+what was)."""
 
 import hashlib
 import os
@@ -192,6 +193,118 @@ class Splice(unittest.TestCase):
                 r = get(c, "/upstream/m/blob?size=70000")
                 self.assertTrue(r.complete)
                 self.assertEqual(hashlib.sha256(r.body).hexdigest(), blob_sha(70000))
+
+
+ANNOUNCED = "fake-upstream: transcription head received"
+BODY_CUT = "fake-upstream: transcription body cut after"
+SPOOL_AT = 64 * KIB  # bodyMemoryBytes: a body past it is spooled, and taken while it arrives
+TAIL = 4096  # http::Connection::kBodyTail: the body's last bytes are read, not spliced
+
+
+def upload_config():
+    return {"server": {"bodyMemoryBytes": SPOOL_AT}, "models": {"m": {"cmd": h.fake_cmd(model="m")}}}
+
+
+def upload(d, c, first, rest, piece=0, pause=0.0, query=""):
+    """POSTs first + rest random bytes on raw connection c to /upstream/m/ (the body passes
+    as it is): the head and `first` bytes (past bodyMemoryBytes, so the request is taken
+    early), then, once the upstream has the request, `rest`, in pieces of `piece` bytes with
+    `pause` seconds between them (a slow writer) or at once. Returns (response, sha256)."""
+    body = os.urandom(first + rest)
+    announced = d.log().count(ANNOUNCED)
+    c.send(b"POST /upstream/m/v1/audio/transcriptions?announce=1%s HTTP/1.1\r\nHost: x\r\n"
+           b"Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n"
+           % (query.encode(), len(body)))
+    c.send(body[:first])
+    h.wait_until(lambda: d.log().count(ANNOUNCED) > announced, 10,
+                 what="the upstream to get the request while its body arrives")
+    at = first
+    while at < len(body):
+        n = piece or len(body) - at
+        c.send(body[at:at + n])
+        at += n
+        if pause:
+            time.sleep(pause)
+    return c.read_response("POST"), hashlib.sha256(body).hexdigest()
+
+
+class SplicedUpload(unittest.TestCase):
+    def check(self, r, sha, length):
+        self.assertEqual(r.status, 200, r.body[:300])
+        doc = r.json()
+        self.assertEqual((doc["body_length"], doc["body_sha256"]), (length, sha))
+
+    def test_bodies_arrive_byte_for_byte_around_every_boundary(self):
+        # Around the tail that is read, the 64 KiB read size and the 256 KiB pipe.
+        rests = [1, TAIL - 1, TAIL, TAIL + 1, 64 * KIB - 1, 64 * KIB + TAIL + 1,
+                 256 * KIB - 1, 256 * KIB + TAIL, 256 * KIB + TAIL + 1, 512 * KIB + 3,
+                 3 * MIB + 4099]
+        with h.Daemon(upload_config()) as d:
+            self.assertEqual(d.chat("m").status, 200)
+            went = 0
+            with d.raw(timeout=60) as c:  # one keep-alive connection for all of them
+                for first in (SPOOL_AT + 1, SPOOL_AT + 70001):
+                    for rest in rests:
+                        before = spliced_total(d)
+                        r, sha = upload(d, c, first, rest)
+                        self.check(r, sha, first + rest)
+                        spliced = spliced_total(d) - before
+                        # Never the tail (read, so the request ends as any other), nor what
+                        # was spooled before the request was taken (more than SPOOL_AT).
+                        self.assertLessEqual(spliced, max(first + rest - TAIL - SPOOL_AT - 1, 0),
+                                             "rest %d" % rest)
+                        went += spliced
+            # The rest went by splice, but where the upstream had not yet taken the spool's
+            # bytes when it came (then the connection reads it into the spool).
+            expected = 2 * sum(max(r - TAIL, 0) for r in rests)
+            self.assertGreater(went, expected * 0.5, "spliced %d of %d" % (went, expected))
+            self.assertNotIn(BODY_CUT, d.log())
+
+    def test_slow_writer(self):
+        with h.Daemon(upload_config()) as d:
+            self.assertEqual(d.chat("m").status, 200)
+            with d.raw(timeout=60) as c:
+                before = spliced_total(d)
+                r, sha = upload(d, c, SPOOL_AT + 5, 300 * KIB + 11, piece=4000, pause=0.002)
+                self.check(r, sha, SPOOL_AT + 5 + 300 * KIB + 11)
+                self.assertGreater(spliced_total(d), before)
+
+    def test_slow_reader_holds_the_client_back(self):
+        # An upstream slower than the client: the pipe fills and the daemon stops reading the
+        # client; the body still arrives whole and the connection serves on.
+        with h.Daemon(upload_config()) as d:
+            self.assertEqual(d.chat("m").status, 200)
+            with d.raw(timeout=60) as c:
+                rest = 6 * MIB + 1
+                r, sha = upload(d, c, SPOOL_AT + 1, rest, query="&read_pause_ms=3")
+                self.check(r, sha, SPOOL_AT + 1 + rest)
+                # Keep-alive: the same connection serves the next request.
+                r, sha = upload(d, c, SPOOL_AT + 1, 100000)
+                self.check(r, sha, SPOOL_AT + 1 + 100000)
+            self.assertNotIn("is wedged", d.log())
+
+    def test_upstream_gone_mid_body_answers_502_and_serves_on(self):
+        with h.Daemon(upload_config()) as d:
+            self.assertEqual(d.chat("m").status, 200)
+            pids = sorted(d.upstream_pids())
+            self.assertTrue(pids, "the model's pid")
+            with d.raw(timeout=30) as c:
+                body_len = SPOOL_AT + 8 * MIB
+                c.send(b"POST /upstream/m/v1/audio/transcriptions?announce=1&read_pause_ms=50 "
+                       b"HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % body_len)
+                c.send(os.urandom(SPOOL_AT + 1))
+                h.wait_until(lambda: ANNOUNCED in d.log(), 10, what="the upstream to get it")
+                for p in pids:
+                    os.kill(p, 9)
+                try:  # the daemon may stop reading (and close) before all of it is sent
+                    c.sock.settimeout(5)
+                    c.send(os.urandom(body_len - SPOOL_AT - 1))
+                except OSError:
+                    pass
+                r = c.read_response("POST")
+                self.assertEqual(r.status, 502, r.body)
+                self.assertIn("upstream", r.json()["error"]["code"])
+            self.assertEqual(d.chat("m").status, 200, "the model starts again and serves")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <string>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "http/body.h"
@@ -448,6 +449,37 @@ Test(body, move_keeps_contents) {
     cr_assert(b.spooled());
     std::string all = read_all(b);
     cr_assert(all == data);
+}
+
+Test(body, skipped_bytes_keep_their_offsets_and_are_not_read) {
+    // Bytes spliced past the spool count in size(); what comes after them lands at its own
+    // offset (the zero-copy upload sends the body's tail from there).
+    TempDir dir;
+    Body b(16, &dir.path);
+    const std::string head = pattern(40, 5), tail = pattern(4096, 6);
+    cr_assert(b.append(head.data(), head.size()).ok());
+    cr_assert(b.skip(1000000).ok());
+    cr_assert(b.append(tail.data(), tail.size()).ok());
+    cr_assert_eq(b.size(), 40u + 1000000u + 4096u);
+    std::string got(tail.size(), '\0');
+    auto r = b.read_at(40 + 1000000, got.data(), got.size());
+    cr_assert(r.ok() && r.value() == tail.size());
+    cr_assert(got == tail);
+    r = b.read_at(0, got.data(), 40);
+    cr_assert(r.ok() && r.value() == 40u);
+    cr_assert(got.substr(0, 40) == head);
+    // Any read touching the skipped bytes is refused, not answered with the file's hole.
+    r = b.read_at(39, got.data(), 2);
+    cr_assert_not(r.ok());
+    r = b.read_at(40 + 1000000 - 1, got.data(), 2);
+    cr_assert_not(r.ok());
+    struct stat st;
+    cr_assert_eq(fstat(b.fd(), &st), 0);
+    cr_assert_lt(static_cast<size_t>(st.st_blocks) * 512, 1000000u, "the skip takes no disk");
+    // A body in memory has nothing to skip from.
+    Body m(1 << 20, &dir.path);
+    cr_assert(m.append(head.data(), head.size()).ok());
+    cr_assert_not(m.skip(10).ok());
 }
 
 // ------------------------------------------------------------------ status

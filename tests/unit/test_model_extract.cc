@@ -11,6 +11,7 @@
 #include "router/model_extract.h"
 
 using ls::router::BodyScanner;
+using ls::router::FormModelScanner;
 using ls::router::JsonModelScanner;
 using ls::router::ModelRef;
 using ls::router::multipart_boundary;
@@ -529,6 +530,50 @@ Test(multipart_scanner, model_field_first) {
                              part("form-data; name=\"file\"; filename=\"x\"", file_data(8192, 5)) +
                              closing();
     expect_multipart_model(body, "tts-1", 300);
+}
+
+// The zero-copy upload splices a body's middle past the scanner (on_body_skipped) and feeds
+// it the last bytes: the end is still checked.
+Outcome scan_with_a_skip(const std::string& body, size_t skip_at, size_t skipped) {
+    MultipartModelScanner s(kBoundary);
+    s.on_body(body.data(), skip_at);
+    s.on_body_skipped(skipped);
+    s.on_body(body.data() + skip_at + skipped, body.size() - skip_at - skipped);
+    Outcome o;
+    o.ok = s.finish(o.error);
+    o.ref = s.result();
+    return o;
+}
+
+Test(multipart_scanner, skipped_middle_still_checks_the_end) {
+    const std::string file = file_data(100000, 7);
+    const std::string start = part("form-data; name=\"model\"", "whisper") +
+                              part("form-data; name=\"file\"; filename=\"x\"", "");
+    const std::string good = part("form-data; name=\"model\"", "whisper") +
+                             part("form-data; name=\"file\"; filename=\"x\"", file) + closing();
+    // Skips starting in the file's content, in a part's headers (the file part's), or
+    // cutting a delimiter: the closing one at the end is what decides.
+    for (size_t at : {start.size() - 10, start.size() + 5, start.size() + 50000}) {
+        Outcome o = scan_with_a_skip(good, at, good.size() - at - 200);
+        cr_assert(o.ok, "skip at %zu: %s", at, o.error.c_str());
+        cr_assert(o.ref.model == "whisper");
+    }
+    // Without the closing delimiter, the end is refused as for a body read whole.
+    const std::string broken = good.substr(0, good.size() - closing().size()) + "\r\n-- no --\r\n";
+    Outcome o = scan_with_a_skip(broken, start.size() + 5, 90000);
+    cr_assert_not(o.ok);
+    cr_assert(o.error.find("closing boundary") != std::string::npos, "%s", o.error.c_str());
+    // JSON and URL-encoded bodies cannot be checked in part: a skip is an error.
+    JsonModelScanner j;
+    j.on_body("{\"model\":\"m\",", 14);
+    j.on_body_skipped(100);
+    j.on_body("\"x\":1}", 6);
+    std::string error;
+    cr_assert_not(j.finish(error));
+    FormModelScanner f;
+    f.on_body("model=m&x=", 10);
+    f.on_body_skipped(100);
+    cr_assert_not(f.finish(error));
 }
 
 Test(multipart_scanner, preamble_and_epilogue) {
