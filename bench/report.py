@@ -499,33 +499,44 @@ if large:
             w("| %s | %.2f s | %s | %s |" % (t, s, "+%.2f s" % (s - d) if d and t != "direct" else "–",
                                              ", ".join("%.2f" % float(r["seconds"]) for r in rs)))
         w("")
-    if largesys:
-        w("### System calls and bytes through the daemon's memory, per MB downloaded")
+    for suffix, what in (("", "downloaded"), ("-upload", "uploaded")):
+        copy_k, splice_k = "copy" + suffix, "splice" + suffix
+        if copy_k not in largesys and splice_k not in largesys:
+            continue
+        w("### System calls and bytes through the daemon's memory, per MB %s" % what)
         w("")
-        w("`strace` on the daemon during one download each way (every relay call traced, so slower than the "
-          "runs above); *bytes* are the sizes the calls returned: for `recvfrom`/`sendto` bytes copied "
-          "into and out of the daemon, for `splice` bytes moved between sockets and pipe inside the kernel.")
+        if suffix:
+            w("`strace` on the daemon during one multipart upload each way, its `model` field first (every relay "
+              "call traced, so slower than the runs above). *copy* (`LLAMA_SWAP_NO_SPLICE=1`) reads the body "
+              "into the spool file whole (`recvfrom` + `write`), then sends it with `sendfile`; *splice* sends "
+              "the spool's first part with `sendfile` and the rest client socket → pipe → upstream socket. "
+              "*bytes copied* counts what went through the daemon's memory (`recvfrom`, `write`, `sendto`); "
+              "`splice` and `sendfile` move bytes inside the kernel.")
+        else:
+            w("`strace` on the daemon during one download each way (every relay call traced, so slower than the "
+              "runs above); *bytes* are the sizes the calls returned: for `recvfrom`/`sendto` bytes copied "
+              "into and out of the daemon, for `splice` bytes moved between sockets and pipe inside the kernel.")
         w("")
         w("| system call | copy: calls/MB | copy: bytes copied/MB | splice: calls/MB | splice: bytes copied/MB |")
         w("|---|---:|---:|---:|---:|")
-        scs = sorted(set(largesys.get("copy", {})) | set(largesys.get("splice", {})))
-        tot = {"copy": [0.0, 0.0], "splice": [0.0, 0.0]}
+        scs = sorted(set(largesys.get(copy_k, {})) | set(largesys.get(splice_k, {})))
+        tot = {copy_k: [0.0, 0.0], splice_k: [0.0, 0.0]}
         for sc in scs:
             cells = []
-            for mode in ("copy", "splice"):
+            for mode in (copy_k, splice_k):
                 r = largesys.get(mode, {}).get(sc)
                 if not r:
                     cells += ["–", "–"]
                     continue
                 mb = float(r["mb"])
                 calls = int(r["calls"]) / mb
-                copied = 0.0 if sc == "splice" else int(r["bytes"]) / mb
+                copied = 0.0 if sc in ("splice", "sendfile", "lseek") else int(r["bytes"]) / mb
                 tot[mode][0] += calls
                 tot[mode][1] += copied
                 cells += ["%.2f" % calls, "%.0f" % copied if copied else "0"]
             w("| `%s` | %s |" % (sc, " | ".join(cells)))
         w("| **total** | **%.2f** | **%.0f** | **%.2f** | **%.0f** |" % (
-            tot["copy"][0], tot["copy"][1], tot["splice"][0], tot["splice"][1]))
+            tot[copy_k][0], tot[copy_k][1], tot[splice_k][0], tot[splice_k][1]))
         w("")
 
 if many:

@@ -9,15 +9,17 @@
 namespace ls::http {
 
 namespace {
-Result<void> write_all(int fd, const char* data, size_t len) {
+// At `offset`, not the file position: skipped bytes then cost no system call (see skip()).
+Result<void> write_all(int fd, const char* data, size_t len, size_t offset) {
     while (len > 0) {
-        ssize_t n = ::write(fd, data, len);
+        ssize_t n = ::pwrite(fd, data, len, static_cast<off_t>(offset));
         if (n < 0) {
             if (errno == EINTR) continue;
             return make_error(std::string("cannot spool request body: ") + strerror(errno), errno);
         }
         data += n;
         len -= static_cast<size_t>(n);
+        offset += static_cast<size_t>(n);
     }
     return {};
 }
@@ -31,7 +33,7 @@ Result<void> Body::spill() {
     if (fd < 0)
         return make_error(std::string("cannot create spool file: ") + strerror(errno), errno);
     file_.reset(fd);
-    auto r = write_all(fd, mem_.data(), mem_.size());
+    auto r = write_all(fd, mem_.data(), mem_.size(), 0);
     std::string().swap(mem_);
     return r;
 }
@@ -40,17 +42,16 @@ Result<void> Body::append(const char* data, size_t len) {
     if (!file_.valid() && mem_.size() + len > memory_limit_) {
         if (auto r = spill(); !r) return r;
     }
+    const size_t at = size_;
     size_ += len;
-    if (file_.valid()) return write_all(file_.get(), data, len);
+    if (file_.valid()) return write_all(file_.get(), data, len, at);
     mem_.append(data, len);
     return {};
 }
 
 Result<void> Body::skip(size_t n) {
     if (!file_.valid()) return make_error("cannot skip bytes of a body in memory", EINVAL);
-    // The file offset moves on: the next write leaves a hole (no disk space) for these bytes.
-    if (::lseek(file_.get(), static_cast<off_t>(n), SEEK_CUR) < 0)
-        return make_error(std::string("cannot skip spooled body bytes: ") + strerror(errno), errno);
+    // The next append lands past them: a hole in the file, no disk space.
     if (skipped_end_ == 0) skipped_begin_ = size_; // later runs widen the span (read_at refuses it)
     size_ += n;
     skipped_end_ = size_;
