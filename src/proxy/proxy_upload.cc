@@ -31,9 +31,9 @@ bool ProxyExchange::send_arriving_body(const Segment& seg) {
         const size_t pos = seg.offset + seg_done_; // the next byte the upstream gets
         if (pipe_.held > 0) {
             // Spliced from the client: these are the next bytes.
-            ssize_t n = splice(pipe_.read_end(), nullptr, ufd(), nullptr,
-                               std::min(pipe_.held, seg_end - pos),
-                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK | SPLICE_F_MORE);
+            ssize_t n =
+                splice(pipe_.read_end(), nullptr, ufd(), nullptr,
+                       std::min(pipe_.held, seg_end - pos), SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             if (n > 0) {
                 pipe_.held -= static_cast<size_t>(n);
                 SplicePipe::spliced_total += static_cast<uint64_t>(n);
@@ -119,8 +119,10 @@ bool ProxyExchange::send_arriving_body(const Segment& seg) {
     if (client_) {
         // Splicing, the connection leaves the socket to us; else it reads the body (the tail,
         // or all of it when no pipe could be had) and on_request_body brings us back.
-        client_->hold_body_input(cfd >= 0 && max > 0 && pipe_.valid());
-        if (upstream_blocked) client_->body_spliced(0); // the upstream holds us back
+        const bool hold = cfd >= 0 && max > 0 && pipe_.valid();
+        client_->hold_body_input(hold);
+        // Holding the client back for the upstream is no stall of the client's.
+        if (hold && upstream_blocked) client_->body_spliced(0);
     }
     // Reading too: an upstream may answer before the body's end (e.g. 413).
     watch(upstream_blocked ? EV_WRITE | EV_READ : EV_READ);
