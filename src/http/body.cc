@@ -49,6 +49,36 @@ Result<void> Body::append(const char* data, size_t len) {
     return {};
 }
 
+Result<void> Body::append_from_pipe(int pipe_read_end, size_t n) {
+    if (!file_.valid()) return make_error("cannot splice into a body in memory", EINVAL);
+    while (n > 0) {
+        loff_t at = static_cast<loff_t>(size_);
+        const ssize_t moved = ::splice(pipe_read_end, nullptr, file_.get(), &at, n, SPLICE_F_MOVE);
+        if (moved < 0 && errno == EINTR) continue;
+        if (moved <= 0)
+            return make_error(std::string("cannot spool request body: ") +
+                                  (moved < 0 ? strerror(errno) : "the pipe ran dry"),
+                              moved < 0 ? errno : EIO);
+        size_ += static_cast<size_t>(moved);
+        n -= static_cast<size_t>(moved);
+    }
+    return {};
+}
+
+SpoolView::SpoolView(int fd, size_t offset, size_t len) {
+    static const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    skew_ = offset % page;
+    map_len_ = skew_ + len;
+    // Populated at once: one call instead of a fault per few pages.
+    void* m = ::mmap(nullptr, map_len_, PROT_READ, MAP_SHARED | MAP_POPULATE, fd,
+                     static_cast<off_t>(offset - skew_));
+    if (m != MAP_FAILED) map_ = m;
+}
+
+SpoolView::~SpoolView() {
+    if (map_) ::munmap(map_, map_len_);
+}
+
 Result<void> Body::skip(size_t n) {
     if (!file_.valid()) return make_error("cannot skip bytes of a body in memory", EINVAL);
     // The next append lands past them: a hole in the file, no disk space.

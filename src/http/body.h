@@ -13,6 +13,22 @@
 
 namespace ls::http {
 
+// Spooled bytes seen where they lie, in the page cache (a read-only mapping), not copied out.
+class SpoolView {
+public:
+    SpoolView(int fd, size_t offset, size_t len);
+    ~SpoolView();
+    SpoolView(const SpoolView&) = delete;
+    SpoolView& operator=(const SpoolView&) = delete;
+    bool valid() const { return map_ != nullptr; }
+    const char* data() const { return static_cast<const char*>(map_) + skew_; }
+
+private:
+    void* map_ = nullptr;
+    size_t skew_ = 0; // the offset's distance past its page boundary
+    size_t map_len_ = 0;
+};
+
 class Body {
 public:
     Body() = default;
@@ -41,6 +57,9 @@ public:
     }
     // The spool file (only when spooled()).
     int fd() const { return file_.get(); }
+    // Moves `n` bytes from a pipe into the spool (splice(2): the kernel's one copy, into
+    // the page cache), after what is there. Only when spooled().
+    Result<void> append_from_pipe(int pipe_read_end, size_t n);
     // `n` bytes of a spooled body went elsewhere (spliced straight to an upstream): they count
     // in size() but are not kept; what is appended next lands at its own offset.
     Result<void> skip(size_t n);

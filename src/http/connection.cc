@@ -144,6 +144,13 @@ void Connection::handle_read() {
     // unparsed input (the body itself goes to the spool as it is parsed).
     for (int i = 0; i < 16; ++i) { // bounded per wake-up, so one client cannot hog the loop
         if (parser_paused_ && in_.size() - in_off_ >= kMaxBufferedInput) break;
+        if (state_ == State::ReadingBody) {
+            if (body_held_) break; // the exchange splices the body (hold_body_input)
+            const SpliceRead r = splice_body_into_spool();
+            if (r == SpliceRead::Moved) continue;
+            if (r == SpliceRead::WouldBlock) break;
+            if (r == SpliceRead::Ended) return;
+        }
         if (in_off_ > 0 && in_off_ == in_.size()) {
             in_.clear();
             in_off_ = 0;
@@ -285,6 +292,7 @@ void Connection::finish_request() {
     observer_.reset();
     req_.body.clear();
     body_held_ = false;
+    if (body_pipe_.valid()) SplicePipe done = std::move(body_pipe_); // to the pool when empty
     response_started_ = false;
     response_fixed_length_ = false;
     splice_waiting_ = false;
@@ -590,41 +598,6 @@ bool Connection::write_body(const char* data, size_t len) {
         queue_output(data, len);
     }
     return !closed();
-}
-
-bool Connection::body_splice_possible() const {
-    return !closed() && !tls_ && state_ == State::ReadingBody && dispatched_early_ && exchange_ &&
-           req_.content_length > 0 && !req_.body_complete && req_.body.spooled() && !stop_parsing_;
-}
-
-int Connection::body_splice_source(uint64_t& max) const {
-    max = 0;
-    // Every byte read so far is parsed (in ReadingBody nothing waits in in_ but a pause).
-    if (!body_splice_possible() || parser_paused_ || in_off_ != in_.size()) return -1;
-    const uint64_t left = parser_.content_length; // llhttp: body bytes still to come
-    if (left <= kBodyTail) return -1;
-    max = left - kBodyTail;
-    return fd_.get();
-}
-
-void Connection::hold_body_input(bool hold) {
-    if (body_held_ == hold) return;
-    body_held_ = hold;
-    update_io();
-}
-
-void Connection::body_spliced(size_t n) {
-    last_progress_ = ev_now(loop_);
-    if (n == 0) return;
-    // llhttp counts the body down in content_length: the spliced bytes are past it.
-    parser_.content_length -= n;
-    if (auto r = req_.body.skip(n); !r) {
-        LOG_WARN("request %llu: %s", static_cast<unsigned long long>(req_.id),
-                 r.error().message.c_str());
-        close();
-        return;
-    }
-    if (observer_) observer_->on_body_skipped(n);
 }
 
 int Connection::splice_target() const {

@@ -13,6 +13,7 @@
 #include "tls/tls.h"
 #include "util/ev.h"
 #include "util/reaper.h"
+#include "util/splice_pipe.h"
 #include "util/unique_fd.h"
 
 namespace ls::http {
@@ -202,6 +203,9 @@ private:
     void on_parse_error();
     void dispatch();
     void body_progress(); // after a read in ReadingBody: early dispatch, or news of the body
+    // A spooled body's next bytes, socket → pipe → spool (connection_splice.cc).
+    enum class SpliceRead { NotApplicable, Moved, WouldBlock, Ended };
+    SpliceRead splice_body_into_spool();
     void finish_request();
     void close_after_flush();
     void start_lingering();
@@ -249,6 +253,7 @@ private:
     bool tunnel_paused_ = false;    // the exchange cannot take more client bytes now
     bool dispatched_early_ = false; // see Application::dispatch_early
     bool body_held_ = false;        // see hold_body_input
+    SplicePipe body_pipe_;          // see splice_body_into_spool (kept while the body comes)
     int corked_ = 0;
 
     std::string out_;

@@ -200,9 +200,9 @@ std::string MetricsRegistry::render(const router::Scheduler& scheduler,
                         static_cast<double>(m.starts));
     header(out, "llamaswap_swaps_total", "counter", "Models stopped to make room for another one.");
     sample_line(out, "llamaswap_swaps_total", "", static_cast<double>(swaps_));
-    header(
-        out, "llamaswap_spliced_bytes_total", "counter",
-        "Response and request body bytes relayed by splice(2), never copied through the daemon.");
+    header(out, "llamaswap_spliced_bytes_total", "counter",
+           "Response and request body bytes moved by splice(2) (to a socket, or into the request "
+           "spool), never copied through the daemon.");
     sample_line(out, "llamaswap_spliced_bytes_total", "",
                 static_cast<double>(SplicePipe::spliced_total));
 

@@ -25,7 +25,8 @@ public:
     size_t capacity() const { return capacity_; }
     // Bytes in the pipe, as the owner counts them (spliced in, not yet out).
     size_t held = 0;
-    // Body bytes that left through a pipe since start (llamaswap_spliced_bytes_total).
+    // Body bytes that went through a pipe since start, to a socket or into the spool
+    // (llamaswap_spliced_bytes_total).
     static uint64_t spliced_total;
 
 private:

@@ -5,7 +5,8 @@ pipe → upstream socket. Bodies arrive byte for byte (sha256) for sizes around 
 and pipe boundary, with slow readers and slow writers; an upstream or a client that closes
 mid-transfer is still a cut transfer; the connection serves the next request after a spliced
 one; what must be read (JSON) or is small is not spliced (llamaswap_spliced_bytes_total says
-what was)."""
+what was). A body that must be read whole first goes socket → pipe → spool file.
+"""
 
 import hashlib
 import os
@@ -202,7 +203,10 @@ TAIL = 4096  # http::Connection::kBodyTail: the body's last bytes are read, not 
 
 
 def upload_config():
-    return {"server": {"bodyMemoryBytes": SPOOL_AT}, "models": {"m": {"cmd": h.fake_cmd(model="m")}}}
+    return {"server": {"bodyMemoryBytes": SPOOL_AT},
+            "models": {"m": {"cmd": h.fake_cmd(model="m")},
+                       "r": {"cmd": h.fake_cmd(model="r"),
+                             "useModelName": "a-longer/upstream-name"}}}
 
 
 def upload(d, c, first, rest, piece=0, pause=0.0, query=""):
@@ -305,6 +309,72 @@ class SplicedUpload(unittest.TestCase):
                 self.assertEqual(r.status, 502, r.body)
                 self.assertIn("upstream", r.json()["error"]["code"])
             self.assertEqual(d.chat("m").status, 200, "the model starts again and serves")
+
+
+BOUNDARY = "----splice-spool-test-51c0"
+
+
+def model_last_body(file_len, model, file=None):
+    """A multipart body: a file part of file_len random bytes, then the `model` field, then a
+    prompt field longer than the tail that is read as usual (so the model field is among the
+    bytes that went by splice, and the scanner must find it there)."""
+    file = os.urandom(file_len) if file is None else file
+    return (("--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
+             "Content-Type: application/octet-stream\r\n\r\n" % BOUNDARY).encode() + file +
+            ("\r\n--%s\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\n%s\r\n"
+             "--%s\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\n%s\r\n"
+             "--%s--\r\n" % (BOUNDARY, model, BOUNDARY, "words " * 2000, BOUNDARY)).encode())
+
+
+class SplicedSpool(unittest.TestCase):
+    """A body read whole before it goes upstream (its model field after the file) moves
+    socket → pipe → spool file; the model scanner reads it from the page cache."""
+
+    def test_model_last_bodies_byte_for_byte_around_every_boundary(self):
+        files = [SPOOL_AT - 200, SPOOL_AT + 1, SPOOL_AT + TAIL, 256 * KIB - 1, 256 * KIB + TAIL + 7,
+                 MIB + 4099, 5 * MIB + 3]
+        with h.Daemon(upload_config()) as d:
+            self.assertEqual(d.chat("m").status, 200)
+            before = spliced_total(d)
+            with d.raw(timeout=60) as c:
+                for n in files:
+                    body = model_last_body(n, "m")
+                    c.send(b"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\n"
+                           b"Content-Type: multipart/form-data; boundary=%s\r\n"
+                           b"Content-Length: %d\r\n\r\n" % (BOUNDARY.encode(), len(body)))
+                    # In pieces that straddle the boundaries, with pauses so that reads end
+                    # anywhere.
+                    for at in range(0, len(body), 300007):
+                        c.send(body[at:at + 300007])
+                        time.sleep(0.002)
+                    r = c.read_response("POST")
+                    self.assertEqual(r.status, 200, r.body[:300])
+                    doc = r.json()
+                    self.assertEqual((doc["body_length"], doc["body_sha256"]),
+                                     (len(body), hashlib.sha256(body).hexdigest()), "file %d" % n)
+                    self.assertEqual(doc["model"], "m")
+                # useModelName: the field's span, found in the spliced bytes, is rewritten.
+                file = os.urandom(MIB + 3)
+                body = model_last_body(0, "r", file)
+                want = model_last_body(0, "a-longer/upstream-name", file)
+                c.send(b"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\n"
+                       b"Content-Type: multipart/form-data; boundary=%s\r\n"
+                       b"Content-Length: %d\r\n\r\n" % (BOUNDARY.encode(), len(body)) + body)
+                r = c.read_response("POST")
+                self.assertEqual(r.status, 200, r.body[:300])
+                self.assertEqual((r.json()["body_length"], r.json()["body_sha256"]),
+                                 (len(want), hashlib.sha256(want).hexdigest()))
+            went = spliced_total(d) - before
+            self.assertGreater(went, 4 * MIB, "the spool was filled by splice")
+
+    def test_malformed_body_in_the_spool_still_400(self):
+        # The scanner sees the spliced bytes: a body without its closing delimiter is refused.
+        with h.Daemon(upload_config()) as d:
+            body = model_last_body(2 * MIB, "m")[:-len(BOUNDARY) - 6] + b"\r\n"
+            r = h.request(d.port, "POST", "/v1/audio/transcriptions", body,
+                          {"Content-Type": "multipart/form-data; boundary=" + BOUNDARY})
+            self.assertEqual(r.status, 400, r.body[:300])
+            self.assertEqual(r.json()["error"]["code"], "invalid_request_body")
 
 
 if __name__ == "__main__":
