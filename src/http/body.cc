@@ -1,5 +1,6 @@
 #include "http/body.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -53,8 +54,17 @@ Result<void> Body::append_from_pipe(int pipe_read_end, size_t n) {
     if (!file_.valid()) return make_error("cannot splice into a body in memory", EINVAL);
     while (n > 0) {
         loff_t at = static_cast<loff_t>(size_);
-        const ssize_t moved = ::splice(pipe_read_end, nullptr, file_.get(), &at, n, SPLICE_F_MOVE);
+        ssize_t moved = ::splice(pipe_read_end, nullptr, file_.get(), &at, n, SPLICE_F_MOVE);
         if (moved < 0 && errno == EINTR) continue;
+        if (moved < 0 && (errno == EINVAL || errno == EOPNOTSUPP)) {
+            // A file system that takes no splice: through our memory after all.
+            static char piece[64 * 1024];
+            moved = ::read(pipe_read_end, piece, std::min(n, sizeof piece));
+            if (moved > 0) {
+                if (auto r = write_all(file_.get(), piece, static_cast<size_t>(moved), size_); !r)
+                    return r;
+            }
+        }
         if (moved <= 0)
             return make_error(std::string("cannot spool request body: ") +
                                   (moved < 0 ? strerror(errno) : "the pipe ran dry"),

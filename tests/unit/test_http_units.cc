@@ -2,11 +2,13 @@
 // spooling, status texts, the log line ring, upstream URLs and the port allocator.
 #include <criterion/criterion.h>
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <cstdlib>
 #include <cstring>
 #include <dirent.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <string>
 #include <sys/socket.h>
@@ -480,6 +482,34 @@ Test(body, skipped_bytes_keep_their_offsets_and_are_not_read) {
     Body m(1 << 20, &dir.path);
     cr_assert(m.append(head.data(), head.size()).ok());
     cr_assert_not(m.skip(10).ok());
+}
+
+Test(body, append_from_pipe_and_spool_views) {
+    // What the connection does with a spooled body: pipe → file, then a view of the pages.
+    TempDir dir;
+    Body b(16, &dir.path);
+    const std::string first = pattern(100, 8), piped = pattern(200000, 9);
+    cr_assert(b.append(first.data(), first.size()).ok());
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    fcntl(p[1], F_SETPIPE_SZ, 256 * 1024);
+    size_t off = 0;
+    while (off < piped.size()) { // through the pipe in pieces, as splice brings them
+        const size_t n = std::min<size_t>(65537, piped.size() - off);
+        cr_assert_eq(write(p[1], piped.data() + off, n), static_cast<ssize_t>(n));
+        cr_assert(b.append_from_pipe(p[0], n).ok());
+        off += n;
+    }
+    close(p[0]);
+    close(p[1]);
+    cr_assert_eq(b.size(), first.size() + piped.size());
+    cr_assert(read_all(b) == first + piped);
+    for (size_t at : {size_t{0}, size_t{99}, size_t{4095}, size_t{4097}, size_t{150001}}) {
+        const size_t len = std::min<size_t>(30000, b.size() - at);
+        SpoolView v(b.fd(), at, len);
+        cr_assert(v.valid());
+        cr_assert(std::string(v.data(), len) == (first + piped).substr(at, len), "at %zu", at);
+    }
 }
 
 // ------------------------------------------------------------------ status
