@@ -216,29 +216,33 @@ models:
             print("coldupload %s round=%d seconds=%.3f mb=%d rate_mb=%d load_ms=%d"
                   % (target, r, secs, COLD_MB, COLD_RATE_MB, COLD_LOAD_MS), flush=True)
 
-    # strace: one download of min(size, 1 GiB) and one upload (model first) of min(size,
-    # 512 MiB) through each daemon, every relay call traced.
+    # strace: one download of min(size, 1 GiB) and two uploads (model first, model last) of
+    # min(size, 512 MiB) through each daemon, every relay call traced.
     if shutil.which("strace"):
         n = min(size, 1024 * 1024 * 1024)
         n_up = min(size, 512 * 1024 * 1024)
         up_data = os.path.join(work, "upload-strace.bin")
         with open(up_data, "wb") as f:
             f.truncate(n_up)
-        for direction in ("download", "upload"):
+        for direction in ("download", "upload", "upload-last"):
             for mode, name in (("splice", "llama-swap"), ("copy", "llama-swap-copy")):
                 p, port = daemons[name]
                 out = os.path.join(work, "strace-%s-%s.txt" % (direction, mode))
                 st = procs.start(["strace", "-qq", "-e", "trace=read,recvfrom,recvmsg,readv,write,"
-                                  "sendto,sendmsg,writev,splice,sendfile,lseek,epoll_wait,"
+                                  "sendto,sendmsg,writev,pwrite64,splice,sendfile,mmap,munmap,"
+                                  "epoll_wait,"
                                   "epoll_ctl", "-o", out, "-p", str(p.pid)], log)
                 time.sleep(0.5)
                 if direction == "download":
                     curl(["-o", "/dev/null",
                           "http://127.0.0.1:%d/upstream/m/blob?size=%d" % (port, n)])
                 else:
-                    curl(["-o", "/dev/null", "-F", "model=m", "-F",
-                          "file=@%s;type=application/octet-stream" % up_data,
-                          "http://127.0.0.1:%d/v1/audio/transcriptions?hash=0" % port])
+                    parts = ["-F", "model=m", "-F",
+                             "file=@%s;type=application/octet-stream" % up_data]
+                    if direction == "upload-last":
+                        parts = parts[2:] + parts[:2]
+                    curl(["-o", "/dev/null"] + parts +
+                         ["http://127.0.0.1:%d/v1/audio/transcriptions?hash=0" % port])
                 time.sleep(0.3)
                 procs.stop(st, signal.SIGINT)
                 calls, nbytes = {}, {}
@@ -248,12 +252,12 @@ models:
                         continue
                     sc, ret = m.group(1), int(m.group(2))
                     calls[sc] = calls.get(sc, 0) + 1
-                    if ret > 0 and sc not in ("epoll_wait", "epoll_ctl", "lseek"):
+                    if ret > 0 and sc not in ("epoll_wait", "epoll_ctl", "mmap", "munmap"):
                         nbytes[sc] = nbytes.get(sc, 0) + ret
                 mb = (n if direction == "download" else n_up) >> 20
                 for sc in sorted(calls):
                     print("largesys %s%s %s calls=%d bytes=%d mb=%d"
-                          % (mode, "" if direction == "download" else "-upload", sc,
+                          % (mode, "" if direction == "download" else "-" + direction, sc,
                              calls[sc], nbytes.get(sc, 0), mb), flush=True)
 
 

@@ -499,19 +499,26 @@ if large:
             w("| %s | %.2f s | %s | %s |" % (t, s, "+%.2f s" % (s - d) if d and t != "direct" else "–",
                                              ", ".join("%.2f" % float(r["seconds"]) for r in rs)))
         w("")
-    for suffix, what in (("", "downloaded"), ("-upload", "uploaded")):
+    for suffix, what in (("", "downloaded"), ("-upload", "uploaded, `model` first"),
+                         ("-upload-last", "uploaded, `model` last")):
         copy_k, splice_k = "copy" + suffix, "splice" + suffix
         if copy_k not in largesys and splice_k not in largesys:
             continue
         w("### System calls and bytes through the daemon's memory, per MB %s" % what)
         w("")
-        if suffix:
+        if suffix == "-upload":
             w("`strace` on the daemon during one multipart upload each way, its `model` field first (every relay "
               "call traced, so slower than the runs above). *copy* (`LLAMA_SWAP_NO_SPLICE=1`) reads the body "
-              "into the spool file whole (`recvfrom` + `write`), then sends it with `sendfile`; *splice* sends "
-              "the spool's first part with `sendfile` and the rest client socket → pipe → upstream socket. "
-              "*bytes copied* counts what went through the daemon's memory (`recvfrom`, `write`, `sendto`); "
-              "`splice` and `sendfile` move bytes inside the kernel.")
+              "into the spool file whole (`recvfrom` + `pwrite64`), then sends it with `sendfile`; *splice* "
+              "sends the spool's first part with `sendfile` and the rest client socket → pipe → upstream "
+              "socket. *bytes copied* counts what went through the daemon's memory (`recvfrom`, `pwrite64`, "
+              "`sendto`); `splice` and `sendfile` move bytes inside the kernel.")
+        elif suffix:
+            w("The same with the `model` field last: the body must be read whole before it goes upstream. "
+              "*copy* reads it into the spool (`recvfrom` + `pwrite64`); *splice* moves it socket → pipe → "
+              "spool file (`splice` twice; the kernel's one copy, into the page cache) and the model scanner "
+              "reads the pages where they lie (`mmap`/`munmap` of each piece, counted as calls, no bytes); "
+              "both then send it with `sendfile`.")
         else:
             w("`strace` on the daemon during one download each way (every relay call traced, so slower than the "
               "runs above); *bytes* are the sizes the calls returned: for `recvfrom`/`sendto` bytes copied "
@@ -530,7 +537,7 @@ if large:
                     continue
                 mb = float(r["mb"])
                 calls = int(r["calls"]) / mb
-                copied = 0.0 if sc in ("splice", "sendfile", "lseek") else int(r["bytes"]) / mb
+                copied = 0.0 if sc in ("splice", "sendfile", "mmap", "munmap") else int(r["bytes"]) / mb
                 tot[mode][0] += calls
                 tot[mode][1] += copied
                 cells += ["%.2f" % calls, "%.0f" % copied if copied else "0"]

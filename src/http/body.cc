@@ -79,9 +79,9 @@ SpoolView::SpoolView(int fd, size_t offset, size_t len) {
     static const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
     skew_ = offset % page;
     map_len_ = skew_ + len;
-    // Populated at once: one call instead of a fault per few pages.
-    void* m = ::mmap(nullptr, map_len_, PROT_READ, MAP_SHARED | MAP_POPULATE, fd,
-                     static_cast<off_t>(offset - skew_));
+    // Not MAP_POPULATE: measured, faulting the pages in (16 at a time) cost less.
+    void* m =
+        ::mmap(nullptr, map_len_, PROT_READ, MAP_SHARED, fd, static_cast<off_t>(offset - skew_));
     if (m != MAP_FAILED) map_ = m;
 }
 

@@ -1,7 +1,8 @@
 // Connection's body splicing. Two ways a request body skips the daemon's memory:
 // - Into the spool: a spooled Content-Length body moves socket → pipe → spool file
 //   (splice(2): one copy, the kernel's, into the page cache); the body scanner reads the
-//   bytes where they now lie (a mapping of the page cache) instead of from a copy of ours.
+//   bytes where they now lie (a mapping of the page cache) instead of from a copy of ours,
+//   or, once the request was taken early (its model known), only the body's end.
 // - Past it, upstream: a request taken early whose exchange splices the rest of the body
 //   from the socket itself (proxy_upload.cc); the connection holds back meanwhile.
 // Either way the body's last kBodyTail bytes are read and parsed as usual, so the request
@@ -81,7 +82,10 @@ Connection::SpliceRead Connection::splice_body_into_spool() {
     SplicePipe::spliced_total += static_cast<uint64_t>(n);
     parser_.content_length -= static_cast<uint64_t>(n); // as if llhttp had read them
     last_progress_ = ev_now(loop_);
-    if (observer_) {
+    if (observer_ && dispatched_early_) {
+        // Its model is known: the scanner is left only the body's end to check (the tail).
+        observer_->on_body_skipped(static_cast<size_t>(n));
+    } else if (observer_) {
         const SpoolView view(req_.body.fd(), at, static_cast<size_t>(n));
         if (view.valid()) {
             observer_->on_body(view.data(), static_cast<size_t>(n));
