@@ -287,6 +287,30 @@ class SplicedUpload(unittest.TestCase):
                 self.check(r, sha, SPOOL_AT + 1 + 100000)
             self.assertNotIn("is wedged", d.log())
 
+    def test_client_stalling_mid_body_is_timed_out_and_the_upstream_cut(self):
+        cfg = upload_config()
+        cfg["server"]["bodyTimeout"] = 1
+        with h.Daemon(cfg) as d:
+            self.assertEqual(d.chat("m").status, 200)
+            with d.raw(timeout=30) as c:
+                c.send(b"POST /upstream/m/v1/audio/transcriptions?announce=1 HTTP/1.1\r\n"
+                       b"Host: x\r\nContent-Length: %d\r\n\r\n" % (SPOOL_AT + 4 * MIB))
+                c.send(os.urandom(SPOOL_AT + 1))
+                h.wait_until(lambda: ANNOUNCED in d.log(), 10, what="the upstream to get it")
+                before = spliced_total(d)
+                c.send(os.urandom(MIB))  # spliced, then nothing more
+                h.wait_until(lambda: spliced_total(d) > before, 5, what="bytes to be spliced")
+                t0 = time.monotonic()
+                h.wait_until(lambda: BODY_CUT in d.log(), 10, what="the upstream to see a cut body")
+                self.assertGreater(time.monotonic() - t0, 0.5, "not before bodyTimeout")
+                self.assertIn("timed out reading the request body", d.log())
+                c.sock.settimeout(5)
+                # Closed without an answer (a timeout here would raise): the request was cut.
+                self.assertEqual(c.read_all(), b"")
+            h.wait_until(lambda: d.request("GET", "/api/inflight").json()["requests"] == [], 10,
+                         what="nothing in flight")
+            self.assertEqual(d.chat("m").status, 200, "the daemon serves on")
+
     def test_upstream_gone_mid_body_answers_502_and_serves_on(self):
         with h.Daemon(upload_config()) as d:
             self.assertEqual(d.chat("m").status, 200)
