@@ -291,7 +291,6 @@ void Connection::finish_request() {
     if (exchange_) server_.reaper().defer(std::move(exchange_));
     observer_.reset();
     req_.body.clear();
-    body_held_ = false;
     if (body_pipe_.valid()) SplicePipe done = std::move(body_pipe_); // to the pool when empty
     response_started_ = false;
     response_fixed_length_ = false;

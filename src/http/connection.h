@@ -206,6 +206,12 @@ private:
     // A spooled body's next bytes, socket → pipe → spool (connection_splice.cc).
     enum class SpliceRead { NotApplicable, Moved, WouldBlock, Ended };
     SpliceRead splice_body_into_spool();
+    // A spooled Content-Length body still arriving on a plain TCP connection (and splice
+    // not turned off).
+    bool body_splice_eligible() const;
+    // How many of its next bytes may go past the parser now (spliced into the spool or
+    // upstream): with every byte read so far parsed, all but the last kBodyTail; 0: none.
+    uint64_t body_splice_room() const;
     void finish_request();
     void close_after_flush();
     void start_lingering();

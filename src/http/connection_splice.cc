@@ -7,8 +7,8 @@
 //   from the socket itself (proxy_upload.cc); the connection holds back meanwhile.
 // Either way the body's last kBodyTail bytes are read and parsed as usual, so the request
 // ends as any other, and llhttp's count of the body (content_length) is kept in step.
+#include <algorithm>
 #include <cerrno>
-#include <cstdlib>
 #include <fcntl.h>
 
 #include "http/connection.h"
@@ -16,19 +16,25 @@
 
 namespace ls::http {
 
+bool Connection::body_splice_eligible() const {
+    return !closed() && !tls_ && state_ == State::ReadingBody && req_.content_length > 0 &&
+           !req_.body_complete && req_.body.spooled() && !stop_parsing_ && !SplicePipe::disabled();
+}
+
 bool Connection::body_splice_possible() const {
-    return !closed() && !tls_ && state_ == State::ReadingBody && dispatched_early_ && exchange_ &&
-           req_.content_length > 0 && !req_.body_complete && req_.body.spooled() && !stop_parsing_;
+    return dispatched_early_ && exchange_ && body_splice_eligible();
+}
+
+uint64_t Connection::body_splice_room() const {
+    // In ReadingBody nothing waits in in_ but a pause: every byte read so far is parsed.
+    if (!body_splice_eligible() || parser_paused_ || in_off_ != in_.size()) return 0;
+    const uint64_t left = parser_.content_length; // llhttp: body bytes still to come
+    return left > kBodyTail ? left - kBodyTail : 0;
 }
 
 int Connection::body_splice_source(uint64_t& max) const {
-    max = 0;
-    // Every byte read so far is parsed (in ReadingBody nothing waits in in_ but a pause).
-    if (!body_splice_possible() || parser_paused_ || in_off_ != in_.size()) return -1;
-    const uint64_t left = parser_.content_length; // llhttp: body bytes still to come
-    if (left <= kBodyTail) return -1;
-    max = left - kBodyTail;
-    return fd_.get();
+    max = body_splice_possible() ? body_splice_room() : 0;
+    return max > 0 ? fd_.get() : -1;
 }
 
 void Connection::hold_body_input(bool hold) {
@@ -52,17 +58,11 @@ void Connection::body_spliced(size_t n) {
 }
 
 Connection::SpliceRead Connection::splice_body_into_spool() {
-    // LLAMA_SWAP_NO_SPLICE (any value): the copying reads only, as everywhere.
-    static const bool disabled = getenv("LLAMA_SWAP_NO_SPLICE") != nullptr;
-    if (disabled || tls_ || req_.content_length == 0 || !req_.body.spooled() || stop_parsing_ ||
-        parser_paused_ || in_off_ != in_.size())
-        return SpliceRead::NotApplicable;
-    const uint64_t left = parser_.content_length; // llhttp: body bytes still to come
-    if (left <= kBodyTail) return SpliceRead::NotApplicable;
+    const uint64_t room = body_splice_room();
+    if (room == 0) return SpliceRead::NotApplicable;
     if (!body_pipe_.valid()) body_pipe_ = SplicePipe::take();
     if (!body_pipe_.valid()) return SpliceRead::NotApplicable; // no pipe: read as usual
-    const size_t want =
-        static_cast<size_t>(std::min<uint64_t>(left - kBodyTail, body_pipe_.capacity()));
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(room, body_pipe_.capacity()));
     const ssize_t n = ::splice(fd_.get(), nullptr, body_pipe_.write_end(), nullptr, want,
                                SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return SpliceRead::WouldBlock;

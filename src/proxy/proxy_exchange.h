@@ -195,6 +195,9 @@ private:
     // Zero-copy upload (proxy_upload.cc): a body still arriving goes upstream as it comes,
     // from the spool, then client socket → pipe → upstream socket by splice(2).
     bool upload_splice_possible() const;
+    // The client's socket when the body's next bytes may be spliced from it, `sent` bytes of
+    // it being out (with `max`: how many); else -1.
+    int upload_source(size_t sent, uint64_t& max) const;
     // Sends more of body segment `seg` while the body arrives or waits for its check; true
     // once the segment is all out, false while waiting (watchers set) or when it ended.
     bool send_arriving_body(const Segment& seg);

@@ -4,7 +4,6 @@
 // is refilled only once the client took everything in it. The cut semantics stay: an
 // upstream that ends early aborts the client's response (a short body, never a clean end).
 #include <cerrno>
-#include <cstdlib>
 #include <fcntl.h>
 
 #include "proxy/proxy_exchange.h"
@@ -13,9 +12,7 @@
 namespace ls::proxy {
 
 bool ProxyExchange::splice_allowed(int status) const {
-    // LLAMA_SWAP_NO_SPLICE (any value): the copying relay only, to measure or rule it out.
-    static const bool disabled = getenv("LLAMA_SWAP_NO_SPLICE") != nullptr;
-    if (disabled) return false;
+    if (SplicePipe::disabled()) return false;
     if (status < 200 || status >= 300 || loading_stream_ || capture_body_ || keep_error_body_)
         return false;
     if (!sock_ || sock_->tls || !client_ || client_->splice_target() < 0) return false;

@@ -9,7 +9,7 @@
 // stall is timed out by its connection, the upstream's by its silence.
 #include <algorithm>
 #include <cerrno>
-#include <cstdlib>
+#include <cstring>
 #include <fcntl.h>
 #include <sys/sendfile.h>
 
@@ -19,51 +19,50 @@
 namespace ls::proxy {
 
 bool ProxyExchange::upload_splice_possible() const {
-    static const bool disabled = getenv("LLAMA_SWAP_NO_SPLICE") != nullptr; // see splice_allowed
-    return !disabled && !tls_ && client_ && client_->body_splice_possible();
+    return !tls_ && client_ && client_->body_splice_possible();
+}
+
+int ProxyExchange::upload_source(size_t sent, uint64_t& max) const {
+    max = 0;
+    // Only once the upstream has (or the pipe holds) every byte read so far.
+    if (tls_ || !client_ || sent + pipe_.held != req_.body.size()) return -1;
+    return client_->body_splice_source(max);
 }
 
 bool ProxyExchange::send_arriving_body(const Segment& seg) {
     const uint64_t content_length = req_.content_length;
     const size_t seg_end = seg.offset + seg.length;
+    // What the spool holds for this segment; the body's last byte waits for its check.
+    auto sendable = [&] {
+        return std::min<uint64_t>(
+            {req_.body.size(), body_checked_ ? content_length : content_length - 1, seg_end});
+    };
     for (bool moved = true; moved;) {
         moved = false;
         const size_t pos = seg.offset + seg_done_; // the next byte the upstream gets
-        if (pipe_.held > 0) {
-            // Spliced from the client: these are the next bytes.
-            ssize_t n =
-                splice(pipe_.read_end(), nullptr, ufd(), nullptr,
+        ssize_t n = 0;
+        if (pipe_.held > 0) { // spliced from the client: these are the next bytes
+            n = splice(pipe_.read_end(), nullptr, ufd(), nullptr,
                        std::min(pipe_.held, seg_end - pos), SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             if (n > 0) {
                 pipe_.held -= static_cast<size_t>(n);
                 SplicePipe::spliced_total += static_cast<uint64_t>(n);
-                seg_done_ += static_cast<size_t>(n);
-                last_heard_ = ev_now(loop_);
-                moved = true;
-            } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-                upstream_failed("cannot send the request upstream", errno);
+            }
+        } else if (pos < sendable()) { // read before the splice began, or the body's tail
+            off_t off = static_cast<off_t>(pos);
+            n = ::sendfile(ufd(), req_.body.fd(), &off, sendable() - pos);
+            if (n == 0) {
+                upstream_failed("the spooled request body is shorter than it was", EIO);
                 return false;
             }
-        } else {
-            // The spool holds them (read before the splice began, or the body's tail). The
-            // last byte waits for the body's check.
-            const uint64_t sendable = std::min<uint64_t>(
-                {req_.body.size(), body_checked_ ? content_length : content_length - 1, seg_end});
-            if (pos < sendable) {
-                off_t off = static_cast<off_t>(pos);
-                ssize_t n = ::sendfile(ufd(), req_.body.fd(), &off, sendable - pos);
-                if (n > 0) {
-                    seg_done_ += static_cast<size_t>(n);
-                    last_heard_ = ev_now(loop_);
-                    moved = true;
-                } else if (n == 0) {
-                    upstream_failed("the spooled request body is shorter than it was", EIO);
-                    return false;
-                } else if (errno != EAGAIN && errno != EINTR) {
-                    upstream_failed("cannot send the request upstream", errno);
-                    return false;
-                }
-            }
+        }
+        if (n > 0) {
+            seg_done_ += static_cast<size_t>(n);
+            last_heard_ = ev_now(loop_);
+            moved = true;
+        } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            upstream_failed("cannot send the request upstream", errno);
+            return false;
         }
         if (seg_done_ == seg.length) {
             client_io_.stop();
@@ -71,55 +70,44 @@ bool ProxyExchange::send_arriving_body(const Segment& seg) {
             return true;
         }
         // Caught up with what was read: the next bytes come from the client's socket.
-        const size_t sent_or_queued = seg.offset + seg_done_ + pipe_.held;
-        if (client_ && seg_end == content_length && sent_or_queued == req_.body.size() &&
-            upload_splice_possible()) {
-            uint64_t max = 0;
-            const int cfd = client_->body_splice_source(max);
-            if (cfd < 0 || max == 0) break; // the tail: the connection reads it
-            if (!pipe_.valid()) pipe_ = SplicePipe::take();
-            if (!pipe_.valid()) break; // no pipe to be had: the connection reads it all
-            if (pipe_.held >= pipe_.capacity()) break;
-            client_->hold_body_input(true);
-            ssize_t n =
-                splice(cfd, nullptr, pipe_.write_end(), nullptr,
-                       static_cast<size_t>(std::min<uint64_t>(max, pipe_.capacity() - pipe_.held)),
-                       SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-            if (n > 0) {
-                pipe_.held += static_cast<size_t>(n);
-                uploaded_from_client_ += static_cast<uint64_t>(n);
-                client_->body_spliced(static_cast<size_t>(n));
-                if (!client_) return false; // it could not keep count: gone
-                moved = true;
-            } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-                // The client closed or broke its connection before its body's end: the
-                // upstream gets a cut request (on_client_gone closes it).
-                LOG_DEBUG("request %llu: the client's body ended early: %s",
-                          static_cast<unsigned long long>(req_.id),
-                          n == 0 ? "end of stream" : strerror(errno));
-                client_->close();
-                return false;
-            }
+        uint64_t max = 0;
+        const int cfd = seg_end == content_length ? upload_source(seg.offset + seg_done_, max) : -1;
+        if (cfd < 0) break; // the tail (the connection reads it), or no splice
+        if (!pipe_.valid()) pipe_ = SplicePipe::take();
+        if (!pipe_.valid() || pipe_.held >= pipe_.capacity()) break; // (no pipe: read it all)
+        client_->hold_body_input(true);
+        n = splice(cfd, nullptr, pipe_.write_end(), nullptr,
+                   static_cast<size_t>(std::min<uint64_t>(max, pipe_.capacity() - pipe_.held)),
+                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n > 0) {
+            pipe_.held += static_cast<size_t>(n);
+            uploaded_from_client_ += static_cast<uint64_t>(n);
+            client_->body_spliced(static_cast<size_t>(n));
+            if (!client_) return false; // it could not keep count: gone
+            moved = true;
+        } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+            // The client closed or broke its connection before its body's end: the
+            // upstream gets a cut request (on_client_gone closes it).
+            LOG_DEBUG("request %llu: the client's body ended early: %s",
+                      static_cast<unsigned long long>(req_.id),
+                      n == 0 ? "end of stream" : strerror(errno));
+            client_->close();
+            return false;
         }
     }
     // Wait for whichever side can move bytes next.
     const size_t pos = seg.offset + seg_done_;
-    const uint64_t sendable = std::min<uint64_t>(
-        {req_.body.size(), body_checked_ ? content_length : content_length - 1, seg_end});
-    const bool upstream_blocked = pipe_.held > 0 || pos < sendable;
+    const bool upstream_blocked = pipe_.held > 0 || pos < sendable();
     uint64_t max = 0;
-    const int cfd = client_ && pos + pipe_.held == req_.body.size() && upload_splice_possible()
-                        ? client_->body_splice_source(max)
-                        : -1;
-    const bool from_client = cfd >= 0 && max > 0 && pipe_.valid() && pipe_.held < pipe_.capacity();
-    if (from_client)
+    const int cfd = seg_end == content_length ? upload_source(pos, max) : -1;
+    const bool hold = cfd >= 0 && pipe_.valid();
+    if (hold && pipe_.held < pipe_.capacity())
         client_io_.set(cfd, EV_READ);
     else
         client_io_.stop();
     if (client_) {
         // Splicing, the connection leaves the socket to us; else it reads the body (the tail,
         // or all of it when no pipe could be had) and on_request_body brings us back.
-        const bool hold = cfd >= 0 && max > 0 && pipe_.valid();
         client_->hold_body_input(hold);
         // Holding the client back for the upstream is no stall of the client's.
         if (hold && upstream_blocked) client_->body_spliced(0);

@@ -1,5 +1,6 @@
 #include "util/splice_pipe.h"
 
+#include <cstdlib>
 #include <fcntl.h>
 #include <unistd.h>
 #include <vector>
@@ -24,6 +25,11 @@ std::vector<Pooled>& pool() {
 } // namespace
 
 uint64_t SplicePipe::spliced_total = 0;
+
+bool SplicePipe::disabled() {
+    static const bool off = getenv("LLAMA_SWAP_NO_SPLICE") != nullptr;
+    return off;
+}
 
 SplicePipe SplicePipe::take() {
     SplicePipe p;

@@ -14,6 +14,9 @@ class SplicePipe {
 public:
     // A pipe from the pool or a new one; invalid() when none can be made (EMFILE, ...).
     static SplicePipe take();
+    // LLAMA_SWAP_NO_SPLICE (any value): every body is copied, both ways, to measure the
+    // zero-copy paths or rule them out.
+    static bool disabled();
     SplicePipe() = default;
     SplicePipe(SplicePipe&&) = default;
     SplicePipe& operator=(SplicePipe&&) = default;
