@@ -120,7 +120,7 @@ w("`wrk -t%s -c%s -d%ss` POSTing a %s-byte chat body to `/v1/chat/completions`, 
   "medians of each round's percentile)."
   % (meta.get("threads"), meta.get("conns"), meta.get("seconds"), meta.get("body_bytes"), meta.get("rounds")))
 w("")
-w("| configuration | req/s | p50 latency | p99 latency | proxy CPU per request | upstream CPU per request | req/s of each round | socket errors / non-2xx |")
+w("| configuration | req/s | p50 latency | p99 latency | proxy CPU per request (user + system) | upstream CPU per request | req/s of each round | socket errors / non-2xx |")
 w("|---|---:|---:|---:|---:|---:|---|---|")
 tck = float(meta.get("clk_tck", "100"))
 
@@ -130,6 +130,8 @@ def cpu_us(r, key):
 med_rps = {}
 rng = {}
 med_cpu = {}
+med_user, med_sys = {}, {}  # the proxy's CPU per request in user space and in the kernel
+med_busy, med_idle = {}, {}  # all cores: busy CPU per request, and the idle share
 for name in ["direct", "nginx", "llama-swap", "llama-swap-accesslog", "llama-swap-b"]:
     runs = wrk.get(name, [])
     if not runs:
@@ -142,6 +144,14 @@ for name in ["direct", "nginx", "llama-swap", "llama-swap-accesslog", "llama-swa
     if name != "direct":
         med_cpu[name] = med([cpu_us(r, "proxy_cpu_ticks") for r in runs])
     pcpu = "–" if name == "direct" else "%.1f µs" % med_cpu[name]
+    if name != "direct" and all("proxy_sys_ticks" in r for r in runs):
+        med_user[name] = med([cpu_us(r, "proxy_user_ticks") for r in runs])
+        med_sys[name] = med([cpu_us(r, "proxy_sys_ticks") for r in runs])
+        pcpu += " (%.1f + %.1f)" % (med_user[name], med_sys[name])
+    if all("machine_busy_ticks" in r for r in runs):
+        med_busy[name] = med([cpu_us(r, "machine_busy_ticks") for r in runs])
+        med_idle[name] = med([int(r["machine_idle_ticks"]) /
+                              max(1, int(r["machine_idle_ticks"]) + int(r["machine_busy_ticks"])) for r in runs])
     w("| %s | %.0f | %s | %s | %s | %.1f µs | %s | %d / %d |" % (
         labels[name], med_rps[name], ms(med([int(r["p50_us"]) for r in runs])),
         ms(med([int(r["p99_us"]) for r in runs])), pcpu,
@@ -158,6 +168,28 @@ if "nginx" in med_rps and "llama-swap" in med_rps:
       % (med_rps["llama-swap"], ratio * 100, med_rps["nginx"], cpu_ls, cpu_ngx, verdict) +
       ("The per-round ranges overlap, so the difference is within this machine's run-to-run noise."
        if overlap else "The per-round ranges do not overlap."))
+    ceiling = (float(meta.get("nproc") or 0), med_busy.get("llama-swap"), med_sys.get("llama-swap"))
+    if all(ceiling) and "nginx" in med_sys and "nginx" in med_idle:
+        cores, busy_ls, sys_ls = ceiling
+        others = busy_ls - cpu_ls  # wrk, the upstream, and kernel work not charged to the proxy
+        budget = cores * 1e6 / (1.2 * med_rps["nginx"])
+        allowance = budget - others
+        w("")
+        w("**What 1.2× nginx would take here.** At %.0f req/s (1.2× nginx's median) the %d cores give a "
+          "request at most %.1f µs of CPU in all, with no core ever idle (they were %.0f%% idle through nginx, "
+          "%.0f%% through llama-swap). Everything but the proxy (wrk, the upstream, kernel work charged to "
+          "neither) took %.1f µs per request in llama-swap's rounds, which leaves %.1f µs for the proxy. "
+          "The proxy's kernel time alone, for the same socket calls nginx makes (see the system calls "
+          "below), was %.1f µs per request for llama-swap and %.1f µs for nginx. %s"
+          % (1.2 * med_rps["nginx"], cores, budget, 100 * med_idle["nginx"], 100 * med_idle.get("llama-swap", 0),
+             others, allowance, sys_ls, med_sys["nginx"],
+             "So no proxy that reads and writes each request through the kernel as these two do can reach "
+             "the req/s target on this machine; what is left to win is user-space CPU (llama-swap %.1f µs, "
+             "nginx %.1f µs per request)." % (med_user["llama-swap"], med_user["nginx"])
+             if allowance < min(sys_ls, med_sys["nginx"]) else
+             "The req/s target is within reach only if llama-swap's user-space CPU per request falls to "
+             "%.1f µs (now %.1f µs; nginx %.1f µs)." % (max(0.0, allowance - sys_ls), med_user["llama-swap"],
+                                                      med_user["nginx"])))
     if "direct" in med_rps:
         w("")
         w("Proxying costs: nginx reaches %.0f%% and llama-swap %.0f%% of the direct upstream's median."
@@ -235,7 +267,9 @@ w("- (c) is llama-swap with a model `bench` whose `cmd` is `sleep infinity`, `pr
   "wrk warm-up before the measured rounds.")
 w("- CPU per request: user+system time of the proxy process (the nginx worker, or the daemon) and of the "
   "upstream nginx, from `/proc/PID/stat` before and after each round, divided by the round's requests. "
-  "All processes share the %s cores with wrk, so this — not req/s alone — shows which proxy is cheaper."
+  "All processes share the %s cores with wrk, so this — not req/s alone — shows which proxy is cheaper. "
+  "The proxy's time is split into user space and kernel (`utime`, `stime`); the whole machine's busy and "
+  "idle time in each round comes from `/proc/stat` (busy: user, nice, system, irq, softirq)."
   % meta.get("nproc"))
 w("- Keep-alive everywhere (`keepalive_requests 1000000` on both nginx instances). Latency is wrk's "
   "closed-loop per-request latency.")
