@@ -288,7 +288,10 @@ void Connection::body_progress() {
 
 void Connection::finish_request() {
     // The response is complete: release per-request state and go on with pipelined input.
-    if (exchange_) server_.reaper().defer(std::move(exchange_));
+    if (exchange_) {
+        exchange_->on_request_done();
+        server_.reaper().defer(std::move(exchange_));
+    }
     observer_.reset();
     req_.body.clear();
     if (body_pipe_.valid()) SplicePipe done = std::move(body_pipe_); // to the pool when empty

@@ -39,6 +39,10 @@ public:
     // of it (Request::body_complete). A body that does not arrive ends the connection
     // (on_client_gone).
     virtual void on_request_body() {}
+    // The response is complete and the connection goes on to its next request, reusing the
+    // Request object: what the exchange still reports about this one is taken now (the
+    // exchange itself is deleted later, outside its own callbacks).
+    virtual void on_request_done() {}
 };
 
 // Observes request body bytes as they arrive (e.g. a streaming model extractor).

@@ -47,6 +47,12 @@ ProxyExchange::~ProxyExchange() {
     scheduler_.cancel(this);
     if (state_ == State::WaitingConnection) pool_.cancel(this);
     release_model();
+    report_end();
+}
+
+void ProxyExchange::report_end() {
+    if (reported_) return;
+    reported_ = true;
     take_request_body(false); // an ending other than finish_ok: copied, if still there
     if (started_ && opt_.observer) {
         ExchangeResult r;

@@ -106,6 +106,7 @@ public:
     void on_shutdown() override;
     bool on_tunnel_data(const char* data, size_t len) override;
     void on_request_body() override;
+    void on_request_done() override { report_end(); }
     // ConnectionWaiter: the upstream's connection cap let us through.
     void on_connection(UpstreamSocketPtr sock) override;
     // LivenessWaiter: the answer to a silent upstream's check (false: wedged, cut us).
@@ -263,8 +264,12 @@ private:
     bool wrap_upstream_error_ = false;
     std::string upstream_error_; // a non-200 upstream body, sent as one event
 
+    // Tells the observer how the exchange ended, once: when the connection is done with the
+    // request (info_ views its strings), or at the latest when the exchange is deleted.
+    void report_end();
     ExchangeInfo info_;
     bool started_ = false;
+    bool reported_ = false;
     int status_ = 0;                    // what the client got (0: nothing)
     const char* outcome_ = "completed"; // see ExchangeResult::outcome
     const char* failure_ = nullptr;     // see ExchangeResult::failure

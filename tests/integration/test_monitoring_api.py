@@ -286,6 +286,29 @@ class Captures(unittest.TestCase):
             self.assertIs(activity(d)["data"][0]["has_capture"], False)
             self.assertEqual(capture(d, 1)[0], 404)
 
+    def test_pipelined_requests_keep_their_own_path_and_body(self):
+        # The connection reuses its request object for the next pipelined request while the
+        # first exchange is still to be deleted: its record and capture must say its own path
+        # (they once said the next request's, read from freed memory).
+        with h.Daemon(cfg()) as d:
+            first = json.dumps(h.chat_body("a", marker="first")).encode()
+            second = json.dumps(h.chat_body("b", marker="second")).encode()
+            p1 = b"/v1/chat/completions?delay_ms=100&pad=" + b"x" * 40
+            p2 = b"/v1/completions?other=" + b"y" * 60
+            head = b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+            with d.raw(timeout=15) as c:
+                c.send(head % (p1, len(first)) + first + head % (p2, len(second)) + second)
+                r1, r2 = c.read_response(), c.read_response()
+            self.assertEqual((r1.status, r2.status), (200, 200), (r1, r2))
+            rows = {r["id"]: r for r in activity(d)["data"]}
+            self.assertEqual((rows[1]["model"], rows[1]["req_path"]), ("a", "/v1/chat/completions"))
+            self.assertEqual((rows[2]["model"], rows[2]["req_path"]), ("b", "/v1/completions"))
+            for cid, path, body in ((1, p1, first), (2, p2, second)):
+                st, c = capture(d, cid)
+                self.assertEqual(st, 200, c)
+                self.assertEqual(c["req_path"], path.decode().split("?")[0])
+                self.assertEqual(base64.b64decode(c["req_body"]), body)
+
 
 class Stats(unittest.TestCase):
 
