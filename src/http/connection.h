@@ -245,8 +245,9 @@ private:
     std::string in_;
     size_t in_off_ = 0;
     size_t head_bytes_ = 0;
-    std::string cur_field_;
-    bool in_value_ = false;
+    // The next header field span starts a new header (the first, or one after a value): the
+    // name goes straight into the list, no copy through a scratch string.
+    bool new_field_ = true;
 
     Request req_;
     std::unique_ptr<BodyObserver> observer_;

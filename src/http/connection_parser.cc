@@ -20,13 +20,11 @@ Connection* from_parser(llhttp_t* p) {
 int Connection::cb_message_begin(llhttp_t* p) {
     Connection* c = from_parser(p);
     c->state_ = State::ReadingHead;
-    c->req_ = Request();
+    c->req_.reset(Body(c->limits_.body_memory_bytes, &c->limits_.spool_dir));
     c->req_.headers.reserve_typical();
-    c->req_.body = Body(c->limits_.body_memory_bytes, &c->limits_.spool_dir);
     c->req_.received_at = ev_now(c->loop_); // refined when the head is complete
     c->head_bytes_ = 0;
-    c->cur_field_.clear();
-    c->in_value_ = false;
+    c->new_field_ = true;
     c->observer_.reset();
     c->dispatched_early_ = false;
     c->body_held_ = false;
@@ -54,12 +52,12 @@ int Connection::cb_url(llhttp_t* p, const char* at, size_t len) {
 int Connection::cb_header_field(llhttp_t* p, const char* at, size_t len) {
     Connection* c = from_parser(p);
     if (!c->count_head_bytes(len)) return HPE_USER;
-    if (c->in_value_) { // a new field starts after a value
-        c->cur_field_.clear();
-        c->in_value_ = false;
-    }
     if (c->state_ == State::ReadingBody) return 0; // a trailer field (see cb_header_value)
-    c->cur_field_.append(at, len);
+    if (c->new_field_) {
+        c->req_.headers.add_named({});
+        c->new_field_ = false;
+    }
+    c->req_.headers.items().back().name.append(at, len);
     return 0;
 }
 
@@ -70,10 +68,8 @@ int Connection::cb_header_value(llhttp_t* p, const char* at, size_t len) {
     // into the header section they could change what the request was routed and scanned by
     // (RFC 9110 6.5.1), and the body goes upstream re-framed anyway.
     if (c->state_ == State::ReadingBody) return 0;
-    if (!c->in_value_) {
-        c->req_.headers.add_named(c->cur_field_);
-        c->in_value_ = true;
-    }
+    c->new_field_ = true;                         // (llhttp calls this for an empty value too)
+    if (c->req_.headers.empty()) return HPE_USER; // never: a value follows its field
     c->req_.headers.items().back().value.append(at, len);
     return 0;
 }
@@ -88,9 +84,10 @@ int Connection::cb_headers_complete(llhttp_t* p) {
     r.version_minor = p->http_minor;
     r.keep_alive = llhttp_should_keep_alive(p) != 0;
     r.received_at = ev_now(c->loop_);
-    size_t q = r.target.find('?');
-    r.path = r.target.substr(0, q);
-    if (q != std::string::npos) r.query = r.target.substr(q + 1);
+    const std::string_view target = r.target;
+    const size_t q = target.find('?');
+    r.path.assign(target.substr(0, q));
+    if (q != std::string_view::npos) r.query.assign(target.substr(q + 1));
     const bool chunked = (p->flags & F_CHUNKED) != 0;
     const bool has_length = (p->flags & F_CONTENT_LENGTH) != 0;
     r.has_body = chunked || (has_length && p->content_length > 0);

@@ -2,6 +2,22 @@
 
 namespace ls::http {
 
+void Request::reset(Body fresh_body) {
+    std::string kept[] = {std::move(method_name), std::move(target), std::move(path),
+                          std::move(query), std::move(log_model)};
+    HeaderList kept_headers = std::move(headers);
+    *this = Request();
+    for (std::string& k : kept) k.clear();
+    method_name = std::move(kept[0]);
+    target = std::move(kept[1]);
+    path = std::move(kept[2]);
+    query = std::move(kept[3]);
+    log_model = std::move(kept[4]);
+    kept_headers.clear();
+    headers = std::move(kept_headers);
+    body = std::move(fresh_body);
+}
+
 namespace {
 int hex_value(char c) {
     if (c >= '0' && c <= '9') return c - '0';

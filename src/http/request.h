@@ -36,6 +36,10 @@ struct Request {
     std::string log_model;  // the model a proxied request went to (MODEL_ID in the journal)
     bool quiet = false;     // no access log line (a poller's health checks)
     bool debug_log = false; // the access log line at debug level (a scraper's polls)
+
+    // As a new Request with this body, but the strings and the header list keep their
+    // storage: a connection's next request is much like its last, and finds room in place.
+    void reset(Body fresh_body);
 };
 
 // Value of query parameter `name` (percent-decoded), or false when absent.

@@ -78,6 +78,7 @@ struct Members {
     Span name[kMax];
     Span value[kMax];
     size_t n = 0;
+    size_t end = std::string_view::npos; // one past the closing brace; npos: not reached
 
     std::string_view get(std::string_view key) const {
         for (size_t k = 0; k < n; ++k)
@@ -86,9 +87,11 @@ struct Members {
     }
 };
 
+// `object` starts at its '{' and may go on past its end (Members::end says where that is).
 Members members_of(std::string_view object) {
     Members m;
     size_t i = skip_space(object, 1);
+    if (i < object.size() && object[i] == '}') m.end = i + 1;
     while (i < object.size() && object[i] == '"' && m.n < Members::kMax) {
         const size_t key_end = string_end(object, i);
         if (key_end == std::string_view::npos) break;
@@ -101,6 +104,7 @@ Members members_of(std::string_view object) {
         m.name[m.n] = {name.data(), name.size()};
         m.value[m.n++] = {object.data() + i, end - i};
         i = skip_space(object, end);
+        if (i < object.size() && object[i] == '}') m.end = i + 1;
         if (i >= object.size() || object[i] != ',') break;
         i = skip_space(object, i + 1);
     }
@@ -148,8 +152,7 @@ void take(double v, double& into) {
     if (v >= 0) into = v;
 }
 
-void from_usage(std::string_view usage_text, Usage& u) {
-    const Members usage = members_of(usage_text);
+void from_usage(const Members& usage, Usage& u) {
     long long p = integer(usage, "prompt_tokens");
     if (p < 0) p = integer(usage, "input_tokens");
     long long g = integer(usage, "completion_tokens");
@@ -187,14 +190,14 @@ void from_timings(std::string_view timings_text, Usage& u) {
 
 // Where `"usage": {...}` and `"timings": {...}` objects are in a JSON text; only these small
 // objects are then read, never the whole response (a chat answer, or megabytes of embedding
-// numbers), and nothing is allocated. No walk over every string of the text either: the
-// keys are found as bytes. In valid JSON the bytes `"usage"` can occur inside a string only
-// as `\"usage"`, its first quote escaped (a quote that ends a string is followed by `:`, `,`
-// or a bracket, never by a letter), so a match whose quote follows an even run of
-// backslashes is a key.
+// numbers), and nothing is allocated. A usage object is read as it is found (its members
+// walk tells where it ends); the timings after all of them (they defer to usage's counts). No walk
+// over every string of the text either: the keys are found as bytes. In valid JSON the bytes
+// `"usage"` can occur inside a string only as `\"usage"`, its first quote escaped (a quote that
+// ends a string is followed by `:`, `,` or a bracket, never by a letter), so a match whose quote
+// follows an even run of backslashes is a key.
 struct ObjectSpans {
     static constexpr size_t kMax = 8;
-    std::string_view usage[kMax];
     std::string_view timings[kMax];
     size_t n_usage = 0, n_timings = 0;
 };
@@ -236,7 +239,7 @@ size_t next_key(std::string_view text, size_t from, bool& usage) {
     return std::string_view::npos;
 }
 
-ObjectSpans find_objects(std::string_view text) {
+ObjectSpans find_objects(std::string_view text, Usage& u) {
     ObjectSpans spans;
     bool usage = false;
     for (size_t at = next_key(text, 0, usage); at != std::string_view::npos;) {
@@ -245,13 +248,22 @@ ObjectSpans find_objects(std::string_view text) {
         if (k < text.size() && text[k] == ':') {
             k = skip_space(text, k + 1);
             if (k < text.size() && text[k] == '{') {
-                const size_t object_end = value_end(text, k);
-                if (object_end == std::string_view::npos) break; // cut short: tells nothing
-                const std::string_view object = text.substr(k, object_end - k);
-                if (usage && spans.n_usage < ObjectSpans::kMax)
-                    spans.usage[spans.n_usage++] = object;
-                else if (!usage && spans.n_timings < ObjectSpans::kMax)
-                    spans.timings[spans.n_timings++] = object;
+                size_t object_end = std::string_view::npos;
+                if (usage) {
+                    const Members m = members_of(text.substr(k));
+                    // (past Members::kMax members the walk stops short of the end)
+                    object_end = m.end != std::string_view::npos ? k + m.end : value_end(text, k);
+                    if (object_end == std::string_view::npos) break; // cut short: tells nothing
+                    if (spans.n_usage < ObjectSpans::kMax) {
+                        ++spans.n_usage;
+                        from_usage(m, u);
+                    }
+                } else {
+                    object_end = value_end(text, k);
+                    if (object_end == std::string_view::npos) break;
+                    if (spans.n_timings < ObjectSpans::kMax)
+                        spans.timings[spans.n_timings++] = text.substr(k, object_end - k);
+                }
                 resume = object_end; // inside: only counters
             }
         }
@@ -265,10 +277,9 @@ void extract_usage(std::string_view json_text, Usage& u) {
     // A JSON document is an object or an array (SSE text, say, is not).
     const size_t first = skip_space(json_text, 0);
     if (first >= json_text.size() || (json_text[first] != '{' && json_text[first] != '[')) return;
-    const ObjectSpans spans = find_objects(json_text.substr(first));
     // `usage` of the document and of its wrappers (Responses API `response`, Anthropic
     // `message`), then llama.cpp's `timings` for the speeds (and the counts without usage).
-    for (size_t i = 0; i < spans.n_usage; ++i) from_usage(spans.usage[i], u);
+    const ObjectSpans spans = find_objects(json_text.substr(first), u);
     for (size_t i = 0; i < spans.n_timings; ++i) from_timings(spans.timings[i], u);
 }
 
@@ -277,9 +288,14 @@ void UsageScanner::consider(std::string_view text) {
     extract_usage(text, usage_);
 }
 
-void UsageScanner::feed(const char* data, size_t len) {
+void UsageScanner::feed(const char* data, size_t len, bool last) {
     if (!sse_) {
-        if (overflow_) return;
+        if (overflow_ || done_) return;
+        if (last && pending_.empty() && len <= kMaxKept) {
+            consider(std::string_view(data, len));
+            done_ = true;
+            return;
+        }
         if (pending_.size() + len > kMaxKept) {
             overflow_ = true;
             std::string().swap(pending_);
@@ -317,7 +333,7 @@ void UsageScanner::feed(const char* data, size_t len) {
 }
 
 void UsageScanner::finish() {
-    if (!sse_ && !overflow_) consider(pending_);
+    if (!sse_ && !overflow_ && !done_) consider(pending_);
     std::string().swap(pending_);
 }
 

@@ -27,7 +27,9 @@ struct Usage {
 class UsageScanner {
 public:
     explicit UsageScanner(bool sse) : sse_(sse) {}
-    void feed(const char* data, size_t len);
+    // `last`: these bytes end the body. A JSON body that comes whole in one piece is read
+    // where it is, not kept first.
+    void feed(const char* data, size_t len, bool last = false);
     void finish();
     const Usage& usage() const { return usage_; }
 
@@ -37,6 +39,7 @@ private:
     void consider(std::string_view json_text);
     bool sse_;
     bool overflow_ = false;
+    bool done_ = false;   // JSON: read already (a body in one piece)
     std::string pending_; // SSE: the current partial line; JSON: the body so far
     Usage usage_;
 };

@@ -292,16 +292,47 @@ void ProxyExchange::release_model() {
 
 // ------------------------------------------------------------------ request
 
+namespace {
+// Writes a head into a string sized beforehand for the most it can hold: a head is a score
+// of short pieces, and std::string::append checks and may grow for each of them.
+class HeadWriter {
+public:
+    HeadWriter(std::string& out, size_t most) : out_(out) {
+        out_.resize(most);
+        p_ = out_.data();
+    }
+    HeadWriter& operator<<(std::string_view s) {
+        if (static_cast<size_t>(out_.data() + out_.size() - p_) < s.size()) grow(s.size());
+        std::memcpy(p_, s.data(), s.size());
+        p_ += s.size();
+        return *this;
+    }
+    // The string cut to what was written.
+    void finish() { out_.resize(static_cast<size_t>(p_ - out_.data())); }
+
+private:
+    void grow(size_t more) { // (never, when `most` was counted right)
+        const size_t used = static_cast<size_t>(p_ - out_.data());
+        out_.resize(used + more + out_.size());
+        p_ = out_.data() + used;
+    }
+    std::string& out_;
+    char* p_;
+};
+} // namespace
+
 void ProxyExchange::build_request() {
-    head_.clear();
-    head_.reserve(512);
-    head_ += req_.method_name;
-    head_ += ' ';
-    head_ += upstream_->base_path;
-    head_ += opt_.target.empty() ? req_.target : opt_.target; // empty: the client's own
-    head_ += " HTTP/1.1\r\n"sv;
-    bool has_host = false;
     const bool peer = opt_.peer != nullptr;
+    const std::string_view target = opt_.target.empty() ? req_.target : opt_.target;
+    const std::string* upgrade = req_.upgrade ? req_.headers.find("upgrade") : nullptr;
+    // What the head can take at most: every piece below, the client's headers all kept.
+    size_t most = req_.method_name.size() + upstream_->base_path.size() + target.size() + 16 +
+                  upstream_->host_header.size() + 8 + 48 + 32 + (upgrade ? upgrade->size() : 0);
+    for (const auto& h : req_.headers.items()) most += h.name.size() + h.value.size() + 4;
+    if (peer) most += 2 * opt_.peer->api_key.size() + 40;
+    HeadWriter w(head_, most);
+    w << req_.method_name << " "sv << upstream_->base_path << target << " HTTP/1.1\r\n"sv;
+    bool has_host = false;
     const std::string* connection = req_.headers.find("connection");
     const std::string_view connection_value = connection ? *connection : std::string_view();
     for (const auto& h : req_.headers.items()) {
@@ -317,15 +348,12 @@ void ProxyExchange::build_request() {
             if (peer) continue; // a remote server is addressed by its own name
             has_host = true;
         }
-        head_ += h.name;
-        head_ += ": "sv;
-        head_ += h.value;
-        head_ += "\r\n"sv;
+        w << h.name << ": "sv << h.value << "\r\n"sv;
     }
-    if (!has_host) head_ += "Host: " + upstream_->host_header + "\r\n";
+    if (!has_host) w << "Host: "sv << upstream_->host_header << "\r\n"sv;
     if (peer && !opt_.peer->api_key.empty()) {
-        head_ += "Authorization: Bearer " + opt_.peer->api_key + "\r\n";
-        head_ += "x-api-key: " + opt_.peer->api_key + "\r\n";
+        w << "Authorization: Bearer "sv << opt_.peer->api_key << "\r\n"sv;
+        w << "x-api-key: "sv << opt_.peer->api_key << "\r\n"sv;
     }
 
     // A body still arriving (an upload) is announced whole: its rest follows as it comes.
@@ -340,17 +368,17 @@ void ProxyExchange::build_request() {
     if (req_.has_body || body_len > 0) {
         char digits[24];
         const auto end = std::to_chars(digits, digits + sizeof digits, body_len).ptr;
-        head_ += "Content-Length: "sv;
-        head_.append(digits, end);
-        head_ += "\r\n"sv;
+        w << "Content-Length: "sv << std::string_view(digits, static_cast<size_t>(end - digits))
+          << "\r\n"sv;
     }
     if (req_.upgrade) {
         // The one hop-by-hop header pair that must reach the upstream: the switch asked for.
-        if (const std::string* u = req_.headers.find("upgrade")) head_ += "Upgrade: " + *u + "\r\n";
-        head_ += "Connection: Upgrade\r\n\r\n"sv;
+        if (upgrade) w << "Upgrade: "sv << *upgrade << "\r\n"sv;
+        w << "Connection: Upgrade\r\n\r\n"sv;
     } else {
-        head_ += "Connection: keep-alive\r\n\r\n"sv;
+        w << "Connection: keep-alive\r\n\r\n"sv;
     }
+    w.finish();
 
     segments_.push_back({false, 0, head_.size()});
     if (opt_.rewrite.active && opt_.rewrite.end <= total) {
@@ -674,8 +702,8 @@ void ProxyExchange::send_more() {
         llhttp_init(&parser_, HTTP_RESPONSE, &kSettings);
         parser_.data = this;
         resp_headers_.clear();
-        cur_field_.clear();
-        in_value_ = false;
+        resp_length_.reset();
+        new_field_ = true;
         message_complete_ = false;
         resp_head_bytes_ = 0;
     }

@@ -5,6 +5,7 @@
 // the model (in flight) until either side closes.
 #pragma once
 
+#include <array>
 #include <functional>
 #include <llhttp.h>
 #include <memory>
@@ -134,6 +135,16 @@ private:
         size_t offset;  // in the body, or in text
         size_t length;
     };
+    // At most four: the head, then the body whole, or the body around a rewritten field.
+    // In place: a vector cost an allocation per request.
+    struct Segments {
+        std::array<Segment, 4> items;
+        size_t n = 0;
+        size_t size() const { return n; }
+        const Segment& operator[](size_t i) const { return items[i]; }
+        void clear() { n = 0; }
+        void push_back(const Segment& s) { items[n++] = s; }
+    };
 
     static void on_io(struct ev_loop*, ev_io*, int);
     static void on_timeout(struct ev_loop*, ev_timer*, int);
@@ -241,7 +252,7 @@ private:
     config::UpstreamTimeouts timeouts_;
 
     std::string head_; // the request head we send
-    std::vector<Segment> segments_;
+    Segments segments_;
     size_t seg_index_ = 0;
     size_t seg_done_ = 0;
     bool body_checked_ = true; // see ProxyOptions::body_check
@@ -251,8 +262,7 @@ private:
 
     llhttp_t parser_;
     http::HeaderList resp_headers_; // the upstream's head; from its end, the client's
-    std::string cur_field_;
-    bool in_value_ = false;
+    bool new_field_ = true;         // the next header field span starts a new header (connection.h)
     bool upstream_keep_alive_ = false;
     bool paused_for_client_ = false;
     bool message_complete_ = false;
@@ -281,6 +291,7 @@ private:
     bool keep_error_body_ = false;
     double granted_at_ = 0;
     std::optional<metrics::UsageScanner> usage_; // made with a 2xx response head
+    std::optional<uint64_t> resp_length_;        // the response body's Content-Length
     http::PackedHeaders capture_req_headers_;    // see ProxyOptions::capture_limit
     std::optional<std::string> capture_req_body_;
     // The capture's request body is the request's own, in memory: taken when the exchange

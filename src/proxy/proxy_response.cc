@@ -18,11 +18,11 @@ int ProxyExchange::cb_header_field(llhttp_t* p, const char* at, size_t len) {
     ProxyExchange* x = from_parser(p);
     if ((x->resp_head_bytes_ += len + 4) > kMaxResponseHead) return HPE_USER;
     if (x->state_ == State::Relaying) return 0; // a chunked body's trailer: dropped
-    if (x->in_value_) {
-        x->cur_field_.clear();
-        x->in_value_ = false;
+    if (x->new_field_) {
+        x->resp_headers_.add_named({});
+        x->new_field_ = false;
     }
-    x->cur_field_.append(at, len);
+    x->resp_headers_.items().back().name.append(at, len);
     return 0;
 }
 
@@ -30,10 +30,8 @@ int ProxyExchange::cb_header_value(llhttp_t* p, const char* at, size_t len) {
     ProxyExchange* x = from_parser(p);
     if ((x->resp_head_bytes_ += len) > kMaxResponseHead) return HPE_USER;
     if (x->state_ == State::Relaying) return 0; // a trailer (the body is re-framed for the client)
-    if (!x->in_value_) {
-        x->resp_headers_.add_named(x->cur_field_);
-        x->in_value_ = true;
-    }
+    x->new_field_ = true;                       // (llhttp calls this for an empty value too)
+    if (x->resp_headers_.empty()) return HPE_USER; // never: a value follows its field
     x->resp_headers_.items().back().value.append(at, len);
     return 0;
 }
@@ -44,8 +42,7 @@ int ProxyExchange::cb_headers_complete(llhttp_t* p) {
     if (status == 101 && p->upgrade) return 0; // the switch: read_response starts the tunnel
     if (status >= 100 && status < 200) {       // interim response: forget it, the real one follows
         x->resp_headers_.clear();
-        x->cur_field_.clear();
-        x->in_value_ = false;
+        x->new_field_ = true;
         return 0;
     }
     x->upstream_keep_alive_ = llhttp_should_keep_alive(p) != 0;
@@ -86,6 +83,7 @@ int ProxyExchange::cb_headers_complete(llhttp_t* p) {
     } else if ((p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED)) {
         framing = http::Framing::ContentLength;
         length = p->content_length;
+        x->resp_length_ = length;
     } else {
         framing = http::Framing::Chunked;
     }
@@ -137,7 +135,7 @@ int ProxyExchange::cb_body(llhttp_t* p, const char* at, size_t len) {
         else
             x->capture_body_.reset(); // too long to keep
     }
-    if (x->usage_) x->usage_->feed(at, len);
+    if (x->usage_) x->usage_->feed(at, len, x->resp_length_ && x->relayed_ == *x->resp_length_);
     if (x->opt_.observer) x->opt_.observer->on_exchange_progress(x->info_, x->relayed_);
     if (x->client_->output_congested()) x->paused_for_client_ = true;
     return 0;

@@ -673,8 +673,8 @@ std::unique_ptr<BodyScanner> body_scanner_for(const http::Request& req, std::str
         }
         return std::make_unique<MultipartModelScanner>(boundary);
     }
-    if (ct &&
-        http::header_has_token(ct->substr(0, ct->find(';')), "application/x-www-form-urlencoded"))
+    if (ct && http::header_has_token(std::string_view(*ct).substr(0, ct->find(';')),
+                                     "application/x-www-form-urlencoded"))
         return std::make_unique<FormModelScanner>();
     return std::make_unique<JsonModelScanner>();
 }
