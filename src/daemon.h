@@ -93,6 +93,11 @@ private:
     // and the proxy all ask.
     const api::RouteMatch& route_of(const http::Request& req);
     void serve_model_request(http::Connection& conn, http::Request& req);
+    // The connection's body scanner, or null. on_request_head sets the only body observers
+    // there are, scanners all: a static cast (a dynamic_cast per request cost 200 instructions).
+    static router::BodyScanner* body_scanner(http::Connection& conn) {
+        return static_cast<router::BodyScanner*>(conn.body_observer());
+    }
     // The name a model request is routed by: the active profile's pin for the requested
     // name, then a selector's pick. False when it answered the request itself (a disabled
     // pin: 404; a selector with no target: 503). A spillover reservation lands in `hold`.

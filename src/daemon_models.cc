@@ -125,8 +125,8 @@ void Daemon::on_exchange_end(const proxy::ExchangeInfo& info, const proxy::Excha
     rec.timestamp = static_cast<long>(time(nullptr));
     rec.model.assign(info.model);
     // The path the upstream got (the original strips /v and /audioapi before its record).
-    rec.req_path.assign(info.path.starts_with("/upstream/") ? info.route_path
-                                                            : api::upstream_path(info.route_path));
+    const std::string_view upstream_path = api::upstream_path(info.route_path);
+    rec.req_path.assign(info.path.starts_with("/upstream/") ? info.route_path : upstream_path);
     rec.resp_content_type.assign(r.content_type);
     // A response cut short still says the status its head had; none at all: 502, ours.
     rec.resp_status_code = r.status ? r.status : 502;
@@ -148,7 +148,7 @@ void Daemon::on_exchange_end(const proxy::ExchangeInfo& info, const proxy::Excha
     const uint64_t id = rec.id;
     if (id && captures_.enabled()) {
         // The original's capture: a failed request keeps no response body.
-        const unsigned fields = metrics::capture_fields_for(api::upstream_path(info.route_path)) &
+        const unsigned fields = metrics::capture_fields_for(upstream_path) &
                                 (ok ? metrics::kCaptureAll : ~unsigned(metrics::kCaptureRespBody));
         metrics::Capture c;
         c.id = id;
@@ -179,7 +179,7 @@ void Daemon::refuse_model_request(http::Connection& conn, int status, const std:
 }
 
 void Daemon::serve_model_request(http::Connection& conn, http::Request& req) {
-    auto* scanner = dynamic_cast<router::BodyScanner*>(conn.body_observer());
+    router::BodyScanner* scanner = body_scanner(conn);
     router::ModelRef ref;
     if (scanner) {
         // A body still arriving (dispatch_early) is judged whole by the exchange, before its

@@ -160,7 +160,7 @@ bool Daemon::dispatch_early(http::Connection& conn, http::Request& req) {
         return true;
     }
     if (route.kind != api::RouteKind::ModelJson) return false;
-    auto* scanner = dynamic_cast<router::BodyScanner*>(conn.body_observer());
+    router::BodyScanner* scanner = body_scanner(conn);
     if (!scanner || scanner->kind() != router::BodyScanner::Kind::Multipart) return false;
     if (const router::ModelRef& ref = scanner->result(); !ref.found || ref.model.empty())
         return false;

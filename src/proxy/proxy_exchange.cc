@@ -43,6 +43,47 @@ ProxyExchange::ProxyExchange(struct ev_loop* loop, http::Connection& client, htt
     resp_headers_.reserve_typical();
 }
 
+namespace {
+#if defined(__SANITIZE_ADDRESS__) // (gcc; clang says it with __has_feature)
+#define LS_ADDRESS_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LS_ADDRESS_SANITIZER 1
+#endif
+#endif
+#if defined(LS_ADDRESS_SANITIZER)
+constexpr size_t kKeptExchanges = 0; // AddressSanitizer sees every use after free
+#else
+constexpr size_t kKeptExchanges = 16;
+#endif
+struct FreeExchange {
+    FreeExchange* next;
+};
+thread_local FreeExchange* free_exchanges = nullptr;
+thread_local size_t free_exchange_count = 0;
+} // namespace
+
+void* ProxyExchange::operator new(size_t size) {
+    if (size == sizeof(ProxyExchange) && free_exchanges) {
+        FreeExchange* block = free_exchanges;
+        free_exchanges = block->next;
+        --free_exchange_count;
+        return block;
+    }
+    return ::operator new(size);
+}
+
+void ProxyExchange::operator delete(void* p, size_t size) {
+    if (size == sizeof(ProxyExchange) && free_exchange_count < kKeptExchanges) {
+        auto* block = static_cast<FreeExchange*>(p);
+        block->next = free_exchanges;
+        free_exchanges = block;
+        ++free_exchange_count;
+        return;
+    }
+    ::operator delete(p, size);
+}
+
 ProxyExchange::~ProxyExchange() {
     scheduler_.cancel(this);
     if (state_ == State::WaitingConnection) pool_.cancel(this);

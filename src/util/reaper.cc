@@ -20,12 +20,15 @@ void Reaper::defer(std::unique_ptr<Deferred> object) {
 }
 
 void Reaper::run_now() {
-    // Destructors may defer further objects: loop until nothing is left.
+    // Destructors may defer further objects: loop until nothing is left. The two vectors
+    // trade places and keep their storage (a request's end defers one object: no allocation).
+    if (running_) return; // (called from a destructor: the loop below frees the rest)
+    running_ = true;
     while (!queue_.empty()) {
-        std::vector<std::unique_ptr<Deferred>> batch;
-        batch.swap(queue_);
-        batch.clear();
+        batch_.swap(queue_);
+        batch_.clear();
     }
+    running_ = false;
 }
 
 void Reaper::on_prepare(struct ev_loop*, ev_prepare* w, int) {

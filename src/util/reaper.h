@@ -29,6 +29,8 @@ private:
     struct ev_loop* loop_;
     ev_prepare prepare_;
     std::vector<std::unique_ptr<Deferred>> queue_;
+    std::vector<std::unique_ptr<Deferred>> batch_; // being freed (run_now)
+    bool running_ = false;
 };
 
 } // namespace ls
