@@ -109,6 +109,13 @@ bool is_hop_by_hop(Field f, std::string_view name, std::string_view connection) 
     return is_hop_by_hop(f) || (!connection.empty() && header_has_token(connection, name));
 }
 
+std::string_view connection_names(const std::string* value) {
+    if (!value) return {};
+    const std::string_view v = trim(*value);
+    if (iequals(v, "keep-alive") || iequals(v, "close")) return {};
+    return *value;
+}
+
 bool is_hop_by_hop(std::string_view name, std::string_view connection) {
     return is_hop_by_hop(field_of(name), name, connection);
 }

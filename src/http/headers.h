@@ -120,6 +120,11 @@ bool is_hop_by_hop(Field f);
 bool is_hop_by_hop(std::string_view name, const HeaderList& headers);
 // The same, given the message's Connection header value (looked up once for all its fields).
 bool is_hop_by_hop(std::string_view name, std::string_view connection);
+// A Connection header's value (null: none) as far as it names other headers for the
+// `connection` argument above: empty when it says only "keep-alive" or "close", as nearly
+// every message does (those name no header beyond the hop-by-hop set), so that the filters
+// need not look for each field's name in it.
+std::string_view connection_names(const std::string* value);
 // The same, the field's name already classified (a filter loop that classifies it anyway).
 bool is_hop_by_hop(Field f, std::string_view name, std::string_view connection);
 

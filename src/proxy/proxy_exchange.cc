@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "http/error_body.h"
+#include "http/head_writer.h"
 #include "util/log.h"
 
 namespace ls::proxy {
@@ -333,36 +334,33 @@ void ProxyExchange::release_model() {
 
 // ------------------------------------------------------------------ request
 
-namespace {
-// Writes a head into a string sized beforehand for the most it can hold: a head is a score
-// of short pieces, and std::string::append checks and may grow for each of them.
-class HeadWriter {
-public:
-    HeadWriter(std::string& out, size_t most) : out_(out) {
-        out_.resize(most);
-        p_ = out_.data();
-    }
-    HeadWriter& operator<<(std::string_view s) {
-        if (static_cast<size_t>(out_.data() + out_.size() - p_) < s.size()) grow(s.size());
-        std::memcpy(p_, s.data(), s.size());
-        p_ += s.size();
-        return *this;
-    }
-    // The string cut to what was written.
-    void finish() { out_.resize(static_cast<size_t>(p_ - out_.data())); }
-
-private:
-    void grow(size_t more) { // (never, when `most` was counted right)
-        const size_t used = static_cast<size_t>(p_ - out_.data());
-        out_.resize(used + more + out_.size());
-        p_ = out_.data() + used;
-    }
-    std::string& out_;
-    char* p_;
-};
-} // namespace
-
 void ProxyExchange::build_request() {
+    // A body still arriving (an upload) is announced whole: its rest follows as it comes.
+    const size_t total = req_.body_complete ? req_.body.size() : req_.content_length;
+    size_t body_len = total;
+    if (opt_.rewrite.active && opt_.rewrite.end <= body_len &&
+        opt_.rewrite.begin <= opt_.rewrite.end) {
+        body_len =
+            body_len - (opt_.rewrite.end - opt_.rewrite.begin) + opt_.rewrite.replacement.size();
+    }
+    head_.clear();
+    write_request_head(body_len);
+
+    segments_.clear();
+    segments_.push_back({false, 0, head_.size()});
+    if (opt_.rewrite.active && opt_.rewrite.end <= total) {
+        segments_.push_back({true, 0, opt_.rewrite.begin});
+        segments_.push_back({false, head_.size(), opt_.rewrite.replacement.size()});
+        head_ += opt_.rewrite.replacement; // text segment after the head
+        segments_.push_back({true, opt_.rewrite.end, total - opt_.rewrite.end});
+    } else if (total > 0) {
+        segments_.push_back({true, 0, total});
+    }
+    seg_index_ = 0;
+    seg_done_ = 0;
+}
+
+void ProxyExchange::write_request_head(size_t body_len) {
     const bool peer = opt_.peer != nullptr;
     const std::string_view target = opt_.target.empty() ? req_.target : opt_.target;
     const std::string* upgrade = req_.upgrade ? req_.headers.find("upgrade") : nullptr;
@@ -371,14 +369,13 @@ void ProxyExchange::build_request() {
                   upstream_->host_header.size() + 8 + 48 + 32 + (upgrade ? upgrade->size() : 0);
     for (const auto& h : req_.headers.items()) most += h.name.size() + h.value.size() + 4;
     if (peer) most += 2 * opt_.peer->api_key.size() + 40;
-    HeadWriter w(head_, most);
+    http::HeadWriter w(head_, most);
     w << req_.method_name << " "sv << upstream_->base_path << target << " HTTP/1.1\r\n"sv;
     bool has_host = false;
-    const std::string* connection = req_.headers.find("connection");
-    const std::string_view connection_value = connection ? *connection : std::string_view();
+    const std::string_view connection = http::connection_names(req_.headers.find("connection"));
     for (const auto& h : req_.headers.items()) {
         const http::Field f = http::field_of(h.name);
-        if (http::is_hop_by_hop(f, h.name, connection_value) || f == http::Field::ContentLength ||
+        if (http::is_hop_by_hop(f, h.name, connection) || f == http::Field::ContentLength ||
             f == http::Field::Expect)
             continue;
         // A peer gets its own key, never the client's.
@@ -396,16 +393,6 @@ void ProxyExchange::build_request() {
         w << "Authorization: Bearer "sv << opt_.peer->api_key << "\r\n"sv;
         w << "x-api-key: "sv << opt_.peer->api_key << "\r\n"sv;
     }
-
-    // A body still arriving (an upload) is announced whole: its rest follows as it comes.
-    const size_t total = req_.body_complete ? req_.body.size() : req_.content_length;
-    size_t body_len = total;
-    segments_.clear();
-    if (opt_.rewrite.active && opt_.rewrite.end <= body_len &&
-        opt_.rewrite.begin <= opt_.rewrite.end) {
-        body_len =
-            body_len - (opt_.rewrite.end - opt_.rewrite.begin) + opt_.rewrite.replacement.size();
-    }
     if (req_.has_body || body_len > 0) {
         char digits[24];
         const auto end = std::to_chars(digits, digits + sizeof digits, body_len).ptr;
@@ -419,19 +406,6 @@ void ProxyExchange::build_request() {
     } else {
         w << "Connection: keep-alive\r\n\r\n"sv;
     }
-    w.finish();
-
-    segments_.push_back({false, 0, head_.size()});
-    if (opt_.rewrite.active && opt_.rewrite.end <= total) {
-        segments_.push_back({true, 0, opt_.rewrite.begin});
-        segments_.push_back({false, head_.size(), opt_.rewrite.replacement.size()});
-        head_ += opt_.rewrite.replacement; // text segment after the head
-        segments_.push_back({true, opt_.rewrite.end, total - opt_.rewrite.end});
-    } else if (total > 0) {
-        segments_.push_back({true, 0, total});
-    }
-    seg_index_ = 0;
-    seg_done_ = 0;
 }
 
 void ProxyExchange::acquire_connection() {

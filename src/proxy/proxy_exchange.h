@@ -185,6 +185,7 @@ private:
     // Connects sock_ afresh: a new slot, or the slot of a stale pooled connection.
     void open_connection();
     void build_request();
+    void write_request_head(size_t body_len); // appends to head_ (build_request)
     void handle_io(int revents);
     void send_more();
     void read_response();

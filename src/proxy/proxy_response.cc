@@ -49,14 +49,14 @@ int ProxyExchange::cb_headers_complete(llhttp_t* p) {
     const bool head = x->req_.method == HTTP_HEAD;
     const bool no_body = head || status == 204 || status == 304;
     std::string no_body_length; // what a body-less answer says its body would be
-    if (const std::string* cl = x->resp_headers_.find("content-length"); cl && no_body)
+    if (const std::string* cl = no_body ? x->resp_headers_.find("content-length") : nullptr)
         no_body_length = *cl;
 
     // The client's head is the upstream's, filtered in place (no copy per request): without
     // the hop-by-hop fields and the framing, which is ours.
     http::HeaderList& out = x->resp_headers_;
-    std::string connection;
-    if (const std::string* c = out.find("connection")) connection = *c;
+    // (a copy: the list is reordered below)
+    const std::string connection(http::connection_names(out.find("connection")));
     std::vector<http::Header>& items = out.items();
     size_t kept = 0;
     size_t content_type = items.size(); // its index once kept; none: items.size()

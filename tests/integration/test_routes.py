@@ -547,6 +547,26 @@ class UpstreamPassthrough(unittest.TestCase):
             self.assertEqual(d.running_models(), ["a"])
             self.assertEqual(d.starts("a"), 1)
 
+    def test_hop_by_hop_fields_stay_behind(self):
+        # Fields the client's Connection header names, and the hop-by-hop set, are not passed
+        # on; with the usual "Connection: keep-alive" every other field is.
+        with h4.Daemon(upstream_cfg()) as d:
+            for connection, dropped in (("keep-alive, X-Secret", {"x-secret"}),
+                                        ("Keep-Alive", set()), ("close", set())):
+                with d.raw(timeout=15) as c:
+                    c.send(b"GET /upstream/a/echo/h HTTP/1.1\r\nHost: x\r\n"
+                           b"Connection: %s\r\nX-Secret: 1\r\nX-Kept: 2\r\n"
+                           b"Keep-Alive: timeout=5\r\nTE: trailers\r\n\r\n" % connection.encode())
+                    r = c.read_response()
+                self.assertEqual(r.status, 200, r)
+                seen = r.json()["headers"]
+                self.assertEqual(seen.get("x-kept"), "2", (connection, seen))
+                for name in {"x-secret"} - dropped:
+                    self.assertEqual(seen.get(name), "1", (connection, seen))
+                for name in dropped | {"keep-alive", "te"}:
+                    self.assertNotIn(name, seen, (connection, seen))
+                self.assertEqual(seen.get("connection"), "keep-alive", seen)  # ours, upstream
+
     def test_longest_prefix(self):
         with h4.Daemon(upstream_cfg()) as d:
             r = d.request("GET", "/upstream/a/b/echo/x?q=2")

@@ -106,6 +106,18 @@ Test(headers, header_has_token) {
     cr_assert_not(header_has_token("a, b", "a, b"));
 }
 
+Test(headers, connection_names) {
+    // What a Connection header names beyond the hop-by-hop set: nothing for the usual values.
+    const std::string keep = "Keep-Alive", close = " close ", listed = "keep-alive, X-Secret";
+    cr_assert(connection_names(nullptr).empty());
+    cr_assert(connection_names(&keep).empty());
+    cr_assert(connection_names(&close).empty());
+    cr_assert(connection_names(&listed) == listed);
+    // A field the header names is still hop-by-hop with the value as it comes back.
+    cr_assert(is_hop_by_hop(Field::Other, "x-secret", connection_names(&listed)));
+    cr_assert_not(is_hop_by_hop(Field::Other, "x-secret", connection_names(&keep)));
+}
+
 Test(headers, header_list_find_set_remove) {
     HeaderList h;
     cr_assert(h.empty());
