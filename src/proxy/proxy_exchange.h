@@ -296,7 +296,6 @@ private:
     bool keep_error_body_ = false;
     double granted_at_ = 0;
     std::optional<metrics::UsageScanner> usage_; // made with a 2xx response head
-    std::optional<uint64_t> resp_length_;        // the response body's Content-Length
     http::PackedHeaders capture_req_headers_;    // see ProxyOptions::capture_limit
     std::optional<std::string> capture_req_body_;
     // The capture's request body is the request's own, in memory: taken when the exchange

@@ -83,7 +83,6 @@ int ProxyExchange::cb_headers_complete(llhttp_t* p) {
     } else if ((p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED)) {
         framing = http::Framing::ContentLength;
         length = p->content_length;
-        x->resp_length_ = length;
     } else {
         framing = http::Framing::Chunked;
     }
@@ -135,7 +134,10 @@ int ProxyExchange::cb_body(llhttp_t* p, const char* at, size_t len) {
         else
             x->capture_body_.reset(); // too long to keep
     }
-    if (x->usage_) x->usage_->feed(at, len, x->resp_length_ && x->relayed_ == *x->resp_length_);
+    // llhttp counts a Content-Length body down before each piece: 0, the last one.
+    const bool last_piece =
+        (p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED) && p->content_length == 0;
+    if (x->usage_) x->usage_->feed(at, len, last_piece);
     if (x->opt_.observer) x->opt_.observer->on_exchange_progress(x->info_, x->relayed_);
     if (x->client_->output_congested()) x->paused_for_client_ = true;
     return 0;

@@ -17,6 +17,7 @@
 
 #include "http/body.h"
 #include "http/error_body.h"
+#include "http/head_writer.h"
 #include "http/headers.h"
 #include "http/packed_headers.h"
 #include "http/request.h"
@@ -27,6 +28,7 @@
 #include "util/unique_fd.h"
 
 using namespace ls::http;
+using namespace std::literals;
 
 // ------------------------------------------------------------------ headers
 
@@ -104,6 +106,21 @@ Test(headers, header_has_token) {
     cr_assert_not(header_has_token("keep-alive", "alive"));
     cr_assert_not(header_has_token("", "close"));
     cr_assert_not(header_has_token("a, b", "a, b"));
+}
+
+Test(headers, head_writer_appends_and_grows) {
+    std::string out = "kept|";
+    {
+        HeadWriter w(out, 8); // room for 8: the rest makes it grow
+        w << "GET "sv << std::string(300, 'p') << " HTTP/1.1\r\n"sv;
+    }
+    cr_assert(out == "kept|GET " + std::string(300, 'p') + " HTTP/1.1\r\n");
+    {
+        HeadWriter w(out, 1024); // room to spare: cut to what was written
+        w << "X: 1\r\n"sv;
+    }
+    cr_assert(out.ends_with(" HTTP/1.1\r\nX: 1\r\n"));
+    cr_assert_eq(out.size(), 5 + 4 + 300 + 11 + 6);
 }
 
 Test(headers, connection_names) {

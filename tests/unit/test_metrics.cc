@@ -32,7 +32,7 @@ Usage scan_chunks(const std::string& text, bool sse, std::mt19937& rng, size_t m
     while (i < text.size()) {
         size_t n = std::uniform_int_distribution<size_t>(1, max_chunk)(rng);
         if (n > text.size() - i) n = text.size() - i;
-        s.feed(text.data() + i, n);
+        s.feed(text.data() + i, n, i + n == text.size()); // as the proxy says the last piece
         i += n;
     }
     s.finish();
@@ -202,6 +202,29 @@ Test(usage, json_chunked_same_as_whole) {
     std::mt19937 rng(7);
     Usage whole = scan(body, false);
     for (int i = 0; i < 20; ++i) assert_same(scan_chunks(body, false, rng, 5), whole);
+}
+
+Test(usage, json_in_one_last_piece_is_read_in_place) {
+    // The proxy marks a Content-Length body's last piece: a body in one piece is read where
+    // it is (not kept first), with the same result, and read once.
+    const std::string body =
+        "{\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":34,"
+        "\"prompt_tokens_details\":{\"cached_tokens\":5}},"
+        "\"timings\":{\"prompt_n\":10,\"predicted_n\":30,\"prompt_per_second\":1.5}}";
+    UsageScanner s(false);
+    s.feed(body.data(), body.size(), true);
+    s.feed("garbage after the end", 21); // (llhttp passes nothing after the last piece)
+    s.finish();
+    assert_same(s.usage(), scan(body, false));
+    cr_assert_eq(s.usage().cached_tokens, 5);
+    // Over the limit, one piece or not, nothing is read.
+    std::string big = "{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2},\"pad\":\"";
+    big.append(UsageScanner::kMaxKept, 'x');
+    big += "\"}";
+    UsageScanner t(false);
+    t.feed(big.data(), big.size(), true);
+    t.finish();
+    assert_unknown(t.usage());
 }
 
 Test(usage, json_larger_than_kept_is_ignored) {
